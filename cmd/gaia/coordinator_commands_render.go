@@ -1,0 +1,232 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	coordinatorv1 "github.com/gaia-platform/gaia/proto/gaia/coordinator/v1"
+	typev1 "github.com/gaia-platform/gaia/proto/gaia/type/v1"
+)
+
+// Human output of the coordinator commands: aligned columns, times in RFC
+// 3339, durations rounded, enum values by their short lower-case names.
+
+func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0) }
+
+func renderClusterStatus(w io.Writer, st *coordinatorv1.GetClusterStatusResponse) error {
+	tw := newTable(w)
+	fmt.Fprintf(tw, "leader:\t%s\n", formatLeader(st.GetLeader()))
+	fmt.Fprintf(tw, "term:\t%d\n", st.GetTerm())
+	fmt.Fprintf(tw, "commit index:\t%d\n", st.GetCommitIndex())
+	fmt.Fprintf(tw, "applied index:\t%d\n", st.GetAppliedIndex())
+	fmt.Fprintf(tw, "last log index:\t%d\n", st.GetLastLogIndex())
+	fmt.Fprintf(tw, "last snapshot:\t%s\n", formatSnapshot(st.GetLastSnapshot()))
+	fmt.Fprintf(tw, "sessions:\t%d\n", st.GetSessions())
+	fmt.Fprintf(tw, "locks:\t%d\n", st.GetLocks())
+	fmt.Fprintf(tw, "answered by:\t%s\n", orDash(st.GetAnsweredBy()))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	return renderNodes(w, st.GetNodes())
+}
+
+func renderNodes(w io.Writer, nodes []*coordinatorv1.Node) error {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "NODE\tRAFT ADDRESS\tSUFFRAGE\tSTATE\tLAST CONTACT")
+	for _, n := range nodes {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n",
+			n.GetNodeId(), orDash(n.GetRaftAddress()), enumName(n.GetSuffrage()), enumName(n.GetState()), formatTime(n.GetLastContactAt()))
+	}
+	return tw.Flush()
+}
+
+func formatLeader(l *coordinatorv1.LeaderInfo) string {
+	if l.GetNodeId() == "" && l.GetRaftAddress() == "" {
+		return "none"
+	}
+	s := orDash(l.GetNodeId())
+	if a := l.GetRaftAddress(); a != "" {
+		s += " raft " + a
+	}
+	if a := l.GetGrpcAddress(); a != "" {
+		s += " grpc " + a
+	}
+	return s
+}
+
+func formatSnapshot(s *coordinatorv1.Snapshot) string {
+	if s == nil {
+		return "none"
+	}
+	return fmt.Sprintf("%s (index %d, term %d, taken %s, %s)",
+		orDash(s.GetId()), s.GetIndex(), s.GetTerm(), formatTime(s.GetTakenAt()), formatBytes(s.GetSizeBytes()))
+}
+
+func renderSessions(w io.Writer, sessions []*coordinatorv1.Session) error {
+	if len(sessions) == 0 {
+		_, err := fmt.Fprintln(w, "no sessions")
+		return err
+	}
+	tw := newTable(w)
+	fmt.Fprintln(tw, "ID\tNAME\tTIER\tPROVIDER\tSTATUS\tTASKS\tAVAILABLE\tLAST HEARTBEAT\tACTIVITY")
+	for _, s := range sessions {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\n",
+			s.GetSessionId(), s.GetName(), enumName(s.GetTier()), enumName(s.GetProvider()), enumName(s.GetStatus()),
+			s.GetCurrentTaskCount(), s.GetMaxConcurrentTasks(), yesNo(s.GetAvailable()),
+			formatTime(s.GetLastHeartbeatAt()), orDash(oneLine(s.GetActivity())))
+	}
+	return tw.Flush()
+}
+
+func renderSession(w io.Writer, s *coordinatorv1.Session) error {
+	tw := newTable(w)
+	fmt.Fprintf(tw, "id:\t%s\n", s.GetSessionId())
+	fmt.Fprintf(tw, "name:\t%s\n", s.GetName())
+	fmt.Fprintf(tw, "tier:\t%s\n", enumName(s.GetTier()))
+	fmt.Fprintf(tw, "provider:\t%s\n", enumName(s.GetProvider()))
+	fmt.Fprintf(tw, "status:\t%s\n", enumName(s.GetStatus()))
+	fmt.Fprintf(tw, "active:\t%s\n", yesNo(s.GetActive()))
+	fmt.Fprintf(tw, "healthy:\t%s (%d consecutive failures)\n", yesNo(s.GetHealthy()), s.GetConsecutiveFailures())
+	fmt.Fprintf(tw, "available:\t%s\n", yesNo(s.GetAvailable()))
+	fmt.Fprintf(tw, "tasks:\t%d of %d\n", s.GetCurrentTaskCount(), s.GetMaxConcurrentTasks())
+	fmt.Fprintf(tw, "activity:\t%s\n", orDash(oneLine(s.GetActivity())))
+	fmt.Fprintf(tw, "labels:\t%s\n", formatLabels(s.GetLabels()))
+	fmt.Fprintf(tw, "time windows:\t%s\n", formatTimeWindows(s.GetTimeWindows()))
+	fmt.Fprintf(tw, "registered at:\t%s (index %d)\n", formatTime(s.GetRegisteredAt()), s.GetRegisteredIndex())
+	fmt.Fprintf(tw, "last heartbeat:\t%s\n", formatTime(s.GetLastHeartbeatAt()))
+	fmt.Fprintf(tw, "lease expires:\t%s\n", formatTime(s.GetLeaseExpiresAt()))
+	fmt.Fprintf(tw, "status changed:\t%s\n", formatTime(s.GetStatusChangedAt()))
+	return tw.Flush()
+}
+
+func renderLocks(w io.Writer, locks []*coordinatorv1.Lock) error {
+	if len(locks) == 0 {
+		_, err := fmt.Fprintln(w, "no locks")
+		return err
+	}
+	tw := newTable(w)
+	fmt.Fprintln(tw, "KEY\tOWNER\tOWNER NAME\tFENCING TOKEN\tACQUIRED\tEXPIRES\tTTL\tWAITERS")
+	for _, l := range locks {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%d\n",
+			l.GetKey(), l.GetOwnerSessionId(), orDash(l.GetOwnerSessionName()), l.GetFencingToken(),
+			formatTime(l.GetAcquiredAt()), formatTime(l.GetExpiresAt()), formatDuration(l.GetTtl()), l.GetWaiters())
+	}
+	return tw.Flush()
+}
+
+func renderLock(w io.Writer, l *coordinatorv1.Lock) error {
+	tw := newTable(w)
+	fmt.Fprintf(tw, "key:\t%s\n", l.GetKey())
+	fmt.Fprintf(tw, "owner:\t%s (%s)\n", l.GetOwnerSessionId(), orDash(l.GetOwnerSessionName()))
+	fmt.Fprintf(tw, "fencing token:\t%d\n", l.GetFencingToken())
+	fmt.Fprintf(tw, "acquired at:\t%s\n", formatTime(l.GetAcquiredAt()))
+	fmt.Fprintf(tw, "expires at:\t%s\n", formatTime(l.GetExpiresAt()))
+	fmt.Fprintf(tw, "ttl:\t%s\n", formatDuration(l.GetTtl()))
+	fmt.Fprintf(tw, "waiters:\t%d\n", l.GetWaiters())
+	return tw.Flush()
+}
+
+// formatTime shows a timestamp in RFC 3339, UTC; unset is "-".
+func formatTime(ts *timestamppb.Timestamp) string {
+	if ts == nil {
+		return "-"
+	}
+	return ts.AsTime().UTC().Format(time.RFC3339)
+}
+
+// formatDuration rounds a duration to what a person reads: milliseconds
+// under a second, tenths of a second under a minute, seconds above.
+func formatDuration(d *durationpb.Duration) string {
+	if d == nil {
+		return "-"
+	}
+	v := d.AsDuration()
+	switch {
+	case v < time.Second:
+		return v.Round(time.Millisecond).String()
+	case v < time.Minute:
+		return v.Round(100 * time.Millisecond).String()
+	default:
+		return v.Round(time.Second).String()
+	}
+}
+
+func formatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// formatLabels shows labels sorted by key: "repo=web,team=core".
+func formatLabels(labels map[string]string) string {
+	if len(labels) == 0 {
+		return "-"
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		parts = append(parts, k+"="+labels[k])
+	}
+	return strings.Join(parts, ",")
+}
+
+// formatTimeWindows shows windows as "mon,tue 09:30-17:00 Europe/Paris; …".
+func formatTimeWindows(windows []*typev1.TimeWindow) string {
+	if len(windows) == 0 {
+		return "always"
+	}
+	var parts []string
+	for _, tw := range windows {
+		days := "every day"
+		if len(tw.GetDays()) > 0 {
+			var ds []string
+			for _, d := range tw.GetDays() {
+				name := enumName(d)
+				ds = append(ds, name[:min(3, len(name))])
+			}
+			days = strings.Join(ds, ",")
+		}
+		zone := tw.GetTimeZone()
+		if zone == "" {
+			zone = "UTC"
+		}
+		parts = append(parts, fmt.Sprintf("%s %s-%s %s", days, clock(tw.GetStartMinute()), clock(tw.GetEndMinute()), zone))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func clock(minute int32) string { return fmt.Sprintf("%02d:%02d", minute/60, minute%60) }
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// oneLine keeps a free-text field from breaking a table row.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	coordinatorv1 "github.com/gaia-platform/gaia/proto/gaia/coordinator/v1"
+	"github.com/gaia-platform/gaia/services/coordinator/client"
+)
+
+// maxPageSize is the largest page the coordinator serves.
+const maxPageSize = 1000
+
+func newSessionCommand() *cobra.Command {
+	cmd, f := newCoordinatorGroup("session", "Inspect agent sessions")
+	cmd.AddCommand(newSessionListCommand(f), newSessionGetCommand(f))
+	return cmd
+}
+
+// sessionListFlags are the filters of `gaia session list`.
+type sessionListFlags struct {
+	statuses  []string
+	tier      string
+	provider  string
+	available bool
+	labels    []string
+	limit     int
+}
+
+// request turns the filters into a ListSessionsRequest; bad values are usage
+// errors naming the flag.
+func (s sessionListFlags) request() (*coordinatorv1.ListSessionsRequest, error) {
+	if s.limit < 0 {
+		return nil, usageError{fmt.Errorf("invalid value %d for --limit: want 0 (no limit) or more", s.limit)}
+	}
+	req := &coordinatorv1.ListSessionsRequest{AvailableOnly: s.available}
+	for _, v := range s.statuses {
+		n, err := parseEnum("status", v, coordinatorv1.SessionStatus(0).Descriptor())
+		if err != nil {
+			return nil, err
+		}
+		req.Statuses = append(req.Statuses, coordinatorv1.SessionStatus(n))
+	}
+	if s.tier != "" {
+		n, err := parseEnum("tier", s.tier, coordinatorv1.SessionTier(0).Descriptor())
+		if err != nil {
+			return nil, err
+		}
+		req.Tiers = []coordinatorv1.SessionTier{coordinatorv1.SessionTier(n)}
+	}
+	if s.provider != "" {
+		n, err := parseEnum("provider", s.provider, coordinatorv1.Provider(0).Descriptor())
+		if err != nil {
+			return nil, err
+		}
+		req.Providers = []coordinatorv1.Provider{coordinatorv1.Provider(n)}
+	}
+	for _, kv := range s.labels {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, usageError{fmt.Errorf("invalid value %q for --label: want key=value", kv)}
+		}
+		if req.Labels == nil {
+			req.Labels = map[string]string{}
+		}
+		req.Labels[k] = v
+	}
+	return req, nil
+}
+
+func newSessionListCommand(f *coordinatorFlags) *cobra.Command {
+	var s sessionListFlags
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List sessions, filtered (all pages, up to --limit)",
+		Args:  wrapArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			req, err := s.request()
+			if err != nil {
+				return err
+			}
+			return f.call(cmd, 0, func(ctx context.Context, c *client.Client) error {
+				resp, err := listAllSessions(ctx, c.Sessions(), req, s.limit)
+				if err != nil {
+					return err
+				}
+				return f.print(cmd.OutOrStdout(), resp, func(w io.Writer) error { return renderSessions(w, resp.GetSessions()) })
+			})
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringSliceVar(&s.statuses, "status", nil, "only sessions in this state, repeatable: "+strings.Join(enumShortNames(coordinatorv1.SessionStatus(0).Descriptor()), ", ")+" (default all but deregistered)")
+	fl.StringVar(&s.tier, "tier", "", "only this tier: "+strings.Join(enumShortNames(coordinatorv1.SessionTier(0).Descriptor()), ", "))
+	fl.StringVar(&s.provider, "provider", "", "only this provider: "+strings.Join(enumShortNames(coordinatorv1.Provider(0).Descriptor()), ", "))
+	fl.BoolVar(&s.available, "available", false, "only sessions that can take a task now")
+	fl.StringArrayVar(&s.labels, "label", nil, "only sessions carrying this label, key=value, repeatable")
+	fl.IntVar(&s.limit, "limit", 0, "at most this many sessions (0: all)")
+	return cmd
+}
+
+// listAllSessions follows next_page_token until the last page or until limit
+// sessions (limit 0: no limit), and returns them as one response. When the
+// limit cut the listing short, next_page_token says where it stopped.
+func listAllSessions(ctx context.Context, sessions coordinatorv1.SessionServiceClient, req *coordinatorv1.ListSessionsRequest, limit int) (*coordinatorv1.ListSessionsResponse, error) {
+	all := &coordinatorv1.ListSessionsResponse{}
+	for {
+		req.PageSize = maxPageSize
+		if limit > 0 {
+			req.PageSize = int32(min(limit-len(all.Sessions), maxPageSize))
+		}
+		resp, err := sessions.ListSessions(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		all.Sessions = append(all.Sessions, resp.GetSessions()...)
+		if limit > 0 && len(all.Sessions) >= limit {
+			all.Sessions = all.Sessions[:limit]
+			all.NextPageToken = resp.GetNextPageToken()
+			return all, nil
+		}
+		if resp.GetNextPageToken() == "" {
+			return all, nil
+		}
+		if resp.GetNextPageToken() == req.GetPageToken() {
+			return nil, errors.New("coordinator returned the same page token twice")
+		}
+		req.PageToken = resp.GetNextPageToken()
+	}
+}
+
+func newSessionGetCommand(f *coordinatorFlags) *cobra.Command {
+	var name string
+	cmd := &cobra.Command{
+		Use:   "get (ID | --name NAME)",
+		Short: "Show one session, by id or by the name of a live session",
+		Args:  wrapArgs(cobra.MaximumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := &coordinatorv1.GetSessionRequest{Name: name}
+			switch {
+			case len(args) == 1 && cmd.Flags().Changed("name"):
+				return usageError{errors.New("give a session id or --name, not both")}
+			case len(args) == 1:
+				req.SessionId = args[0]
+			case name == "":
+				return usageError{errors.New("give a session id or --name")}
+			}
+			return f.call(cmd, 0, func(ctx context.Context, c *client.Client) error {
+				resp, err := c.Sessions().GetSession(ctx, req)
+				if err != nil {
+					return err
+				}
+				return f.print(cmd.OutOrStdout(), resp, func(w io.Writer) error { return renderSession(w, resp.GetSession()) })
+			})
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", "", "the name of a live session")
+	return cmd
+}

@@ -1,0 +1,7 @@
+// Package pg owns how GAIA services reach PostgreSQL: opening a connection
+// pool that waits for a server that is still starting, creating a service's
+// database on first start, and keeping passwords out of anything printed.
+//
+// It knows nothing of any service's tables; schema changes belong to the
+// migrate subpackage and each service's own migrations.
+package pg

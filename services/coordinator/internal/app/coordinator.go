@@ -1,0 +1,285 @@
+package app
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"go.uber.org/zap"
+
+	"github.com/gaia-platform/gaia/internal/domainerr"
+	"github.com/gaia-platform/gaia/services/coordinator/internal/fsm"
+	"github.com/gaia-platform/gaia/services/coordinator/internal/liveness"
+	"github.com/gaia-platform/gaia/services/coordinator/internal/state"
+)
+
+// Config tunes the coordinator's use cases.
+type Config struct {
+	NodeID string
+	// GRPCAddress is the address other nodes and clients reach this node's
+	// gRPC server at; the leader records it so that followers can forward.
+	GRPCAddress       string
+	LeaseTimeout      time.Duration
+	HeartbeatInterval time.Duration
+	// FailoverGrace is added to every lease when this node becomes leader, so
+	// that sessions have time to find the new leader before they are judged.
+	FailoverGrace time.Duration
+	// JoinSecret, when set, must accompany every registration.
+	JoinSecret string
+	// AdminToken, when set, must accompany every cluster membership change.
+	AdminToken string
+	// ApplyTimeout bounds how long a command may wait to be committed.
+	ApplyTimeout time.Duration
+	// SessionRetention is how long failed and deregistered sessions stay
+	// visible before they are purged.
+	SessionRetention time.Duration
+}
+
+// Coordinator runs the coordinator's use cases on one node. Writes go
+// through Raft; leader-only work (leases, lock expiry, lock waiters) runs
+// while this node leads.
+type Coordinator struct {
+	cfg       Config
+	raft      *raft.Raft
+	snapshots raft.SnapshotStore
+	fsm       *fsm.FSM
+	store     *state.Store
+	log       *zap.Logger
+	now       func() time.Time
+
+	leases  *liveness.Tracker
+	waiters *lockWaiters
+
+	mu          sync.Mutex
+	leading     bool
+	leaderSince time.Time
+	stopLeading context.CancelFunc
+	leaderLoops sync.WaitGroup
+
+	// pending transitions already proposed, so that a beat storm does not
+	// propose the same change many times.
+	proposing sync.Map // session id → state.Status
+}
+
+// New builds the use cases over a Raft node and its state machine.
+func New(cfg Config, r *raft.Raft, snapshots raft.SnapshotStore, f *fsm.FSM, log *zap.Logger) *Coordinator {
+	if cfg.ApplyTimeout <= 0 {
+		cfg.ApplyTimeout = 5 * time.Second
+	}
+	if cfg.SessionRetention <= 0 {
+		cfg.SessionRetention = time.Hour
+	}
+	c := &Coordinator{
+		cfg:       cfg,
+		raft:      r,
+		snapshots: snapshots,
+		fsm:       f,
+		store:     f.Store(),
+		log:       log,
+		now:       time.Now,
+		leases:    liveness.NewTracker(cfg.LeaseTimeout),
+		waiters:   newLockWaiters(),
+	}
+	f.OnLockFreed(c.waiters.freed)
+	return c
+}
+
+// Run follows this node's leadership until ctx ends: on gaining it, it
+// records the node's address, re-arms every lease with the failover grace and
+// starts the leader's loops; on losing it, it stops them.
+func (c *Coordinator) Run(ctx context.Context) {
+	obs := make(chan raft.Observation, 16)
+	observer := raft.NewObserver(obs, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	c.raft.RegisterObserver(observer)
+	defer c.raft.DeregisterObserver(observer)
+
+	check := time.NewTicker(250 * time.Millisecond)
+	defer check.Stop()
+	for {
+		c.syncLeadership(ctx)
+		select {
+		case <-ctx.Done():
+			c.loseLeadership()
+			return
+		case <-obs:
+		case <-check.C:
+		}
+	}
+}
+
+func (c *Coordinator) syncLeadership(ctx context.Context) {
+	isLeader := c.raft.State() == raft.Leader
+	c.mu.Lock()
+	leading := c.leading
+	c.mu.Unlock()
+	switch {
+	case isLeader && !leading:
+		c.gainLeadership(ctx)
+	case !isLeader && leading:
+		c.loseLeadership()
+	}
+}
+
+func (c *Coordinator) gainLeadership(ctx context.Context) {
+	// Apply everything committed by earlier leaders before judging anyone.
+	if err := c.raft.Barrier(c.cfg.ApplyTimeout).Error(); err != nil {
+		c.log.Warn("leadership barrier failed", zap.Error(err))
+		return
+	}
+	now := c.now()
+	lctx, cancel := context.WithCancel(ctx)
+	c.mu.Lock()
+	c.leading = true
+	c.leaderSince = now
+	c.stopLeading = cancel
+	c.mu.Unlock()
+
+	armed := 0
+	for _, s := range c.store.Sessions() {
+		if s.Status.Live() {
+			c.leases.Arm(s.ID, now.Add(c.cfg.FailoverGrace))
+			armed++
+		}
+	}
+	c.log.Info("leadership gained", zap.String("node_id", c.cfg.NodeID), zap.Int("leases_armed", armed), zap.Duration("failover_grace", c.cfg.FailoverGrace))
+
+	if addr, ok := c.store.NodeAddress(c.cfg.NodeID); !ok || addr != c.cfg.GRPCAddress {
+		if _, err := c.apply(lctx, fsm.CmdSetNode, fsm.SetNode{Node: state.Node{ID: c.cfg.NodeID, GRPCAddress: c.cfg.GRPCAddress}}); err != nil {
+			c.log.Warn("recording leader address failed", zap.Error(err))
+		}
+	}
+	c.leaderLoops.Add(3)
+	go c.sessionSweeper(lctx)
+	go c.lockSweeper(lctx)
+	go c.purgeLoop(lctx)
+}
+
+func (c *Coordinator) loseLeadership() {
+	c.mu.Lock()
+	if !c.leading {
+		c.mu.Unlock()
+		return
+	}
+	c.leading = false
+	cancel := c.stopLeading
+	c.mu.Unlock()
+	cancel()
+	c.leaderLoops.Wait()
+	c.leases.Reset()
+	c.waiters.failAll()
+	c.log.Info("leadership lost", zap.String("node_id", c.cfg.NodeID))
+}
+
+// Leading reports whether this node runs the leader's work now.
+func (c *Coordinator) Leading() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.leading
+}
+
+// LeaderAddress is the gRPC address of the current leader, if known.
+func (c *Coordinator) LeaderAddress() (id, grpcAddr string) {
+	_, leaderID := c.raft.LeaderWithID()
+	if leaderID == "" {
+		return "", ""
+	}
+	addr, _ := c.store.NodeAddress(string(leaderID))
+	return string(leaderID), addr
+}
+
+// notLeader is the error for a write or read this node cannot serve.
+func (c *Coordinator) notLeader() error {
+	_, addr := c.LeaderAddress()
+	return domainerr.NotLeader(addr)
+}
+
+// apply commits a command and returns the state machine's result. A result
+// that is an error is returned as the error.
+func (c *Coordinator) apply(ctx context.Context, t fsm.CommandType, cmd any) (any, error) {
+	data, err := fsm.Encode(t, cmd)
+	if err != nil {
+		return nil, err
+	}
+	timeout := c.cfg.ApplyTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(dl))
+	}
+	if timeout <= 0 {
+		return nil, context.DeadlineExceeded
+	}
+	f := c.raft.Apply(data, timeout)
+	if err := f.Error(); err != nil {
+		switch {
+		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
+			errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrRaftShutdown):
+			return nil, c.notLeader()
+		case errors.Is(err, raft.ErrEnqueueTimeout):
+			return nil, domainerr.New(domainerr.Unavailable, "raft is too busy to take the command in time; retry")
+		}
+		return nil, fmt.Errorf("apply %s: %w", t, err)
+	}
+	if e, ok := f.Response().(error); ok {
+		return nil, e
+	}
+	return f.Response(), nil
+}
+
+// verifyLeader makes a read linearizable: this node must still lead.
+func (c *Coordinator) verifyLeader() error {
+	if !c.Leading() {
+		return c.notLeader()
+	}
+	if err := c.raft.VerifyLeader().Error(); err != nil {
+		return c.notLeader()
+	}
+	return nil
+}
+
+// hashToken is how tokens are kept: only their SHA-256 enters the log.
+func hashToken(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
+
+func tokenMatches(s state.Session, token string) bool {
+	return subtle.ConstantTimeCompare(s.TokenHash, hashToken(token)) == 1
+}
+
+// authenticate finds a session and checks its token; the session may be in
+// any state.
+func (c *Coordinator) authenticate(sessionID, token string) (state.Session, error) {
+	s, ok := c.store.Session(sessionID)
+	if !ok {
+		return state.Session{}, state.ErrSessionNotFound
+	}
+	if !tokenMatches(s, token) {
+		return state.Session{}, state.ErrWrongToken
+	}
+	return s, nil
+}
+
+// CheckAdmin enforces the admin credential on cluster changes.
+func (c *Coordinator) CheckAdmin(token string) error {
+	if c.cfg.AdminToken == "" {
+		return nil
+	}
+	if !secretsEqual(token, c.cfg.AdminToken) {
+		return ErrAdminRequired
+	}
+	return nil
+}
+
+func secretsEqual(a, b string) bool {
+	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+// ErrAdminRequired answers a cluster change without the admin credential.
+var ErrAdminRequired = domainerr.New(domainerr.PermissionDenied, "cluster changes need the admin token (authorization: Bearer <CLUSTER_ADMIN_TOKEN>)")

@@ -1,0 +1,227 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/gaia-platform/gaia/internal/domainerr"
+	"github.com/gaia-platform/gaia/services/coordinator/internal/fsm"
+	"github.com/gaia-platform/gaia/services/coordinator/internal/state"
+)
+
+// LockView is a held lock with the number of sessions waiting for it.
+type LockView struct {
+	state.Lock
+	Waiters int
+}
+
+// ErrLockWaitTimedOut answers an acquire that waited its whole wait_timeout.
+var ErrLockWaitTimedOut = domainerr.New(domainerr.DeadlineExceeded, "lock still held when wait_timeout ran out")
+
+// ErrLockQueued answers an acquire without wait while others queue for the lock.
+var ErrLockQueued = domainerr.New(domainerr.Aborted, "lock is free but other sessions are waiting for it first")
+
+// AcquireLock grants key to a session, waiting up to wait (first come, first
+// served among waiters) while another session holds it.
+func (c *Coordinator) AcquireLock(ctx context.Context, key, sessionID, token string, ttl, wait time.Duration) (LockView, error) {
+	if !c.Leading() {
+		return LockView{}, c.notLeader()
+	}
+	if _, err := c.authenticate(sessionID, token); err != nil {
+		return LockView{}, err
+	}
+	try := func() (state.Lock, error) {
+		res, err := c.apply(ctx, fsm.CmdAcquireLock, fsm.AcquireLock{At: c.now(), Key: key, SessionID: sessionID, TTL: ttl})
+		if err != nil {
+			return state.Lock{}, err
+		}
+		r := res.(fsm.LockResult)
+		return r.Lock, r.Err
+	}
+	// Nobody queued: try at once.
+	if !c.waiters.queued(key) {
+		l, err := try()
+		if !errors.Is(err, state.ErrLockHeld) {
+			return c.lockView(l), err
+		}
+		if wait <= 0 {
+			return LockView{}, err
+		}
+	} else if wait <= 0 {
+		if l, ok := c.store.Lock(key); ok && l.OwnerID == sessionID {
+			return c.lockView(l), nil
+		}
+		return LockView{}, ErrLockQueued
+	}
+
+	w := c.waiters.enqueue(key)
+	defer c.waiters.leave(key, w)
+	// The lock may have been freed between the failed try and joining the
+	// queue: a head that finds it free goes at once.
+	if c.waiters.isHead(key, w) {
+		if _, held := c.store.Lock(key); !held {
+			w.wake()
+		}
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		select {
+		case <-w.ready:
+		case <-w.abandoned:
+			return LockView{}, c.notLeader()
+		case <-timer.C:
+			return LockView{}, ErrLockWaitTimedOut
+		case <-ctx.Done():
+			return LockView{}, ctx.Err()
+		}
+		l, err := try()
+		if errors.Is(err, state.ErrLockHeld) {
+			continue // someone renewed or re-took it; keep our place
+		}
+		return c.lockView(l), err
+	}
+}
+
+// RenewLock extends a held lock; zero ttl keeps its TTL.
+func (c *Coordinator) RenewLock(ctx context.Context, key, sessionID, token string, fencing uint64, ttl time.Duration) (LockView, error) {
+	if !c.Leading() {
+		return LockView{}, c.notLeader()
+	}
+	if _, err := c.authenticate(sessionID, token); err != nil {
+		return LockView{}, err
+	}
+	res, err := c.apply(ctx, fsm.CmdRenewLock, fsm.RenewLock{At: c.now(), Key: key, SessionID: sessionID, Fencing: fencing, TTL: ttl})
+	if err != nil {
+		return LockView{}, err
+	}
+	r := res.(fsm.LockResult)
+	return c.lockView(r.Lock), r.Err
+}
+
+// ReleaseLock frees a held lock and returns the session it went to next, if
+// a waiter took it at once.
+func (c *Coordinator) ReleaseLock(ctx context.Context, key, sessionID, token string, fencing uint64) error {
+	if !c.Leading() {
+		return c.notLeader()
+	}
+	if _, err := c.authenticate(sessionID, token); err != nil {
+		return err
+	}
+	res, err := c.apply(ctx, fsm.CmdReleaseLock, fsm.ReleaseLock{At: c.now(), Key: key, SessionID: sessionID, Fencing: fencing})
+	if err != nil {
+		return err
+	}
+	return res.(fsm.ReleaseResult).Err
+}
+
+// GetLock returns the holder of a lock.
+func (c *Coordinator) GetLock(_ context.Context, key string) (LockView, error) {
+	if err := c.verifyLeader(); err != nil {
+		return LockView{}, err
+	}
+	l, ok := c.store.Lock(key)
+	if !ok {
+		return LockView{}, state.ErrLockNotFound
+	}
+	return c.lockView(l), nil
+}
+
+// LockFilter selects locks for ListLocks.
+type LockFilter struct {
+	Prefix   string
+	OwnerID  string
+	AfterKey string
+	Limit    int
+}
+
+// ListLocks lists held locks by key; more reports whether another page follows.
+func (c *Coordinator) ListLocks(_ context.Context, f LockFilter) (out []LockView, more bool, err error) {
+	if err := c.verifyLeader(); err != nil {
+		return nil, false, err
+	}
+	all := c.store.Locks(f.Prefix)
+	start := sort.Search(len(all), func(i int) bool { return all[i].Key > f.AfterKey })
+	for _, l := range all[start:] {
+		if f.OwnerID != "" && l.OwnerID != f.OwnerID {
+			continue
+		}
+		if len(out) == f.Limit {
+			return out, true, nil
+		}
+		out = append(out, c.lockView(l))
+	}
+	return out, false, nil
+}
+
+func (c *Coordinator) lockView(l state.Lock) LockView {
+	if l.Key == "" {
+		return LockView{}
+	}
+	return LockView{Lock: l, Waiters: c.waiters.count(l.Key)}
+}
+
+// lockSweeper commits the expiry of locks whose TTL ran out. A lock is never
+// taken early: after a leader change, a lock lives at least a full TTL from
+// the moment this node took over, whatever the old leader's clock said.
+func (c *Coordinator) lockSweeper(ctx context.Context) {
+	defer c.leaderLoops.Done()
+	tick := time.NewTicker(sweepInterval(c.cfg.HeartbeatInterval))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		now := c.now()
+		c.mu.Lock()
+		since := c.leaderSince
+		c.mu.Unlock()
+		var due []fsm.LockGrant
+		for _, l := range c.store.Locks("") {
+			deadline := l.ExpiresAt
+			if floor := since.Add(l.TTL); floor.After(deadline) {
+				deadline = floor
+			}
+			if !now.Before(deadline) {
+				due = append(due, fsm.LockGrant{Key: l.Key, Fencing: l.FencingToken})
+			}
+		}
+		if len(due) == 0 {
+			continue
+		}
+		res, err := c.apply(ctx, fsm.CmdExpireLocks, fsm.ExpireLocks{At: now, Locks: due})
+		if err != nil {
+			c.log.Warn("lock expiry not committed", zap.Error(err))
+			continue
+		}
+		if freed := res.(fsm.ExpireResult).Freed; len(freed) > 0 {
+			c.log.Info("locks expired", zap.Strings("keys", freed))
+		}
+	}
+}
+
+// ValidLockKey reports what is wrong with a lock key, or "".
+func ValidLockKey(key string) string {
+	switch {
+	case key == "":
+		return "must not be empty"
+	case len(key) > 512:
+		return "must be at most 512 bytes"
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] < 0x21 || key[i] > 0x7e {
+			return "must be printable ASCII without spaces"
+		}
+	}
+	if strings.Contains(key, "//") {
+		return "must not contain empty path segments (//)"
+	}
+	return ""
+}

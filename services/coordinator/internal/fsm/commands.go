@@ -1,0 +1,157 @@
+package fsm
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/gaia-platform/gaia/services/coordinator/internal/state"
+)
+
+// CommandType says which command a log entry carries; it is the entry's first
+// byte, followed by the command as JSON. Values are part of the log format:
+// never renumber them.
+type CommandType uint8
+
+// Command types.
+const (
+	CmdRegisterSession CommandType = 1
+	CmdTransition      CommandType = 2
+	CmdAcquireLock     CommandType = 3
+	CmdRenewLock       CommandType = 4
+	CmdReleaseLock     CommandType = 5
+	CmdExpireLocks     CommandType = 6
+	CmdSetNode         CommandType = 7
+	CmdRemoveNode      CommandType = 8
+	CmdPurgeSessions   CommandType = 9
+)
+
+func (t CommandType) String() string {
+	switch t {
+	case CmdRegisterSession:
+		return "register_session"
+	case CmdTransition:
+		return "transition"
+	case CmdAcquireLock:
+		return "acquire_lock"
+	case CmdRenewLock:
+		return "renew_lock"
+	case CmdReleaseLock:
+		return "release_lock"
+	case CmdExpireLocks:
+		return "expire_locks"
+	case CmdSetNode:
+		return "set_node"
+	case CmdRemoveNode:
+		return "remove_node"
+	case CmdPurgeSessions:
+		return "purge_sessions"
+	}
+	return fmt.Sprintf("command(%d)", uint8(t))
+}
+
+// RegisterSession adds a session. At is the leader's time.
+type RegisterSession struct {
+	At      time.Time     `json:"at"`
+	Session state.Session `json:"session"`
+}
+
+// Transition commits one liveness change of a session: registered → active,
+// active → suspect, suspect → active, any live state → failed or
+// deregistered. Each is its own entry, so that every session event has a Raft
+// index of its own and a watcher resuming after an index misses nothing;
+// throughput comes from Raft's group commit, which writes many queued entries
+// with one fsync.
+type Transition struct {
+	At         time.Time        `json:"at"`
+	Transition state.Transition `json:"transition"`
+}
+
+// AcquireLock grants a lock; the entry's index becomes the fencing token.
+type AcquireLock struct {
+	At        time.Time     `json:"at"`
+	Key       string        `json:"key"`
+	SessionID string        `json:"session_id"`
+	TTL       time.Duration `json:"ttl"`
+}
+
+// RenewLock extends a held lock.
+type RenewLock struct {
+	At        time.Time     `json:"at"`
+	Key       string        `json:"key"`
+	SessionID string        `json:"session_id"`
+	Fencing   uint64        `json:"fencing"`
+	TTL       time.Duration `json:"ttl,omitempty"`
+}
+
+// ReleaseLock frees a held lock.
+type ReleaseLock struct {
+	At        time.Time `json:"at"`
+	Key       string    `json:"key"`
+	SessionID string    `json:"session_id"`
+	Fencing   uint64    `json:"fencing"`
+}
+
+// LockGrant names one grant of a lock.
+type LockGrant struct {
+	Key     string `json:"key"`
+	Fencing uint64 `json:"fencing"`
+}
+
+// ExpireLocks frees, in one entry, the locks whose TTL ran out by the leader's
+// clock (the batched form: expiries produce no session events).
+type ExpireLocks struct {
+	At    time.Time   `json:"at"`
+	Locks []LockGrant `json:"locks"`
+}
+
+// SetNode records a node's gRPC address.
+type SetNode struct {
+	Node state.Node `json:"node"`
+}
+
+// RemoveNode forgets a node.
+type RemoveNode struct {
+	ID string `json:"id"`
+}
+
+// PurgeSessions forgets failed and deregistered sessions that ended before Before.
+type PurgeSessions struct {
+	At     time.Time `json:"at"`
+	Before time.Time `json:"before"`
+}
+
+// Encode frames a command for the log.
+func Encode(t CommandType, cmd any) ([]byte, error) {
+	body, err := json.Marshal(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", t, err)
+	}
+	return append([]byte{byte(t)}, body...), nil
+}
+
+// Results of Apply, by command.
+type (
+	// RegisterResult answers RegisterSession.
+	RegisterResult struct {
+		Session state.Session
+		Err     error
+	}
+	// LockResult answers AcquireLock and RenewLock. On ErrLockHeld, Lock is the holder's.
+	LockResult struct {
+		Lock state.Lock
+		Err  error
+	}
+	// ReleaseResult answers ReleaseLock.
+	ReleaseResult struct {
+		Err error
+	}
+	// ExpireResult answers ExpireLocks.
+	ExpireResult struct {
+		Freed []string
+	}
+	// PurgeResult answers PurgeSessions.
+	PurgeResult struct {
+		Purged int
+	}
+)

@@ -1,0 +1,157 @@
+package ports
+
+import (
+	"fmt"
+	"net"
+	"regexp"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/gaia-platform/gaia/internal/domainerr"
+	coordinatorv1 "github.com/gaia-platform/gaia/proto/gaia/coordinator/v1"
+	typev1 "github.com/gaia-platform/gaia/proto/gaia/type/v1"
+	"github.com/gaia-platform/gaia/services/coordinator/internal/app"
+	"github.com/gaia-platform/gaia/services/coordinator/internal/state"
+)
+
+// Bounds on what clients may send.
+const (
+	maxNameLen       = 128
+	maxLabels        = 32
+	maxLabelKeyLen   = 63
+	maxLabelValueLen = 256
+	maxActivityLen   = 256
+	maxWindows       = 16
+	maxTasksPerSess  = 1000
+	maxPageSize      = 1000
+	defaultPageSize  = 100
+	minLockTTL       = time.Second
+	maxLockTTL       = 24 * time.Hour
+	maxLockWait      = 5 * time.Minute
+)
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+
+func validateName(field, name string) error {
+	switch {
+	case name == "":
+		return domainerr.Invalid(field, "must not be empty")
+	case len(name) > maxNameLen:
+		return domainerr.Invalid(field, fmt.Sprintf("must be at most %d characters", maxNameLen))
+	case !nameRE.MatchString(name):
+		return domainerr.Invalid(field, "may hold only letters, digits, '.', '_' and '-'")
+	}
+	return nil
+}
+
+func registerInput(req *coordinatorv1.RegisterSessionRequest) (app.RegisterInput, error) {
+	in := app.RegisterInput{Name: req.GetName(), Labels: req.GetLabels(), JoinSecret: req.GetJoinSecret()}
+	if err := validateName("name", in.Name); err != nil {
+		return in, err
+	}
+	var ok bool
+	if in.Tier, ok = tierToState[req.GetTier()]; !ok {
+		return in, domainerr.Invalid("tier", "must be one of high_level, manager, worker")
+	}
+	if in.Provider, ok = providerToState[req.GetProvider()]; !ok {
+		return in, domainerr.Invalid("provider", "must be one of claude, codex, ollama, openai, gemini, other")
+	}
+	in.MaxConcurrentTasks = int(req.GetMaxConcurrentTasks())
+	if in.MaxConcurrentTasks == 0 {
+		in.MaxConcurrentTasks = 1
+	}
+	if in.MaxConcurrentTasks < 1 || in.MaxConcurrentTasks > maxTasksPerSess {
+		return in, domainerr.Invalid("max_concurrent_tasks", fmt.Sprintf("must be between 1 and %d", maxTasksPerSess))
+	}
+	if len(req.GetTimeWindows()) > maxWindows {
+		return in, domainerr.Invalid("time_windows", fmt.Sprintf("at most %d windows", maxWindows))
+	}
+	for i, pw := range req.GetTimeWindows() {
+		w, err := windowFromProto(pw)
+		if err != nil {
+			return in, domainerr.Invalid(fmt.Sprintf("time_windows[%d]", i), err.Error())
+		}
+		in.TimeWindows = append(in.TimeWindows, w)
+	}
+	if len(in.Labels) > maxLabels {
+		return in, domainerr.Invalid("labels", fmt.Sprintf("at most %d labels", maxLabels))
+	}
+	for k, v := range in.Labels {
+		if k == "" || len(k) > maxLabelKeyLen {
+			return in, domainerr.Invalid("labels", fmt.Sprintf("key %q must be 1–%d characters", k, maxLabelKeyLen))
+		}
+		if len(v) > maxLabelValueLen {
+			return in, domainerr.Invalid("labels", fmt.Sprintf("value of %q must be at most %d characters", k, maxLabelValueLen))
+		}
+	}
+	return in, nil
+}
+
+func windowFromProto(pw *typev1.TimeWindow) (state.TimeWindow, error) {
+	w := state.TimeWindow{StartMinute: int(pw.GetStartMinute()), EndMinute: int(pw.GetEndMinute()), TimeZone: pw.GetTimeZone()}
+	for _, d := range pw.GetDays() {
+		w.Days = append(w.Days, state.Weekday(d))
+	}
+	return w, w.Validate()
+}
+
+func validateSessionRef(id, token string) error {
+	if id == "" {
+		return domainerr.Invalid("session_id", "must not be empty")
+	}
+	if len(id) > 64 {
+		return domainerr.Invalid("session_id", "must be at most 64 characters")
+	}
+	if token == "" {
+		return domainerr.Invalid("session_token", "must not be empty")
+	}
+	return nil
+}
+
+func validateLockKey(key string) error {
+	if reason := app.ValidLockKey(key); reason != "" {
+		return domainerr.Invalid("key", reason)
+	}
+	return nil
+}
+
+// duration reads an optional duration field: unset is def; set must be
+// within [min, max].
+func duration(field string, d *durationpb.Duration, def, lo, hi time.Duration) (time.Duration, error) {
+	if d == nil {
+		return def, nil
+	}
+	if err := d.CheckValid(); err != nil {
+		return 0, domainerr.Invalid(field, err.Error())
+	}
+	v := d.AsDuration()
+	if v < lo || v > hi {
+		return 0, domainerr.Invalid(field, fmt.Sprintf("must be between %s and %s, got %s", lo, hi, v))
+	}
+	return v, nil
+}
+
+func pageSize(n int32) (int, error) {
+	switch {
+	case n == 0:
+		return defaultPageSize, nil
+	case n < 0 || n > maxPageSize:
+		return 0, domainerr.Invalid("page_size", fmt.Sprintf("must be between 1 and %d", maxPageSize))
+	}
+	return int(n), nil
+}
+
+func validateHostPort(field, addr string, required bool) error {
+	if addr == "" {
+		if required {
+			return domainerr.Invalid(field, "must not be empty")
+		}
+		return nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" || port == "" {
+		return domainerr.Invalid(field, fmt.Sprintf("%q is not host:port", addr))
+	}
+	return nil
+}

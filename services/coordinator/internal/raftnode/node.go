@@ -1,0 +1,168 @@
+package raftnode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.uber.org/zap"
+)
+
+// Config says where the node keeps its data, how it is reached and how it times
+// its elections and snapshots.
+type Config struct {
+	NodeID string
+	// BindAddr is the TCP address the Raft transport listens on.
+	BindAddr string
+	// AdvertiseAddr is the address other nodes dial; it must be routable. Empty
+	// means the address the transport listens on.
+	AdvertiseAddr string
+	DataDir       string
+	// Bootstrap makes this node form a new cluster of itself when it has no Raft
+	// state yet. It is harmless on restart: existing state wins.
+	Bootstrap         bool
+	HeartbeatTimeout  time.Duration
+	ElectionTimeout   time.Duration
+	SnapshotInterval  time.Duration
+	SnapshotRetain    int
+	SnapshotThreshold uint64
+	// WrapTransport, when set, wraps the TCP transport (tests use it to drop
+	// or delay messages).
+	WrapTransport func(raft.Transport) raft.Transport
+	Logger        *zap.Logger
+}
+
+// Node is a running Raft node.
+type Node struct {
+	Raft      *raft.Raft
+	Transport *raft.NetworkTransport
+	Snapshots *raft.FileSnapshotStore
+	store     *raftboltdb.BoltStore
+	id        raft.ServerID
+	log       *zap.Logger
+}
+
+// Start opens the node's stores under cfg.DataDir, starts the transport and the
+// Raft node, and bootstraps a single-voter cluster when asked and needed.
+func Start(cfg Config, fsm raft.FSM) (*Node, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create raft data folder: %w", err)
+	}
+	// Without an advertise address the transport advertises the address it
+	// actually listens on, which also resolves a bind port of 0.
+	var advertise net.Addr
+	if cfg.AdvertiseAddr != "" {
+		a, err := net.ResolveTCPAddr("tcp", cfg.AdvertiseAddr)
+		if err != nil {
+			return nil, fmt.Errorf("resolve advertise address %q: %w", cfg.AdvertiseAddr, err)
+		}
+		advertise = a
+	}
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeID)
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	// The leader lease may not exceed the heartbeat timeout.
+	rc.LeaderLeaseTimeout = min(rc.LeaderLeaseTimeout, cfg.HeartbeatTimeout)
+	rc.CommitTimeout = min(rc.CommitTimeout, cfg.HeartbeatTimeout/2)
+	if cfg.SnapshotInterval > 0 {
+		rc.SnapshotInterval = cfg.SnapshotInterval
+	}
+	if cfg.SnapshotThreshold > 0 {
+		rc.SnapshotThreshold = cfg.SnapshotThreshold
+	}
+	// Group commit: the leader takes up to this many queued applies per log batch.
+	rc.MaxAppendEntries = 1024
+	rc.BatchApplyCh = true
+	rc.Logger = newHCLogger(cfg.Logger.Named("raft"))
+	if err := raft.ValidateConfig(rc); err != nil {
+		return nil, fmt.Errorf("raft configuration: %w", err)
+	}
+
+	store, err := raftboltdb.NewBoltStore(filepath.Join(cfg.DataDir, "raft.db"))
+	if err != nil {
+		return nil, fmt.Errorf("open raft log store: %w", err)
+	}
+	snapshots, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, max(cfg.SnapshotRetain, 1), rc.Logger)
+	if err != nil {
+		_ = store.Close()
+		return nil, fmt.Errorf("open raft snapshot store: %w", err)
+	}
+	transport, err := raft.NewTCPTransportWithLogger(cfg.BindAddr, advertise, 8, 10*time.Second, rc.Logger)
+	if err != nil {
+		_ = store.Close()
+		// raft does not export this error; its text is stable across versions.
+		if strings.Contains(err.Error(), "not advertisable") {
+			return nil, fmt.Errorf("raft address %s is not one other nodes can reach: set CLUSTER_ADVERTISE_ADDR", cfg.BindAddr)
+		}
+		return nil, fmt.Errorf("listen for raft on %s: %w", cfg.BindAddr, err)
+	}
+
+	existing, err := raft.HasExistingState(store, store, snapshots)
+	if err != nil {
+		_ = transport.Close()
+		_ = store.Close()
+		return nil, fmt.Errorf("inspect raft state: %w", err)
+	}
+	var trans raft.Transport = transport
+	if cfg.WrapTransport != nil {
+		trans = cfg.WrapTransport(transport)
+	}
+	r, err := raft.NewRaft(rc, fsm, store, store, snapshots, trans)
+	if err != nil {
+		_ = transport.Close()
+		_ = store.Close()
+		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	n := &Node{Raft: r, Transport: transport, Snapshots: snapshots, store: store, id: rc.LocalID, log: cfg.Logger}
+	if cfg.Bootstrap && !existing {
+		boot := raft.Configuration{Servers: []raft.Server{{
+			Suffrage: raft.Voter, ID: rc.LocalID, Address: transport.LocalAddr(),
+		}}}
+		if err := r.BootstrapCluster(boot).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			_ = n.Shutdown()
+			return nil, fmt.Errorf("bootstrap raft cluster: %w", err)
+		}
+		cfg.Logger.Info("raft cluster bootstrapped", zap.String("node_id", cfg.NodeID), zap.String("address", string(transport.LocalAddr())))
+	}
+	return n, nil
+}
+
+// ID is this node's Raft server id.
+func (n *Node) ID() raft.ServerID { return n.id }
+
+// WaitForLeader blocks until the cluster has a leader or ctx ends.
+func (n *Node) WaitForLeader(ctx context.Context) error {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if addr, _ := n.Raft.LeaderWithID(); addr != "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no raft leader elected: %w", ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// Shutdown stops the node and closes its stores.
+func (n *Node) Shutdown() error {
+	err := n.Raft.Shutdown().Error()
+	if cerr := n.Transport.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	if cerr := n.store.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	return err
+}

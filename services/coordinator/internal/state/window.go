@@ -1,0 +1,89 @@
+package state
+
+import (
+	"fmt"
+	"time"
+)
+
+// Validate checks a window's numbers and time zone.
+func (w TimeWindow) Validate() error {
+	if w.StartMinute < 0 || w.StartMinute > 1439 {
+		return fmt.Errorf("start_minute %d is outside 0–1439", w.StartMinute)
+	}
+	if w.EndMinute < 1 || w.EndMinute > 1440 {
+		return fmt.Errorf("end_minute %d is outside 1–1440", w.EndMinute)
+	}
+	if w.StartMinute == w.EndMinute {
+		return fmt.Errorf("start_minute and end_minute are both %d: the window is empty", w.StartMinute)
+	}
+	for _, d := range w.Days {
+		if d < 1 || d > 7 {
+			return fmt.Errorf("day %d is not a weekday", d)
+		}
+	}
+	if _, err := time.LoadLocation(w.TimeZone); err != nil {
+		return fmt.Errorf("time zone %q is unknown", w.TimeZone)
+	}
+	return nil
+}
+
+// Contains reports whether t falls inside the window. A window whose end is
+// before its start wraps past midnight and belongs to the day it opens.
+func (w TimeWindow) Contains(t time.Time) bool {
+	loc, err := time.LoadLocation(w.TimeZone)
+	if err != nil {
+		return false
+	}
+	local := t.In(loc)
+	minute := local.Hour()*60 + local.Minute()
+	day := isoWeekday(local.Weekday())
+	if w.StartMinute < w.EndMinute {
+		return minute >= w.StartMinute && minute < w.EndMinute && w.onDay(day)
+	}
+	if minute >= w.StartMinute {
+		return w.onDay(day)
+	}
+	if minute < w.EndMinute {
+		return w.onDay(previousDay(day))
+	}
+	return false
+}
+
+func (w TimeWindow) onDay(d Weekday) bool {
+	if len(w.Days) == 0 {
+		return true
+	}
+	for _, x := range w.Days {
+		if x == d {
+			return true
+		}
+	}
+	return false
+}
+
+func isoWeekday(d time.Weekday) Weekday {
+	if d == time.Sunday {
+		return 7
+	}
+	return Weekday(d)
+}
+
+func previousDay(d Weekday) Weekday {
+	if d == 1 {
+		return 7
+	}
+	return d - 1
+}
+
+// InWindows reports whether t is inside any of the windows; no windows means always.
+func InWindows(windows []TimeWindow, t time.Time) bool {
+	if len(windows) == 0 {
+		return true
+	}
+	for _, w := range windows {
+		if w.Contains(t) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,99 @@
+package service
+
+import (
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/gaia-platform/gaia/internal/config"
+)
+
+// Config is the coordinator's configuration, read from the environment.
+type Config struct {
+	// ListenAddr is the gRPC listen address (COORDINATOR_LISTEN_ADDR).
+	ListenAddr string
+	// AdvertiseAddr is the gRPC address other nodes forward to
+	// (COORDINATOR_ADVERTISE_ADDR); empty derives it from the listener.
+	AdvertiseAddr   string
+	ShutdownTimeout time.Duration
+	Cluster         ClusterConfig
+	Raft            RaftConfig
+	Session         SessionConfig
+}
+
+// ClusterConfig places the node in its cluster.
+type ClusterConfig struct {
+	// Enabled runs the node as a member of a multi-node cluster. When false the
+	// node is a standalone single-voter cluster that bootstraps itself.
+	Enabled        bool
+	NodeID         string
+	BindAddr       string
+	AdvertiseAddr  string
+	DataDir        string
+	Bootstrap      bool
+	DiscoveryNodes []string
+	// JoinSecret, when set, must accompany every RegisterSession.
+	JoinSecret string
+	// AdminToken, when set, is required for cluster membership changes.
+	AdminToken string
+}
+
+// RaftConfig tunes Raft.
+type RaftConfig struct {
+	HeartbeatTimeout  time.Duration
+	ElectionTimeout   time.Duration
+	SnapshotInterval  time.Duration
+	SnapshotRetain    int
+	SnapshotThreshold int
+}
+
+// SessionConfig times session liveness.
+type SessionConfig struct {
+	LeaseTimeout      time.Duration
+	HeartbeatInterval time.Duration
+	// FailoverGrace extends every lease when a node becomes leader.
+	FailoverGrace time.Duration
+}
+
+// LoadConfig reads the coordinator's variables; problems are recorded in l.
+func LoadConfig(l *config.Loader) Config {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "node-1"
+	}
+	c := Config{
+		ListenAddr:      l.ListenAddr("COORDINATOR_LISTEN_ADDR", ":7001"),
+		AdvertiseAddr:   l.DialAddr("COORDINATOR_ADVERTISE_ADDR", ""),
+		ShutdownTimeout: l.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, time.Millisecond),
+	}
+	c.Cluster.Enabled = l.Bool("CLUSTER_ENABLED", false)
+	c.Cluster.NodeID = l.NonEmpty("CLUSTER_NODE_ID", host)
+	c.Cluster.BindAddr = l.ListenAddr("CLUSTER_BIND_ADDR", "127.0.0.1:8300")
+	c.Cluster.AdvertiseAddr = l.DialAddr("CLUSTER_ADVERTISE_ADDR", "")
+	c.Cluster.DataDir = l.NonEmpty("CLUSTER_DATA_DIR", filepath.Join("data", "raft"))
+	c.Cluster.Bootstrap = l.Bool("CLUSTER_BOOTSTRAP", !c.Cluster.Enabled)
+	c.Cluster.DiscoveryNodes = l.DialAddrList("CLUSTER_DISCOVERY_NODES", nil)
+	c.Cluster.JoinSecret = l.String("CLUSTER_JOIN_SECRET", "")
+	c.Cluster.AdminToken = l.String("CLUSTER_ADMIN_TOKEN", "")
+
+	c.Raft.HeartbeatTimeout = l.Duration("RAFT_HEARTBEAT_TIMEOUT", 150*time.Millisecond, 5*time.Millisecond)
+	c.Raft.ElectionTimeout = l.Duration("RAFT_ELECTION_TIMEOUT", 300*time.Millisecond, 5*time.Millisecond)
+	c.Raft.SnapshotInterval = l.Duration("RAFT_SNAPSHOT_INTERVAL", 120*time.Second, 5*time.Millisecond)
+	c.Raft.SnapshotRetain = l.Int("RAFT_SNAPSHOT_RETAIN", 2, 1, 100)
+	c.Raft.SnapshotThreshold = l.Int("RAFT_SNAPSHOT_THRESHOLD", 8192, 1, 1<<30)
+
+	c.Session.LeaseTimeout = l.Duration("SESSION_LEASE_TIMEOUT", 30*time.Second, 10*time.Millisecond)
+	c.Session.HeartbeatInterval = l.Duration("SESSION_HEARTBEAT_INTERVAL", 10*time.Second, 5*time.Millisecond)
+	c.Session.FailoverGrace = l.Duration("SESSION_FAILOVER_GRACE", c.Session.HeartbeatInterval, 0)
+
+	if c.Raft.ElectionTimeout < c.Raft.HeartbeatTimeout {
+		l.Reject("RAFT_ELECTION_TIMEOUT", c.Raft.ElectionTimeout.String(), "a duration no shorter than RAFT_HEARTBEAT_TIMEOUT ("+c.Raft.HeartbeatTimeout.String()+")")
+	}
+	if c.Session.HeartbeatInterval >= c.Session.LeaseTimeout {
+		l.Reject("SESSION_HEARTBEAT_INTERVAL", c.Session.HeartbeatInterval.String(), "a duration shorter than SESSION_LEASE_TIMEOUT ("+c.Session.LeaseTimeout.String()+")")
+	}
+	if c.Cluster.Enabled && !c.Cluster.Bootstrap && len(c.Cluster.DiscoveryNodes) == 0 {
+		l.Reject("CLUSTER_DISCOVERY_NODES", "", "at least one known node to join through when CLUSTER_ENABLED=true and CLUSTER_BOOTSTRAP=false")
+	}
+	return c
+}

@@ -1,0 +1,273 @@
+// Package service is the coordinator's composition root: it builds the Raft
+// node, the state machine, the use cases, the forwarding to the leader and the
+// gRPC ports by hand, and runs them until its context ends. It is public
+// within the module so that `gaia up` and tests can run coordinators
+// in-process; everything it wires stays in internal/.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"go.uber.org/zap"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/gaia-platform/gaia/internal/grpcclient"
+	"github.com/gaia-platform/gaia/internal/grpcserver"
+	coordinatorv1 "github.com/gaia-platform/gaia/proto/gaia/coordinator/v1"
+	"github.com/gaia-platform/gaia/services/coordinator/internal/app"
+	"github.com/gaia-platform/gaia/services/coordinator/internal/forward"
+	"github.com/gaia-platform/gaia/services/coordinator/internal/fsm"
+	"github.com/gaia-platform/gaia/services/coordinator/internal/ports"
+	"github.com/gaia-platform/gaia/services/coordinator/internal/raftnode"
+	"github.com/gaia-platform/gaia/services/coordinator/internal/state"
+)
+
+// Options changes how New builds a coordinator, for tests.
+type Options struct {
+	// WrapTransport, when set, wraps the Raft transport (to drop or delay
+	// messages in partition tests).
+	WrapTransport func(raft.Transport) raft.Transport
+}
+
+// Service is a built coordinator, listening but not yet serving.
+type Service struct {
+	cfg      Config
+	log      *zap.Logger
+	lis      net.Listener
+	grpc     *grpcserver.Server
+	node     *raftnode.Node
+	app      *app.Coordinator
+	forward  *forward.Forwarder
+	grpcAddr string
+}
+
+// New opens the listener, starts the Raft node and wires the gRPC services.
+func New(ctx context.Context, cfg Config, log *zap.Logger, opts ...Options) (*Service, error) {
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	lis, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen for grpc on %s: %w", cfg.ListenAddr, err)
+	}
+	grpcAddr := cfg.AdvertiseAddr
+	if grpcAddr == "" {
+		grpcAddr = advertisable(lis.Addr(), cfg.Cluster.AdvertiseAddr)
+	}
+	store := state.NewStore(state.DefaultEventRetention)
+	machine := fsm.New(store)
+	node, err := raftnode.Start(raftnode.Config{
+		NodeID:            cfg.Cluster.NodeID,
+		BindAddr:          cfg.Cluster.BindAddr,
+		AdvertiseAddr:     cfg.Cluster.AdvertiseAddr,
+		DataDir:           cfg.Cluster.DataDir,
+		Bootstrap:         cfg.Cluster.Bootstrap,
+		HeartbeatTimeout:  cfg.Raft.HeartbeatTimeout,
+		ElectionTimeout:   cfg.Raft.ElectionTimeout,
+		SnapshotInterval:  cfg.Raft.SnapshotInterval,
+		SnapshotRetain:    cfg.Raft.SnapshotRetain,
+		SnapshotThreshold: uint64(cfg.Raft.SnapshotThreshold),
+		WrapTransport:     o.WrapTransport,
+		Logger:            log,
+	}, machine)
+	if err != nil {
+		_ = lis.Close()
+		return nil, err
+	}
+
+	coord := app.New(app.Config{
+		NodeID:            cfg.Cluster.NodeID,
+		GRPCAddress:       grpcAddr,
+		LeaseTimeout:      cfg.Session.LeaseTimeout,
+		HeartbeatInterval: cfg.Session.HeartbeatInterval,
+		FailoverGrace:     cfg.Session.FailoverGrace,
+		JoinSecret:        cfg.Cluster.JoinSecret,
+		AdminToken:        cfg.Cluster.AdminToken,
+	}, node.Raft, node.Snapshots, machine, log)
+	fwd := forward.New(cfg.Cluster.NodeID, coord)
+
+	srv := grpcserver.New(grpcserver.Options{Name: "coordinator", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout})
+	(&ports.Servers{App: coord, Forward: fwd}).Register(srv.GRPC())
+
+	if cfg.Cluster.AdminToken == "" {
+		log.Warn("CLUSTER_ADMIN_TOKEN is not set: anyone who reaches the coordinator can change cluster membership")
+	}
+	log.Info("coordinator ready",
+		zap.String("grpc_address", lis.Addr().String()),
+		zap.String("advertised_grpc_address", grpcAddr),
+		zap.String("raft_address", string(node.Transport.LocalAddr())),
+		zap.String("node_id", cfg.Cluster.NodeID),
+		zap.String("data_dir", cfg.Cluster.DataDir))
+	return &Service{cfg: cfg, log: log, lis: lis, grpc: srv, node: node, app: coord, forward: fwd, grpcAddr: grpcAddr}, nil
+}
+
+// advertisable is the listener's address, with an unspecified host replaced
+// by the Raft advertise host (or loopback).
+func advertisable(addr net.Addr, raftAdvertise string) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+		if h, _, err := net.SplitHostPort(raftAdvertise); err == nil && h != "" {
+			host = h
+		}
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// Addr is where the gRPC server listens.
+func (s *Service) Addr() net.Addr { return s.lis.Addr() }
+
+// GRPCAddress is the gRPC address this node advertises to the others.
+func (s *Service) GRPCAddress() string { return s.grpcAddr }
+
+// RaftAddr is the address other Raft nodes reach this one at.
+func (s *Service) RaftAddr() string { return string(s.node.Transport.LocalAddr()) }
+
+// NodeID is this node's Raft server id.
+func (s *Service) NodeID() string { return s.cfg.Cluster.NodeID }
+
+// WaitForLeader blocks until the cluster has elected a leader.
+func (s *Service) WaitForLeader(ctx context.Context) error { return s.node.WaitForLeader(ctx) }
+
+// Raft exposes the node for tests and benchmarks that watch the cluster.
+func (s *Service) Raft() *raft.Raft { return s.node.Raft }
+
+// Run serves until ctx ends. On the way out a leader hands leadership to
+// another voter first, so that a planned stop costs no election timeout; then
+// the gRPC server drains and Raft stops.
+func (s *Service) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	appCtx, stopApp := context.WithCancel(context.Background())
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.app.Run(appCtx)
+	}()
+	if s.cfg.Cluster.Enabled && len(s.cfg.Cluster.DiscoveryNodes) > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.join(ctx)
+		}()
+	}
+
+	serveCtx, stopServe := context.WithCancel(context.Background())
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- s.grpc.Serve(serveCtx, s.lis) }()
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		stopServe()
+		stopApp()
+		wg.Wait()
+		_ = s.node.Shutdown()
+		s.forward.Close()
+		return err
+	}
+
+	s.handOverLeadership()
+	stopServe()
+	err := <-serveErr
+	stopApp()
+	wg.Wait()
+	s.forward.Close()
+	if rerr := s.node.Shutdown(); rerr != nil {
+		err = errors.Join(err, fmt.Errorf("stop raft: %w", rerr))
+	}
+	return err
+}
+
+func (s *Service) handOverLeadership() {
+	r := s.node.Raft
+	if r.State() != raft.Leader {
+		return
+	}
+	cfg := r.GetConfiguration()
+	if cfg.Error() != nil {
+		return
+	}
+	voters := 0
+	for _, srv := range cfg.Configuration().Servers {
+		if srv.Suffrage == raft.Voter {
+			voters++
+		}
+	}
+	if voters < 2 {
+		return
+	}
+	if err := r.LeadershipTransfer().Error(); err != nil {
+		s.log.Warn("leadership hand-over before stopping failed", zap.Error(err))
+		return
+	}
+	s.log.Info("leadership handed over before stopping")
+}
+
+// join asks the known nodes to add this one as a voter until it is in the
+// configuration.
+func (s *Service) join(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for {
+		if s.inConfiguration() {
+			return
+		}
+		for _, addr := range s.cfg.Cluster.DiscoveryNodes {
+			if addr == s.grpcAddr {
+				continue
+			}
+			if err := s.askToJoin(ctx, addr); err != nil {
+				s.log.Info("join attempt failed", zap.String("via", addr), zap.Error(err))
+				continue
+			}
+			s.log.Info("joined the cluster", zap.String("via", addr))
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+func (s *Service) inConfiguration() bool {
+	f := s.node.Raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, srv := range f.Configuration().Servers {
+		if srv.ID == raft.ServerID(s.cfg.Cluster.NodeID) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Service) askToJoin(ctx context.Context, addr string) error {
+	conn, err := grpcclient.Dial(addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if s.cfg.Cluster.AdminToken != "" {
+		cctx = metadata.AppendToOutgoingContext(cctx, "authorization", "Bearer "+s.cfg.Cluster.AdminToken)
+	}
+	_, err = coordinatorv1.NewClusterServiceClient(conn).AddVoter(cctx, &coordinatorv1.AddVoterRequest{
+		NodeId:      s.cfg.Cluster.NodeID,
+		RaftAddress: s.RaftAddr(),
+		GrpcAddress: s.grpcAddr,
+	})
+	return err
+}

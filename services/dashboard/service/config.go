@@ -1,0 +1,31 @@
+package service
+
+import (
+	"time"
+
+	"github.com/gaia-platform/gaia/internal/config"
+	"github.com/gaia-platform/gaia/internal/pg"
+)
+
+// Config is the dashboard service's configuration, read from the environment.
+type Config struct {
+	// ListenAddr is the gRPC listen address (DASHBOARD_LISTEN_ADDR).
+	ListenAddr      string
+	DatabaseURL     string
+	ShutdownTimeout time.Duration
+	// MetricsAddr is the metrics service to follow for frustration events.
+	MetricsAddr string
+	// TeacherDashboardEnabled turns alerts on (TEACHER_DASHBOARD_ENABLED).
+	TeacherDashboardEnabled bool
+}
+
+// LoadConfig reads the dashboard service's variables; problems are recorded in l.
+func LoadConfig(l *config.Loader) Config {
+	return Config{
+		ListenAddr:              l.ListenAddr("DASHBOARD_LISTEN_ADDR", ":7004"),
+		DatabaseURL:             l.PostgresURL("DATABASE_URL", pg.DefaultURL),
+		ShutdownTimeout:         l.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, time.Millisecond),
+		MetricsAddr:             l.DialAddr("METRICS_ADDR", "127.0.0.1:7003"),
+		TeacherDashboardEnabled: l.Bool("TEACHER_DASHBOARD_ENABLED", true),
+	}
+}

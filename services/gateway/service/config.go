@@ -1,0 +1,38 @@
+package service
+
+import (
+	"time"
+
+	"github.com/gaia-platform/gaia/internal/config"
+)
+
+// Config is the gateway's configuration, read from the environment.
+type Config struct {
+	// ListenAddr serves REST, the OpenAPI document, health endpoints and the
+	// gateway's own gRPC health and reflection (GATEWAY_LISTEN_ADDR).
+	ListenAddr      string
+	ShutdownTimeout time.Duration
+	Backends        Backends
+}
+
+// Backends are the gRPC addresses of the four services behind the gateway.
+type Backends struct {
+	Coordinator string
+	TaskQueue   string
+	Metrics     string
+	Dashboard   string
+}
+
+// LoadConfig reads the gateway's variables; problems are recorded in l.
+func LoadConfig(l *config.Loader) Config {
+	return Config{
+		ListenAddr:      l.ListenAddr("GATEWAY_LISTEN_ADDR", ":8080"),
+		ShutdownTimeout: l.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, time.Millisecond),
+		Backends: Backends{
+			Coordinator: l.DialAddr("COORDINATOR_ADDR", "127.0.0.1:7001"),
+			TaskQueue:   l.DialAddr("TASKQUEUE_ADDR", "127.0.0.1:7002"),
+			Metrics:     l.DialAddr("METRICS_ADDR", "127.0.0.1:7003"),
+			Dashboard:   l.DialAddr("DASHBOARD_ADDR", "127.0.0.1:7004"),
+		},
+	}
+}

@@ -1,0 +1,162 @@
+// Package service is the gateway's composition root: it dials the four
+// backends, mounts the REST routes, the OpenAPI document and the health
+// endpoints, and serves them (with the gateway's own gRPC health and reflection
+// on the same port, over h2c) until its context ends. It is public within the
+// module so that `gaia up` can run the gateway in-process.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+
+	"github.com/gaia-platform/gaia/internal/grpcclient"
+	"github.com/gaia-platform/gaia/internal/grpcserver"
+	gaiaproto "github.com/gaia-platform/gaia/proto"
+	"github.com/gaia-platform/gaia/services/gateway/internal/readiness"
+	"github.com/gaia-platform/gaia/services/gateway/internal/rest"
+)
+
+// Service is a built gateway, listening but not yet serving.
+type Service struct {
+	cfg   Config
+	log   *zap.Logger
+	lis   net.Listener
+	http  *http.Server
+	grpc  *grpcserver.Server
+	conns []*grpc.ClientConn
+	// base is the context of every request; cancelling it ends REST streams
+	// when the gateway shuts down.
+	base       context.Context
+	cancelBase context.CancelFunc
+}
+
+// New dials the backends (lazily: a backend that is down makes /readyz fail,
+// not start-up), opens the listener and builds the handlers.
+func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
+	s := &Service{cfg: cfg, log: log}
+	dial := func(addr string) (*grpc.ClientConn, error) {
+		conn, err := grpcclient.Dial(addr)
+		if err != nil {
+			return nil, fmt.Errorf("dial %s: %w", addr, err)
+		}
+		s.conns = append(s.conns, conn)
+		return conn, nil
+	}
+	var conns rest.Conns
+	var err error
+	for _, b := range []struct {
+		addr string
+		conn **grpc.ClientConn
+	}{
+		{cfg.Backends.Coordinator, &conns.Coordinator},
+		{cfg.Backends.TaskQueue, &conns.TaskQueue},
+		{cfg.Backends.Metrics, &conns.Metrics},
+		{cfg.Backends.Dashboard, &conns.Dashboard},
+	} {
+		if *b.conn, err = dial(b.addr); err != nil {
+			s.closeConns()
+			return nil, err
+		}
+	}
+
+	s.base, s.cancelBase = context.WithCancel(context.Background())
+	api, err := rest.NewMux(s.base, conns)
+	if err != nil {
+		s.closeConns()
+		return nil, err
+	}
+	ready := &readiness.Checker{Timeout: time.Second, Backends: map[string]*grpc.ClientConn{
+		"coordinator": conns.Coordinator,
+		"taskqueue":   conns.TaskQueue,
+		"metrics":     conns.Metrics,
+		"dashboard":   conns.Dashboard,
+	}}
+	s.grpc = grpcserver.New(grpcserver.Options{Name: "gateway", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout})
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+	})
+	mux.Handle("GET /readyz", ready)
+	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(gaiaproto.OpenAPI)
+	})
+	mux.Handle("/", api)
+
+	lis, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		s.closeConns()
+		return nil, fmt.Errorf("listen for http on %s: %w", cfg.ListenAddr, err)
+	}
+	s.lis = lis
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	s.http = &http.Server{
+		Handler:           s.route(mux),
+		Protocols:         protocols,
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return s.base },
+		ErrorLog:          zap.NewStdLog(log.Named("http")),
+	}
+	log.Info("gateway ready", zap.String("http_address", lis.Addr().String()))
+	return s, nil
+}
+
+// route sends gRPC calls (HTTP/2 with a gRPC content type) to the gateway's own
+// gRPC server and everything else to the REST handlers.
+func (s *Service) route(rest http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+			s.grpc.GRPC().ServeHTTP(w, r)
+			return
+		}
+		rest.ServeHTTP(w, r)
+	})
+}
+
+// Addr is where the gateway listens.
+func (s *Service) Addr() net.Addr { return s.lis.Addr() }
+
+// Run serves until ctx ends, then stops taking requests, ends open REST streams
+// and waits up to the shutdown timeout for requests in flight.
+func (s *Service) Run(ctx context.Context) error {
+	defer s.closeConns()
+	errc := make(chan error, 1)
+	go func() { errc <- s.http.Serve(s.lis) }()
+	select {
+	case err := <-errc:
+		s.cancelBase()
+		return fmt.Errorf("serve http: %w", err)
+	case <-ctx.Done():
+	}
+	s.grpc.Health().Shutdown()
+	s.cancelBase()
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	err := s.http.Shutdown(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		s.log.Warn("shutdown timed out; closing open connections", zap.Duration("timeout", s.cfg.ShutdownTimeout))
+		err = s.http.Close()
+	}
+	if serveErr := <-errc; serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) && err == nil {
+		err = serveErr
+	}
+	return err
+}
+
+func (s *Service) closeConns() {
+	for _, c := range s.conns {
+		_ = c.Close()
+	}
+}

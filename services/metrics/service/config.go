@@ -1,0 +1,34 @@
+package service
+
+import (
+	"time"
+
+	"github.com/gaia-platform/gaia/internal/config"
+	"github.com/gaia-platform/gaia/internal/pg"
+)
+
+// Config is the metrics service's configuration, read from the environment.
+type Config struct {
+	// ListenAddr is the gRPC listen address (METRICS_LISTEN_ADDR).
+	ListenAddr      string
+	DatabaseURL     string
+	ShutdownTimeout time.Duration
+	// CoordinatorAddr is the coordinator that grants detector partition locks.
+	CoordinatorAddr string
+	// UsabilityMetricsEnabled accepts usability events (USABILITY_METRICS_ENABLED).
+	UsabilityMetricsEnabled bool
+	// FrustrationDetectionEnabled runs the detector (FRUSTRATION_DETECTION_ENABLED).
+	FrustrationDetectionEnabled bool
+}
+
+// LoadConfig reads the metrics service's variables; problems are recorded in l.
+func LoadConfig(l *config.Loader) Config {
+	return Config{
+		ListenAddr:                  l.ListenAddr("METRICS_LISTEN_ADDR", ":7003"),
+		DatabaseURL:                 l.PostgresURL("DATABASE_URL", pg.DefaultURL),
+		ShutdownTimeout:             l.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, time.Millisecond),
+		CoordinatorAddr:             l.DialAddr("COORDINATOR_ADDR", "127.0.0.1:7001"),
+		UsabilityMetricsEnabled:     l.Bool("USABILITY_METRICS_ENABLED", true),
+		FrustrationDetectionEnabled: l.Bool("FRUSTRATION_DETECTION_ENABLED", true),
+	}
+}
