@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -45,6 +46,7 @@ type Service struct {
 	app      *app.Coordinator
 	forward  *forward.Forwarder
 	grpcAddr string
+	killed   atomic.Bool
 }
 
 // New opens the listener, starts the Raft node and wires the gRPC services.
@@ -172,10 +174,15 @@ func (s *Service) Run(ctx context.Context) error {
 		wg.Wait()
 		_ = s.node.Shutdown()
 		s.forward.Close()
+		if s.killed.Load() {
+			return nil
+		}
 		return err
 	}
 
-	s.handOverLeadership()
+	if !s.killed.Load() {
+		s.handOverLeadership()
+	}
 	stopServe()
 	err := <-serveErr
 	stopApp()
@@ -185,6 +192,14 @@ func (s *Service) Run(ctx context.Context) error {
 		err = errors.Join(err, fmt.Errorf("stop raft: %w", rerr))
 	}
 	return err
+}
+
+// Kill stops the node at once, as kill -9 would: no leadership hand-over, no
+// draining; connections drop and peers stop hearing from it. Run returns.
+// Tests use it to fail a node the hard way inside one process.
+func (s *Service) Kill() {
+	s.killed.Store(true)
+	s.grpc.GRPC().Stop()
 }
 
 func (s *Service) handOverLeadership() {
