@@ -425,4 +425,3 @@ func TestLockWaitersAreServedInOrder(t *testing.T) {
 		last = l.GetFencingToken()
 	}
 }
-
