@@ -324,6 +324,20 @@ func httpGet(t *testing.T, url string, wantStatus int) string {
 	return string(b)
 }
 
+// httpGetQuiet fetches a URL without failing the test, for polling.
+func httpGetQuiet(url string) (string, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return "", errors.New(resp.Status)
+	}
+	return string(b), err
+}
+
 // TestUpWithoutPostgreSQL says what to do instead of hanging or crashing.
 func TestUpWithoutPostgreSQL(t *testing.T) {
 	cmd := exec.Command(filepath.Join(binaries(t), "gaia"), "up")
