@@ -78,6 +78,14 @@ func TestBadInputIsRefusedWithItsCode(t *testing.T) {
 			_, err := sessions.DeregisterSession(ctx, &coordinatorv1.DeregisterSessionRequest{SessionId: owner.GetSessionId(), SessionToken: "nope"})
 			return err
 		}, codes.Unauthenticated, ""},
+		{"verify with a wrong token", func(ctx context.Context) error {
+			_, err := sessions.VerifySession(ctx, &coordinatorv1.VerifySessionRequest{SessionId: owner.GetSessionId(), SessionToken: xtok})
+			return err
+		}, codes.Unauthenticated, ""},
+		{"verify without a token", func(ctx context.Context) error {
+			_, err := sessions.VerifySession(ctx, &coordinatorv1.VerifySessionRequest{SessionId: owner.GetSessionId()})
+			return err
+		}, codes.InvalidArgument, "session_token"},
 		{"empty lock key", func(ctx context.Context) error {
 			_, err := acquire(ctx, cl, "", owner.GetSessionId(), otok, time.Minute, 0)
 			return err

@@ -1337,6 +1337,104 @@ func (x *DeregisterSessionResponse) GetReleasedLockKeys() []string {
 	return nil
 }
 
+// VerifySessionRequest names a session and the token to check.
+type VerifySessionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	SessionToken  string                 `protobuf:"bytes,2,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifySessionRequest) Reset() {
+	*x = VerifySessionRequest{}
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifySessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifySessionRequest) ProtoMessage() {}
+
+func (x *VerifySessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifySessionRequest.ProtoReflect.Descriptor instead.
+func (*VerifySessionRequest) Descriptor() ([]byte, []int) {
+	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *VerifySessionRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *VerifySessionRequest) GetSessionToken() string {
+	if x != nil {
+		return x.SessionToken
+	}
+	return ""
+}
+
+// VerifySessionResponse carries the session the token belongs to.
+type VerifySessionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       *Session               `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifySessionResponse) Reset() {
+	*x = VerifySessionResponse{}
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifySessionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifySessionResponse) ProtoMessage() {}
+
+func (x *VerifySessionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifySessionResponse.ProtoReflect.Descriptor instead.
+func (*VerifySessionResponse) Descriptor() ([]byte, []int) {
+	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *VerifySessionResponse) GetSession() *Session {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
 // SessionEvent is one committed change to a session.
 type SessionEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1355,7 +1453,7 @@ type SessionEvent struct {
 
 func (x *SessionEvent) Reset() {
 	*x = SessionEvent{}
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[12]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1367,7 +1465,7 @@ func (x *SessionEvent) String() string {
 func (*SessionEvent) ProtoMessage() {}
 
 func (x *SessionEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[12]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1380,7 +1478,7 @@ func (x *SessionEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionEvent.ProtoReflect.Descriptor instead.
 func (*SessionEvent) Descriptor() ([]byte, []int) {
-	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{12}
+	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SessionEvent) GetIndex() uint64 {
@@ -1431,7 +1529,7 @@ type WatchSessionsRequest struct {
 
 func (x *WatchSessionsRequest) Reset() {
 	*x = WatchSessionsRequest{}
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[13]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1443,7 +1541,7 @@ func (x *WatchSessionsRequest) String() string {
 func (*WatchSessionsRequest) ProtoMessage() {}
 
 func (x *WatchSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[13]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1456,7 +1554,7 @@ func (x *WatchSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchSessionsRequest.ProtoReflect.Descriptor instead.
 func (*WatchSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{13}
+	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *WatchSessionsRequest) GetAfterIndex() uint64 {
@@ -1483,7 +1581,7 @@ type WatchSessionsResponse struct {
 
 func (x *WatchSessionsResponse) Reset() {
 	*x = WatchSessionsResponse{}
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[14]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1495,7 +1593,7 @@ func (x *WatchSessionsResponse) String() string {
 func (*WatchSessionsResponse) ProtoMessage() {}
 
 func (x *WatchSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[14]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1508,7 +1606,7 @@ func (x *WatchSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchSessionsResponse.ProtoReflect.Descriptor instead.
 func (*WatchSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{14}
+	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *WatchSessionsResponse) GetEvent() *SessionEvent {
@@ -1539,7 +1637,7 @@ type Lock struct {
 
 func (x *Lock) Reset() {
 	*x = Lock{}
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[15]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1551,7 +1649,7 @@ func (x *Lock) String() string {
 func (*Lock) ProtoMessage() {}
 
 func (x *Lock) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[15]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1564,7 +1662,7 @@ func (x *Lock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Lock.ProtoReflect.Descriptor instead.
 func (*Lock) Descriptor() ([]byte, []int) {
-	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{15}
+	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Lock) GetKey() string {
@@ -1639,7 +1737,7 @@ type AcquireLockRequest struct {
 
 func (x *AcquireLockRequest) Reset() {
 	*x = AcquireLockRequest{}
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[16]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1651,7 +1749,7 @@ func (x *AcquireLockRequest) String() string {
 func (*AcquireLockRequest) ProtoMessage() {}
 
 func (x *AcquireLockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[16]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1664,7 +1762,7 @@ func (x *AcquireLockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquireLockRequest.ProtoReflect.Descriptor instead.
 func (*AcquireLockRequest) Descriptor() ([]byte, []int) {
-	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{16}
+	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *AcquireLockRequest) GetKey() string {
@@ -1712,7 +1810,7 @@ type AcquireLockResponse struct {
 
 func (x *AcquireLockResponse) Reset() {
 	*x = AcquireLockResponse{}
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[17]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1724,7 +1822,7 @@ func (x *AcquireLockResponse) String() string {
 func (*AcquireLockResponse) ProtoMessage() {}
 
 func (x *AcquireLockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[17]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1737,7 +1835,7 @@ func (x *AcquireLockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquireLockResponse.ProtoReflect.Descriptor instead.
 func (*AcquireLockResponse) Descriptor() ([]byte, []int) {
-	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{17}
+	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *AcquireLockResponse) GetLock() *Lock {
@@ -1762,7 +1860,7 @@ type RenewLockRequest struct {
 
 func (x *RenewLockRequest) Reset() {
 	*x = RenewLockRequest{}
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[18]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1774,7 +1872,7 @@ func (x *RenewLockRequest) String() string {
 func (*RenewLockRequest) ProtoMessage() {}
 
 func (x *RenewLockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[18]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1787,7 +1885,7 @@ func (x *RenewLockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewLockRequest.ProtoReflect.Descriptor instead.
 func (*RenewLockRequest) Descriptor() ([]byte, []int) {
-	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{18}
+	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RenewLockRequest) GetKey() string {
@@ -1835,7 +1933,7 @@ type RenewLockResponse struct {
 
 func (x *RenewLockResponse) Reset() {
 	*x = RenewLockResponse{}
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[19]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1847,7 +1945,7 @@ func (x *RenewLockResponse) String() string {
 func (*RenewLockResponse) ProtoMessage() {}
 
 func (x *RenewLockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[19]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1860,7 +1958,7 @@ func (x *RenewLockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewLockResponse.ProtoReflect.Descriptor instead.
 func (*RenewLockResponse) Descriptor() ([]byte, []int) {
-	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{19}
+	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RenewLockResponse) GetLock() *Lock {
@@ -1883,7 +1981,7 @@ type ReleaseLockRequest struct {
 
 func (x *ReleaseLockRequest) Reset() {
 	*x = ReleaseLockRequest{}
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[20]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1895,7 +1993,7 @@ func (x *ReleaseLockRequest) String() string {
 func (*ReleaseLockRequest) ProtoMessage() {}
 
 func (x *ReleaseLockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[20]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1908,7 +2006,7 @@ func (x *ReleaseLockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseLockRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseLockRequest) Descriptor() ([]byte, []int) {
-	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{20}
+	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ReleaseLockRequest) GetKey() string {
@@ -1950,7 +2048,7 @@ type ReleaseLockResponse struct {
 
 func (x *ReleaseLockResponse) Reset() {
 	*x = ReleaseLockResponse{}
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[21]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1962,7 +2060,7 @@ func (x *ReleaseLockResponse) String() string {
 func (*ReleaseLockResponse) ProtoMessage() {}
 
 func (x *ReleaseLockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[21]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1975,7 +2073,7 @@ func (x *ReleaseLockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseLockResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseLockResponse) Descriptor() ([]byte, []int) {
-	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{21}
+	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ReleaseLockResponse) GetNextOwnerSessionId() string {
@@ -1995,7 +2093,7 @@ type GetLockRequest struct {
 
 func (x *GetLockRequest) Reset() {
 	*x = GetLockRequest{}
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[22]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2007,7 +2105,7 @@ func (x *GetLockRequest) String() string {
 func (*GetLockRequest) ProtoMessage() {}
 
 func (x *GetLockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[22]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2020,7 +2118,7 @@ func (x *GetLockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLockRequest.ProtoReflect.Descriptor instead.
 func (*GetLockRequest) Descriptor() ([]byte, []int) {
-	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{22}
+	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetLockRequest) GetKey() string {
@@ -2040,7 +2138,7 @@ type GetLockResponse struct {
 
 func (x *GetLockResponse) Reset() {
 	*x = GetLockResponse{}
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[23]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2052,7 +2150,7 @@ func (x *GetLockResponse) String() string {
 func (*GetLockResponse) ProtoMessage() {}
 
 func (x *GetLockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[23]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2065,7 +2163,7 @@ func (x *GetLockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLockResponse.ProtoReflect.Descriptor instead.
 func (*GetLockResponse) Descriptor() ([]byte, []int) {
-	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{23}
+	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetLockResponse) GetLock() *Lock {
@@ -2091,7 +2189,7 @@ type ListLocksRequest struct {
 
 func (x *ListLocksRequest) Reset() {
 	*x = ListLocksRequest{}
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[24]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2103,7 +2201,7 @@ func (x *ListLocksRequest) String() string {
 func (*ListLocksRequest) ProtoMessage() {}
 
 func (x *ListLocksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[24]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2116,7 +2214,7 @@ func (x *ListLocksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLocksRequest.ProtoReflect.Descriptor instead.
 func (*ListLocksRequest) Descriptor() ([]byte, []int) {
-	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{24}
+	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListLocksRequest) GetPrefix() string {
@@ -2158,7 +2256,7 @@ type ListLocksResponse struct {
 
 func (x *ListLocksResponse) Reset() {
 	*x = ListLocksResponse{}
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[25]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2170,7 +2268,7 @@ func (x *ListLocksResponse) String() string {
 func (*ListLocksResponse) ProtoMessage() {}
 
 func (x *ListLocksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[25]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2183,7 +2281,7 @@ func (x *ListLocksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLocksResponse.ProtoReflect.Descriptor instead.
 func (*ListLocksResponse) Descriptor() ([]byte, []int) {
-	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{25}
+	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListLocksResponse) GetLocks() []*Lock {
@@ -2215,7 +2313,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[26]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2227,7 +2325,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[26]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2240,7 +2338,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{26}
+	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Node) GetNodeId() string {
@@ -2292,7 +2390,7 @@ type Snapshot struct {
 
 func (x *Snapshot) Reset() {
 	*x = Snapshot{}
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[27]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2304,7 +2402,7 @@ func (x *Snapshot) String() string {
 func (*Snapshot) ProtoMessage() {}
 
 func (x *Snapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[27]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2317,7 +2415,7 @@ func (x *Snapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Snapshot.ProtoReflect.Descriptor instead.
 func (*Snapshot) Descriptor() ([]byte, []int) {
-	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{27}
+	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Snapshot) GetId() string {
@@ -2364,7 +2462,7 @@ type GetClusterStatusRequest struct {
 
 func (x *GetClusterStatusRequest) Reset() {
 	*x = GetClusterStatusRequest{}
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[28]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2376,7 +2474,7 @@ func (x *GetClusterStatusRequest) String() string {
 func (*GetClusterStatusRequest) ProtoMessage() {}
 
 func (x *GetClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[28]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2389,7 +2487,7 @@ func (x *GetClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{28}
+	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{30}
 }
 
 // GetClusterStatusResponse describes the cluster as seen by the answering node.
@@ -2414,7 +2512,7 @@ type GetClusterStatusResponse struct {
 
 func (x *GetClusterStatusResponse) Reset() {
 	*x = GetClusterStatusResponse{}
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[29]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2426,7 +2524,7 @@ func (x *GetClusterStatusResponse) String() string {
 func (*GetClusterStatusResponse) ProtoMessage() {}
 
 func (x *GetClusterStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[29]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2439,7 +2537,7 @@ func (x *GetClusterStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetClusterStatusResponse) Descriptor() ([]byte, []int) {
-	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{29}
+	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetClusterStatusResponse) GetLeader() *LeaderInfo {
@@ -2526,7 +2624,7 @@ type AddVoterRequest struct {
 
 func (x *AddVoterRequest) Reset() {
 	*x = AddVoterRequest{}
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[30]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2538,7 +2636,7 @@ func (x *AddVoterRequest) String() string {
 func (*AddVoterRequest) ProtoMessage() {}
 
 func (x *AddVoterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[30]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2551,7 +2649,7 @@ func (x *AddVoterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddVoterRequest.ProtoReflect.Descriptor instead.
 func (*AddVoterRequest) Descriptor() ([]byte, []int) {
-	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{30}
+	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AddVoterRequest) GetNodeId() string {
@@ -2585,7 +2683,7 @@ type AddVoterResponse struct {
 
 func (x *AddVoterResponse) Reset() {
 	*x = AddVoterResponse{}
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[31]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2597,7 +2695,7 @@ func (x *AddVoterResponse) String() string {
 func (*AddVoterResponse) ProtoMessage() {}
 
 func (x *AddVoterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[31]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2610,7 +2708,7 @@ func (x *AddVoterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddVoterResponse.ProtoReflect.Descriptor instead.
 func (*AddVoterResponse) Descriptor() ([]byte, []int) {
-	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{31}
+	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *AddVoterResponse) GetNodes() []*Node {
@@ -2630,7 +2728,7 @@ type RemoveServerRequest struct {
 
 func (x *RemoveServerRequest) Reset() {
 	*x = RemoveServerRequest{}
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[32]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2642,7 +2740,7 @@ func (x *RemoveServerRequest) String() string {
 func (*RemoveServerRequest) ProtoMessage() {}
 
 func (x *RemoveServerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[32]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2655,7 +2753,7 @@ func (x *RemoveServerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServerRequest.ProtoReflect.Descriptor instead.
 func (*RemoveServerRequest) Descriptor() ([]byte, []int) {
-	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{32}
+	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RemoveServerRequest) GetNodeId() string {
@@ -2675,7 +2773,7 @@ type RemoveServerResponse struct {
 
 func (x *RemoveServerResponse) Reset() {
 	*x = RemoveServerResponse{}
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[33]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2687,7 +2785,7 @@ func (x *RemoveServerResponse) String() string {
 func (*RemoveServerResponse) ProtoMessage() {}
 
 func (x *RemoveServerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[33]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2700,7 +2798,7 @@ func (x *RemoveServerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServerResponse.ProtoReflect.Descriptor instead.
 func (*RemoveServerResponse) Descriptor() ([]byte, []int) {
-	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{33}
+	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RemoveServerResponse) GetNodes() []*Node {
@@ -2721,7 +2819,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[34]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2733,7 +2831,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[34]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2746,7 +2844,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{34}
+	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *TransferLeadershipRequest) GetNodeId() string {
@@ -2766,7 +2864,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[35]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2778,7 +2876,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[35]
+	mi := &file_gaia_coordinator_v1_coordinator_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2791,7 +2889,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{35}
+	return file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *TransferLeadershipResponse) GetLeader() *LeaderInfo {
@@ -2891,7 +2989,13 @@ const file_gaia_coordinator_v1_coordinator_proto_rawDesc = "" +
 	"\rsession_token\x18\x02 \x01(\tR\fsessionToken\"\x81\x01\n" +
 	"\x19DeregisterSessionResponse\x126\n" +
 	"\asession\x18\x01 \x01(\v2\x1c.gaia.coordinator.v1.SessionR\asession\x12,\n" +
-	"\x12released_lock_keys\x18\x02 \x03(\tR\x10releasedLockKeys\"\x82\x02\n" +
+	"\x12released_lock_keys\x18\x02 \x03(\tR\x10releasedLockKeys\"Z\n" +
+	"\x14VerifySessionRequest\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12#\n" +
+	"\rsession_token\x18\x02 \x01(\tR\fsessionToken\"O\n" +
+	"\x15VerifySessionResponse\x126\n" +
+	"\asession\x18\x01 \x01(\v2\x1c.gaia.coordinator.v1.SessionR\asession\"\x82\x02\n" +
 	"\fSessionEvent\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x129\n" +
 	"\x04type\x18\x02 \x01(\x0e2%.gaia.coordinator.v1.SessionEventTypeR\x04type\x126\n" +
@@ -3036,14 +3140,15 @@ const file_gaia_coordinator_v1_coordinator_proto_rawDesc = "" +
 	"\x13NODE_STATE_FOLLOWER\x10\x02\x12\x18\n" +
 	"\x14NODE_STATE_CANDIDATE\x10\x03\x12\x17\n" +
 	"\x13NODE_STATE_SHUTDOWN\x10\x04\x12\x1a\n" +
-	"\x16NODE_STATE_UNREACHABLE\x10\x052\x80\x05\n" +
+	"\x16NODE_STATE_UNREACHABLE\x10\x052\xe8\x05\n" +
 	"\x0eSessionService\x12l\n" +
 	"\x0fRegisterSession\x12+.gaia.coordinator.v1.RegisterSessionRequest\x1a,.gaia.coordinator.v1.RegisterSessionResponse\x12^\n" +
 	"\tHeartbeat\x12%.gaia.coordinator.v1.HeartbeatRequest\x1a&.gaia.coordinator.v1.HeartbeatResponse(\x010\x01\x12]\n" +
 	"\n" +
 	"GetSession\x12&.gaia.coordinator.v1.GetSessionRequest\x1a'.gaia.coordinator.v1.GetSessionResponse\x12c\n" +
 	"\fListSessions\x12(.gaia.coordinator.v1.ListSessionsRequest\x1a).gaia.coordinator.v1.ListSessionsResponse\x12r\n" +
-	"\x11DeregisterSession\x12-.gaia.coordinator.v1.DeregisterSessionRequest\x1a..gaia.coordinator.v1.DeregisterSessionResponse\x12h\n" +
+	"\x11DeregisterSession\x12-.gaia.coordinator.v1.DeregisterSessionRequest\x1a..gaia.coordinator.v1.DeregisterSessionResponse\x12f\n" +
+	"\rVerifySession\x12).gaia.coordinator.v1.VerifySessionRequest\x1a*.gaia.coordinator.v1.VerifySessionResponse\x12h\n" +
 	"\rWatchSessions\x12).gaia.coordinator.v1.WatchSessionsRequest\x1a*.gaia.coordinator.v1.WatchSessionsResponse0\x012\xdf\x03\n" +
 	"\vLockService\x12`\n" +
 	"\vAcquireLock\x12'.gaia.coordinator.v1.AcquireLockRequest\x1a(.gaia.coordinator.v1.AcquireLockResponse\x12Z\n" +
@@ -3070,7 +3175,7 @@ func file_gaia_coordinator_v1_coordinator_proto_rawDescGZIP() []byte {
 }
 
 var file_gaia_coordinator_v1_coordinator_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_gaia_coordinator_v1_coordinator_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_gaia_coordinator_v1_coordinator_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_gaia_coordinator_v1_coordinator_proto_goTypes = []any{
 	(SessionTier)(0),                   // 0: gaia.coordinator.v1.SessionTier
 	(Provider)(0),                      // 1: gaia.coordinator.v1.Provider
@@ -3090,125 +3195,130 @@ var file_gaia_coordinator_v1_coordinator_proto_goTypes = []any{
 	(*ListSessionsResponse)(nil),       // 15: gaia.coordinator.v1.ListSessionsResponse
 	(*DeregisterSessionRequest)(nil),   // 16: gaia.coordinator.v1.DeregisterSessionRequest
 	(*DeregisterSessionResponse)(nil),  // 17: gaia.coordinator.v1.DeregisterSessionResponse
-	(*SessionEvent)(nil),               // 18: gaia.coordinator.v1.SessionEvent
-	(*WatchSessionsRequest)(nil),       // 19: gaia.coordinator.v1.WatchSessionsRequest
-	(*WatchSessionsResponse)(nil),      // 20: gaia.coordinator.v1.WatchSessionsResponse
-	(*Lock)(nil),                       // 21: gaia.coordinator.v1.Lock
-	(*AcquireLockRequest)(nil),         // 22: gaia.coordinator.v1.AcquireLockRequest
-	(*AcquireLockResponse)(nil),        // 23: gaia.coordinator.v1.AcquireLockResponse
-	(*RenewLockRequest)(nil),           // 24: gaia.coordinator.v1.RenewLockRequest
-	(*RenewLockResponse)(nil),          // 25: gaia.coordinator.v1.RenewLockResponse
-	(*ReleaseLockRequest)(nil),         // 26: gaia.coordinator.v1.ReleaseLockRequest
-	(*ReleaseLockResponse)(nil),        // 27: gaia.coordinator.v1.ReleaseLockResponse
-	(*GetLockRequest)(nil),             // 28: gaia.coordinator.v1.GetLockRequest
-	(*GetLockResponse)(nil),            // 29: gaia.coordinator.v1.GetLockResponse
-	(*ListLocksRequest)(nil),           // 30: gaia.coordinator.v1.ListLocksRequest
-	(*ListLocksResponse)(nil),          // 31: gaia.coordinator.v1.ListLocksResponse
-	(*Node)(nil),                       // 32: gaia.coordinator.v1.Node
-	(*Snapshot)(nil),                   // 33: gaia.coordinator.v1.Snapshot
-	(*GetClusterStatusRequest)(nil),    // 34: gaia.coordinator.v1.GetClusterStatusRequest
-	(*GetClusterStatusResponse)(nil),   // 35: gaia.coordinator.v1.GetClusterStatusResponse
-	(*AddVoterRequest)(nil),            // 36: gaia.coordinator.v1.AddVoterRequest
-	(*AddVoterResponse)(nil),           // 37: gaia.coordinator.v1.AddVoterResponse
-	(*RemoveServerRequest)(nil),        // 38: gaia.coordinator.v1.RemoveServerRequest
-	(*RemoveServerResponse)(nil),       // 39: gaia.coordinator.v1.RemoveServerResponse
-	(*TransferLeadershipRequest)(nil),  // 40: gaia.coordinator.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 41: gaia.coordinator.v1.TransferLeadershipResponse
-	nil,                                // 42: gaia.coordinator.v1.Session.LabelsEntry
-	nil,                                // 43: gaia.coordinator.v1.RegisterSessionRequest.LabelsEntry
-	nil,                                // 44: gaia.coordinator.v1.ListSessionsRequest.LabelsEntry
-	(*v1.TimeWindow)(nil),              // 45: gaia.type.v1.TimeWindow
-	(*timestamppb.Timestamp)(nil),      // 46: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),        // 47: google.protobuf.Duration
+	(*VerifySessionRequest)(nil),       // 18: gaia.coordinator.v1.VerifySessionRequest
+	(*VerifySessionResponse)(nil),      // 19: gaia.coordinator.v1.VerifySessionResponse
+	(*SessionEvent)(nil),               // 20: gaia.coordinator.v1.SessionEvent
+	(*WatchSessionsRequest)(nil),       // 21: gaia.coordinator.v1.WatchSessionsRequest
+	(*WatchSessionsResponse)(nil),      // 22: gaia.coordinator.v1.WatchSessionsResponse
+	(*Lock)(nil),                       // 23: gaia.coordinator.v1.Lock
+	(*AcquireLockRequest)(nil),         // 24: gaia.coordinator.v1.AcquireLockRequest
+	(*AcquireLockResponse)(nil),        // 25: gaia.coordinator.v1.AcquireLockResponse
+	(*RenewLockRequest)(nil),           // 26: gaia.coordinator.v1.RenewLockRequest
+	(*RenewLockResponse)(nil),          // 27: gaia.coordinator.v1.RenewLockResponse
+	(*ReleaseLockRequest)(nil),         // 28: gaia.coordinator.v1.ReleaseLockRequest
+	(*ReleaseLockResponse)(nil),        // 29: gaia.coordinator.v1.ReleaseLockResponse
+	(*GetLockRequest)(nil),             // 30: gaia.coordinator.v1.GetLockRequest
+	(*GetLockResponse)(nil),            // 31: gaia.coordinator.v1.GetLockResponse
+	(*ListLocksRequest)(nil),           // 32: gaia.coordinator.v1.ListLocksRequest
+	(*ListLocksResponse)(nil),          // 33: gaia.coordinator.v1.ListLocksResponse
+	(*Node)(nil),                       // 34: gaia.coordinator.v1.Node
+	(*Snapshot)(nil),                   // 35: gaia.coordinator.v1.Snapshot
+	(*GetClusterStatusRequest)(nil),    // 36: gaia.coordinator.v1.GetClusterStatusRequest
+	(*GetClusterStatusResponse)(nil),   // 37: gaia.coordinator.v1.GetClusterStatusResponse
+	(*AddVoterRequest)(nil),            // 38: gaia.coordinator.v1.AddVoterRequest
+	(*AddVoterResponse)(nil),           // 39: gaia.coordinator.v1.AddVoterResponse
+	(*RemoveServerRequest)(nil),        // 40: gaia.coordinator.v1.RemoveServerRequest
+	(*RemoveServerResponse)(nil),       // 41: gaia.coordinator.v1.RemoveServerResponse
+	(*TransferLeadershipRequest)(nil),  // 42: gaia.coordinator.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 43: gaia.coordinator.v1.TransferLeadershipResponse
+	nil,                                // 44: gaia.coordinator.v1.Session.LabelsEntry
+	nil,                                // 45: gaia.coordinator.v1.RegisterSessionRequest.LabelsEntry
+	nil,                                // 46: gaia.coordinator.v1.ListSessionsRequest.LabelsEntry
+	(*v1.TimeWindow)(nil),              // 47: gaia.type.v1.TimeWindow
+	(*timestamppb.Timestamp)(nil),      // 48: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),        // 49: google.protobuf.Duration
 }
 var file_gaia_coordinator_v1_coordinator_proto_depIdxs = []int32{
 	0,  // 0: gaia.coordinator.v1.Session.tier:type_name -> gaia.coordinator.v1.SessionTier
 	1,  // 1: gaia.coordinator.v1.Session.provider:type_name -> gaia.coordinator.v1.Provider
-	45, // 2: gaia.coordinator.v1.Session.time_windows:type_name -> gaia.type.v1.TimeWindow
-	42, // 3: gaia.coordinator.v1.Session.labels:type_name -> gaia.coordinator.v1.Session.LabelsEntry
+	47, // 2: gaia.coordinator.v1.Session.time_windows:type_name -> gaia.type.v1.TimeWindow
+	44, // 3: gaia.coordinator.v1.Session.labels:type_name -> gaia.coordinator.v1.Session.LabelsEntry
 	2,  // 4: gaia.coordinator.v1.Session.status:type_name -> gaia.coordinator.v1.SessionStatus
-	46, // 5: gaia.coordinator.v1.Session.registered_at:type_name -> google.protobuf.Timestamp
-	46, // 6: gaia.coordinator.v1.Session.last_heartbeat_at:type_name -> google.protobuf.Timestamp
-	46, // 7: gaia.coordinator.v1.Session.lease_expires_at:type_name -> google.protobuf.Timestamp
-	46, // 8: gaia.coordinator.v1.Session.status_changed_at:type_name -> google.protobuf.Timestamp
+	48, // 5: gaia.coordinator.v1.Session.registered_at:type_name -> google.protobuf.Timestamp
+	48, // 6: gaia.coordinator.v1.Session.last_heartbeat_at:type_name -> google.protobuf.Timestamp
+	48, // 7: gaia.coordinator.v1.Session.lease_expires_at:type_name -> google.protobuf.Timestamp
+	48, // 8: gaia.coordinator.v1.Session.status_changed_at:type_name -> google.protobuf.Timestamp
 	0,  // 9: gaia.coordinator.v1.RegisterSessionRequest.tier:type_name -> gaia.coordinator.v1.SessionTier
 	1,  // 10: gaia.coordinator.v1.RegisterSessionRequest.provider:type_name -> gaia.coordinator.v1.Provider
-	45, // 11: gaia.coordinator.v1.RegisterSessionRequest.time_windows:type_name -> gaia.type.v1.TimeWindow
-	43, // 12: gaia.coordinator.v1.RegisterSessionRequest.labels:type_name -> gaia.coordinator.v1.RegisterSessionRequest.LabelsEntry
+	47, // 11: gaia.coordinator.v1.RegisterSessionRequest.time_windows:type_name -> gaia.type.v1.TimeWindow
+	45, // 12: gaia.coordinator.v1.RegisterSessionRequest.labels:type_name -> gaia.coordinator.v1.RegisterSessionRequest.LabelsEntry
 	6,  // 13: gaia.coordinator.v1.RegisterSessionResponse.session:type_name -> gaia.coordinator.v1.Session
-	47, // 14: gaia.coordinator.v1.RegisterSessionResponse.heartbeat_interval:type_name -> google.protobuf.Duration
-	47, // 15: gaia.coordinator.v1.RegisterSessionResponse.lease_ttl:type_name -> google.protobuf.Duration
-	46, // 16: gaia.coordinator.v1.HeartbeatResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
+	49, // 14: gaia.coordinator.v1.RegisterSessionResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	49, // 15: gaia.coordinator.v1.RegisterSessionResponse.lease_ttl:type_name -> google.protobuf.Duration
+	48, // 16: gaia.coordinator.v1.HeartbeatResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
 	10, // 17: gaia.coordinator.v1.HeartbeatResponse.leader:type_name -> gaia.coordinator.v1.LeaderInfo
 	2,  // 18: gaia.coordinator.v1.HeartbeatResponse.status:type_name -> gaia.coordinator.v1.SessionStatus
-	47, // 19: gaia.coordinator.v1.HeartbeatResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	49, // 19: gaia.coordinator.v1.HeartbeatResponse.heartbeat_interval:type_name -> google.protobuf.Duration
 	6,  // 20: gaia.coordinator.v1.GetSessionResponse.session:type_name -> gaia.coordinator.v1.Session
 	2,  // 21: gaia.coordinator.v1.ListSessionsRequest.statuses:type_name -> gaia.coordinator.v1.SessionStatus
 	0,  // 22: gaia.coordinator.v1.ListSessionsRequest.tiers:type_name -> gaia.coordinator.v1.SessionTier
 	1,  // 23: gaia.coordinator.v1.ListSessionsRequest.providers:type_name -> gaia.coordinator.v1.Provider
-	44, // 24: gaia.coordinator.v1.ListSessionsRequest.labels:type_name -> gaia.coordinator.v1.ListSessionsRequest.LabelsEntry
+	46, // 24: gaia.coordinator.v1.ListSessionsRequest.labels:type_name -> gaia.coordinator.v1.ListSessionsRequest.LabelsEntry
 	6,  // 25: gaia.coordinator.v1.ListSessionsResponse.sessions:type_name -> gaia.coordinator.v1.Session
 	6,  // 26: gaia.coordinator.v1.DeregisterSessionResponse.session:type_name -> gaia.coordinator.v1.Session
-	3,  // 27: gaia.coordinator.v1.SessionEvent.type:type_name -> gaia.coordinator.v1.SessionEventType
-	6,  // 28: gaia.coordinator.v1.SessionEvent.session:type_name -> gaia.coordinator.v1.Session
-	46, // 29: gaia.coordinator.v1.SessionEvent.occurred_at:type_name -> google.protobuf.Timestamp
-	3,  // 30: gaia.coordinator.v1.WatchSessionsRequest.types:type_name -> gaia.coordinator.v1.SessionEventType
-	18, // 31: gaia.coordinator.v1.WatchSessionsResponse.event:type_name -> gaia.coordinator.v1.SessionEvent
-	46, // 32: gaia.coordinator.v1.Lock.acquired_at:type_name -> google.protobuf.Timestamp
-	46, // 33: gaia.coordinator.v1.Lock.expires_at:type_name -> google.protobuf.Timestamp
-	47, // 34: gaia.coordinator.v1.Lock.ttl:type_name -> google.protobuf.Duration
-	47, // 35: gaia.coordinator.v1.AcquireLockRequest.ttl:type_name -> google.protobuf.Duration
-	47, // 36: gaia.coordinator.v1.AcquireLockRequest.wait_timeout:type_name -> google.protobuf.Duration
-	21, // 37: gaia.coordinator.v1.AcquireLockResponse.lock:type_name -> gaia.coordinator.v1.Lock
-	47, // 38: gaia.coordinator.v1.RenewLockRequest.ttl:type_name -> google.protobuf.Duration
-	21, // 39: gaia.coordinator.v1.RenewLockResponse.lock:type_name -> gaia.coordinator.v1.Lock
-	21, // 40: gaia.coordinator.v1.GetLockResponse.lock:type_name -> gaia.coordinator.v1.Lock
-	21, // 41: gaia.coordinator.v1.ListLocksResponse.locks:type_name -> gaia.coordinator.v1.Lock
-	4,  // 42: gaia.coordinator.v1.Node.suffrage:type_name -> gaia.coordinator.v1.NodeSuffrage
-	5,  // 43: gaia.coordinator.v1.Node.state:type_name -> gaia.coordinator.v1.NodeState
-	46, // 44: gaia.coordinator.v1.Node.last_contact_at:type_name -> google.protobuf.Timestamp
-	46, // 45: gaia.coordinator.v1.Snapshot.taken_at:type_name -> google.protobuf.Timestamp
-	10, // 46: gaia.coordinator.v1.GetClusterStatusResponse.leader:type_name -> gaia.coordinator.v1.LeaderInfo
-	32, // 47: gaia.coordinator.v1.GetClusterStatusResponse.nodes:type_name -> gaia.coordinator.v1.Node
-	33, // 48: gaia.coordinator.v1.GetClusterStatusResponse.last_snapshot:type_name -> gaia.coordinator.v1.Snapshot
-	32, // 49: gaia.coordinator.v1.AddVoterResponse.nodes:type_name -> gaia.coordinator.v1.Node
-	32, // 50: gaia.coordinator.v1.RemoveServerResponse.nodes:type_name -> gaia.coordinator.v1.Node
-	10, // 51: gaia.coordinator.v1.TransferLeadershipResponse.leader:type_name -> gaia.coordinator.v1.LeaderInfo
-	7,  // 52: gaia.coordinator.v1.SessionService.RegisterSession:input_type -> gaia.coordinator.v1.RegisterSessionRequest
-	9,  // 53: gaia.coordinator.v1.SessionService.Heartbeat:input_type -> gaia.coordinator.v1.HeartbeatRequest
-	12, // 54: gaia.coordinator.v1.SessionService.GetSession:input_type -> gaia.coordinator.v1.GetSessionRequest
-	14, // 55: gaia.coordinator.v1.SessionService.ListSessions:input_type -> gaia.coordinator.v1.ListSessionsRequest
-	16, // 56: gaia.coordinator.v1.SessionService.DeregisterSession:input_type -> gaia.coordinator.v1.DeregisterSessionRequest
-	19, // 57: gaia.coordinator.v1.SessionService.WatchSessions:input_type -> gaia.coordinator.v1.WatchSessionsRequest
-	22, // 58: gaia.coordinator.v1.LockService.AcquireLock:input_type -> gaia.coordinator.v1.AcquireLockRequest
-	24, // 59: gaia.coordinator.v1.LockService.RenewLock:input_type -> gaia.coordinator.v1.RenewLockRequest
-	26, // 60: gaia.coordinator.v1.LockService.ReleaseLock:input_type -> gaia.coordinator.v1.ReleaseLockRequest
-	28, // 61: gaia.coordinator.v1.LockService.GetLock:input_type -> gaia.coordinator.v1.GetLockRequest
-	30, // 62: gaia.coordinator.v1.LockService.ListLocks:input_type -> gaia.coordinator.v1.ListLocksRequest
-	34, // 63: gaia.coordinator.v1.ClusterService.GetClusterStatus:input_type -> gaia.coordinator.v1.GetClusterStatusRequest
-	36, // 64: gaia.coordinator.v1.ClusterService.AddVoter:input_type -> gaia.coordinator.v1.AddVoterRequest
-	38, // 65: gaia.coordinator.v1.ClusterService.RemoveServer:input_type -> gaia.coordinator.v1.RemoveServerRequest
-	40, // 66: gaia.coordinator.v1.ClusterService.TransferLeadership:input_type -> gaia.coordinator.v1.TransferLeadershipRequest
-	8,  // 67: gaia.coordinator.v1.SessionService.RegisterSession:output_type -> gaia.coordinator.v1.RegisterSessionResponse
-	11, // 68: gaia.coordinator.v1.SessionService.Heartbeat:output_type -> gaia.coordinator.v1.HeartbeatResponse
-	13, // 69: gaia.coordinator.v1.SessionService.GetSession:output_type -> gaia.coordinator.v1.GetSessionResponse
-	15, // 70: gaia.coordinator.v1.SessionService.ListSessions:output_type -> gaia.coordinator.v1.ListSessionsResponse
-	17, // 71: gaia.coordinator.v1.SessionService.DeregisterSession:output_type -> gaia.coordinator.v1.DeregisterSessionResponse
-	20, // 72: gaia.coordinator.v1.SessionService.WatchSessions:output_type -> gaia.coordinator.v1.WatchSessionsResponse
-	23, // 73: gaia.coordinator.v1.LockService.AcquireLock:output_type -> gaia.coordinator.v1.AcquireLockResponse
-	25, // 74: gaia.coordinator.v1.LockService.RenewLock:output_type -> gaia.coordinator.v1.RenewLockResponse
-	27, // 75: gaia.coordinator.v1.LockService.ReleaseLock:output_type -> gaia.coordinator.v1.ReleaseLockResponse
-	29, // 76: gaia.coordinator.v1.LockService.GetLock:output_type -> gaia.coordinator.v1.GetLockResponse
-	31, // 77: gaia.coordinator.v1.LockService.ListLocks:output_type -> gaia.coordinator.v1.ListLocksResponse
-	35, // 78: gaia.coordinator.v1.ClusterService.GetClusterStatus:output_type -> gaia.coordinator.v1.GetClusterStatusResponse
-	37, // 79: gaia.coordinator.v1.ClusterService.AddVoter:output_type -> gaia.coordinator.v1.AddVoterResponse
-	39, // 80: gaia.coordinator.v1.ClusterService.RemoveServer:output_type -> gaia.coordinator.v1.RemoveServerResponse
-	41, // 81: gaia.coordinator.v1.ClusterService.TransferLeadership:output_type -> gaia.coordinator.v1.TransferLeadershipResponse
-	67, // [67:82] is the sub-list for method output_type
-	52, // [52:67] is the sub-list for method input_type
-	52, // [52:52] is the sub-list for extension type_name
-	52, // [52:52] is the sub-list for extension extendee
-	0,  // [0:52] is the sub-list for field type_name
+	6,  // 27: gaia.coordinator.v1.VerifySessionResponse.session:type_name -> gaia.coordinator.v1.Session
+	3,  // 28: gaia.coordinator.v1.SessionEvent.type:type_name -> gaia.coordinator.v1.SessionEventType
+	6,  // 29: gaia.coordinator.v1.SessionEvent.session:type_name -> gaia.coordinator.v1.Session
+	48, // 30: gaia.coordinator.v1.SessionEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	3,  // 31: gaia.coordinator.v1.WatchSessionsRequest.types:type_name -> gaia.coordinator.v1.SessionEventType
+	20, // 32: gaia.coordinator.v1.WatchSessionsResponse.event:type_name -> gaia.coordinator.v1.SessionEvent
+	48, // 33: gaia.coordinator.v1.Lock.acquired_at:type_name -> google.protobuf.Timestamp
+	48, // 34: gaia.coordinator.v1.Lock.expires_at:type_name -> google.protobuf.Timestamp
+	49, // 35: gaia.coordinator.v1.Lock.ttl:type_name -> google.protobuf.Duration
+	49, // 36: gaia.coordinator.v1.AcquireLockRequest.ttl:type_name -> google.protobuf.Duration
+	49, // 37: gaia.coordinator.v1.AcquireLockRequest.wait_timeout:type_name -> google.protobuf.Duration
+	23, // 38: gaia.coordinator.v1.AcquireLockResponse.lock:type_name -> gaia.coordinator.v1.Lock
+	49, // 39: gaia.coordinator.v1.RenewLockRequest.ttl:type_name -> google.protobuf.Duration
+	23, // 40: gaia.coordinator.v1.RenewLockResponse.lock:type_name -> gaia.coordinator.v1.Lock
+	23, // 41: gaia.coordinator.v1.GetLockResponse.lock:type_name -> gaia.coordinator.v1.Lock
+	23, // 42: gaia.coordinator.v1.ListLocksResponse.locks:type_name -> gaia.coordinator.v1.Lock
+	4,  // 43: gaia.coordinator.v1.Node.suffrage:type_name -> gaia.coordinator.v1.NodeSuffrage
+	5,  // 44: gaia.coordinator.v1.Node.state:type_name -> gaia.coordinator.v1.NodeState
+	48, // 45: gaia.coordinator.v1.Node.last_contact_at:type_name -> google.protobuf.Timestamp
+	48, // 46: gaia.coordinator.v1.Snapshot.taken_at:type_name -> google.protobuf.Timestamp
+	10, // 47: gaia.coordinator.v1.GetClusterStatusResponse.leader:type_name -> gaia.coordinator.v1.LeaderInfo
+	34, // 48: gaia.coordinator.v1.GetClusterStatusResponse.nodes:type_name -> gaia.coordinator.v1.Node
+	35, // 49: gaia.coordinator.v1.GetClusterStatusResponse.last_snapshot:type_name -> gaia.coordinator.v1.Snapshot
+	34, // 50: gaia.coordinator.v1.AddVoterResponse.nodes:type_name -> gaia.coordinator.v1.Node
+	34, // 51: gaia.coordinator.v1.RemoveServerResponse.nodes:type_name -> gaia.coordinator.v1.Node
+	10, // 52: gaia.coordinator.v1.TransferLeadershipResponse.leader:type_name -> gaia.coordinator.v1.LeaderInfo
+	7,  // 53: gaia.coordinator.v1.SessionService.RegisterSession:input_type -> gaia.coordinator.v1.RegisterSessionRequest
+	9,  // 54: gaia.coordinator.v1.SessionService.Heartbeat:input_type -> gaia.coordinator.v1.HeartbeatRequest
+	12, // 55: gaia.coordinator.v1.SessionService.GetSession:input_type -> gaia.coordinator.v1.GetSessionRequest
+	14, // 56: gaia.coordinator.v1.SessionService.ListSessions:input_type -> gaia.coordinator.v1.ListSessionsRequest
+	16, // 57: gaia.coordinator.v1.SessionService.DeregisterSession:input_type -> gaia.coordinator.v1.DeregisterSessionRequest
+	18, // 58: gaia.coordinator.v1.SessionService.VerifySession:input_type -> gaia.coordinator.v1.VerifySessionRequest
+	21, // 59: gaia.coordinator.v1.SessionService.WatchSessions:input_type -> gaia.coordinator.v1.WatchSessionsRequest
+	24, // 60: gaia.coordinator.v1.LockService.AcquireLock:input_type -> gaia.coordinator.v1.AcquireLockRequest
+	26, // 61: gaia.coordinator.v1.LockService.RenewLock:input_type -> gaia.coordinator.v1.RenewLockRequest
+	28, // 62: gaia.coordinator.v1.LockService.ReleaseLock:input_type -> gaia.coordinator.v1.ReleaseLockRequest
+	30, // 63: gaia.coordinator.v1.LockService.GetLock:input_type -> gaia.coordinator.v1.GetLockRequest
+	32, // 64: gaia.coordinator.v1.LockService.ListLocks:input_type -> gaia.coordinator.v1.ListLocksRequest
+	36, // 65: gaia.coordinator.v1.ClusterService.GetClusterStatus:input_type -> gaia.coordinator.v1.GetClusterStatusRequest
+	38, // 66: gaia.coordinator.v1.ClusterService.AddVoter:input_type -> gaia.coordinator.v1.AddVoterRequest
+	40, // 67: gaia.coordinator.v1.ClusterService.RemoveServer:input_type -> gaia.coordinator.v1.RemoveServerRequest
+	42, // 68: gaia.coordinator.v1.ClusterService.TransferLeadership:input_type -> gaia.coordinator.v1.TransferLeadershipRequest
+	8,  // 69: gaia.coordinator.v1.SessionService.RegisterSession:output_type -> gaia.coordinator.v1.RegisterSessionResponse
+	11, // 70: gaia.coordinator.v1.SessionService.Heartbeat:output_type -> gaia.coordinator.v1.HeartbeatResponse
+	13, // 71: gaia.coordinator.v1.SessionService.GetSession:output_type -> gaia.coordinator.v1.GetSessionResponse
+	15, // 72: gaia.coordinator.v1.SessionService.ListSessions:output_type -> gaia.coordinator.v1.ListSessionsResponse
+	17, // 73: gaia.coordinator.v1.SessionService.DeregisterSession:output_type -> gaia.coordinator.v1.DeregisterSessionResponse
+	19, // 74: gaia.coordinator.v1.SessionService.VerifySession:output_type -> gaia.coordinator.v1.VerifySessionResponse
+	22, // 75: gaia.coordinator.v1.SessionService.WatchSessions:output_type -> gaia.coordinator.v1.WatchSessionsResponse
+	25, // 76: gaia.coordinator.v1.LockService.AcquireLock:output_type -> gaia.coordinator.v1.AcquireLockResponse
+	27, // 77: gaia.coordinator.v1.LockService.RenewLock:output_type -> gaia.coordinator.v1.RenewLockResponse
+	29, // 78: gaia.coordinator.v1.LockService.ReleaseLock:output_type -> gaia.coordinator.v1.ReleaseLockResponse
+	31, // 79: gaia.coordinator.v1.LockService.GetLock:output_type -> gaia.coordinator.v1.GetLockResponse
+	33, // 80: gaia.coordinator.v1.LockService.ListLocks:output_type -> gaia.coordinator.v1.ListLocksResponse
+	37, // 81: gaia.coordinator.v1.ClusterService.GetClusterStatus:output_type -> gaia.coordinator.v1.GetClusterStatusResponse
+	39, // 82: gaia.coordinator.v1.ClusterService.AddVoter:output_type -> gaia.coordinator.v1.AddVoterResponse
+	41, // 83: gaia.coordinator.v1.ClusterService.RemoveServer:output_type -> gaia.coordinator.v1.RemoveServerResponse
+	43, // 84: gaia.coordinator.v1.ClusterService.TransferLeadership:output_type -> gaia.coordinator.v1.TransferLeadershipResponse
+	69, // [69:85] is the sub-list for method output_type
+	53, // [53:69] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_gaia_coordinator_v1_coordinator_proto_init() }
@@ -3222,7 +3332,7 @@ func file_gaia_coordinator_v1_coordinator_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gaia_coordinator_v1_coordinator_proto_rawDesc), len(file_gaia_coordinator_v1_coordinator_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   39,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -29,6 +29,7 @@ const (
 	SessionService_GetSession_FullMethodName        = "/gaia.coordinator.v1.SessionService/GetSession"
 	SessionService_ListSessions_FullMethodName      = "/gaia.coordinator.v1.SessionService/ListSessions"
 	SessionService_DeregisterSession_FullMethodName = "/gaia.coordinator.v1.SessionService/DeregisterSession"
+	SessionService_VerifySession_FullMethodName     = "/gaia.coordinator.v1.SessionService/VerifySession"
 	SessionService_WatchSessions_FullMethodName     = "/gaia.coordinator.v1.SessionService/WatchSessions"
 )
 
@@ -55,6 +56,10 @@ type SessionServiceClient interface {
 	// DeregisterSession ends a session on purpose; its locks are released in the
 	// same committed command.
 	DeregisterSession(ctx context.Context, in *DeregisterSessionRequest, opts ...grpc.CallOption) (*DeregisterSessionResponse, error)
+	// VerifySession checks a session's token and returns the session with its
+	// liveness: how other services (the task queue) authenticate a session
+	// without holding its token. UNAUTHENTICATED for a wrong token.
+	VerifySession(ctx context.Context, in *VerifySessionRequest, opts ...grpc.CallOption) (*VerifySessionResponse, error)
 	// WatchSessions streams session events in Raft index order, starting after
 	// after_index. A client that reconnects with the index of the last event it saw
 	// misses nothing and sees nothing twice.
@@ -122,6 +127,16 @@ func (c *sessionServiceClient) DeregisterSession(ctx context.Context, in *Deregi
 	return out, nil
 }
 
+func (c *sessionServiceClient) VerifySession(ctx context.Context, in *VerifySessionRequest, opts ...grpc.CallOption) (*VerifySessionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VerifySessionResponse)
+	err := c.cc.Invoke(ctx, SessionService_VerifySession_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *sessionServiceClient) WatchSessions(ctx context.Context, in *WatchSessionsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchSessionsResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &SessionService_ServiceDesc.Streams[1], SessionService_WatchSessions_FullMethodName, cOpts...)
@@ -164,6 +179,10 @@ type SessionServiceServer interface {
 	// DeregisterSession ends a session on purpose; its locks are released in the
 	// same committed command.
 	DeregisterSession(context.Context, *DeregisterSessionRequest) (*DeregisterSessionResponse, error)
+	// VerifySession checks a session's token and returns the session with its
+	// liveness: how other services (the task queue) authenticate a session
+	// without holding its token. UNAUTHENTICATED for a wrong token.
+	VerifySession(context.Context, *VerifySessionRequest) (*VerifySessionResponse, error)
 	// WatchSessions streams session events in Raft index order, starting after
 	// after_index. A client that reconnects with the index of the last event it saw
 	// misses nothing and sees nothing twice.
@@ -192,6 +211,9 @@ func (UnimplementedSessionServiceServer) ListSessions(context.Context, *ListSess
 }
 func (UnimplementedSessionServiceServer) DeregisterSession(context.Context, *DeregisterSessionRequest) (*DeregisterSessionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeregisterSession not implemented")
+}
+func (UnimplementedSessionServiceServer) VerifySession(context.Context, *VerifySessionRequest) (*VerifySessionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VerifySession not implemented")
 }
 func (UnimplementedSessionServiceServer) WatchSessions(*WatchSessionsRequest, grpc.ServerStreamingServer[WatchSessionsResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchSessions not implemented")
@@ -296,6 +318,24 @@ func _SessionService_DeregisterSession_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SessionService_VerifySession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VerifySessionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SessionServiceServer).VerifySession(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SessionService_VerifySession_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SessionServiceServer).VerifySession(ctx, req.(*VerifySessionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _SessionService_WatchSessions_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(WatchSessionsRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -329,6 +369,10 @@ var SessionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeregisterSession",
 			Handler:    _SessionService_DeregisterSession_Handler,
+		},
+		{
+			MethodName: "VerifySession",
+			Handler:    _SessionService_VerifySession_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

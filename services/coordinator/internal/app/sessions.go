@@ -206,6 +206,19 @@ func (c *Coordinator) GetSession(_ context.Context, id, name string) (SessionVie
 	return c.view(s, c.now()), nil
 }
 
+// VerifySession checks a session's token and returns the session with the
+// leader's view of its liveness. The session may be in any state.
+func (c *Coordinator) VerifySession(_ context.Context, id, token string) (SessionView, error) {
+	if err := c.verifyLeader(); err != nil {
+		return SessionView{}, err
+	}
+	s, err := c.authenticate(id, token)
+	if err != nil {
+		return SessionView{}, err
+	}
+	return c.view(s, c.now()), nil
+}
+
 // SessionFilter selects sessions for ListSessions.
 type SessionFilter struct {
 	Statuses      []state.Status

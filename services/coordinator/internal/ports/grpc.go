@@ -245,6 +245,24 @@ func (s *sessionServer) DeregisterSession(ctx context.Context, req *coordinatorv
 	return &coordinatorv1.DeregisterSessionResponse{Session: sessionViewToProto(v), ReleasedLockKeys: released}, nil
 }
 
+func (s *sessionServer) VerifySession(ctx context.Context, req *coordinatorv1.VerifySessionRequest) (*coordinatorv1.VerifySessionResponse, error) {
+	if err := validateSessionRef(req.GetSessionId(), req.GetSessionToken()); err != nil {
+		return nil, err
+	}
+	fctx, conn, local, err := s.Forward.Route(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !local {
+		return coordinatorv1.NewSessionServiceClient(conn).VerifySession(fctx, req)
+	}
+	v, err := s.App.VerifySession(ctx, req.GetSessionId(), req.GetSessionToken())
+	if err != nil {
+		return nil, err
+	}
+	return &coordinatorv1.VerifySessionResponse{Session: sessionViewToProto(v)}, nil
+}
+
 // WatchSessions is served from this node's own copy of the state: followers
 // apply the same committed events, so a watch needs no leader.
 func (s *sessionServer) WatchSessions(req *coordinatorv1.WatchSessionsRequest, stream coordinatorv1.SessionService_WatchSessionsServer) error {
