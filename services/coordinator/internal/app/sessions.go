@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/gaia-platform/gaia/internal/domainerr"
+	"github.com/gaia-platform/gaia/internal/window"
 	"github.com/gaia-platform/gaia/services/coordinator/internal/fsm"
 	"github.com/gaia-platform/gaia/services/coordinator/internal/state"
 )
@@ -306,7 +307,7 @@ func (c *Coordinator) view(s state.Session, now time.Time) SessionView {
 	}
 	v.Active = s.Status.Live() && !v.LastHeartbeatAt.IsZero() && now.Sub(v.LastHeartbeatAt) <= c.cfg.LeaseTimeout
 	v.Healthy = s.Status.Live() && s.ConsecutiveFailures == 0
-	v.Available = v.Active && v.Healthy && state.InWindows(s.TimeWindows, now) && int(v.TaskCount) < s.MaxConcurrentTasks
+	v.Available = v.Active && v.Healthy && window.InAny(s.TimeWindows, now) && int(v.TaskCount) < s.MaxConcurrentTasks
 	return v
 }
 

@@ -72,11 +72,7 @@ func timestamp(t time.Time) *timestamppb.Timestamp {
 func windowsToProto(ws []state.TimeWindow) []*typev1.TimeWindow {
 	out := make([]*typev1.TimeWindow, 0, len(ws))
 	for _, w := range ws {
-		pw := &typev1.TimeWindow{StartMinute: int32(w.StartMinute), EndMinute: int32(w.EndMinute), TimeZone: w.TimeZone}
-		for _, d := range w.Days {
-			pw.Days = append(pw.Days, typev1.Weekday(d))
-		}
-		out = append(out, pw)
+		out = append(out, w.ToProto())
 	}
 	return out
 }

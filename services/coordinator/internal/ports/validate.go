@@ -9,10 +9,9 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/gaia-platform/gaia/internal/domainerr"
+	"github.com/gaia-platform/gaia/internal/window"
 	coordinatorv1 "github.com/gaia-platform/gaia/proto/gaia/coordinator/v1"
-	typev1 "github.com/gaia-platform/gaia/proto/gaia/type/v1"
 	"github.com/gaia-platform/gaia/services/coordinator/internal/app"
-	"github.com/gaia-platform/gaia/services/coordinator/internal/state"
 )
 
 // Bounds on what clients may send.
@@ -68,7 +67,7 @@ func registerInput(req *coordinatorv1.RegisterSessionRequest) (app.RegisterInput
 		return in, domainerr.Invalid("time_windows", fmt.Sprintf("at most %d windows", maxWindows))
 	}
 	for i, pw := range req.GetTimeWindows() {
-		w, err := windowFromProto(pw)
+		w, err := window.FromProto(pw)
 		if err != nil {
 			return in, domainerr.Invalid(fmt.Sprintf("time_windows[%d]", i), err.Error())
 		}
@@ -86,14 +85,6 @@ func registerInput(req *coordinatorv1.RegisterSessionRequest) (app.RegisterInput
 		}
 	}
 	return in, nil
-}
-
-func windowFromProto(pw *typev1.TimeWindow) (state.TimeWindow, error) {
-	w := state.TimeWindow{StartMinute: int(pw.GetStartMinute()), EndMinute: int(pw.GetEndMinute()), TimeZone: pw.GetTimeZone()}
-	for _, d := range pw.GetDays() {
-		w.Days = append(w.Days, state.Weekday(d))
-	}
-	return w, w.Validate()
 }
 
 func validateSessionRef(id, token string) error {

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/gaia-platform/gaia/internal/domainerr"
+	"github.com/gaia-platform/gaia/internal/window"
 )
 
 // Tier is a session's place in the agent hierarchy.
@@ -60,16 +61,8 @@ const (
 	EventSnapshot     EventType = "snapshot"
 )
 
-// Weekday numbers days as ISO 8601 does: Monday is 1, Sunday 7.
-type Weekday int
-
-// TimeWindow is a recurring weekly period in a time zone; see gaia.type.v1.
-type TimeWindow struct {
-	Days        []Weekday `json:"days,omitempty"`
-	StartMinute int       `json:"start_minute"`
-	EndMinute   int       `json:"end_minute"`
-	TimeZone    string    `json:"time_zone,omitempty"`
-}
+// TimeWindow is a recurring weekly period in a time zone.
+type TimeWindow = window.Window
 
 // Session is a registered agent session as committed. Liveness details that
 // change with every heartbeat (last beat, task count, activity) are not here:

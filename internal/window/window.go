@@ -1,12 +1,48 @@
-package state
+// Package window is the recurring weekly time window that sessions and
+// session affinities use (gaia.type.v1.TimeWindow): validation, whether a
+// moment falls inside, and conversion from the protobuf message. It owns no
+// state.
+package window
 
 import (
 	"fmt"
 	"time"
+
+	typev1 "github.com/gaia-platform/gaia/proto/gaia/type/v1"
 )
 
+// Weekday numbers days as ISO 8601 does: Monday is 1, Sunday 7.
+type Weekday int
+
+// Window is a recurring weekly period in a time zone. A window whose end is
+// before its start wraps past midnight and belongs to the day it opens.
+type Window struct {
+	Days        []Weekday `json:"days,omitempty"`
+	StartMinute int       `json:"start_minute"`
+	EndMinute   int       `json:"end_minute"`
+	TimeZone    string    `json:"time_zone,omitempty"`
+}
+
+// FromProto converts and validates a protobuf window.
+func FromProto(pw *typev1.TimeWindow) (Window, error) {
+	w := Window{StartMinute: int(pw.GetStartMinute()), EndMinute: int(pw.GetEndMinute()), TimeZone: pw.GetTimeZone()}
+	for _, d := range pw.GetDays() {
+		w.Days = append(w.Days, Weekday(d))
+	}
+	return w, w.Validate()
+}
+
+// ToProto converts a window to its protobuf message.
+func (w Window) ToProto() *typev1.TimeWindow {
+	pw := &typev1.TimeWindow{StartMinute: int32(w.StartMinute), EndMinute: int32(w.EndMinute), TimeZone: w.TimeZone}
+	for _, d := range w.Days {
+		pw.Days = append(pw.Days, typev1.Weekday(d))
+	}
+	return pw
+}
+
 // Validate checks a window's numbers and time zone.
-func (w TimeWindow) Validate() error {
+func (w Window) Validate() error {
 	if w.StartMinute < 0 || w.StartMinute > 1439 {
 		return fmt.Errorf("start_minute %d is outside 0–1439", w.StartMinute)
 	}
@@ -29,7 +65,7 @@ func (w TimeWindow) Validate() error {
 
 // Contains reports whether t falls inside the window. A window whose end is
 // before its start wraps past midnight and belongs to the day it opens.
-func (w TimeWindow) Contains(t time.Time) bool {
+func (w Window) Contains(t time.Time) bool {
 	loc, err := time.LoadLocation(w.TimeZone)
 	if err != nil {
 		return false
@@ -49,7 +85,7 @@ func (w TimeWindow) Contains(t time.Time) bool {
 	return false
 }
 
-func (w TimeWindow) onDay(d Weekday) bool {
+func (w Window) onDay(d Weekday) bool {
 	if len(w.Days) == 0 {
 		return true
 	}
@@ -75,8 +111,8 @@ func previousDay(d Weekday) Weekday {
 	return d - 1
 }
 
-// InWindows reports whether t is inside any of the windows; no windows means always.
-func InWindows(windows []TimeWindow, t time.Time) bool {
+// InAny reports whether t is inside any of the windows; no windows means always.
+func InAny(windows []Window, t time.Time) bool {
 	if len(windows) == 0 {
 		return true
 	}
