@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -42,25 +41,17 @@ func newLockListCommand(f *coordinatorFlags) *cobra.Command {
 	return cmd
 }
 
-// listAllLocks follows next_page_token to the last page and returns every
-// lock as one response.
+// listAllLocks lists every lock as one response.
 func listAllLocks(ctx context.Context, locks coordinatorv1.LockServiceClient, req *coordinatorv1.ListLocksRequest) (*coordinatorv1.ListLocksResponse, error) {
-	all := &coordinatorv1.ListLocksResponse{}
-	req.PageSize = maxPageSize
-	for {
+	all, _, err := listPages(ctx, 0, func(ctx context.Context, size int32, token string) ([]*coordinatorv1.Lock, string, error) {
+		req.PageSize, req.PageToken = size, token
 		resp, err := locks.ListLocks(ctx, req)
-		if err != nil {
-			return nil, err
-		}
-		all.Locks = append(all.Locks, resp.GetLocks()...)
-		if resp.GetNextPageToken() == "" {
-			return all, nil
-		}
-		if resp.GetNextPageToken() == req.GetPageToken() {
-			return nil, errors.New("coordinator returned the same page token twice")
-		}
-		req.PageToken = resp.GetNextPageToken()
+		return resp.GetLocks(), resp.GetNextPageToken(), err
+	})
+	if err != nil {
+		return nil, err
 	}
+	return &coordinatorv1.ListLocksResponse{Locks: all}, nil
 }
 
 func newLockAcquireCommand(f *coordinatorFlags) *cobra.Command {

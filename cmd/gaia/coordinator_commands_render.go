@@ -17,7 +17,8 @@ import (
 )
 
 // Human output of the coordinator commands: aligned columns, times in RFC
-// 3339, durations rounded, enum values by their short lower-case names.
+// 3339, durations rounded, enum values by their short lower-case names. The
+// task queue commands share the formatting helpers at the end.
 
 func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0) }
 
@@ -192,22 +193,28 @@ func formatTimeWindows(windows []*typev1.TimeWindow) string {
 	}
 	var parts []string
 	for _, tw := range windows {
-		days := "every day"
-		if len(tw.GetDays()) > 0 {
-			var ds []string
-			for _, d := range tw.GetDays() {
-				name := enumName(d)
-				ds = append(ds, name[:min(3, len(name))])
-			}
-			days = strings.Join(ds, ",")
-		}
-		zone := tw.GetTimeZone()
-		if zone == "" {
-			zone = "UTC"
-		}
-		parts = append(parts, fmt.Sprintf("%s %s-%s %s", days, clock(tw.GetStartMinute()), clock(tw.GetEndMinute()), zone))
+		parts = append(parts, formatTimeWindow(tw))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// formatTimeWindow shows one window as "mon,tue 09:30-17:00 Europe/Paris",
+// or "every day 22:00-06:00 UTC" when it has no days.
+func formatTimeWindow(tw *typev1.TimeWindow) string {
+	days := "every day"
+	if len(tw.GetDays()) > 0 {
+		var ds []string
+		for _, d := range tw.GetDays() {
+			name := enumName(d)
+			ds = append(ds, name[:min(3, len(name))])
+		}
+		days = strings.Join(ds, ",")
+	}
+	zone := tw.GetTimeZone()
+	if zone == "" {
+		zone = "UTC"
+	}
+	return fmt.Sprintf("%s %s-%s %s", days, clock(tw.GetStartMinute()), clock(tw.GetEndMinute()), zone)
 }
 
 func clock(minute int32) string { return fmt.Sprintf("%02d:%02d", minute/60, minute%60) }

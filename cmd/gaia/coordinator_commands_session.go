@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -12,9 +11,6 @@ import (
 	coordinatorv1 "github.com/gaia-platform/gaia/proto/gaia/coordinator/v1"
 	"github.com/gaia-platform/gaia/services/coordinator/client"
 )
-
-// maxPageSize is the largest page the coordinator serves.
-const maxPageSize = 1000
 
 func newSessionCommand() *cobra.Command {
 	cmd, f := newCoordinatorGroup("session", "Inspect agent sessions")
@@ -35,8 +31,8 @@ type sessionListFlags struct {
 // request turns the filters into a ListSessionsRequest; bad values are usage
 // errors naming the flag.
 func (s sessionListFlags) request() (*coordinatorv1.ListSessionsRequest, error) {
-	if s.limit < 0 {
-		return nil, usageError{fmt.Errorf("invalid value %d for --limit: want 0 (no limit) or more", s.limit)}
+	if err := checkLimit(s.limit); err != nil {
+		return nil, err
 	}
 	req := &coordinatorv1.ListSessionsRequest{AvailableOnly: s.available}
 	for _, v := range s.statuses {
@@ -103,34 +99,18 @@ func newSessionListCommand(f *coordinatorFlags) *cobra.Command {
 	return cmd
 }
 
-// listAllSessions follows next_page_token until the last page or until limit
-// sessions (limit 0: no limit), and returns them as one response. When the
-// limit cut the listing short, next_page_token says where it stopped.
+// listAllSessions lists up to limit sessions (0: all) as one response; when
+// the limit cut the listing short, next_page_token says where it stopped.
 func listAllSessions(ctx context.Context, sessions coordinatorv1.SessionServiceClient, req *coordinatorv1.ListSessionsRequest, limit int) (*coordinatorv1.ListSessionsResponse, error) {
-	all := &coordinatorv1.ListSessionsResponse{}
-	for {
-		req.PageSize = maxPageSize
-		if limit > 0 {
-			req.PageSize = int32(min(limit-len(all.Sessions), maxPageSize))
-		}
+	all, next, err := listPages(ctx, limit, func(ctx context.Context, size int32, token string) ([]*coordinatorv1.Session, string, error) {
+		req.PageSize, req.PageToken = size, token
 		resp, err := sessions.ListSessions(ctx, req)
-		if err != nil {
-			return nil, err
-		}
-		all.Sessions = append(all.Sessions, resp.GetSessions()...)
-		if limit > 0 && len(all.Sessions) >= limit {
-			all.Sessions = all.Sessions[:limit]
-			all.NextPageToken = resp.GetNextPageToken()
-			return all, nil
-		}
-		if resp.GetNextPageToken() == "" {
-			return all, nil
-		}
-		if resp.GetNextPageToken() == req.GetPageToken() {
-			return nil, errors.New("coordinator returned the same page token twice")
-		}
-		req.PageToken = resp.GetNextPageToken()
+		return resp.GetSessions(), resp.GetNextPageToken(), err
+	})
+	if err != nil {
+		return nil, err
 	}
+	return &coordinatorv1.ListSessionsResponse{Sessions: all, NextPageToken: next}, nil
 }
 
 func newSessionGetCommand(f *coordinatorFlags) *cobra.Command {
@@ -140,15 +120,11 @@ func newSessionGetCommand(f *coordinatorFlags) *cobra.Command {
 		Short: "Show one session, by id or by the name of a live session",
 		Args:  wrapArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req := &coordinatorv1.GetSessionRequest{Name: name}
-			switch {
-			case len(args) == 1 && cmd.Flags().Changed("name"):
-				return usageError{errors.New("give a session id or --name, not both")}
-			case len(args) == 1:
-				req.SessionId = args[0]
-			case name == "":
-				return usageError{errors.New("give a session id or --name")}
+			id, err := idOrFlag(cmd, args, "a session id", "name")
+			if err != nil {
+				return err
 			}
+			req := &coordinatorv1.GetSessionRequest{SessionId: id, Name: name}
 			return f.call(cmd, 0, func(ctx context.Context, c *client.Client) error {
 				resp, err := c.Sessions().GetSession(ctx, req)
 				if err != nil {

@@ -293,14 +293,21 @@ func (f *fakeCoordinator) ListSessions(_ context.Context, req *coordinatorv1.Lis
 	f.mu.Lock()
 	f.listCalls = append(f.listCalls, proto.CloneOf(req))
 	f.mu.Unlock()
+	return fakePage(f.pages, req.GetPageToken())
+}
+
+// fakePage serves canned pages by page token: "" is the first page, "1" the
+// second, and so on.
+func fakePage[T any](pages []T, token string) (T, error) {
 	page := 0
-	if req.GetPageToken() != "" {
-		page = int(req.GetPageToken()[0] - '0')
+	if token != "" {
+		page = int(token[0] - '0')
 	}
-	if page >= len(f.pages) {
-		return nil, status.Error(codes.InvalidArgument, "page_token: unknown")
+	if page >= len(pages) {
+		var none T
+		return none, status.Error(codes.InvalidArgument, "page_token: unknown")
 	}
-	return f.pages[page], nil
+	return pages[page], nil
 }
 
 func (f *fakeCoordinator) GetSession(_ context.Context, req *coordinatorv1.GetSessionRequest) (*coordinatorv1.GetSessionResponse, error) {
@@ -308,14 +315,22 @@ func (f *fakeCoordinator) GetSession(_ context.Context, req *coordinatorv1.GetSe
 }
 
 func startFakeCoordinator(t *testing.T, f *fakeCoordinator) string {
+	return startFakeServer(t, func(s *grpc.Server) {
+		coordinatorv1.RegisterClusterServiceServer(s, f)
+		coordinatorv1.RegisterSessionServiceServer(s, f)
+	})
+}
+
+// startFakeServer serves the services that register adds on 127.0.0.1:0
+// until the test ends, and returns the address.
+func startFakeServer(t *testing.T, register func(*grpc.Server)) string {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := grpc.NewServer()
-	coordinatorv1.RegisterClusterServiceServer(s, f)
-	coordinatorv1.RegisterSessionServiceServer(s, f)
+	register(s)
 	served := make(chan struct{})
 	go func() {
 		defer close(served)

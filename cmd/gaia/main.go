@@ -67,6 +67,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newUpCommand(), newMigrateCommand(), newVersionCommand())
 	addCoordinatorCommands(root)
+	addTaskQueueCommands(root)
 	for _, c := range root.Commands() {
 		c.Args = wrapArgs(c.Args)
 	}

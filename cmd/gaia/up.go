@@ -181,14 +181,14 @@ func up(parent context.Context, cfg upConfig, stdout io.Writer, asJSON bool, rea
 		if err != nil {
 			return err
 		}
-		cfg.taskqueue.CoordinatorAddr = coordAddr
+		cfg.taskqueue.CoordinatorAddrs = []string{coordAddr}
 		cfg.metrics.CoordinatorAddr = coordAddr
 		tqAddr, err := start("taskqueue", "grpc", func(c context.Context) (process.Runner, net.Addr, string, error) {
 			s, err := taskqueue.New(c, cfg.taskqueue, log.Named("taskqueue"))
 			if err != nil {
 				return nil, nil, "", err
 			}
-			return s, s.Addr(), "schema taskqueue", nil
+			return s, s.Addr(), "schema taskqueue; metrics http://" + dialable(s.MetricsAddr()) + "/metrics", nil
 		})
 		if err != nil {
 			return err

@@ -24,6 +24,10 @@ const (
 	maxRetryDelay   = 2 * time.Second
 )
 
+// DefaultMaxConns is a service pool's size unless DATABASE_URL sets
+// pool_max_conns.
+const DefaultMaxConns = 20
+
 // SQLSTATE codes this package reacts to.
 const (
 	sqlstateCannotConnectNow  = "57P03" // server starting up or shutting down
@@ -42,6 +46,11 @@ func Connect(ctx context.Context, url string, log *zap.Logger) (*pgxpool.Pool, e
 		return nil, fmt.Errorf("parse database url: %w", err)
 	}
 	addr := serverAddr(&cfg.ConnConfig.Config)
+	// pgx defaults to max(4, cores) connections, too few for a service whose
+	// claimers long-poll; the URL's pool_max_conns still wins.
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = DefaultMaxConns
+	}
 
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

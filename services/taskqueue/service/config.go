@@ -10,25 +10,38 @@ import (
 // Config is the taskqueue service's configuration, read from the environment.
 type Config struct {
 	// ListenAddr is the gRPC listen address (TASKQUEUE_LISTEN_ADDR).
-	ListenAddr      string
+	ListenAddr string
+	// MetricsAddr serves Prometheus metrics at /metrics (TASKQUEUE_METRICS_ADDR).
+	MetricsAddr     string
 	DatabaseURL     string
 	ShutdownTimeout time.Duration
-	// CoordinatorAddr is the coordinator to follow for session events.
-	CoordinatorAddr string
+	// CoordinatorAddrs are coordinator nodes to follow for session events
+	// and to check session tokens with; any node will do.
+	CoordinatorAddrs []string
 	// MaxRetries is the default max_attempts of a task (TASK_MAX_RETRIES).
 	MaxRetries int
 	// ClaimTimeout is the default lease of a claim (TASK_CLAIM_TIMEOUT).
 	ClaimTimeout time.Duration
+	// Retention keeps completed and cancelled tasks (TASK_RETENTION);
+	// DeadRetention keeps dead ones (TASK_DEAD_RETENTION).
+	Retention     time.Duration
+	DeadRetention time.Duration
+	// ReapInterval is how often expired claims are taken back (TASK_REAP_INTERVAL).
+	ReapInterval time.Duration
 }
 
 // LoadConfig reads the taskqueue service's variables; problems are recorded in l.
 func LoadConfig(l *config.Loader) Config {
 	return Config{
-		ListenAddr:      l.ListenAddr("TASKQUEUE_LISTEN_ADDR", ":7002"),
-		DatabaseURL:     l.PostgresURL("DATABASE_URL", pg.DefaultURL),
-		ShutdownTimeout: l.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, time.Millisecond),
-		CoordinatorAddr: l.DialAddr("COORDINATOR_ADDR", "127.0.0.1:7001"),
-		MaxRetries:      l.Int("TASK_MAX_RETRIES", 3, 1, 100),
-		ClaimTimeout:    l.Duration("TASK_CLAIM_TIMEOUT", 10*time.Minute, time.Second),
+		ListenAddr:       l.ListenAddr("TASKQUEUE_LISTEN_ADDR", ":7002"),
+		MetricsAddr:      l.ListenAddr("TASKQUEUE_METRICS_ADDR", ":9102"),
+		DatabaseURL:      l.PostgresURL("DATABASE_URL", pg.DefaultURL),
+		ShutdownTimeout:  l.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, time.Millisecond),
+		CoordinatorAddrs: l.DialAddrList("COORDINATOR_ADDR", []string{"127.0.0.1:7001"}),
+		MaxRetries:       l.Int("TASK_MAX_RETRIES", 3, 1, 100),
+		ClaimTimeout:     l.Duration("TASK_CLAIM_TIMEOUT", 10*time.Minute, time.Second),
+		Retention:        l.Duration("TASK_RETENTION", 7*24*time.Hour, time.Minute),
+		DeadRetention:    l.Duration("TASK_DEAD_RETENTION", 30*24*time.Hour, time.Minute),
+		ReapInterval:     l.Duration("TASK_REAP_INTERVAL", time.Second, 10*time.Millisecond),
 	}
 }

@@ -1,22 +1,30 @@
 // Package service is the taskqueue service's composition root: it opens its
-// PostgreSQL schema (migrating it first), builds the use cases and the gRPC ports
-// by hand, and runs them until its context ends. It is public within the module
-// so that `gaia up` can run the service in-process; everything it wires stays in
-// internal/.
+// PostgreSQL schema (migrating it first), connects to the coordinator, builds
+// the queue and the gRPC ports by hand, and runs them with the background
+// work (notification listener, session watch, reaper, reconciler, pruner)
+// until its context ends. It is public within the module so that `gaia up`
+// and other services' tests can run the queue in-process.
 package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/gaia-platform/gaia/internal/grpcserver"
 	"github.com/gaia-platform/gaia/internal/pg"
+	"github.com/gaia-platform/gaia/internal/telemetry"
 	"github.com/gaia-platform/gaia/migrations"
-	taskqueuev1 "github.com/gaia-platform/gaia/proto/gaia/taskqueue/v1"
+	"github.com/gaia-platform/gaia/services/coordinator/client"
+	"github.com/gaia-platform/gaia/services/taskqueue/internal/adapters"
+	"github.com/gaia-platform/gaia/services/taskqueue/internal/app"
 	"github.com/gaia-platform/gaia/services/taskqueue/internal/ports"
 )
 
@@ -25,40 +33,121 @@ const Schema = "taskqueue"
 
 // Service is a built taskqueue service, listening but not yet serving.
 type Service struct {
-	cfg  Config
-	log  *zap.Logger
-	lis  net.Listener
-	grpc *grpcserver.Server
-	pool *pgxpool.Pool
+	cfg        Config
+	log        *zap.Logger
+	lis        net.Listener
+	metricsLis net.Listener
+	grpc       *grpcserver.Server
+	pool       *pgxpool.Pool
+	coord      *client.Client
+	queue      *app.Queue
+	notifier   *adapters.ReadyNotifier
+	sessions   *adapters.CoordinatorSessions
+	registry   *prometheus.Registry
 }
 
-// New opens the listener and the database, and wires the gRPC services.
+// New opens the listeners and the database, and wires the queue.
 func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	files, err := migrations.For(Schema)
 	if err != nil {
 		return nil, err
 	}
-	lis, err := net.Listen("tcp", cfg.ListenAddr)
-	if err != nil {
+	s := &Service{cfg: cfg, log: log}
+	if s.lis, err = net.Listen("tcp", cfg.ListenAddr); err != nil {
 		return nil, fmt.Errorf("listen for grpc on %s: %w", cfg.ListenAddr, err)
 	}
-	pool, err := pg.OpenSchema(ctx, cfg.DatabaseURL, Schema, files, log)
-	if err != nil {
-		_ = lis.Close()
+	if s.metricsLis, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+		_ = s.lis.Close()
+		return nil, fmt.Errorf("listen for metrics on %s: %w", cfg.MetricsAddr, err)
+	}
+	if s.pool, err = pg.OpenSchema(ctx, cfg.DatabaseURL, Schema, files, log); err != nil {
+		s.closeListeners()
 		return nil, err
 	}
-	srv := grpcserver.New(grpcserver.Options{Name: "taskqueue", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout})
-	taskqueuev1.RegisterTaskServiceServer(srv.GRPC(), &ports.TaskServer{})
-	taskqueuev1.RegisterLessonServiceServer(srv.GRPC(), &ports.LessonServer{})
-	log.Info("taskqueue ready", zap.String("grpc_address", lis.Addr().String()))
-	return &Service{cfg: cfg, log: log, lis: lis, grpc: srv, pool: pool}, nil
+	if s.coord, err = client.New(client.Options{Addrs: cfg.CoordinatorAddrs, Logger: log.Named("coordinator-client")}); err != nil {
+		s.pool.Close()
+		s.closeListeners()
+		return nil, fmt.Errorf("coordinator client: %w", err)
+	}
+
+	repo := adapters.NewTaskPostgresRepository(s.pool)
+	s.notifier = adapters.NewReadyNotifier(s.pool, log)
+	reg := telemetry.NewRegistry()
+	s.registry = reg
+	var queue *app.Queue
+	metrics := app.NewMetrics(reg, func(ctx context.Context) (map[string]map[string]int64, error) {
+		depth, err := queue.Depth(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out := map[string]map[string]int64{}
+		for state, byType := range depth {
+			out[string(state)] = byType
+		}
+		return out, nil
+	})
+	queue = app.New(app.Config{
+		MaxAttempts:       cfg.MaxRetries,
+		ClaimTimeout:      cfg.ClaimTimeout,
+		Retention:         cfg.Retention,
+		DeadRetention:     cfg.DeadRetention,
+		ReapInterval:      cfg.ReapInterval,
+		ReconcileInterval: 5 * time.Second,
+		PollInterval:      500 * time.Millisecond,
+		PruneInterval:     10 * time.Minute,
+	}, repo, s.notifier, metrics, log)
+	s.sessions = adapters.NewCoordinatorSessions(s.coord, log, queue.SessionEnded)
+	queue.SetSessions(s.sessions)
+	s.queue = queue
+
+	s.grpc = grpcserver.New(grpcserver.Options{Name: "taskqueue", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout})
+	(&ports.Servers{Queue: queue}).Register(s.grpc.GRPC())
+	log.Info("taskqueue ready", zap.String("grpc_address", s.lis.Addr().String()), zap.String("metrics_address", s.metricsLis.Addr().String()), zap.Strings("coordinator", cfg.CoordinatorAddrs))
+	return s, nil
+}
+
+func (s *Service) closeListeners() {
+	_ = s.lis.Close()
+	if s.metricsLis != nil {
+		_ = s.metricsLis.Close()
+	}
 }
 
 // Addr is where the gRPC server listens.
 func (s *Service) Addr() net.Addr { return s.lis.Addr() }
 
-// Run serves until ctx ends, then drains the gRPC server and closes the pool.
+// MetricsAddr is where /metrics is served.
+func (s *Service) MetricsAddr() net.Addr { return s.metricsLis.Addr() }
+
+// Run serves until ctx ends, then drains the gRPC server, stops the
+// background work and closes the pool.
 func (s *Service) Run(ctx context.Context) error {
-	defer s.pool.Close()
-	return s.grpc.Serve(ctx, s.lis)
+	bg, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var metricsErr error
+	start := func(f func(context.Context)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(bg)
+		}()
+	}
+	start(s.notifier.Run)
+	start(s.queue.Run)
+	start(func(ctx context.Context) {
+		if err := s.sessions.Run(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("session watch stopped", zap.Error(err))
+		}
+	})
+	start(func(ctx context.Context) { metricsErr = telemetry.Serve(ctx, s.metricsLis, s.registry) })
+
+	err := s.grpc.Serve(ctx, s.lis)
+	stop()
+	wg.Wait()
+	_ = s.coord.Close()
+	s.pool.Close()
+	if metricsErr != nil && !errors.Is(metricsErr, context.Canceled) {
+		err = errors.Join(err, fmt.Errorf("metrics server: %w", metricsErr))
+	}
+	return err
 }

@@ -1,20 +1,394 @@
-// Package ports is the taskqueue service's gRPC surface: handlers validate requests,
-// convert between protobuf and the app's types, call one use case and return its
+// Package ports is the task queue's gRPC surface: handlers validate requests,
+// convert between protobuf and the domain, call one use case and return its
 // errors for the shared interceptor to map. No SQL and no business rules here.
 package ports
 
 import (
+	"context"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/gaia-platform/gaia/internal/domainerr"
 	taskqueuev1 "github.com/gaia-platform/gaia/proto/gaia/taskqueue/v1"
+	"github.com/gaia-platform/gaia/services/taskqueue/internal/app"
+	"github.com/gaia-platform/gaia/services/taskqueue/internal/domain/task"
 )
 
-// TaskServer serves gaia.taskqueue.v1.TaskService. Its RPCs answer
-// UNIMPLEMENTED until the queue is built.
-type TaskServer struct {
-	taskqueuev1.UnimplementedTaskServiceServer
+// Servers holds the task queue's two gRPC services.
+type Servers struct {
+	Queue *app.Queue
 }
 
-// LessonServer serves gaia.taskqueue.v1.LessonService. Its RPCs answer
-// UNIMPLEMENTED until lessons are built.
-type LessonServer struct {
+// Register adds both services to s.
+func (p *Servers) Register(s *grpc.Server) {
+	taskqueuev1.RegisterTaskServiceServer(s, &taskServer{Servers: p})
+	taskqueuev1.RegisterLessonServiceServer(s, &lessonServer{Servers: p})
+}
+
+type taskServer struct {
+	taskqueuev1.UnimplementedTaskServiceServer
+	*Servers
+}
+
+func (s *taskServer) EnqueueTask(ctx context.Context, req *taskqueuev1.EnqueueTaskRequest) (*taskqueuev1.EnqueueTaskResponse, error) {
+	t, err := newTask("", req)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.Queue.Enqueue(ctx, []task.NewTask{t})
+	if err != nil {
+		return nil, err
+	}
+	return enqueuedToProto(out[0])
+}
+
+func (s *taskServer) EnqueueTasks(ctx context.Context, req *taskqueuev1.EnqueueTasksRequest) (*taskqueuev1.EnqueueTasksResponse, error) {
+	n := len(req.GetTasks())
+	if n == 0 || n > maxBatch {
+		return nil, domainerr.Invalid("tasks", "must hold 1 to 1000 tasks")
+	}
+	tasks := make([]task.NewTask, n)
+	for i, r := range req.GetTasks() {
+		t, err := newTask(indexed("tasks", i), r)
+		if err != nil {
+			return nil, err
+		}
+		tasks[i] = t
+	}
+	out, err := s.Queue.Enqueue(ctx, tasks)
+	if err != nil {
+		return nil, err
+	}
+	resp := &taskqueuev1.EnqueueTasksResponse{Results: make([]*taskqueuev1.EnqueueTaskResponse, n)}
+	for i, e := range out {
+		if resp.Results[i], err = enqueuedToProto(e); err != nil {
+			return nil, err
+		}
+	}
+	return resp, nil
+}
+
+func (s *taskServer) ClaimTasks(ctx context.Context, req *taskqueuev1.ClaimTasksRequest) (*taskqueuev1.ClaimTasksResponse, error) {
+	if err := validateSession(req.GetSessionId(), req.GetSessionToken()); err != nil {
+		return nil, err
+	}
+	n := int(req.GetMaxTasks())
+	if n == 0 {
+		n = 1
+	}
+	if n < 1 || n > maxClaim {
+		return nil, domainerr.Invalid("max_tasks", "must be between 1 and 100")
+	}
+	for i, t := range req.GetTaskTypes() {
+		if err := validateType(indexed("task_types", i), t); err != nil {
+			return nil, err
+		}
+	}
+	wait, err := duration("wait", req.GetWait(), 0, 0, maxWait)
+	if err != nil {
+		return nil, err
+	}
+	claims, err := s.Queue.Claim(ctx, app.ClaimInput{SessionID: req.GetSessionId(), Token: req.GetSessionToken(), Types: req.GetTaskTypes(), Max: n, Wait: wait})
+	if err != nil {
+		return nil, err
+	}
+	resp := &taskqueuev1.ClaimTasksResponse{Claims: make([]*taskqueuev1.Claim, 0, len(claims))}
+	for _, c := range claims {
+		pt, err := taskToProto(c.Task)
+		if err != nil {
+			return nil, err
+		}
+		resp.Claims = append(resp.Claims, &taskqueuev1.Claim{Task: pt, ClaimToken: c.Token.String(), LeaseExpiresAt: timestamppb.New(c.Task.ClaimExpiresAt)})
+	}
+	return resp, nil
+}
+
+// claimRef validates the fields every call about a claim carries.
+func claimRef(taskID, claimToken, sessionID, sessionToken string) (task.ClaimToken, error) {
+	if err := validateTaskID("task_id", taskID); err != nil {
+		return task.ClaimToken{}, err
+	}
+	if claimToken == "" {
+		return task.ClaimToken{}, domainerr.Invalid("claim_token", "must not be empty")
+	}
+	if err := validateSession(sessionID, sessionToken); err != nil {
+		return task.ClaimToken{}, err
+	}
+	return task.ParseClaimToken(taskID, claimToken)
+}
+
+func (s *taskServer) ExtendClaim(ctx context.Context, req *taskqueuev1.ExtendClaimRequest) (*taskqueuev1.ExtendClaimResponse, error) {
+	tok, err := claimRef(req.GetTaskId(), req.GetClaimToken(), req.GetSessionId(), req.GetSessionToken())
+	if err != nil {
+		return nil, err
+	}
+	d, err := duration("extension", req.GetExtension(), 0, time.Second, maxClaimTimeout)
+	if err != nil {
+		return nil, err
+	}
+	until, err := s.Queue.ExtendClaim(ctx, tok, req.GetSessionId(), req.GetSessionToken(), d)
+	if err != nil {
+		return nil, err
+	}
+	return &taskqueuev1.ExtendClaimResponse{LeaseExpiresAt: timestamppb.New(until)}, nil
+}
+
+func (s *taskServer) CompleteTask(ctx context.Context, req *taskqueuev1.CompleteTaskRequest) (*taskqueuev1.CompleteTaskResponse, error) {
+	tok, err := claimRef(req.GetTaskId(), req.GetClaimToken(), req.GetSessionId(), req.GetSessionToken())
+	if err != nil {
+		return nil, err
+	}
+	result, err := structJSON("result", req.GetResult(), maxPayload)
+	if err != nil {
+		return nil, err
+	}
+	t, err := s.Queue.Complete(ctx, tok, req.GetSessionId(), req.GetSessionToken(), result)
+	if err != nil {
+		return nil, err
+	}
+	pt, err := taskToProto(t)
+	return &taskqueuev1.CompleteTaskResponse{Task: pt}, err
+}
+
+func (s *taskServer) FailTask(ctx context.Context, req *taskqueuev1.FailTaskRequest) (*taskqueuev1.FailTaskResponse, error) {
+	tok, err := claimRef(req.GetTaskId(), req.GetClaimToken(), req.GetSessionId(), req.GetSessionToken())
+	if err != nil {
+		return nil, err
+	}
+	if len(req.GetError()) > maxError {
+		return nil, domainerr.Invalid("error", "must be at most 8 KiB")
+	}
+	t, retry, err := s.Queue.Fail(ctx, tok, req.GetSessionId(), req.GetSessionToken(), req.GetError(), req.GetRetryable())
+	if err != nil {
+		return nil, err
+	}
+	pt, err := taskToProto(t)
+	return &taskqueuev1.FailTaskResponse{Task: pt, WillRetry: retry}, err
+}
+
+func (s *taskServer) CancelTask(ctx context.Context, req *taskqueuev1.CancelTaskRequest) (*taskqueuev1.CancelTaskResponse, error) {
+	if err := validateTaskID("task_id", req.GetTaskId()); err != nil {
+		return nil, err
+	}
+	if len(req.GetReason()) > maxReason {
+		return nil, domainerr.Invalid("reason", "must be at most 1 KiB")
+	}
+	reason := req.GetReason()
+	if reason == "" {
+		reason = "cancelled"
+	}
+	t, err := s.Queue.Cancel(ctx, req.GetTaskId(), reason)
+	if err != nil {
+		return nil, err
+	}
+	pt, err := taskToProto(t)
+	return &taskqueuev1.CancelTaskResponse{Task: pt}, err
+}
+
+func (s *taskServer) RetryTask(ctx context.Context, req *taskqueuev1.RetryTaskRequest) (*taskqueuev1.RetryTaskResponse, error) {
+	if err := validateTaskID("task_id", req.GetTaskId()); err != nil {
+		return nil, err
+	}
+	runAt, err := timestamp("run_at", req.GetRunAt())
+	if err != nil {
+		return nil, err
+	}
+	t, err := s.Queue.Retry(ctx, req.GetTaskId(), req.GetResetAttempts(), runAt)
+	if err != nil {
+		return nil, err
+	}
+	pt, err := taskToProto(t)
+	return &taskqueuev1.RetryTaskResponse{Task: pt}, err
+}
+
+func (s *taskServer) GetTask(ctx context.Context, req *taskqueuev1.GetTaskRequest) (*taskqueuev1.GetTaskResponse, error) {
+	switch {
+	case req.GetTaskId() == "" && req.GetIdempotencyKey() == "":
+		return nil, domainerr.Invalid("task_id", "give task_id or idempotency_key")
+	case req.GetTaskId() != "" && req.GetIdempotencyKey() != "":
+		return nil, domainerr.Invalid("idempotency_key", "give task_id or idempotency_key, not both")
+	case req.GetTaskId() != "":
+		if err := validateTaskID("task_id", req.GetTaskId()); err != nil {
+			return nil, err
+		}
+	}
+	t, err := s.Queue.Get(ctx, req.GetTaskId(), req.GetIdempotencyKey())
+	if err != nil {
+		return nil, err
+	}
+	pt, err := taskToProto(t)
+	return &taskqueuev1.GetTaskResponse{Task: pt}, err
+}
+
+func (s *taskServer) ListTasks(ctx context.Context, req *taskqueuev1.ListTasksRequest) (*taskqueuev1.ListTasksResponse, error) {
+	f := task.ListFilter{Types: req.GetTaskTypes(), LessonID: req.GetLessonId(), ClaimedBySessionID: req.GetClaimedBySessionId()}
+	var err error
+	if f.Limit, err = pageSize(req.GetPageSize()); err != nil {
+		return nil, err
+	}
+	for _, st := range req.GetStates() {
+		v, ok := stateFromProto[st]
+		if !ok {
+			return nil, domainerr.Invalid("states", "unknown state "+st.String())
+		}
+		f.States = append(f.States, v)
+	}
+	if f.LessonID != "" {
+		if err := validateUUID("lesson_id", f.LessonID); err != nil {
+			return nil, err
+		}
+	}
+	if f.AfterCreatedAt, f.AfterID, err = decodeTimeCursor(req.GetPageToken()); err != nil {
+		return nil, err
+	}
+	tasks, err := s.Queue.List(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	resp := &taskqueuev1.ListTasksResponse{Tasks: make([]*taskqueuev1.Task, 0, len(tasks))}
+	for _, t := range tasks {
+		pt, err := taskToProto(t)
+		if err != nil {
+			return nil, err
+		}
+		resp.Tasks = append(resp.Tasks, pt)
+	}
+	if len(tasks) == f.Limit {
+		last := tasks[len(tasks)-1]
+		resp.NextPageToken = encodeTimeCursor(last.CreatedAt, last.ID)
+	}
+	return resp, nil
+}
+
+type lessonServer struct {
 	taskqueuev1.UnimplementedLessonServiceServer
+	*Servers
+}
+
+func (s *lessonServer) CreateLesson(ctx context.Context, req *taskqueuev1.CreateLessonRequest) (*taskqueuev1.CreateLessonResponse, error) {
+	l, err := newLesson(req)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.Queue.CreateLesson(ctx, l)
+	if err != nil {
+		return nil, err
+	}
+	pl, err := lessonToProto(out)
+	return &taskqueuev1.CreateLessonResponse{Lesson: pl}, err
+}
+
+func (s *lessonServer) GetLesson(ctx context.Context, req *taskqueuev1.GetLessonRequest) (*taskqueuev1.GetLessonResponse, error) {
+	if err := validateUUID("lesson_id", req.GetLessonId()); err != nil {
+		return nil, err
+	}
+	l, err := s.Queue.GetLesson(ctx, req.GetLessonId())
+	if err != nil {
+		return nil, err
+	}
+	pl, err := lessonToProto(l)
+	return &taskqueuev1.GetLessonResponse{Lesson: pl}, err
+}
+
+func (s *lessonServer) ListLessons(ctx context.Context, req *taskqueuev1.ListLessonsRequest) (*taskqueuev1.ListLessonsResponse, error) {
+	f := task.LessonFilter{Project: req.GetProject()}
+	var err error
+	if f.Limit, err = pageSize(req.GetPageSize()); err != nil {
+		return nil, err
+	}
+	if f.AfterCreatedAt, f.AfterID, err = decodeTimeCursor(req.GetPageToken()); err != nil {
+		return nil, err
+	}
+	lessons, err := s.Queue.ListLessons(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	resp := &taskqueuev1.ListLessonsResponse{Lessons: make([]*taskqueuev1.Lesson, 0, len(lessons))}
+	for _, l := range lessons {
+		pl, err := lessonToProto(l)
+		if err != nil {
+			return nil, err
+		}
+		resp.Lessons = append(resp.Lessons, pl)
+	}
+	if len(lessons) == f.Limit {
+		last := lessons[len(lessons)-1]
+		resp.NextPageToken = encodeTimeCursor(last.CreatedAt, last.ID)
+	}
+	return resp, nil
+}
+
+func (s *lessonServer) UpdateLesson(ctx context.Context, req *taskqueuev1.UpdateLessonRequest) (*taskqueuev1.UpdateLessonResponse, error) {
+	if err := validateUUID("lesson_id", req.GetLessonId()); err != nil {
+		return nil, err
+	}
+	u, err := lessonUpdate(req)
+	if err != nil {
+		return nil, err
+	}
+	l, err := s.Queue.UpdateLesson(ctx, req.GetLessonId(), u)
+	if err != nil {
+		return nil, err
+	}
+	pl, err := lessonToProto(l)
+	return &taskqueuev1.UpdateLessonResponse{Lesson: pl}, err
+}
+
+func (s *lessonServer) SetSessionAffinity(ctx context.Context, req *taskqueuev1.SetSessionAffinityRequest) (*taskqueuev1.SetSessionAffinityResponse, error) {
+	a, err := newAffinity(req)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.Queue.SetAffinity(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	return &taskqueuev1.SetSessionAffinityResponse{Affinity: affinityToProto(out)}, nil
+}
+
+func (s *lessonServer) ListSessionAffinities(ctx context.Context, req *taskqueuev1.ListSessionAffinitiesRequest) (*taskqueuev1.ListSessionAffinitiesResponse, error) {
+	if req.GetSessionName() == "" && req.GetLessonId() == "" {
+		return nil, domainerr.Invalid("session_name", "give session_name, lesson_id or both")
+	}
+	f := task.AffinityFilter{SessionName: req.GetSessionName(), LessonID: req.GetLessonId()}
+	if f.LessonID != "" {
+		if err := validateUUID("lesson_id", f.LessonID); err != nil {
+			return nil, err
+		}
+	}
+	var err error
+	if f.Limit, err = pageSize(req.GetPageSize()); err != nil {
+		return nil, err
+	}
+	if f.AfterSessionName, f.AfterLessonID, err = decodePairCursor(req.GetPageToken()); err != nil {
+		return nil, err
+	}
+	affs, err := s.Queue.ListAffinities(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	resp := &taskqueuev1.ListSessionAffinitiesResponse{Affinities: make([]*taskqueuev1.SessionAffinity, 0, len(affs))}
+	for _, a := range affs {
+		resp.Affinities = append(resp.Affinities, affinityToProto(a))
+	}
+	if len(affs) == f.Limit {
+		last := affs[len(affs)-1]
+		resp.NextPageToken = encodePairCursor(last.SessionName, last.LessonID)
+	}
+	return resp, nil
+}
+
+func (s *lessonServer) DeleteSessionAffinity(ctx context.Context, req *taskqueuev1.DeleteSessionAffinityRequest) (*taskqueuev1.DeleteSessionAffinityResponse, error) {
+	if err := validateName("session_name", req.GetSessionName()); err != nil {
+		return nil, err
+	}
+	if err := validateUUID("lesson_id", req.GetLessonId()); err != nil {
+		return nil, err
+	}
+	if err := s.Queue.DeleteAffinity(ctx, req.GetSessionName(), req.GetLessonId()); err != nil {
+		return nil, err
+	}
+	return &taskqueuev1.DeleteSessionAffinityResponse{}, nil
 }

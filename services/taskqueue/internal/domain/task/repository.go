@@ -1,0 +1,100 @@
+package task
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// ClaimRequest asks the repository for up to Limit ready tasks for a session.
+type ClaimRequest struct {
+	SessionID   string
+	SessionName string
+	Types       []string
+	Limit       int
+	// MaxConcurrent is the session's capacity; claims it holds count against it.
+	MaxConcurrent int
+	// Lessons are the lessons the session has affinity with now, best first;
+	// their tasks are claimed before any other.
+	Lessons []string
+}
+
+// ListFilter selects tasks for List. Results are newest first; After is the
+// keyset cursor (created_at, task_id) of the last task of the previous page.
+type ListFilter struct {
+	States             []State
+	Types              []string
+	LessonID           string
+	ClaimedBySessionID string
+	AfterCreatedAt     time.Time
+	AfterID            string
+	Limit              int
+}
+
+// LessonFilter selects lessons; newest first, keyset cursor After*.
+type LessonFilter struct {
+	Project        string
+	AfterCreatedAt time.Time
+	AfterID        string
+	Limit          int
+}
+
+// AffinityFilter selects affinities by session name and/or lesson.
+type AffinityFilter struct {
+	SessionName      string
+	LessonID         string
+	AfterSessionName string
+	AfterLessonID    string
+	Limit            int
+}
+
+// Requeued says what a requeue did to one task.
+type Requeued struct {
+	TaskID string
+	Dead   bool
+}
+
+// Repository keeps tasks, lessons and affinities. Every method is atomic.
+type Repository interface {
+	// Enqueue inserts tasks, each idempotent by key; an existing key returns
+	// the existing task as a duplicate. Unknown lessons fail the whole batch.
+	Enqueue(ctx context.Context, tasks []NewTask) ([]Enqueued, error)
+	// Claim claims ready tasks for a session within its free capacity.
+	Claim(ctx context.Context, req ClaimRequest) ([]Claim, error)
+	// Extend moves a held claim's expiry to now + d.
+	Extend(ctx context.Context, tok ClaimToken, sessionID string, d time.Duration) (time.Time, error)
+	// Complete settles a held claim as completed.
+	Complete(ctx context.Context, tok ClaimToken, sessionID string, result json.RawMessage) (Task, error)
+	// Fail settles a held claim as failed: retried after backoff(attempt) while
+	// retryable and attempts remain, dead otherwise. It reports whether the
+	// task will run again.
+	Fail(ctx context.Context, tok ClaimToken, sessionID, message string, retryable bool, backoff time.Duration) (Task, bool, error)
+	// Cancel cancels a pending or claimed task.
+	Cancel(ctx context.Context, id, reason string) (Task, error)
+	// Retry revives a dead or cancelled task.
+	Retry(ctx context.Context, id string, resetAttempts bool, runAt time.Time) (Task, error)
+	Get(ctx context.Context, id string) (Task, error)
+	GetByKey(ctx context.Context, key string) (Task, error)
+	List(ctx context.Context, f ListFilter) ([]Task, error)
+	// RequeueExpired takes back up to limit claims whose lease ran out. The
+	// attempt they used counts: a task out of attempts is dead.
+	RequeueExpired(ctx context.Context, limit int) ([]Requeued, error)
+	// RequeueSession takes back every claim of a session, with the same rule.
+	RequeueSession(ctx context.Context, sessionID, reason string) ([]Requeued, error)
+	// ClaimingSessions lists the sessions that hold claims.
+	ClaimingSessions(ctx context.Context) ([]string, error)
+	// Prune deletes completed and cancelled tasks finished before
+	// finishedBefore, and dead ones finished before deadBefore.
+	Prune(ctx context.Context, finishedBefore, deadBefore time.Time) (int64, error)
+	// Depth counts tasks by state and type.
+	Depth(ctx context.Context) (map[State]map[string]int64, error)
+
+	CreateLesson(ctx context.Context, l Lesson) (Lesson, error)
+	GetLesson(ctx context.Context, id string) (Lesson, error)
+	ListLessons(ctx context.Context, f LessonFilter) ([]Lesson, error)
+	UpdateLesson(ctx context.Context, id string, u LessonUpdate) (Lesson, error)
+
+	SetAffinity(ctx context.Context, a Affinity) (Affinity, error)
+	ListAffinities(ctx context.Context, f AffinityFilter) ([]Affinity, error)
+	DeleteAffinity(ctx context.Context, sessionName, lessonID string) error
+}
