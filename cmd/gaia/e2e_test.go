@@ -256,8 +256,8 @@ func TestUpServesEverything(t *testing.T) {
 		t.Errorf("/v1/cluster/status = %s, want this node as leader and voter", status)
 	}
 	// An RPC a later issue implements says so honestly, through the REST path too.
-	if got := httpGet(t, gw+"/v1/tasks", http.StatusNotImplemented); !strings.Contains(got, "not implemented") {
-		t.Errorf("GET /v1/tasks = %s, want UNIMPLEMENTED", got)
+	if got := httpGet(t, gw+"/v1/frustration-events", http.StatusNotImplemented); !strings.Contains(got, "not implemented") {
+		t.Errorf("GET /v1/frustration-events = %s, want UNIMPLEMENTED", got)
 	}
 
 	p.interruptAndWait(t)
