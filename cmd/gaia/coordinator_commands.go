@@ -135,22 +135,29 @@ func newCoordinatorGroup(use, short string) (*cobra.Command, *coordinatorFlags) 
 
 // connect builds a client from the flags, falling back to the environment.
 func (f *coordinatorFlags) connect(cmd *cobra.Command) (*client.Client, error) {
-	addrs, badAddrs := f.addrs.resolve(cmd, "comma-separated host:port addresses")
+	list, badAddrs := f.addrList(cmd)
 	token := f.adminToken
 	if !cmd.Flags().Changed("admin-token") {
 		token = os.Getenv(adminTokenEnv)
-	}
-	var list []string
-	for _, a := range strings.Split(addrs, ",") {
-		if a = strings.TrimSpace(a); a != "" {
-			list = append(list, a)
-		}
 	}
 	c, err := client.New(client.Options{Addrs: list, AdminToken: token})
 	if err != nil {
 		return nil, badAddrs
 	}
 	return c, nil
+}
+
+// addrList is the coordinator addresses from the flags or the environment,
+// and the error to report should they not parse.
+func (f *coordinatorFlags) addrList(cmd *cobra.Command) ([]string, error) {
+	addrs, badAddrs := f.addrs.resolve(cmd, "comma-separated host:port addresses")
+	var list []string
+	for _, a := range strings.Split(addrs, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			list = append(list, a)
+		}
+	}
+	return list, badAddrs
 }
 
 // call runs fn against the coordinator; see callService.

@@ -13,8 +13,8 @@ import (
 )
 
 func newSessionCommand() *cobra.Command {
-	cmd, f := newCoordinatorGroup("session", "Inspect agent sessions")
-	cmd.AddCommand(newSessionListCommand(f), newSessionGetCommand(f))
+	cmd, f := newCoordinatorGroup("session", "Run and inspect agent sessions")
+	cmd.AddCommand(newSessionListCommand(f), newSessionGetCommand(f), newSessionRunCommand(f))
 	return cmd
 }
 

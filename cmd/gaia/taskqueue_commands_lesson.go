@@ -11,7 +11,7 @@ import (
 
 func newLessonCommand() *cobra.Command {
 	cmd, f := newTaskQueueGroup("lesson", "Create and inspect lessons and their progress")
-	cmd.AddCommand(newLessonCreateCommand(f), newLessonListCommand(f), newLessonGetCommand(f))
+	cmd.AddCommand(newLessonCreateCommand(f), newLessonListCommand(f), newLessonGetCommand(f), newLessonWatchCommand(f))
 	return cmd
 }
 
