@@ -425,3 +425,42 @@ func TestLockWaitersAreServedInOrder(t *testing.T) {
 		last = l.GetFencingToken()
 	}
 }
+
+// TestHolderReacquireWithWaitDoesNotQueueBehindWaiters is the regression
+// test for a bug the linearizability test found: a holder acquiring its own
+// lock again with a wait_timeout (as a client retrying after a lost answer
+// does) queued behind the waiters, waited for itself and got
+// DEADLINE_EXCEEDED while holding the lock.
+func TestHolderReacquireWithWaitDoesNotQueueBehindWaiters(t *testing.T) {
+	c := coordtest.Start(t, 1, coordtest.Options{Quiet: true})
+	cl := c.Client()
+	holder, htok := register(t, cl, "holder")
+	waiter, wtok := register(t, cl, "waiter")
+	first, err := acquire(ctxT(t, 5*time.Second), cl, "k", holder.GetSessionId(), htok, time.Minute, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := make(chan error, 1)
+	go func() {
+		_, err := acquire(ctxT(t, 30*time.Second), cl, "k", waiter.GetSessionId(), wtok, time.Minute, 20*time.Second)
+		waiting <- err
+	}()
+	waitFor(t, 5*time.Second, "waiter never queued", func() bool {
+		r, err := cl.Locks().GetLock(ctxT(t, time.Second), &coordinatorv1.GetLockRequest{Key: "k"})
+		return err == nil && r.GetLock().GetWaiters() == 1
+	})
+	start := time.Now()
+	again, err := acquire(ctxT(t, 10*time.Second), cl, "k", holder.GetSessionId(), htok, time.Minute, 2*time.Second)
+	if err != nil || again.GetFencingToken() != first.GetFencingToken() {
+		t.Fatalf("re-acquire by the holder = %+v, %v; want token %d", again, err, first.GetFencingToken())
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("re-acquire by the holder took %v: it waited behind the queue", took)
+	}
+	if _, err := cl.Locks().ReleaseLock(ctxT(t, 5*time.Second), &coordinatorv1.ReleaseLockRequest{Key: "k", SessionId: holder.GetSessionId(), SessionToken: htok, FencingToken: first.GetFencingToken()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-waiting; err != nil {
+		t.Fatalf("waiter after the release: %v", err)
+	}
+}

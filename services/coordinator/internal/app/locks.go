@@ -43,8 +43,10 @@ func (c *Coordinator) AcquireLock(ctx context.Context, key, sessionID, token str
 		r := res.(fsm.LockResult)
 		return r.Lock, r.Err
 	}
-	// Nobody queued: try at once.
-	if !c.waiters.queued(key) {
+	// Nobody queued, or the caller holds it already: try at once. The holder
+	// never queues behind others for its own lock (a retried acquire whose
+	// first answer was lost must get its grant back, not wait for itself).
+	if l, held := c.store.Lock(key); (held && l.OwnerID == sessionID) || !c.waiters.queued(key) {
 		l, err := try()
 		if !errors.Is(err, state.ErrLockHeld) {
 			return c.lockView(l), err
@@ -53,9 +55,6 @@ func (c *Coordinator) AcquireLock(ctx context.Context, key, sessionID, token str
 			return LockView{}, err
 		}
 	} else if wait <= 0 {
-		if l, ok := c.store.Lock(key); ok && l.OwnerID == sessionID {
-			return c.lockView(l), nil
-		}
 		return LockView{}, ErrLockQueued
 	}
 
