@@ -9,6 +9,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/google/uuid"
+
 	"github.com/gaia-platform/gaia/internal/domainerr"
 	"github.com/gaia-platform/gaia/internal/window"
 	"github.com/gaia-platform/gaia/services/coordinator/internal/fsm"
@@ -64,10 +66,7 @@ func (c *Coordinator) RegisterSession(ctx context.Context, in RegisterInput) (Re
 	if err != nil {
 		return Registration{}, err
 	}
-	id, err := randomUUID()
-	if err != nil {
-		return Registration{}, err
-	}
+	id := uuid.NewString()
 	now := c.now()
 	res, err := c.apply(ctx, fsm.CmdRegisterSession, fsm.RegisterSession{At: now, Session: state.Session{
 		ID:                 id,
@@ -373,22 +372,4 @@ func randomToken() (string, error) {
 		return "", err
 	}
 	return base64.RawURLEncoding.EncodeToString(b), nil
-}
-
-func randomUUID() (string, error) {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	const hex = "0123456789abcdef"
-	out := make([]byte, 0, 36)
-	for i, x := range b {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			out = append(out, '-')
-		}
-		out = append(out, hex[x>>4], hex[x&0x0f])
-	}
-	return string(out), nil
 }

@@ -23,6 +23,20 @@ import (
 	"github.com/gaia-platform/gaia/services/coordinator/internal/state"
 )
 
+// serve answers a request here when this node leads (local) and passes it
+// on to the leader unchanged otherwise (remote).
+func serve[R any](ctx context.Context, f *forward.Forwarder, remote func(context.Context, *grpc.ClientConn) (R, error), local func() (R, error)) (R, error) {
+	fctx, conn, isLocal, err := f.Route(ctx)
+	if err != nil {
+		var zero R
+		return zero, err
+	}
+	if !isLocal {
+		return remote(fctx, conn)
+	}
+	return local()
+}
+
 // Servers holds the coordinator's three gRPC services.
 type Servers struct {
 	App     *app.Coordinator
@@ -46,23 +60,20 @@ func (s *sessionServer) RegisterSession(ctx context.Context, req *coordinatorv1.
 	if err != nil {
 		return nil, err
 	}
-	fctx, conn, local, err := s.Forward.Route(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if !local {
+	return serve(ctx, s.Forward, func(fctx context.Context, conn *grpc.ClientConn) (*coordinatorv1.RegisterSessionResponse, error) {
 		return coordinatorv1.NewSessionServiceClient(conn).RegisterSession(fctx, req)
-	}
-	r, err := s.App.RegisterSession(ctx, in)
-	if err != nil {
-		return nil, err
-	}
-	return &coordinatorv1.RegisterSessionResponse{
-		Session:           sessionViewToProto(r.Session),
-		SessionToken:      r.Token,
-		HeartbeatInterval: durationpb.New(r.HeartbeatInterval),
-		LeaseTtl:          durationpb.New(r.LeaseTTL),
-	}, nil
+	}, func() (*coordinatorv1.RegisterSessionResponse, error) {
+		r, err := s.App.RegisterSession(ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		return &coordinatorv1.RegisterSessionResponse{
+			Session:           sessionViewToProto(r.Session),
+			SessionToken:      r.Token,
+			HeartbeatInterval: durationpb.New(r.HeartbeatInterval),
+			LeaseTtl:          durationpb.New(r.LeaseTTL),
+		}, nil
+	})
 }
 
 // Heartbeat answers each beat itself while this node leads, and otherwise
@@ -156,18 +167,15 @@ func (s *sessionServer) GetSession(ctx context.Context, req *coordinatorv1.GetSe
 	case req.GetSessionId() != "" && req.GetName() != "":
 		return nil, domainerr.Invalid("name", "give session_id or name, not both")
 	}
-	fctx, conn, local, err := s.Forward.Route(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if !local {
+	return serve(ctx, s.Forward, func(fctx context.Context, conn *grpc.ClientConn) (*coordinatorv1.GetSessionResponse, error) {
 		return coordinatorv1.NewSessionServiceClient(conn).GetSession(fctx, req)
-	}
-	v, err := s.App.GetSession(ctx, req.GetSessionId(), req.GetName())
-	if err != nil {
-		return nil, err
-	}
-	return &coordinatorv1.GetSessionResponse{Session: sessionViewToProto(v)}, nil
+	}, func() (*coordinatorv1.GetSessionResponse, error) {
+		v, err := s.App.GetSession(ctx, req.GetSessionId(), req.GetName())
+		if err != nil {
+			return nil, err
+		}
+		return &coordinatorv1.GetSessionResponse{Session: sessionViewToProto(v)}, nil
+	})
 }
 
 func (s *sessionServer) ListSessions(ctx context.Context, req *coordinatorv1.ListSessionsRequest) (*coordinatorv1.ListSessionsResponse, error) {
@@ -205,62 +213,53 @@ func (s *sessionServer) ListSessions(ctx context.Context, req *coordinatorv1.Lis
 		}
 		f.AfterName, f.AfterID = name, id
 	}
-	fctx, conn, local, err := s.Forward.Route(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if !local {
+	return serve(ctx, s.Forward, func(fctx context.Context, conn *grpc.ClientConn) (*coordinatorv1.ListSessionsResponse, error) {
 		return coordinatorv1.NewSessionServiceClient(conn).ListSessions(fctx, req)
-	}
-	views, more, err := s.App.ListSessions(ctx, f)
-	if err != nil {
-		return nil, err
-	}
-	resp := &coordinatorv1.ListSessionsResponse{Sessions: make([]*coordinatorv1.Session, 0, len(views))}
-	for _, v := range views {
-		resp.Sessions = append(resp.Sessions, sessionViewToProto(v))
-	}
-	if more && len(views) > 0 {
-		last := views[len(views)-1]
-		resp.NextPageToken = encodeCursor(last.Name + "\x00" + last.ID)
-	}
-	return resp, nil
+	}, func() (*coordinatorv1.ListSessionsResponse, error) {
+		views, more, err := s.App.ListSessions(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		resp := &coordinatorv1.ListSessionsResponse{Sessions: make([]*coordinatorv1.Session, 0, len(views))}
+		for _, v := range views {
+			resp.Sessions = append(resp.Sessions, sessionViewToProto(v))
+		}
+		if more && len(views) > 0 {
+			last := views[len(views)-1]
+			resp.NextPageToken = encodeCursor(last.Name + "\x00" + last.ID)
+		}
+		return resp, nil
+	})
 }
 
 func (s *sessionServer) DeregisterSession(ctx context.Context, req *coordinatorv1.DeregisterSessionRequest) (*coordinatorv1.DeregisterSessionResponse, error) {
 	if err := validateSessionRef(req.GetSessionId(), req.GetSessionToken()); err != nil {
 		return nil, err
 	}
-	fctx, conn, local, err := s.Forward.Route(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if !local {
+	return serve(ctx, s.Forward, func(fctx context.Context, conn *grpc.ClientConn) (*coordinatorv1.DeregisterSessionResponse, error) {
 		return coordinatorv1.NewSessionServiceClient(conn).DeregisterSession(fctx, req)
-	}
-	v, released, err := s.App.DeregisterSession(ctx, req.GetSessionId(), req.GetSessionToken())
-	if err != nil {
-		return nil, err
-	}
-	return &coordinatorv1.DeregisterSessionResponse{Session: sessionViewToProto(v), ReleasedLockKeys: released}, nil
+	}, func() (*coordinatorv1.DeregisterSessionResponse, error) {
+		v, released, err := s.App.DeregisterSession(ctx, req.GetSessionId(), req.GetSessionToken())
+		if err != nil {
+			return nil, err
+		}
+		return &coordinatorv1.DeregisterSessionResponse{Session: sessionViewToProto(v), ReleasedLockKeys: released}, nil
+	})
 }
 
 func (s *sessionServer) VerifySession(ctx context.Context, req *coordinatorv1.VerifySessionRequest) (*coordinatorv1.VerifySessionResponse, error) {
 	if err := validateSessionRef(req.GetSessionId(), req.GetSessionToken()); err != nil {
 		return nil, err
 	}
-	fctx, conn, local, err := s.Forward.Route(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if !local {
+	return serve(ctx, s.Forward, func(fctx context.Context, conn *grpc.ClientConn) (*coordinatorv1.VerifySessionResponse, error) {
 		return coordinatorv1.NewSessionServiceClient(conn).VerifySession(fctx, req)
-	}
-	v, err := s.App.VerifySession(ctx, req.GetSessionId(), req.GetSessionToken())
-	if err != nil {
-		return nil, err
-	}
-	return &coordinatorv1.VerifySessionResponse{Session: sessionViewToProto(v)}, nil
+	}, func() (*coordinatorv1.VerifySessionResponse, error) {
+		v, err := s.App.VerifySession(ctx, req.GetSessionId(), req.GetSessionToken())
+		if err != nil {
+			return nil, err
+		}
+		return &coordinatorv1.VerifySessionResponse{Session: sessionViewToProto(v)}, nil
+	})
 }
 
 // WatchSessions is served from this node's own copy of the state: followers
@@ -302,18 +301,15 @@ func (s *lockServer) AcquireLock(ctx context.Context, req *coordinatorv1.Acquire
 	if err != nil {
 		return nil, err
 	}
-	fctx, conn, local, err := s.Forward.Route(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if !local {
+	return serve(ctx, s.Forward, func(fctx context.Context, conn *grpc.ClientConn) (*coordinatorv1.AcquireLockResponse, error) {
 		return coordinatorv1.NewLockServiceClient(conn).AcquireLock(fctx, req)
-	}
-	l, err := s.App.AcquireLock(ctx, req.GetKey(), req.GetSessionId(), req.GetSessionToken(), ttl, wait)
-	if err != nil {
-		return nil, err
-	}
-	return &coordinatorv1.AcquireLockResponse{Lock: lockToProto(l)}, nil
+	}, func() (*coordinatorv1.AcquireLockResponse, error) {
+		l, err := s.App.AcquireLock(ctx, req.GetKey(), req.GetSessionId(), req.GetSessionToken(), ttl, wait)
+		if err != nil {
+			return nil, err
+		}
+		return &coordinatorv1.AcquireLockResponse{Lock: lockToProto(l)}, nil
+	})
 }
 
 func (s *lockServer) RenewLock(ctx context.Context, req *coordinatorv1.RenewLockRequest) (*coordinatorv1.RenewLockResponse, error) {
@@ -330,18 +326,15 @@ func (s *lockServer) RenewLock(ctx context.Context, req *coordinatorv1.RenewLock
 	if err != nil {
 		return nil, err
 	}
-	fctx, conn, local, err := s.Forward.Route(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if !local {
+	return serve(ctx, s.Forward, func(fctx context.Context, conn *grpc.ClientConn) (*coordinatorv1.RenewLockResponse, error) {
 		return coordinatorv1.NewLockServiceClient(conn).RenewLock(fctx, req)
-	}
-	l, err := s.App.RenewLock(ctx, req.GetKey(), req.GetSessionId(), req.GetSessionToken(), req.GetFencingToken(), ttl)
-	if err != nil {
-		return nil, err
-	}
-	return &coordinatorv1.RenewLockResponse{Lock: lockToProto(l)}, nil
+	}, func() (*coordinatorv1.RenewLockResponse, error) {
+		l, err := s.App.RenewLock(ctx, req.GetKey(), req.GetSessionId(), req.GetSessionToken(), req.GetFencingToken(), ttl)
+		if err != nil {
+			return nil, err
+		}
+		return &coordinatorv1.RenewLockResponse{Lock: lockToProto(l)}, nil
+	})
 }
 
 func (s *lockServer) ReleaseLock(ctx context.Context, req *coordinatorv1.ReleaseLockRequest) (*coordinatorv1.ReleaseLockResponse, error) {
@@ -354,35 +347,29 @@ func (s *lockServer) ReleaseLock(ctx context.Context, req *coordinatorv1.Release
 	if req.GetFencingToken() == 0 {
 		return nil, domainerr.Invalid("fencing_token", "is required")
 	}
-	fctx, conn, local, err := s.Forward.Route(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if !local {
+	return serve(ctx, s.Forward, func(fctx context.Context, conn *grpc.ClientConn) (*coordinatorv1.ReleaseLockResponse, error) {
 		return coordinatorv1.NewLockServiceClient(conn).ReleaseLock(fctx, req)
-	}
-	if err := s.App.ReleaseLock(ctx, req.GetKey(), req.GetSessionId(), req.GetSessionToken(), req.GetFencingToken()); err != nil {
-		return nil, err
-	}
-	return &coordinatorv1.ReleaseLockResponse{}, nil
+	}, func() (*coordinatorv1.ReleaseLockResponse, error) {
+		if err := s.App.ReleaseLock(ctx, req.GetKey(), req.GetSessionId(), req.GetSessionToken(), req.GetFencingToken()); err != nil {
+			return nil, err
+		}
+		return &coordinatorv1.ReleaseLockResponse{}, nil
+	})
 }
 
 func (s *lockServer) GetLock(ctx context.Context, req *coordinatorv1.GetLockRequest) (*coordinatorv1.GetLockResponse, error) {
 	if err := validateLockKey(req.GetKey()); err != nil {
 		return nil, err
 	}
-	fctx, conn, local, err := s.Forward.Route(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if !local {
+	return serve(ctx, s.Forward, func(fctx context.Context, conn *grpc.ClientConn) (*coordinatorv1.GetLockResponse, error) {
 		return coordinatorv1.NewLockServiceClient(conn).GetLock(fctx, req)
-	}
-	l, err := s.App.GetLock(ctx, req.GetKey())
-	if err != nil {
-		return nil, err
-	}
-	return &coordinatorv1.GetLockResponse{Lock: lockToProto(l)}, nil
+	}, func() (*coordinatorv1.GetLockResponse, error) {
+		l, err := s.App.GetLock(ctx, req.GetKey())
+		if err != nil {
+			return nil, err
+		}
+		return &coordinatorv1.GetLockResponse{Lock: lockToProto(l)}, nil
+	})
 }
 
 func (s *lockServer) ListLocks(ctx context.Context, req *coordinatorv1.ListLocksRequest) (*coordinatorv1.ListLocksResponse, error) {
@@ -399,25 +386,22 @@ func (s *lockServer) ListLocks(ctx context.Context, req *coordinatorv1.ListLocks
 			return nil, domainerr.Invalid("page_token", "is not a token this service issued")
 		}
 	}
-	fctx, conn, local, err := s.Forward.Route(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if !local {
+	return serve(ctx, s.Forward, func(fctx context.Context, conn *grpc.ClientConn) (*coordinatorv1.ListLocksResponse, error) {
 		return coordinatorv1.NewLockServiceClient(conn).ListLocks(fctx, req)
-	}
-	locks, more, err := s.App.ListLocks(ctx, f)
-	if err != nil {
-		return nil, err
-	}
-	resp := &coordinatorv1.ListLocksResponse{Locks: make([]*coordinatorv1.Lock, 0, len(locks))}
-	for _, l := range locks {
-		resp.Locks = append(resp.Locks, lockToProto(l))
-	}
-	if more && len(locks) > 0 {
-		resp.NextPageToken = encodeCursor(locks[len(locks)-1].Key)
-	}
-	return resp, nil
+	}, func() (*coordinatorv1.ListLocksResponse, error) {
+		locks, more, err := s.App.ListLocks(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		resp := &coordinatorv1.ListLocksResponse{Locks: make([]*coordinatorv1.Lock, 0, len(locks))}
+		for _, l := range locks {
+			resp.Locks = append(resp.Locks, lockToProto(l))
+		}
+		if more && len(locks) > 0 {
+			resp.NextPageToken = encodeCursor(locks[len(locks)-1].Key)
+		}
+		return resp, nil
+	})
 }
 
 type clusterServer struct {
@@ -463,18 +447,15 @@ func (s *clusterServer) AddVoter(ctx context.Context, req *coordinatorv1.AddVote
 	if err := validateHostPort("grpc_address", req.GetGrpcAddress(), false); err != nil {
 		return nil, err
 	}
-	fctx, conn, local, err := s.Forward.Route(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if !local {
+	return serve(ctx, s.Forward, func(fctx context.Context, conn *grpc.ClientConn) (*coordinatorv1.AddVoterResponse, error) {
 		return coordinatorv1.NewClusterServiceClient(conn).AddVoter(fctx, req)
-	}
-	nodes, err := s.App.AddVoter(ctx, req.GetNodeId(), req.GetRaftAddress(), req.GetGrpcAddress())
-	if err != nil {
-		return nil, err
-	}
-	return &coordinatorv1.AddVoterResponse{Nodes: nodesToProto(nodes)}, nil
+	}, func() (*coordinatorv1.AddVoterResponse, error) {
+		nodes, err := s.App.AddVoter(ctx, req.GetNodeId(), req.GetRaftAddress(), req.GetGrpcAddress())
+		if err != nil {
+			return nil, err
+		}
+		return &coordinatorv1.AddVoterResponse{Nodes: nodesToProto(nodes)}, nil
+	})
 }
 
 func (s *clusterServer) RemoveServer(ctx context.Context, req *coordinatorv1.RemoveServerRequest) (*coordinatorv1.RemoveServerResponse, error) {
@@ -484,36 +465,30 @@ func (s *clusterServer) RemoveServer(ctx context.Context, req *coordinatorv1.Rem
 	if req.GetNodeId() == "" {
 		return nil, domainerr.Invalid("node_id", "must not be empty")
 	}
-	fctx, conn, local, err := s.Forward.Route(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if !local {
+	return serve(ctx, s.Forward, func(fctx context.Context, conn *grpc.ClientConn) (*coordinatorv1.RemoveServerResponse, error) {
 		return coordinatorv1.NewClusterServiceClient(conn).RemoveServer(fctx, req)
-	}
-	nodes, err := s.App.RemoveServer(ctx, req.GetNodeId())
-	if err != nil {
-		return nil, err
-	}
-	return &coordinatorv1.RemoveServerResponse{Nodes: nodesToProto(nodes)}, nil
+	}, func() (*coordinatorv1.RemoveServerResponse, error) {
+		nodes, err := s.App.RemoveServer(ctx, req.GetNodeId())
+		if err != nil {
+			return nil, err
+		}
+		return &coordinatorv1.RemoveServerResponse{Nodes: nodesToProto(nodes)}, nil
+	})
 }
 
 func (s *clusterServer) TransferLeadership(ctx context.Context, req *coordinatorv1.TransferLeadershipRequest) (*coordinatorv1.TransferLeadershipResponse, error) {
 	if err := s.App.CheckAdmin(bearer(ctx)); err != nil {
 		return nil, err
 	}
-	fctx, conn, local, err := s.Forward.Route(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if !local {
+	return serve(ctx, s.Forward, func(fctx context.Context, conn *grpc.ClientConn) (*coordinatorv1.TransferLeadershipResponse, error) {
 		return coordinatorv1.NewClusterServiceClient(conn).TransferLeadership(fctx, req)
-	}
-	id, addr, err := s.App.TransferLeadership(ctx, req.GetNodeId())
-	if err != nil {
-		return nil, err
-	}
-	return &coordinatorv1.TransferLeadershipResponse{Leader: &coordinatorv1.LeaderInfo{NodeId: id, GrpcAddress: addr}}, nil
+	}, func() (*coordinatorv1.TransferLeadershipResponse, error) {
+		id, addr, err := s.App.TransferLeadership(ctx, req.GetNodeId())
+		if err != nil {
+			return nil, err
+		}
+		return &coordinatorv1.TransferLeadershipResponse{Leader: &coordinatorv1.LeaderInfo{NodeId: id, GrpcAddress: addr}}, nil
+	})
 }
 
 func nodesToProto(nodes []app.NodeStatus) []*coordinatorv1.Node {
