@@ -28,8 +28,14 @@ LDFLAGS  := -s -w -X github.com/gaia-platform/gaia/internal/buildinfo.Version=$(
 
 TEST_TIMEOUT ?= 30m
 BENCH_TIME   ?= 2s
+# The task queue's load generators run apart from the other benchmarks, right
+# after River works the same number of jobs on the same PostgreSQL server
+# (bench/river, a module of its own so that River stays out of go.mod).
+QUEUE_BENCH_JOBS   ?= 50000
+QUEUE_BENCHES      := ^BenchmarkTaskQueue(Throughput|ClaimLatency)$$
+BENCH_DATABASE_URL ?= $(or $(GAIA_TEST_DATABASE_URL),$(DATABASE_URL),postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable)
 
-.PHONY: all run test build generate generate-check lint breaking tools bench clean help
+.PHONY: all run test build generate generate-check lint breaking tools bench bench-taskqueue clean help
 .DEFAULT_GOAL := help
 
 help: ## List the targets
@@ -75,7 +81,27 @@ breaking: tools ## buf breaking against main
 	else echo "buf breaking: no main branch here, skipped"; fi
 
 bench: ## Run the benchmarks and print their figures
-	$(GO) test -run '^$$' -bench . -benchtime $(BENCH_TIME) -benchmem ./...
+	$(GO) test -run '^$$' -bench . -skip '$(QUEUE_BENCHES)' -benchtime $(BENCH_TIME) -benchmem ./...
+	@$(MAKE) --no-print-directory bench-taskqueue
+
+# Each program makes its own database on the server and drops it after. The
+# last line sets the two throughputs side by side.
+bench-taskqueue: ## The task queue against River: the same jobs on the same PostgreSQL
+	@set -o pipefail; out=$$(mktemp -d); trap 'rm -rf "$$out"' EXIT; \
+	echo "== River: $(QUEUE_BENCH_JOBS) jobs (bench/river)"; \
+	(cd bench/river && $(GO) run . -jobs $(QUEUE_BENCH_JOBS) -db '$(BENCH_DATABASE_URL)') | tee "$$out/river" || exit 1; \
+	echo "== GAIA: $(QUEUE_BENCH_JOBS) jobs, then claim latency at a moderate load"; \
+	GAIA_BENCH_QUEUE_JOBS=$(QUEUE_BENCH_JOBS) GAIA_TEST_DATABASE_URL='$(BENCH_DATABASE_URL)' \
+		$(GO) test -run '^$$' -bench '$(QUEUE_BENCHES)' -benchtime 1x ./services/taskqueue/service | tee "$$out/gaia" || exit 1; \
+	cat "$$out/river" "$$out/gaia" | awk -v jobs=$(QUEUE_BENCH_JOBS) ' \
+		function metric(unit,   i) { for (i = 2; i < NF; i++) if ($$(i+1) == unit) return $$i; return "" } \
+		$$1 == "river-jobs/s" { river = $$2 } \
+		/^BenchmarkTaskQueueThroughput/ { gaia = metric("jobs/s") } \
+		/^BenchmarkTaskQueueClaimLatency/ { p50 = metric("claim-p50-ms"); p99 = metric("claim-p99-ms"); \
+			h50 = metric("health-p50-ms"); h99 = metric("health-p99-ms"); rate = metric("offered-jobs/s") } \
+		END { if (river == "" || gaia == "") { print "task queue comparison: a figure is missing"; exit 1 } \
+			printf "Task queue, %d jobs each on one PostgreSQL: GAIA %.0f jobs/s, River %.0f jobs/s, GAIA/River %.2f\n", jobs, gaia, river, gaia / river; \
+			if (p50 != "") printf "Task queue claim latency at %d jobs/s: p50 %.2f ms, p99 %.2f ms (health check p50 %.2f ms, p99 %.2f ms)\n", rate, p50, p99, h50, h99 }'
 
 tools: $(TOOL_STAMPS) ## Install the pinned tools into ./bin
 

@@ -56,7 +56,11 @@ CREATE INDEX tasks_claim_by_lesson ON tasks (lesson_id, priority DESC, run_at, t
     WHERE state = 'pending';
 -- The reaper and session-failure requeues.
 CREATE INDEX tasks_claim_expiry ON tasks (claim_expires_at) WHERE state = 'claimed';
-CREATE INDEX tasks_claimed_by ON tasks (claimed_by_session_id) WHERE state = 'claimed';
+-- task_id too, so that a settle (task_id, session and state 'claimed') that
+-- the planner sends here rather than to the primary key, as it does while the
+-- table's statistics are missing or stale, still finds its one row instead
+-- of reading every claim the session holds.
+CREATE INDEX tasks_claimed_by ON tasks (claimed_by_session_id, task_id) WHERE state = 'claimed';
 -- Listing and pruning.
 CREATE INDEX tasks_by_created ON tasks (created_at DESC, task_id);
 CREATE INDEX tasks_by_lesson ON tasks (lesson_id, created_at DESC) WHERE lesson_id IS NOT NULL;

@@ -126,7 +126,9 @@ func (q *Queue) Stop() {
 func (q *Queue) Restart() { q.start() }
 
 // Tasks is a TaskService client (it reconnects across restarts).
-func (q *Queue) Tasks() taskqueuev1.TaskServiceClient { return taskqueuev1.NewTaskServiceClient(q.conn) }
+func (q *Queue) Tasks() taskqueuev1.TaskServiceClient {
+	return taskqueuev1.NewTaskServiceClient(q.conn)
+}
 
 // Lessons is a LessonService client.
 func (q *Queue) Lessons() taskqueuev1.LessonServiceClient {

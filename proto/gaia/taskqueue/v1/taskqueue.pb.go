@@ -986,6 +986,240 @@ func (x *CompleteTaskResponse) GetTask() *Task {
 	return nil
 }
 
+// CompleteTasksRequest settles a batch of one session's claims.
+type CompleteTasksRequest struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	SessionId    string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	SessionToken string                 `protobuf:"bytes,2,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
+	// 1–1000 claims.
+	Claims        []*CompletedClaim `protobuf:"bytes,3,rep,name=claims,proto3" json:"claims,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteTasksRequest) Reset() {
+	*x = CompleteTasksRequest{}
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteTasksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteTasksRequest) ProtoMessage() {}
+
+func (x *CompleteTasksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteTasksRequest.ProtoReflect.Descriptor instead.
+func (*CompleteTasksRequest) Descriptor() ([]byte, []int) {
+	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *CompleteTasksRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *CompleteTasksRequest) GetSessionToken() string {
+	if x != nil {
+		return x.SessionToken
+	}
+	return ""
+}
+
+func (x *CompleteTasksRequest) GetClaims() []*CompletedClaim {
+	if x != nil {
+		return x.Claims
+	}
+	return nil
+}
+
+// CompletedClaim is one claim to settle as completed.
+type CompletedClaim struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	TaskId     string                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	ClaimToken string                 `protobuf:"bytes,2,opt,name=claim_token,json=claimToken,proto3" json:"claim_token,omitempty"`
+	// A JSON object of at most 256 KiB.
+	Result        *structpb.Struct `protobuf:"bytes,3,opt,name=result,proto3" json:"result,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompletedClaim) Reset() {
+	*x = CompletedClaim{}
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompletedClaim) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompletedClaim) ProtoMessage() {}
+
+func (x *CompletedClaim) ProtoReflect() protoreflect.Message {
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompletedClaim.ProtoReflect.Descriptor instead.
+func (*CompletedClaim) Descriptor() ([]byte, []int) {
+	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *CompletedClaim) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *CompletedClaim) GetClaimToken() string {
+	if x != nil {
+		return x.ClaimToken
+	}
+	return ""
+}
+
+func (x *CompletedClaim) GetResult() *structpb.Struct {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+// CompletedClaimResult answers one claim of a batch.
+type CompletedClaimResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The completed task, when code is 0.
+	Task *Task `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	// A google.rpc.Code: 0 when completed, 9 (FAILED_PRECONDITION) when the
+	// claim is no longer held, 5 (NOT_FOUND) for an unknown task.
+	Code int32 `protobuf:"varint,2,opt,name=code,proto3" json:"code,omitempty"`
+	// Why the claim was not completed.
+	Message       string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompletedClaimResult) Reset() {
+	*x = CompletedClaimResult{}
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompletedClaimResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompletedClaimResult) ProtoMessage() {}
+
+func (x *CompletedClaimResult) ProtoReflect() protoreflect.Message {
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompletedClaimResult.ProtoReflect.Descriptor instead.
+func (*CompletedClaimResult) Descriptor() ([]byte, []int) {
+	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *CompletedClaimResult) GetTask() *Task {
+	if x != nil {
+		return x.Task
+	}
+	return nil
+}
+
+func (x *CompletedClaimResult) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *CompletedClaimResult) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+// CompleteTasksResponse answers each claim of the batch, in order.
+type CompleteTasksResponse struct {
+	state         protoimpl.MessageState  `protogen:"open.v1"`
+	Results       []*CompletedClaimResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteTasksResponse) Reset() {
+	*x = CompleteTasksResponse{}
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteTasksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteTasksResponse) ProtoMessage() {}
+
+func (x *CompleteTasksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteTasksResponse.ProtoReflect.Descriptor instead.
+func (*CompleteTasksResponse) Descriptor() ([]byte, []int) {
+	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *CompleteTasksResponse) GetResults() []*CompletedClaimResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
 // FailTaskRequest settles an attempt as failed.
 type FailTaskRequest struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
@@ -1003,7 +1237,7 @@ type FailTaskRequest struct {
 
 func (x *FailTaskRequest) Reset() {
 	*x = FailTaskRequest{}
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[12]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1015,7 +1249,7 @@ func (x *FailTaskRequest) String() string {
 func (*FailTaskRequest) ProtoMessage() {}
 
 func (x *FailTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[12]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1028,7 +1262,7 @@ func (x *FailTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailTaskRequest.ProtoReflect.Descriptor instead.
 func (*FailTaskRequest) Descriptor() ([]byte, []int) {
-	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{12}
+	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *FailTaskRequest) GetTaskId() string {
@@ -1085,7 +1319,7 @@ type FailTaskResponse struct {
 
 func (x *FailTaskResponse) Reset() {
 	*x = FailTaskResponse{}
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[13]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1097,7 +1331,7 @@ func (x *FailTaskResponse) String() string {
 func (*FailTaskResponse) ProtoMessage() {}
 
 func (x *FailTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[13]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1110,7 +1344,7 @@ func (x *FailTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailTaskResponse.ProtoReflect.Descriptor instead.
 func (*FailTaskResponse) Descriptor() ([]byte, []int) {
-	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{13}
+	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *FailTaskResponse) GetTask() *Task {
@@ -1139,7 +1373,7 @@ type CancelTaskRequest struct {
 
 func (x *CancelTaskRequest) Reset() {
 	*x = CancelTaskRequest{}
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[14]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1151,7 +1385,7 @@ func (x *CancelTaskRequest) String() string {
 func (*CancelTaskRequest) ProtoMessage() {}
 
 func (x *CancelTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[14]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1164,7 +1398,7 @@ func (x *CancelTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTaskRequest.ProtoReflect.Descriptor instead.
 func (*CancelTaskRequest) Descriptor() ([]byte, []int) {
-	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{14}
+	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CancelTaskRequest) GetTaskId() string {
@@ -1191,7 +1425,7 @@ type CancelTaskResponse struct {
 
 func (x *CancelTaskResponse) Reset() {
 	*x = CancelTaskResponse{}
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[15]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1203,7 +1437,7 @@ func (x *CancelTaskResponse) String() string {
 func (*CancelTaskResponse) ProtoMessage() {}
 
 func (x *CancelTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[15]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1216,7 +1450,7 @@ func (x *CancelTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTaskResponse.ProtoReflect.Descriptor instead.
 func (*CancelTaskResponse) Descriptor() ([]byte, []int) {
-	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{15}
+	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CancelTaskResponse) GetTask() *Task {
@@ -1241,7 +1475,7 @@ type RetryTaskRequest struct {
 
 func (x *RetryTaskRequest) Reset() {
 	*x = RetryTaskRequest{}
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[16]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1253,7 +1487,7 @@ func (x *RetryTaskRequest) String() string {
 func (*RetryTaskRequest) ProtoMessage() {}
 
 func (x *RetryTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[16]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1266,7 +1500,7 @@ func (x *RetryTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryTaskRequest.ProtoReflect.Descriptor instead.
 func (*RetryTaskRequest) Descriptor() ([]byte, []int) {
-	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{16}
+	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RetryTaskRequest) GetTaskId() string {
@@ -1300,7 +1534,7 @@ type RetryTaskResponse struct {
 
 func (x *RetryTaskResponse) Reset() {
 	*x = RetryTaskResponse{}
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[17]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1312,7 +1546,7 @@ func (x *RetryTaskResponse) String() string {
 func (*RetryTaskResponse) ProtoMessage() {}
 
 func (x *RetryTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[17]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1325,7 +1559,7 @@ func (x *RetryTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryTaskResponse.ProtoReflect.Descriptor instead.
 func (*RetryTaskResponse) Descriptor() ([]byte, []int) {
-	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{17}
+	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RetryTaskResponse) GetTask() *Task {
@@ -1346,7 +1580,7 @@ type GetTaskRequest struct {
 
 func (x *GetTaskRequest) Reset() {
 	*x = GetTaskRequest{}
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[18]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1358,7 +1592,7 @@ func (x *GetTaskRequest) String() string {
 func (*GetTaskRequest) ProtoMessage() {}
 
 func (x *GetTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[18]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1371,7 +1605,7 @@ func (x *GetTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTaskRequest.ProtoReflect.Descriptor instead.
 func (*GetTaskRequest) Descriptor() ([]byte, []int) {
-	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{18}
+	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetTaskRequest) GetTaskId() string {
@@ -1398,7 +1632,7 @@ type GetTaskResponse struct {
 
 func (x *GetTaskResponse) Reset() {
 	*x = GetTaskResponse{}
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[19]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1410,7 +1644,7 @@ func (x *GetTaskResponse) String() string {
 func (*GetTaskResponse) ProtoMessage() {}
 
 func (x *GetTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[19]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1423,7 +1657,7 @@ func (x *GetTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTaskResponse.ProtoReflect.Descriptor instead.
 func (*GetTaskResponse) Descriptor() ([]byte, []int) {
-	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{19}
+	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetTaskResponse) GetTask() *Task {
@@ -1452,7 +1686,7 @@ type ListTasksRequest struct {
 
 func (x *ListTasksRequest) Reset() {
 	*x = ListTasksRequest{}
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[20]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1464,7 +1698,7 @@ func (x *ListTasksRequest) String() string {
 func (*ListTasksRequest) ProtoMessage() {}
 
 func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[20]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1477,7 +1711,7 @@ func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksRequest.ProtoReflect.Descriptor instead.
 func (*ListTasksRequest) Descriptor() ([]byte, []int) {
-	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{20}
+	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListTasksRequest) GetStates() []TaskState {
@@ -1533,7 +1767,7 @@ type ListTasksResponse struct {
 
 func (x *ListTasksResponse) Reset() {
 	*x = ListTasksResponse{}
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[21]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1545,7 +1779,7 @@ func (x *ListTasksResponse) String() string {
 func (*ListTasksResponse) ProtoMessage() {}
 
 func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[21]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1558,7 +1792,7 @@ func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksResponse.ProtoReflect.Descriptor instead.
 func (*ListTasksResponse) Descriptor() ([]byte, []int) {
-	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{21}
+	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListTasksResponse) GetTasks() []*Task {
@@ -1603,7 +1837,7 @@ type Lesson struct {
 
 func (x *Lesson) Reset() {
 	*x = Lesson{}
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[22]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1615,7 +1849,7 @@ func (x *Lesson) String() string {
 func (*Lesson) ProtoMessage() {}
 
 func (x *Lesson) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[22]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1628,7 +1862,7 @@ func (x *Lesson) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Lesson.ProtoReflect.Descriptor instead.
 func (*Lesson) Descriptor() ([]byte, []int) {
-	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{22}
+	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Lesson) GetLessonId() string {
@@ -1733,7 +1967,7 @@ type CreateLessonRequest struct {
 
 func (x *CreateLessonRequest) Reset() {
 	*x = CreateLessonRequest{}
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[23]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1745,7 +1979,7 @@ func (x *CreateLessonRequest) String() string {
 func (*CreateLessonRequest) ProtoMessage() {}
 
 func (x *CreateLessonRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[23]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1758,7 +1992,7 @@ func (x *CreateLessonRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateLessonRequest.ProtoReflect.Descriptor instead.
 func (*CreateLessonRequest) Descriptor() ([]byte, []int) {
-	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{23}
+	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CreateLessonRequest) GetProject() string {
@@ -1806,7 +2040,7 @@ type CreateLessonResponse struct {
 
 func (x *CreateLessonResponse) Reset() {
 	*x = CreateLessonResponse{}
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[24]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1818,7 +2052,7 @@ func (x *CreateLessonResponse) String() string {
 func (*CreateLessonResponse) ProtoMessage() {}
 
 func (x *CreateLessonResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[24]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1831,7 +2065,7 @@ func (x *CreateLessonResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateLessonResponse.ProtoReflect.Descriptor instead.
 func (*CreateLessonResponse) Descriptor() ([]byte, []int) {
-	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{24}
+	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CreateLessonResponse) GetLesson() *Lesson {
@@ -1851,7 +2085,7 @@ type GetLessonRequest struct {
 
 func (x *GetLessonRequest) Reset() {
 	*x = GetLessonRequest{}
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[25]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1863,7 +2097,7 @@ func (x *GetLessonRequest) String() string {
 func (*GetLessonRequest) ProtoMessage() {}
 
 func (x *GetLessonRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[25]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1876,7 +2110,7 @@ func (x *GetLessonRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLessonRequest.ProtoReflect.Descriptor instead.
 func (*GetLessonRequest) Descriptor() ([]byte, []int) {
-	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{25}
+	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetLessonRequest) GetLessonId() string {
@@ -1896,7 +2130,7 @@ type GetLessonResponse struct {
 
 func (x *GetLessonResponse) Reset() {
 	*x = GetLessonResponse{}
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[26]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1908,7 +2142,7 @@ func (x *GetLessonResponse) String() string {
 func (*GetLessonResponse) ProtoMessage() {}
 
 func (x *GetLessonResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[26]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1921,7 +2155,7 @@ func (x *GetLessonResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLessonResponse.ProtoReflect.Descriptor instead.
 func (*GetLessonResponse) Descriptor() ([]byte, []int) {
-	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{26}
+	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetLessonResponse) GetLesson() *Lesson {
@@ -1945,7 +2179,7 @@ type ListLessonsRequest struct {
 
 func (x *ListLessonsRequest) Reset() {
 	*x = ListLessonsRequest{}
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[27]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1957,7 +2191,7 @@ func (x *ListLessonsRequest) String() string {
 func (*ListLessonsRequest) ProtoMessage() {}
 
 func (x *ListLessonsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[27]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1970,7 +2204,7 @@ func (x *ListLessonsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLessonsRequest.ProtoReflect.Descriptor instead.
 func (*ListLessonsRequest) Descriptor() ([]byte, []int) {
-	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{27}
+	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListLessonsRequest) GetProject() string {
@@ -2005,7 +2239,7 @@ type ListLessonsResponse struct {
 
 func (x *ListLessonsResponse) Reset() {
 	*x = ListLessonsResponse{}
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[28]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2017,7 +2251,7 @@ func (x *ListLessonsResponse) String() string {
 func (*ListLessonsResponse) ProtoMessage() {}
 
 func (x *ListLessonsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[28]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2030,7 +2264,7 @@ func (x *ListLessonsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLessonsResponse.ProtoReflect.Descriptor instead.
 func (*ListLessonsResponse) Descriptor() ([]byte, []int) {
-	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{28}
+	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListLessonsResponse) GetLessons() []*Lesson {
@@ -2064,7 +2298,7 @@ type UpdateLessonRequest struct {
 
 func (x *UpdateLessonRequest) Reset() {
 	*x = UpdateLessonRequest{}
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[29]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2076,7 +2310,7 @@ func (x *UpdateLessonRequest) String() string {
 func (*UpdateLessonRequest) ProtoMessage() {}
 
 func (x *UpdateLessonRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[29]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2089,7 +2323,7 @@ func (x *UpdateLessonRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateLessonRequest.ProtoReflect.Descriptor instead.
 func (*UpdateLessonRequest) Descriptor() ([]byte, []int) {
-	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{29}
+	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *UpdateLessonRequest) GetLessonId() string {
@@ -2144,7 +2378,7 @@ type UpdateLessonResponse struct {
 
 func (x *UpdateLessonResponse) Reset() {
 	*x = UpdateLessonResponse{}
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[30]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2156,7 +2390,7 @@ func (x *UpdateLessonResponse) String() string {
 func (*UpdateLessonResponse) ProtoMessage() {}
 
 func (x *UpdateLessonResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[30]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2169,7 +2403,7 @@ func (x *UpdateLessonResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateLessonResponse.ProtoReflect.Descriptor instead.
 func (*UpdateLessonResponse) Descriptor() ([]byte, []int) {
-	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{30}
+	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *UpdateLessonResponse) GetLesson() *Lesson {
@@ -2198,7 +2432,7 @@ type SessionAffinity struct {
 
 func (x *SessionAffinity) Reset() {
 	*x = SessionAffinity{}
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[31]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2210,7 +2444,7 @@ func (x *SessionAffinity) String() string {
 func (*SessionAffinity) ProtoMessage() {}
 
 func (x *SessionAffinity) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[31]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2223,7 +2457,7 @@ func (x *SessionAffinity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionAffinity.ProtoReflect.Descriptor instead.
 func (*SessionAffinity) Descriptor() ([]byte, []int) {
-	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{31}
+	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *SessionAffinity) GetSessionName() string {
@@ -2281,7 +2515,7 @@ type SetSessionAffinityRequest struct {
 
 func (x *SetSessionAffinityRequest) Reset() {
 	*x = SetSessionAffinityRequest{}
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[32]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2293,7 +2527,7 @@ func (x *SetSessionAffinityRequest) String() string {
 func (*SetSessionAffinityRequest) ProtoMessage() {}
 
 func (x *SetSessionAffinityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[32]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2306,7 +2540,7 @@ func (x *SetSessionAffinityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetSessionAffinityRequest.ProtoReflect.Descriptor instead.
 func (*SetSessionAffinityRequest) Descriptor() ([]byte, []int) {
-	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{32}
+	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *SetSessionAffinityRequest) GetSessionName() string {
@@ -2347,7 +2581,7 @@ type SetSessionAffinityResponse struct {
 
 func (x *SetSessionAffinityResponse) Reset() {
 	*x = SetSessionAffinityResponse{}
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[33]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2359,7 +2593,7 @@ func (x *SetSessionAffinityResponse) String() string {
 func (*SetSessionAffinityResponse) ProtoMessage() {}
 
 func (x *SetSessionAffinityResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[33]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2372,7 +2606,7 @@ func (x *SetSessionAffinityResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetSessionAffinityResponse.ProtoReflect.Descriptor instead.
 func (*SetSessionAffinityResponse) Descriptor() ([]byte, []int) {
-	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{33}
+	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SetSessionAffinityResponse) GetAffinity() *SessionAffinity {
@@ -2396,7 +2630,7 @@ type ListSessionAffinitiesRequest struct {
 
 func (x *ListSessionAffinitiesRequest) Reset() {
 	*x = ListSessionAffinitiesRequest{}
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[34]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2408,7 +2642,7 @@ func (x *ListSessionAffinitiesRequest) String() string {
 func (*ListSessionAffinitiesRequest) ProtoMessage() {}
 
 func (x *ListSessionAffinitiesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[34]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2421,7 +2655,7 @@ func (x *ListSessionAffinitiesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionAffinitiesRequest.ProtoReflect.Descriptor instead.
 func (*ListSessionAffinitiesRequest) Descriptor() ([]byte, []int) {
-	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{34}
+	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListSessionAffinitiesRequest) GetSessionName() string {
@@ -2463,7 +2697,7 @@ type ListSessionAffinitiesResponse struct {
 
 func (x *ListSessionAffinitiesResponse) Reset() {
 	*x = ListSessionAffinitiesResponse{}
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[35]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2475,7 +2709,7 @@ func (x *ListSessionAffinitiesResponse) String() string {
 func (*ListSessionAffinitiesResponse) ProtoMessage() {}
 
 func (x *ListSessionAffinitiesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[35]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2488,7 +2722,7 @@ func (x *ListSessionAffinitiesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionAffinitiesResponse.ProtoReflect.Descriptor instead.
 func (*ListSessionAffinitiesResponse) Descriptor() ([]byte, []int) {
-	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{35}
+	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListSessionAffinitiesResponse) GetAffinities() []*SessionAffinity {
@@ -2516,7 +2750,7 @@ type DeleteSessionAffinityRequest struct {
 
 func (x *DeleteSessionAffinityRequest) Reset() {
 	*x = DeleteSessionAffinityRequest{}
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[36]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2528,7 +2762,7 @@ func (x *DeleteSessionAffinityRequest) String() string {
 func (*DeleteSessionAffinityRequest) ProtoMessage() {}
 
 func (x *DeleteSessionAffinityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[36]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2541,7 +2775,7 @@ func (x *DeleteSessionAffinityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSessionAffinityRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSessionAffinityRequest) Descriptor() ([]byte, []int) {
-	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{36}
+	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *DeleteSessionAffinityRequest) GetSessionName() string {
@@ -2567,7 +2801,7 @@ type DeleteSessionAffinityResponse struct {
 
 func (x *DeleteSessionAffinityResponse) Reset() {
 	*x = DeleteSessionAffinityResponse{}
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[37]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2579,7 +2813,7 @@ func (x *DeleteSessionAffinityResponse) String() string {
 func (*DeleteSessionAffinityResponse) ProtoMessage() {}
 
 func (x *DeleteSessionAffinityResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[37]
+	mi := &file_gaia_taskqueue_v1_taskqueue_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2592,7 +2826,7 @@ func (x *DeleteSessionAffinityResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSessionAffinityResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSessionAffinityResponse) Descriptor() ([]byte, []int) {
-	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{37}
+	return file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP(), []int{41}
 }
 
 var File_gaia_taskqueue_v1_taskqueue_proto protoreflect.FileDescriptor
@@ -2675,7 +2909,23 @@ const file_gaia_taskqueue_v1_taskqueue_proto_rawDesc = "" +
 	"\rsession_token\x18\x04 \x01(\tR\fsessionToken\x12/\n" +
 	"\x06result\x18\x05 \x01(\v2\x17.google.protobuf.StructR\x06result\"C\n" +
 	"\x14CompleteTaskResponse\x12+\n" +
-	"\x04task\x18\x01 \x01(\v2\x17.gaia.taskqueue.v1.TaskR\x04task\"\xc3\x01\n" +
+	"\x04task\x18\x01 \x01(\v2\x17.gaia.taskqueue.v1.TaskR\x04task\"\x95\x01\n" +
+	"\x14CompleteTasksRequest\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12#\n" +
+	"\rsession_token\x18\x02 \x01(\tR\fsessionToken\x129\n" +
+	"\x06claims\x18\x03 \x03(\v2!.gaia.taskqueue.v1.CompletedClaimR\x06claims\"{\n" +
+	"\x0eCompletedClaim\x12\x17\n" +
+	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x1f\n" +
+	"\vclaim_token\x18\x02 \x01(\tR\n" +
+	"claimToken\x12/\n" +
+	"\x06result\x18\x03 \x01(\v2\x17.google.protobuf.StructR\x06result\"q\n" +
+	"\x14CompletedClaimResult\x12+\n" +
+	"\x04task\x18\x01 \x01(\v2\x17.gaia.taskqueue.v1.TaskR\x04task\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"Z\n" +
+	"\x15CompleteTasksResponse\x12A\n" +
+	"\aresults\x18\x01 \x03(\v2'.gaia.taskqueue.v1.CompletedClaimResultR\aresults\"\xc3\x01\n" +
 	"\x0fFailTaskRequest\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x1f\n" +
 	"\vclaim_token\x18\x02 \x01(\tR\n" +
@@ -2804,14 +3054,15 @@ const file_gaia_taskqueue_v1_taskqueue_proto_rawDesc = "" +
 	"\x12TASK_STATE_CLAIMED\x10\x02\x12\x18\n" +
 	"\x14TASK_STATE_COMPLETED\x10\x03\x12\x13\n" +
 	"\x0fTASK_STATE_DEAD\x10\x04\x12\x18\n" +
-	"\x14TASK_STATE_CANCELLED\x10\x052\x98\a\n" +
+	"\x14TASK_STATE_CANCELLED\x10\x052\xfc\a\n" +
 	"\vTaskService\x12\\\n" +
 	"\vEnqueueTask\x12%.gaia.taskqueue.v1.EnqueueTaskRequest\x1a&.gaia.taskqueue.v1.EnqueueTaskResponse\x12_\n" +
 	"\fEnqueueTasks\x12&.gaia.taskqueue.v1.EnqueueTasksRequest\x1a'.gaia.taskqueue.v1.EnqueueTasksResponse\x12Y\n" +
 	"\n" +
 	"ClaimTasks\x12$.gaia.taskqueue.v1.ClaimTasksRequest\x1a%.gaia.taskqueue.v1.ClaimTasksResponse\x12\\\n" +
 	"\vExtendClaim\x12%.gaia.taskqueue.v1.ExtendClaimRequest\x1a&.gaia.taskqueue.v1.ExtendClaimResponse\x12_\n" +
-	"\fCompleteTask\x12&.gaia.taskqueue.v1.CompleteTaskRequest\x1a'.gaia.taskqueue.v1.CompleteTaskResponse\x12S\n" +
+	"\fCompleteTask\x12&.gaia.taskqueue.v1.CompleteTaskRequest\x1a'.gaia.taskqueue.v1.CompleteTaskResponse\x12b\n" +
+	"\rCompleteTasks\x12'.gaia.taskqueue.v1.CompleteTasksRequest\x1a(.gaia.taskqueue.v1.CompleteTasksResponse\x12S\n" +
 	"\bFailTask\x12\".gaia.taskqueue.v1.FailTaskRequest\x1a#.gaia.taskqueue.v1.FailTaskResponse\x12Y\n" +
 	"\n" +
 	"CancelTask\x12$.gaia.taskqueue.v1.CancelTaskRequest\x1a%.gaia.taskqueue.v1.CancelTaskResponse\x12V\n" +
@@ -2840,7 +3091,7 @@ func file_gaia_taskqueue_v1_taskqueue_proto_rawDescGZIP() []byte {
 }
 
 var file_gaia_taskqueue_v1_taskqueue_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_gaia_taskqueue_v1_taskqueue_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_gaia_taskqueue_v1_taskqueue_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_gaia_taskqueue_v1_taskqueue_proto_goTypes = []any{
 	(TaskState)(0),                        // 0: gaia.taskqueue.v1.TaskState
 	(*Task)(nil),                          // 1: gaia.taskqueue.v1.Task
@@ -2855,124 +3106,134 @@ var file_gaia_taskqueue_v1_taskqueue_proto_goTypes = []any{
 	(*ExtendClaimResponse)(nil),           // 10: gaia.taskqueue.v1.ExtendClaimResponse
 	(*CompleteTaskRequest)(nil),           // 11: gaia.taskqueue.v1.CompleteTaskRequest
 	(*CompleteTaskResponse)(nil),          // 12: gaia.taskqueue.v1.CompleteTaskResponse
-	(*FailTaskRequest)(nil),               // 13: gaia.taskqueue.v1.FailTaskRequest
-	(*FailTaskResponse)(nil),              // 14: gaia.taskqueue.v1.FailTaskResponse
-	(*CancelTaskRequest)(nil),             // 15: gaia.taskqueue.v1.CancelTaskRequest
-	(*CancelTaskResponse)(nil),            // 16: gaia.taskqueue.v1.CancelTaskResponse
-	(*RetryTaskRequest)(nil),              // 17: gaia.taskqueue.v1.RetryTaskRequest
-	(*RetryTaskResponse)(nil),             // 18: gaia.taskqueue.v1.RetryTaskResponse
-	(*GetTaskRequest)(nil),                // 19: gaia.taskqueue.v1.GetTaskRequest
-	(*GetTaskResponse)(nil),               // 20: gaia.taskqueue.v1.GetTaskResponse
-	(*ListTasksRequest)(nil),              // 21: gaia.taskqueue.v1.ListTasksRequest
-	(*ListTasksResponse)(nil),             // 22: gaia.taskqueue.v1.ListTasksResponse
-	(*Lesson)(nil),                        // 23: gaia.taskqueue.v1.Lesson
-	(*CreateLessonRequest)(nil),           // 24: gaia.taskqueue.v1.CreateLessonRequest
-	(*CreateLessonResponse)(nil),          // 25: gaia.taskqueue.v1.CreateLessonResponse
-	(*GetLessonRequest)(nil),              // 26: gaia.taskqueue.v1.GetLessonRequest
-	(*GetLessonResponse)(nil),             // 27: gaia.taskqueue.v1.GetLessonResponse
-	(*ListLessonsRequest)(nil),            // 28: gaia.taskqueue.v1.ListLessonsRequest
-	(*ListLessonsResponse)(nil),           // 29: gaia.taskqueue.v1.ListLessonsResponse
-	(*UpdateLessonRequest)(nil),           // 30: gaia.taskqueue.v1.UpdateLessonRequest
-	(*UpdateLessonResponse)(nil),          // 31: gaia.taskqueue.v1.UpdateLessonResponse
-	(*SessionAffinity)(nil),               // 32: gaia.taskqueue.v1.SessionAffinity
-	(*SetSessionAffinityRequest)(nil),     // 33: gaia.taskqueue.v1.SetSessionAffinityRequest
-	(*SetSessionAffinityResponse)(nil),    // 34: gaia.taskqueue.v1.SetSessionAffinityResponse
-	(*ListSessionAffinitiesRequest)(nil),  // 35: gaia.taskqueue.v1.ListSessionAffinitiesRequest
-	(*ListSessionAffinitiesResponse)(nil), // 36: gaia.taskqueue.v1.ListSessionAffinitiesResponse
-	(*DeleteSessionAffinityRequest)(nil),  // 37: gaia.taskqueue.v1.DeleteSessionAffinityRequest
-	(*DeleteSessionAffinityResponse)(nil), // 38: gaia.taskqueue.v1.DeleteSessionAffinityResponse
-	(*structpb.Struct)(nil),               // 39: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),         // 40: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),           // 41: google.protobuf.Duration
-	(*fieldmaskpb.FieldMask)(nil),         // 42: google.protobuf.FieldMask
-	(*v1.TimeWindow)(nil),                 // 43: gaia.type.v1.TimeWindow
+	(*CompleteTasksRequest)(nil),          // 13: gaia.taskqueue.v1.CompleteTasksRequest
+	(*CompletedClaim)(nil),                // 14: gaia.taskqueue.v1.CompletedClaim
+	(*CompletedClaimResult)(nil),          // 15: gaia.taskqueue.v1.CompletedClaimResult
+	(*CompleteTasksResponse)(nil),         // 16: gaia.taskqueue.v1.CompleteTasksResponse
+	(*FailTaskRequest)(nil),               // 17: gaia.taskqueue.v1.FailTaskRequest
+	(*FailTaskResponse)(nil),              // 18: gaia.taskqueue.v1.FailTaskResponse
+	(*CancelTaskRequest)(nil),             // 19: gaia.taskqueue.v1.CancelTaskRequest
+	(*CancelTaskResponse)(nil),            // 20: gaia.taskqueue.v1.CancelTaskResponse
+	(*RetryTaskRequest)(nil),              // 21: gaia.taskqueue.v1.RetryTaskRequest
+	(*RetryTaskResponse)(nil),             // 22: gaia.taskqueue.v1.RetryTaskResponse
+	(*GetTaskRequest)(nil),                // 23: gaia.taskqueue.v1.GetTaskRequest
+	(*GetTaskResponse)(nil),               // 24: gaia.taskqueue.v1.GetTaskResponse
+	(*ListTasksRequest)(nil),              // 25: gaia.taskqueue.v1.ListTasksRequest
+	(*ListTasksResponse)(nil),             // 26: gaia.taskqueue.v1.ListTasksResponse
+	(*Lesson)(nil),                        // 27: gaia.taskqueue.v1.Lesson
+	(*CreateLessonRequest)(nil),           // 28: gaia.taskqueue.v1.CreateLessonRequest
+	(*CreateLessonResponse)(nil),          // 29: gaia.taskqueue.v1.CreateLessonResponse
+	(*GetLessonRequest)(nil),              // 30: gaia.taskqueue.v1.GetLessonRequest
+	(*GetLessonResponse)(nil),             // 31: gaia.taskqueue.v1.GetLessonResponse
+	(*ListLessonsRequest)(nil),            // 32: gaia.taskqueue.v1.ListLessonsRequest
+	(*ListLessonsResponse)(nil),           // 33: gaia.taskqueue.v1.ListLessonsResponse
+	(*UpdateLessonRequest)(nil),           // 34: gaia.taskqueue.v1.UpdateLessonRequest
+	(*UpdateLessonResponse)(nil),          // 35: gaia.taskqueue.v1.UpdateLessonResponse
+	(*SessionAffinity)(nil),               // 36: gaia.taskqueue.v1.SessionAffinity
+	(*SetSessionAffinityRequest)(nil),     // 37: gaia.taskqueue.v1.SetSessionAffinityRequest
+	(*SetSessionAffinityResponse)(nil),    // 38: gaia.taskqueue.v1.SetSessionAffinityResponse
+	(*ListSessionAffinitiesRequest)(nil),  // 39: gaia.taskqueue.v1.ListSessionAffinitiesRequest
+	(*ListSessionAffinitiesResponse)(nil), // 40: gaia.taskqueue.v1.ListSessionAffinitiesResponse
+	(*DeleteSessionAffinityRequest)(nil),  // 41: gaia.taskqueue.v1.DeleteSessionAffinityRequest
+	(*DeleteSessionAffinityResponse)(nil), // 42: gaia.taskqueue.v1.DeleteSessionAffinityResponse
+	(*structpb.Struct)(nil),               // 43: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),         // 44: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),           // 45: google.protobuf.Duration
+	(*fieldmaskpb.FieldMask)(nil),         // 46: google.protobuf.FieldMask
+	(*v1.TimeWindow)(nil),                 // 47: gaia.type.v1.TimeWindow
 }
 var file_gaia_taskqueue_v1_taskqueue_proto_depIdxs = []int32{
-	39, // 0: gaia.taskqueue.v1.Task.payload:type_name -> google.protobuf.Struct
+	43, // 0: gaia.taskqueue.v1.Task.payload:type_name -> google.protobuf.Struct
 	0,  // 1: gaia.taskqueue.v1.Task.state:type_name -> gaia.taskqueue.v1.TaskState
-	40, // 2: gaia.taskqueue.v1.Task.run_at:type_name -> google.protobuf.Timestamp
-	41, // 3: gaia.taskqueue.v1.Task.claim_timeout:type_name -> google.protobuf.Duration
-	40, // 4: gaia.taskqueue.v1.Task.claim_expires_at:type_name -> google.protobuf.Timestamp
-	39, // 5: gaia.taskqueue.v1.Task.result:type_name -> google.protobuf.Struct
-	40, // 6: gaia.taskqueue.v1.Task.created_at:type_name -> google.protobuf.Timestamp
-	40, // 7: gaia.taskqueue.v1.Task.updated_at:type_name -> google.protobuf.Timestamp
-	40, // 8: gaia.taskqueue.v1.Task.finished_at:type_name -> google.protobuf.Timestamp
-	39, // 9: gaia.taskqueue.v1.EnqueueTaskRequest.payload:type_name -> google.protobuf.Struct
-	40, // 10: gaia.taskqueue.v1.EnqueueTaskRequest.run_at:type_name -> google.protobuf.Timestamp
-	41, // 11: gaia.taskqueue.v1.EnqueueTaskRequest.claim_timeout:type_name -> google.protobuf.Duration
+	44, // 2: gaia.taskqueue.v1.Task.run_at:type_name -> google.protobuf.Timestamp
+	45, // 3: gaia.taskqueue.v1.Task.claim_timeout:type_name -> google.protobuf.Duration
+	44, // 4: gaia.taskqueue.v1.Task.claim_expires_at:type_name -> google.protobuf.Timestamp
+	43, // 5: gaia.taskqueue.v1.Task.result:type_name -> google.protobuf.Struct
+	44, // 6: gaia.taskqueue.v1.Task.created_at:type_name -> google.protobuf.Timestamp
+	44, // 7: gaia.taskqueue.v1.Task.updated_at:type_name -> google.protobuf.Timestamp
+	44, // 8: gaia.taskqueue.v1.Task.finished_at:type_name -> google.protobuf.Timestamp
+	43, // 9: gaia.taskqueue.v1.EnqueueTaskRequest.payload:type_name -> google.protobuf.Struct
+	44, // 10: gaia.taskqueue.v1.EnqueueTaskRequest.run_at:type_name -> google.protobuf.Timestamp
+	45, // 11: gaia.taskqueue.v1.EnqueueTaskRequest.claim_timeout:type_name -> google.protobuf.Duration
 	1,  // 12: gaia.taskqueue.v1.EnqueueTaskResponse.task:type_name -> gaia.taskqueue.v1.Task
 	2,  // 13: gaia.taskqueue.v1.EnqueueTasksRequest.tasks:type_name -> gaia.taskqueue.v1.EnqueueTaskRequest
 	3,  // 14: gaia.taskqueue.v1.EnqueueTasksResponse.results:type_name -> gaia.taskqueue.v1.EnqueueTaskResponse
 	1,  // 15: gaia.taskqueue.v1.Claim.task:type_name -> gaia.taskqueue.v1.Task
-	40, // 16: gaia.taskqueue.v1.Claim.lease_expires_at:type_name -> google.protobuf.Timestamp
-	41, // 17: gaia.taskqueue.v1.ClaimTasksRequest.wait:type_name -> google.protobuf.Duration
+	44, // 16: gaia.taskqueue.v1.Claim.lease_expires_at:type_name -> google.protobuf.Timestamp
+	45, // 17: gaia.taskqueue.v1.ClaimTasksRequest.wait:type_name -> google.protobuf.Duration
 	6,  // 18: gaia.taskqueue.v1.ClaimTasksResponse.claims:type_name -> gaia.taskqueue.v1.Claim
-	41, // 19: gaia.taskqueue.v1.ExtendClaimRequest.extension:type_name -> google.protobuf.Duration
-	40, // 20: gaia.taskqueue.v1.ExtendClaimResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
-	39, // 21: gaia.taskqueue.v1.CompleteTaskRequest.result:type_name -> google.protobuf.Struct
+	45, // 19: gaia.taskqueue.v1.ExtendClaimRequest.extension:type_name -> google.protobuf.Duration
+	44, // 20: gaia.taskqueue.v1.ExtendClaimResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
+	43, // 21: gaia.taskqueue.v1.CompleteTaskRequest.result:type_name -> google.protobuf.Struct
 	1,  // 22: gaia.taskqueue.v1.CompleteTaskResponse.task:type_name -> gaia.taskqueue.v1.Task
-	1,  // 23: gaia.taskqueue.v1.FailTaskResponse.task:type_name -> gaia.taskqueue.v1.Task
-	1,  // 24: gaia.taskqueue.v1.CancelTaskResponse.task:type_name -> gaia.taskqueue.v1.Task
-	40, // 25: gaia.taskqueue.v1.RetryTaskRequest.run_at:type_name -> google.protobuf.Timestamp
-	1,  // 26: gaia.taskqueue.v1.RetryTaskResponse.task:type_name -> gaia.taskqueue.v1.Task
-	1,  // 27: gaia.taskqueue.v1.GetTaskResponse.task:type_name -> gaia.taskqueue.v1.Task
-	0,  // 28: gaia.taskqueue.v1.ListTasksRequest.states:type_name -> gaia.taskqueue.v1.TaskState
-	1,  // 29: gaia.taskqueue.v1.ListTasksResponse.tasks:type_name -> gaia.taskqueue.v1.Task
-	39, // 30: gaia.taskqueue.v1.Lesson.metadata:type_name -> google.protobuf.Struct
-	40, // 31: gaia.taskqueue.v1.Lesson.created_at:type_name -> google.protobuf.Timestamp
-	40, // 32: gaia.taskqueue.v1.Lesson.updated_at:type_name -> google.protobuf.Timestamp
-	39, // 33: gaia.taskqueue.v1.CreateLessonRequest.metadata:type_name -> google.protobuf.Struct
-	23, // 34: gaia.taskqueue.v1.CreateLessonResponse.lesson:type_name -> gaia.taskqueue.v1.Lesson
-	23, // 35: gaia.taskqueue.v1.GetLessonResponse.lesson:type_name -> gaia.taskqueue.v1.Lesson
-	23, // 36: gaia.taskqueue.v1.ListLessonsResponse.lessons:type_name -> gaia.taskqueue.v1.Lesson
-	39, // 37: gaia.taskqueue.v1.UpdateLessonRequest.metadata:type_name -> google.protobuf.Struct
-	42, // 38: gaia.taskqueue.v1.UpdateLessonRequest.update_mask:type_name -> google.protobuf.FieldMask
-	23, // 39: gaia.taskqueue.v1.UpdateLessonResponse.lesson:type_name -> gaia.taskqueue.v1.Lesson
-	43, // 40: gaia.taskqueue.v1.SessionAffinity.time_window:type_name -> gaia.type.v1.TimeWindow
-	40, // 41: gaia.taskqueue.v1.SessionAffinity.created_at:type_name -> google.protobuf.Timestamp
-	40, // 42: gaia.taskqueue.v1.SessionAffinity.updated_at:type_name -> google.protobuf.Timestamp
-	43, // 43: gaia.taskqueue.v1.SetSessionAffinityRequest.time_window:type_name -> gaia.type.v1.TimeWindow
-	32, // 44: gaia.taskqueue.v1.SetSessionAffinityResponse.affinity:type_name -> gaia.taskqueue.v1.SessionAffinity
-	32, // 45: gaia.taskqueue.v1.ListSessionAffinitiesResponse.affinities:type_name -> gaia.taskqueue.v1.SessionAffinity
-	2,  // 46: gaia.taskqueue.v1.TaskService.EnqueueTask:input_type -> gaia.taskqueue.v1.EnqueueTaskRequest
-	4,  // 47: gaia.taskqueue.v1.TaskService.EnqueueTasks:input_type -> gaia.taskqueue.v1.EnqueueTasksRequest
-	7,  // 48: gaia.taskqueue.v1.TaskService.ClaimTasks:input_type -> gaia.taskqueue.v1.ClaimTasksRequest
-	9,  // 49: gaia.taskqueue.v1.TaskService.ExtendClaim:input_type -> gaia.taskqueue.v1.ExtendClaimRequest
-	11, // 50: gaia.taskqueue.v1.TaskService.CompleteTask:input_type -> gaia.taskqueue.v1.CompleteTaskRequest
-	13, // 51: gaia.taskqueue.v1.TaskService.FailTask:input_type -> gaia.taskqueue.v1.FailTaskRequest
-	15, // 52: gaia.taskqueue.v1.TaskService.CancelTask:input_type -> gaia.taskqueue.v1.CancelTaskRequest
-	17, // 53: gaia.taskqueue.v1.TaskService.RetryTask:input_type -> gaia.taskqueue.v1.RetryTaskRequest
-	19, // 54: gaia.taskqueue.v1.TaskService.GetTask:input_type -> gaia.taskqueue.v1.GetTaskRequest
-	21, // 55: gaia.taskqueue.v1.TaskService.ListTasks:input_type -> gaia.taskqueue.v1.ListTasksRequest
-	24, // 56: gaia.taskqueue.v1.LessonService.CreateLesson:input_type -> gaia.taskqueue.v1.CreateLessonRequest
-	26, // 57: gaia.taskqueue.v1.LessonService.GetLesson:input_type -> gaia.taskqueue.v1.GetLessonRequest
-	28, // 58: gaia.taskqueue.v1.LessonService.ListLessons:input_type -> gaia.taskqueue.v1.ListLessonsRequest
-	30, // 59: gaia.taskqueue.v1.LessonService.UpdateLesson:input_type -> gaia.taskqueue.v1.UpdateLessonRequest
-	33, // 60: gaia.taskqueue.v1.LessonService.SetSessionAffinity:input_type -> gaia.taskqueue.v1.SetSessionAffinityRequest
-	35, // 61: gaia.taskqueue.v1.LessonService.ListSessionAffinities:input_type -> gaia.taskqueue.v1.ListSessionAffinitiesRequest
-	37, // 62: gaia.taskqueue.v1.LessonService.DeleteSessionAffinity:input_type -> gaia.taskqueue.v1.DeleteSessionAffinityRequest
-	3,  // 63: gaia.taskqueue.v1.TaskService.EnqueueTask:output_type -> gaia.taskqueue.v1.EnqueueTaskResponse
-	5,  // 64: gaia.taskqueue.v1.TaskService.EnqueueTasks:output_type -> gaia.taskqueue.v1.EnqueueTasksResponse
-	8,  // 65: gaia.taskqueue.v1.TaskService.ClaimTasks:output_type -> gaia.taskqueue.v1.ClaimTasksResponse
-	10, // 66: gaia.taskqueue.v1.TaskService.ExtendClaim:output_type -> gaia.taskqueue.v1.ExtendClaimResponse
-	12, // 67: gaia.taskqueue.v1.TaskService.CompleteTask:output_type -> gaia.taskqueue.v1.CompleteTaskResponse
-	14, // 68: gaia.taskqueue.v1.TaskService.FailTask:output_type -> gaia.taskqueue.v1.FailTaskResponse
-	16, // 69: gaia.taskqueue.v1.TaskService.CancelTask:output_type -> gaia.taskqueue.v1.CancelTaskResponse
-	18, // 70: gaia.taskqueue.v1.TaskService.RetryTask:output_type -> gaia.taskqueue.v1.RetryTaskResponse
-	20, // 71: gaia.taskqueue.v1.TaskService.GetTask:output_type -> gaia.taskqueue.v1.GetTaskResponse
-	22, // 72: gaia.taskqueue.v1.TaskService.ListTasks:output_type -> gaia.taskqueue.v1.ListTasksResponse
-	25, // 73: gaia.taskqueue.v1.LessonService.CreateLesson:output_type -> gaia.taskqueue.v1.CreateLessonResponse
-	27, // 74: gaia.taskqueue.v1.LessonService.GetLesson:output_type -> gaia.taskqueue.v1.GetLessonResponse
-	29, // 75: gaia.taskqueue.v1.LessonService.ListLessons:output_type -> gaia.taskqueue.v1.ListLessonsResponse
-	31, // 76: gaia.taskqueue.v1.LessonService.UpdateLesson:output_type -> gaia.taskqueue.v1.UpdateLessonResponse
-	34, // 77: gaia.taskqueue.v1.LessonService.SetSessionAffinity:output_type -> gaia.taskqueue.v1.SetSessionAffinityResponse
-	36, // 78: gaia.taskqueue.v1.LessonService.ListSessionAffinities:output_type -> gaia.taskqueue.v1.ListSessionAffinitiesResponse
-	38, // 79: gaia.taskqueue.v1.LessonService.DeleteSessionAffinity:output_type -> gaia.taskqueue.v1.DeleteSessionAffinityResponse
-	63, // [63:80] is the sub-list for method output_type
-	46, // [46:63] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	14, // 23: gaia.taskqueue.v1.CompleteTasksRequest.claims:type_name -> gaia.taskqueue.v1.CompletedClaim
+	43, // 24: gaia.taskqueue.v1.CompletedClaim.result:type_name -> google.protobuf.Struct
+	1,  // 25: gaia.taskqueue.v1.CompletedClaimResult.task:type_name -> gaia.taskqueue.v1.Task
+	15, // 26: gaia.taskqueue.v1.CompleteTasksResponse.results:type_name -> gaia.taskqueue.v1.CompletedClaimResult
+	1,  // 27: gaia.taskqueue.v1.FailTaskResponse.task:type_name -> gaia.taskqueue.v1.Task
+	1,  // 28: gaia.taskqueue.v1.CancelTaskResponse.task:type_name -> gaia.taskqueue.v1.Task
+	44, // 29: gaia.taskqueue.v1.RetryTaskRequest.run_at:type_name -> google.protobuf.Timestamp
+	1,  // 30: gaia.taskqueue.v1.RetryTaskResponse.task:type_name -> gaia.taskqueue.v1.Task
+	1,  // 31: gaia.taskqueue.v1.GetTaskResponse.task:type_name -> gaia.taskqueue.v1.Task
+	0,  // 32: gaia.taskqueue.v1.ListTasksRequest.states:type_name -> gaia.taskqueue.v1.TaskState
+	1,  // 33: gaia.taskqueue.v1.ListTasksResponse.tasks:type_name -> gaia.taskqueue.v1.Task
+	43, // 34: gaia.taskqueue.v1.Lesson.metadata:type_name -> google.protobuf.Struct
+	44, // 35: gaia.taskqueue.v1.Lesson.created_at:type_name -> google.protobuf.Timestamp
+	44, // 36: gaia.taskqueue.v1.Lesson.updated_at:type_name -> google.protobuf.Timestamp
+	43, // 37: gaia.taskqueue.v1.CreateLessonRequest.metadata:type_name -> google.protobuf.Struct
+	27, // 38: gaia.taskqueue.v1.CreateLessonResponse.lesson:type_name -> gaia.taskqueue.v1.Lesson
+	27, // 39: gaia.taskqueue.v1.GetLessonResponse.lesson:type_name -> gaia.taskqueue.v1.Lesson
+	27, // 40: gaia.taskqueue.v1.ListLessonsResponse.lessons:type_name -> gaia.taskqueue.v1.Lesson
+	43, // 41: gaia.taskqueue.v1.UpdateLessonRequest.metadata:type_name -> google.protobuf.Struct
+	46, // 42: gaia.taskqueue.v1.UpdateLessonRequest.update_mask:type_name -> google.protobuf.FieldMask
+	27, // 43: gaia.taskqueue.v1.UpdateLessonResponse.lesson:type_name -> gaia.taskqueue.v1.Lesson
+	47, // 44: gaia.taskqueue.v1.SessionAffinity.time_window:type_name -> gaia.type.v1.TimeWindow
+	44, // 45: gaia.taskqueue.v1.SessionAffinity.created_at:type_name -> google.protobuf.Timestamp
+	44, // 46: gaia.taskqueue.v1.SessionAffinity.updated_at:type_name -> google.protobuf.Timestamp
+	47, // 47: gaia.taskqueue.v1.SetSessionAffinityRequest.time_window:type_name -> gaia.type.v1.TimeWindow
+	36, // 48: gaia.taskqueue.v1.SetSessionAffinityResponse.affinity:type_name -> gaia.taskqueue.v1.SessionAffinity
+	36, // 49: gaia.taskqueue.v1.ListSessionAffinitiesResponse.affinities:type_name -> gaia.taskqueue.v1.SessionAffinity
+	2,  // 50: gaia.taskqueue.v1.TaskService.EnqueueTask:input_type -> gaia.taskqueue.v1.EnqueueTaskRequest
+	4,  // 51: gaia.taskqueue.v1.TaskService.EnqueueTasks:input_type -> gaia.taskqueue.v1.EnqueueTasksRequest
+	7,  // 52: gaia.taskqueue.v1.TaskService.ClaimTasks:input_type -> gaia.taskqueue.v1.ClaimTasksRequest
+	9,  // 53: gaia.taskqueue.v1.TaskService.ExtendClaim:input_type -> gaia.taskqueue.v1.ExtendClaimRequest
+	11, // 54: gaia.taskqueue.v1.TaskService.CompleteTask:input_type -> gaia.taskqueue.v1.CompleteTaskRequest
+	13, // 55: gaia.taskqueue.v1.TaskService.CompleteTasks:input_type -> gaia.taskqueue.v1.CompleteTasksRequest
+	17, // 56: gaia.taskqueue.v1.TaskService.FailTask:input_type -> gaia.taskqueue.v1.FailTaskRequest
+	19, // 57: gaia.taskqueue.v1.TaskService.CancelTask:input_type -> gaia.taskqueue.v1.CancelTaskRequest
+	21, // 58: gaia.taskqueue.v1.TaskService.RetryTask:input_type -> gaia.taskqueue.v1.RetryTaskRequest
+	23, // 59: gaia.taskqueue.v1.TaskService.GetTask:input_type -> gaia.taskqueue.v1.GetTaskRequest
+	25, // 60: gaia.taskqueue.v1.TaskService.ListTasks:input_type -> gaia.taskqueue.v1.ListTasksRequest
+	28, // 61: gaia.taskqueue.v1.LessonService.CreateLesson:input_type -> gaia.taskqueue.v1.CreateLessonRequest
+	30, // 62: gaia.taskqueue.v1.LessonService.GetLesson:input_type -> gaia.taskqueue.v1.GetLessonRequest
+	32, // 63: gaia.taskqueue.v1.LessonService.ListLessons:input_type -> gaia.taskqueue.v1.ListLessonsRequest
+	34, // 64: gaia.taskqueue.v1.LessonService.UpdateLesson:input_type -> gaia.taskqueue.v1.UpdateLessonRequest
+	37, // 65: gaia.taskqueue.v1.LessonService.SetSessionAffinity:input_type -> gaia.taskqueue.v1.SetSessionAffinityRequest
+	39, // 66: gaia.taskqueue.v1.LessonService.ListSessionAffinities:input_type -> gaia.taskqueue.v1.ListSessionAffinitiesRequest
+	41, // 67: gaia.taskqueue.v1.LessonService.DeleteSessionAffinity:input_type -> gaia.taskqueue.v1.DeleteSessionAffinityRequest
+	3,  // 68: gaia.taskqueue.v1.TaskService.EnqueueTask:output_type -> gaia.taskqueue.v1.EnqueueTaskResponse
+	5,  // 69: gaia.taskqueue.v1.TaskService.EnqueueTasks:output_type -> gaia.taskqueue.v1.EnqueueTasksResponse
+	8,  // 70: gaia.taskqueue.v1.TaskService.ClaimTasks:output_type -> gaia.taskqueue.v1.ClaimTasksResponse
+	10, // 71: gaia.taskqueue.v1.TaskService.ExtendClaim:output_type -> gaia.taskqueue.v1.ExtendClaimResponse
+	12, // 72: gaia.taskqueue.v1.TaskService.CompleteTask:output_type -> gaia.taskqueue.v1.CompleteTaskResponse
+	16, // 73: gaia.taskqueue.v1.TaskService.CompleteTasks:output_type -> gaia.taskqueue.v1.CompleteTasksResponse
+	18, // 74: gaia.taskqueue.v1.TaskService.FailTask:output_type -> gaia.taskqueue.v1.FailTaskResponse
+	20, // 75: gaia.taskqueue.v1.TaskService.CancelTask:output_type -> gaia.taskqueue.v1.CancelTaskResponse
+	22, // 76: gaia.taskqueue.v1.TaskService.RetryTask:output_type -> gaia.taskqueue.v1.RetryTaskResponse
+	24, // 77: gaia.taskqueue.v1.TaskService.GetTask:output_type -> gaia.taskqueue.v1.GetTaskResponse
+	26, // 78: gaia.taskqueue.v1.TaskService.ListTasks:output_type -> gaia.taskqueue.v1.ListTasksResponse
+	29, // 79: gaia.taskqueue.v1.LessonService.CreateLesson:output_type -> gaia.taskqueue.v1.CreateLessonResponse
+	31, // 80: gaia.taskqueue.v1.LessonService.GetLesson:output_type -> gaia.taskqueue.v1.GetLessonResponse
+	33, // 81: gaia.taskqueue.v1.LessonService.ListLessons:output_type -> gaia.taskqueue.v1.ListLessonsResponse
+	35, // 82: gaia.taskqueue.v1.LessonService.UpdateLesson:output_type -> gaia.taskqueue.v1.UpdateLessonResponse
+	38, // 83: gaia.taskqueue.v1.LessonService.SetSessionAffinity:output_type -> gaia.taskqueue.v1.SetSessionAffinityResponse
+	40, // 84: gaia.taskqueue.v1.LessonService.ListSessionAffinities:output_type -> gaia.taskqueue.v1.ListSessionAffinitiesResponse
+	42, // 85: gaia.taskqueue.v1.LessonService.DeleteSessionAffinity:output_type -> gaia.taskqueue.v1.DeleteSessionAffinityResponse
+	68, // [68:86] is the sub-list for method output_type
+	50, // [50:68] is the sub-list for method input_type
+	50, // [50:50] is the sub-list for extension type_name
+	50, // [50:50] is the sub-list for extension extendee
+	0,  // [0:50] is the sub-list for field type_name
 }
 
 func init() { file_gaia_taskqueue_v1_taskqueue_proto_init() }
@@ -2986,7 +3247,7 @@ func file_gaia_taskqueue_v1_taskqueue_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gaia_taskqueue_v1_taskqueue_proto_rawDesc), len(file_gaia_taskqueue_v1_taskqueue_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   38,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

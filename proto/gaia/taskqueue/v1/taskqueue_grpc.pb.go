@@ -23,16 +23,17 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	TaskService_EnqueueTask_FullMethodName  = "/gaia.taskqueue.v1.TaskService/EnqueueTask"
-	TaskService_EnqueueTasks_FullMethodName = "/gaia.taskqueue.v1.TaskService/EnqueueTasks"
-	TaskService_ClaimTasks_FullMethodName   = "/gaia.taskqueue.v1.TaskService/ClaimTasks"
-	TaskService_ExtendClaim_FullMethodName  = "/gaia.taskqueue.v1.TaskService/ExtendClaim"
-	TaskService_CompleteTask_FullMethodName = "/gaia.taskqueue.v1.TaskService/CompleteTask"
-	TaskService_FailTask_FullMethodName     = "/gaia.taskqueue.v1.TaskService/FailTask"
-	TaskService_CancelTask_FullMethodName   = "/gaia.taskqueue.v1.TaskService/CancelTask"
-	TaskService_RetryTask_FullMethodName    = "/gaia.taskqueue.v1.TaskService/RetryTask"
-	TaskService_GetTask_FullMethodName      = "/gaia.taskqueue.v1.TaskService/GetTask"
-	TaskService_ListTasks_FullMethodName    = "/gaia.taskqueue.v1.TaskService/ListTasks"
+	TaskService_EnqueueTask_FullMethodName   = "/gaia.taskqueue.v1.TaskService/EnqueueTask"
+	TaskService_EnqueueTasks_FullMethodName  = "/gaia.taskqueue.v1.TaskService/EnqueueTasks"
+	TaskService_ClaimTasks_FullMethodName    = "/gaia.taskqueue.v1.TaskService/ClaimTasks"
+	TaskService_ExtendClaim_FullMethodName   = "/gaia.taskqueue.v1.TaskService/ExtendClaim"
+	TaskService_CompleteTask_FullMethodName  = "/gaia.taskqueue.v1.TaskService/CompleteTask"
+	TaskService_CompleteTasks_FullMethodName = "/gaia.taskqueue.v1.TaskService/CompleteTasks"
+	TaskService_FailTask_FullMethodName      = "/gaia.taskqueue.v1.TaskService/FailTask"
+	TaskService_CancelTask_FullMethodName    = "/gaia.taskqueue.v1.TaskService/CancelTask"
+	TaskService_RetryTask_FullMethodName     = "/gaia.taskqueue.v1.TaskService/RetryTask"
+	TaskService_GetTask_FullMethodName       = "/gaia.taskqueue.v1.TaskService/GetTask"
+	TaskService_ListTasks_FullMethodName     = "/gaia.taskqueue.v1.TaskService/ListTasks"
 )
 
 // TaskServiceClient is the client API for TaskService service.
@@ -59,6 +60,12 @@ type TaskServiceClient interface {
 	// CompleteTask settles a claimed task as completed. A stale claim token is
 	// FAILED_PRECONDITION.
 	CompleteTask(ctx context.Context, in *CompleteTaskRequest, opts ...grpc.CallOption) (*CompleteTaskResponse, error)
+	// CompleteTasks settles up to 1000 claims of one session as completed in
+	// one transaction (one commit for the batch). Each claim is answered on its
+	// own, in order: a stale claim token fails only that claim. A malformed
+	// request fails the whole batch with INVALID_ARGUMENT naming claims[i]; a
+	// bad session fails it as CompleteTask would.
+	CompleteTasks(ctx context.Context, in *CompleteTasksRequest, opts ...grpc.CallOption) (*CompleteTasksResponse, error)
 	// FailTask settles a claimed task as failed. A retryable failure is retried with
 	// exponential backoff and jitter until max_attempts; then the task is dead.
 	FailTask(ctx context.Context, in *FailTaskRequest, opts ...grpc.CallOption) (*FailTaskResponse, error)
@@ -125,6 +132,16 @@ func (c *taskServiceClient) CompleteTask(ctx context.Context, in *CompleteTaskRe
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CompleteTaskResponse)
 	err := c.cc.Invoke(ctx, TaskService_CompleteTask_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *taskServiceClient) CompleteTasks(ctx context.Context, in *CompleteTasksRequest, opts ...grpc.CallOption) (*CompleteTasksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CompleteTasksResponse)
+	err := c.cc.Invoke(ctx, TaskService_CompleteTasks_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -205,6 +222,12 @@ type TaskServiceServer interface {
 	// CompleteTask settles a claimed task as completed. A stale claim token is
 	// FAILED_PRECONDITION.
 	CompleteTask(context.Context, *CompleteTaskRequest) (*CompleteTaskResponse, error)
+	// CompleteTasks settles up to 1000 claims of one session as completed in
+	// one transaction (one commit for the batch). Each claim is answered on its
+	// own, in order: a stale claim token fails only that claim. A malformed
+	// request fails the whole batch with INVALID_ARGUMENT naming claims[i]; a
+	// bad session fails it as CompleteTask would.
+	CompleteTasks(context.Context, *CompleteTasksRequest) (*CompleteTasksResponse, error)
 	// FailTask settles a claimed task as failed. A retryable failure is retried with
 	// exponential backoff and jitter until max_attempts; then the task is dead.
 	FailTask(context.Context, *FailTaskRequest) (*FailTaskResponse, error)
@@ -241,6 +264,9 @@ func (UnimplementedTaskServiceServer) ExtendClaim(context.Context, *ExtendClaimR
 }
 func (UnimplementedTaskServiceServer) CompleteTask(context.Context, *CompleteTaskRequest) (*CompleteTaskResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CompleteTask not implemented")
+}
+func (UnimplementedTaskServiceServer) CompleteTasks(context.Context, *CompleteTasksRequest) (*CompleteTasksResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CompleteTasks not implemented")
 }
 func (UnimplementedTaskServiceServer) FailTask(context.Context, *FailTaskRequest) (*FailTaskResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method FailTask not implemented")
@@ -368,6 +394,24 @@ func _TaskService_CompleteTask_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TaskService_CompleteTasks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CompleteTasksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TaskServiceServer).CompleteTasks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TaskService_CompleteTasks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TaskServiceServer).CompleteTasks(ctx, req.(*CompleteTasksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _TaskService_FailTask_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(FailTaskRequest)
 	if err := dec(in); err != nil {
@@ -484,6 +528,10 @@ var TaskService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CompleteTask",
 			Handler:    _TaskService_CompleteTask_Handler,
+		},
+		{
+			MethodName: "CompleteTasks",
+			Handler:    _TaskService_CompleteTasks_Handler,
 		},
 		{
 			MethodName: "FailTask",

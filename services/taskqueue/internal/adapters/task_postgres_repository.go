@@ -107,15 +107,21 @@ func (r *TaskPostgresRepository) Enqueue(ctx context.Context, tasks []task.NewTa
 		err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
 			rows, err := r.queryTasks(ctx, tx, `
 				WITH input AS (
-					SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::smallint[],
-					                     $6::uuid[], $7::timestamptz[], $8::int[], $9::bigint[])
-					    AS i(task_id, key, task_type, payload, priority, lesson_id, run_at, max_attempts, claim_timeout_ms)
+					-- A key given twice in the batch: its first task only.
+					SELECT DISTINCT ON (key) * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::smallint[],
+					                     $6::uuid[], $7::timestamptz[], $8::int[], $9::bigint[]) WITH ORDINALITY
+					    AS i(task_id, key, task_type, payload, priority, lesson_id, run_at, max_attempts, claim_timeout_ms, pos)
+					ORDER BY key, pos
 				)
 				INSERT INTO taskqueue.tasks AS t (task_id, idempotency_key, task_type, payload, priority, lesson_id,
 				                                 lesson_priority, run_at, max_attempts, claim_timeout_ms)
 				SELECT i.task_id, i.key, i.task_type, i.payload, i.priority, i.lesson_id,
 				       coalesce(l.priority, 0), coalesce(i.run_at, now()), i.max_attempts, i.claim_timeout_ms
 				FROM input i LEFT JOIN taskqueue.lessons l ON l.lesson_id = i.lesson_id
+				-- Rows go in lesson order, so the lesson-progress trigger
+				-- locks the lessons in that order too: two batches naming
+				-- the same lessons in different orders would deadlock.
+				ORDER BY i.lesson_id
 				ON CONFLICT (idempotency_key) DO NOTHING
 				RETURNING `+taskColumns, ids, keys, types, payloads, priorities, lessons, runAts, attempts, timeouts)
 			if err != nil {
@@ -230,7 +236,14 @@ const claimSet = `
 func (r *TaskPostgresRepository) Claim(ctx context.Context, req task.ClaimRequest) ([]task.Claim, error) {
 	var claimed []task.Task
 	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 7))`, req.SessionID); err != nil {
+		// The claim queries below must walk their index in claim order and
+		// stop after the limit. With the queue's statistics missing or stale
+		// (a new table, a burst since the last analyze) the planner would
+		// rather gather and sort every pending task, at a cost that grows
+		// with the queue's depth; these settings, for this transaction
+		// only, rule that plan out without changing any result.
+		if _, err := tx.Exec(ctx, `SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true),
+			pg_advisory_xact_lock(hashtextextended($1, 7))`, req.SessionID); err != nil {
 			return err
 		}
 		var held int
@@ -284,6 +297,12 @@ func (r *TaskPostgresRepository) Claim(ctx context.Context, req task.ClaimReques
 	return out, nil
 }
 
+// currentLessonPriority is, in an UPDATE of task t, its lesson's priority
+// now. UpdateLesson copies a new priority to the lesson's pending tasks only;
+// a task that was claimed, dead or cancelled at the time takes it up here,
+// when it goes back to pending.
+const currentLessonPriority = `coalesce((SELECT l.priority FROM taskqueue.lessons l WHERE l.lesson_id = t.lesson_id), t.lesson_priority)`
+
 // settle runs an UPDATE guarded by the claim token; when it matches nothing
 // it explains why.
 func (r *TaskPostgresRepository) settle(ctx context.Context, tok task.ClaimToken, sql string, args ...any) (task.Task, error) {
@@ -324,6 +343,61 @@ func (r *TaskPostgresRepository) Complete(ctx context.Context, tok task.ClaimTok
 		WHERE `+claimGuard+` RETURNING `+taskColumns, tok.TaskID, tok.Attempt, sessionID, res)
 }
 
+// CompleteMany settles a batch in one statement and one commit. Lesson
+// counters are updated row by row by the trigger, so two batches may lock
+// lessons in different orders: PostgreSQL then aborts one, which is retried.
+func (r *TaskPostgresRepository) CompleteMany(ctx context.Context, sessionID string, claims []task.Completion) ([]task.Task, []error, error) {
+	ids, attempts, results := make([]string, len(claims)), make([]int32, len(claims)), make([]*string, len(claims))
+	for i, c := range claims {
+		ids[i], attempts[i] = c.Token.TaskID, int32(c.Token.Attempt)
+		if c.Result != nil {
+			s := string(c.Result)
+			results[i] = &s
+		}
+	}
+	var rows []task.Task
+	var err error
+	for try := 0; try < 5; try++ {
+		rows, err = r.queryTasks(ctx, r.pool, `
+			WITH input AS (
+				SELECT * FROM unnest($1::uuid[], $2::int[], $3::jsonb[]) AS i(task_id, attempt, result))
+			UPDATE taskqueue.tasks t SET state = 'completed', result = i.result, claim_expires_at = NULL,
+			       finished_at = now(), updated_at = now()
+			FROM input i
+			WHERE t.task_id = i.task_id AND t.attempt = i.attempt AND t.state = 'claimed' AND t.claimed_by_session_id = $4
+			RETURNING `+taskColumns, ids, attempts, results, sessionID)
+		if !isDeadlock(err) {
+			break
+		}
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	done := make(map[string]task.Task, len(rows))
+	for _, t := range rows {
+		done[t.ID] = t
+	}
+	out, errs := make([]task.Task, len(claims)), make([]error, len(claims))
+	for i, c := range claims {
+		if t, ok := done[c.Token.TaskID]; ok && t.Attempt == c.Token.Attempt {
+			out[i] = t
+			continue
+		}
+		t, err := r.Get(ctx, c.Token.TaskID)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		errs[i] = task.ClaimLostError(t, c.Token)
+	}
+	return out, errs, nil
+}
+
+func isDeadlock(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "40P01"
+}
+
 // Fail settles a held claim as failed.
 func (r *TaskPostgresRepository) Fail(ctx context.Context, tok task.ClaimToken, sessionID, message string, retryable bool, backoff time.Duration) (task.Task, bool, error) {
 	t, err := r.settle(ctx, tok, `
@@ -332,7 +406,7 @@ func (r *TaskPostgresRepository) Fail(ctx context.Context, tok task.ClaimToken, 
 		       run_at = CASE WHEN $4 AND t.attempt < t.max_attempts THEN now() + $5 * interval '1 millisecond' ELSE t.run_at END,
 		       finished_at = CASE WHEN $4 AND t.attempt < t.max_attempts THEN NULL ELSE now() END,
 		       last_error = $6, claimed_by_session_id = NULL, claimed_by_session_name = NULL,
-		       claim_expires_at = NULL, updated_at = now()
+		       claim_expires_at = NULL, lesson_priority = `+currentLessonPriority+`, updated_at = now()
 		WHERE `+claimGuard+` RETURNING `+taskColumns, tok.TaskID, tok.Attempt, sessionID, retryable, backoff.Milliseconds(), message)
 	return t, err == nil && t.State == task.Pending, err
 }
@@ -370,7 +444,8 @@ func (r *TaskPostgresRepository) Retry(ctx context.Context, id string, reset boo
 			UPDATE taskqueue.tasks t SET state = 'pending',
 			       attempt = CASE WHEN $2 THEN 0 ELSE t.attempt END,
 			       max_attempts = CASE WHEN $2 THEN t.max_attempts ELSE LEAST(GREATEST(t.max_attempts, t.attempt + 1), 100) END,
-			       run_at = coalesce($3, now()), finished_at = NULL, updated_at = now()
+			       run_at = coalesce($3, now()), finished_at = NULL,
+			       lesson_priority = `+currentLessonPriority+`, updated_at = now()
 			WHERE t.task_id = $1 AND t.state IN ('dead', 'cancelled')
 			RETURNING `+taskColumns, id, reset, at)
 		if err == nil && len(rows) == 1 {
@@ -447,7 +522,7 @@ const requeueSet = `
 	       run_at = now(),
 	       finished_at = CASE WHEN t.attempt < t.max_attempts THEN NULL ELSE now() END,
 	       last_error = $1, claimed_by_session_id = NULL, claimed_by_session_name = NULL,
-	       claim_expires_at = NULL, updated_at = now()
+	       claim_expires_at = NULL, lesson_priority = ` + currentLessonPriority + `, updated_at = now()
 	FROM picked WHERE t.task_id = picked.task_id
 	RETURNING t.task_id::text, t.state = 'dead'`
 

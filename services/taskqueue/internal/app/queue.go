@@ -113,11 +113,8 @@ type ClaimInput struct {
 // to Wait for work when there is none.
 func (q *Queue) Claim(ctx context.Context, in ClaimInput) ([]task.Claim, error) {
 	start := q.now()
-	sess, err := q.sessions.Authenticate(ctx, in.SessionID, in.Token)
+	sess, err := q.availableSession(ctx, in.SessionID, in.Token, start)
 	if err != nil {
-		return nil, err
-	}
-	if err := availability(sess, start); err != nil {
 		return nil, err
 	}
 	lessons, err := q.preferredLessons(ctx, sess.Name, start)
@@ -159,7 +156,21 @@ func (q *Queue) Claim(ctx context.Context, in ClaimInput) ([]task.Claim, error) 
 		case <-poll.C:
 		}
 		poll.Stop()
+		// The session may have failed, or left its time windows, while it
+		// waited: a task must not go to a session that can no longer run it.
+		if _, err := q.availableSession(ctx, in.SessionID, in.Token, q.now()); err != nil {
+			return nil, err
+		}
 	}
+}
+
+// availableSession authenticates a session and checks that it may claim now.
+func (q *Queue) availableSession(ctx context.Context, id, token string, now time.Time) (Session, error) {
+	sess, err := q.sessions.Authenticate(ctx, id, token)
+	if err != nil {
+		return Session{}, err
+	}
+	return sess, availability(sess, now)
 }
 
 // preferredLessons are the lessons the session has affinity with now, best
@@ -183,10 +194,18 @@ func (q *Queue) preferredLessons(ctx context.Context, sessionName string, now ti
 	return out, nil
 }
 
-// authorize checks that the caller is the session it claims to be.
+// authorize checks that the caller is the session it claims to be, and that
+// the session has not ended: a failed or deregistered session has lost its
+// claims, even while the queue has yet to take them back.
 func (q *Queue) authorize(ctx context.Context, sessionID, token string) error {
-	_, err := q.sessions.Authenticate(ctx, sessionID, token)
-	return err
+	s, err := q.sessions.Authenticate(ctx, sessionID, token)
+	if err != nil {
+		return err
+	}
+	if s.Status == SessionFailed || s.Status == SessionDeregistered {
+		return task.ErrSessionFailed
+	}
+	return nil
 }
 
 // ExtendClaim pushes a held claim's lease; zero d uses the task's claim timeout.
@@ -214,6 +233,24 @@ func (q *Queue) Complete(ctx context.Context, tok task.ClaimToken, sessionID, se
 		q.metrics.completed.WithLabelValues(t.Type).Inc()
 	}
 	return t, err
+}
+
+// CompleteMany settles a batch of one session's claims as completed in one
+// transaction; each claim gets its task or its own error.
+func (q *Queue) CompleteMany(ctx context.Context, sessionID, sessionToken string, claims []task.Completion) ([]task.Task, []error, error) {
+	if err := q.authorize(ctx, sessionID, sessionToken); err != nil {
+		return nil, nil, err
+	}
+	tasks, errs, err := q.repo.CompleteMany(ctx, sessionID, claims)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i, t := range tasks {
+		if errs[i] == nil {
+			q.metrics.completed.WithLabelValues(t.Type).Inc()
+		}
+	}
+	return tasks, errs, nil
 }
 
 // Fail settles a held claim as failed; a retryable failure comes back after

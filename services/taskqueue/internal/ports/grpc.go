@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gaia-platform/gaia/internal/domainerr"
+	"github.com/gaia-platform/gaia/internal/grpcserver"
 	taskqueuev1 "github.com/gaia-platform/gaia/proto/gaia/taskqueue/v1"
 	"github.com/gaia-platform/gaia/services/taskqueue/internal/app"
 	"github.com/gaia-platform/gaia/services/taskqueue/internal/domain/task"
@@ -150,6 +152,50 @@ func (s *taskServer) CompleteTask(ctx context.Context, req *taskqueuev1.Complete
 	}
 	pt, err := taskToProto(t)
 	return &taskqueuev1.CompleteTaskResponse{Task: pt}, err
+}
+
+func (s *taskServer) CompleteTasks(ctx context.Context, req *taskqueuev1.CompleteTasksRequest) (*taskqueuev1.CompleteTasksResponse, error) {
+	if err := validateSession(req.GetSessionId(), req.GetSessionToken()); err != nil {
+		return nil, err
+	}
+	n := len(req.GetClaims())
+	if n == 0 || n > maxBatch {
+		return nil, domainerr.Invalid("claims", "must hold 1 to 1000 claims")
+	}
+	claims := make([]task.Completion, n)
+	for i, c := range req.GetClaims() {
+		field := indexed("claims", i)
+		if err := validateTaskID(join(field, "task_id"), c.GetTaskId()); err != nil {
+			return nil, err
+		}
+		tok, err := task.ParseClaimToken(c.GetTaskId(), c.GetClaimToken())
+		if err != nil {
+			return nil, domainerr.Invalid(join(field, "claim_token"), "is not a claim token of this task")
+		}
+		result, err := structJSON(join(field, "result"), c.GetResult(), maxPayload)
+		if err != nil {
+			return nil, err
+		}
+		claims[i] = task.Completion{Token: tok, Result: result}
+	}
+	tasks, errs, err := s.Queue.CompleteMany(ctx, req.GetSessionId(), req.GetSessionToken(), claims)
+	if err != nil {
+		return nil, err
+	}
+	resp := &taskqueuev1.CompleteTasksResponse{Results: make([]*taskqueuev1.CompletedClaimResult, n)}
+	for i := range claims {
+		if errs[i] != nil {
+			st := status.Convert(grpcserver.ToStatus(errs[i]))
+			resp.Results[i] = &taskqueuev1.CompletedClaimResult{Code: int32(st.Code()), Message: st.Message()}
+			continue
+		}
+		pt, err := taskToProto(tasks[i])
+		if err != nil {
+			return nil, err
+		}
+		resp.Results[i] = &taskqueuev1.CompletedClaimResult{Task: pt}
+	}
+	return resp, nil
 }
 
 func (s *taskServer) FailTask(ctx context.Context, req *taskqueuev1.FailTaskRequest) (*taskqueuev1.FailTaskResponse, error) {

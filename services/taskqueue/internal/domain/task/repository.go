@@ -48,6 +48,12 @@ type AffinityFilter struct {
 	Limit            int
 }
 
+// Completion is one claim of a batch to settle as completed.
+type Completion struct {
+	Token  ClaimToken
+	Result json.RawMessage
+}
+
 // Requeued says what a requeue did to one task.
 type Requeued struct {
 	TaskID string
@@ -65,6 +71,9 @@ type Repository interface {
 	Extend(ctx context.Context, tok ClaimToken, sessionID string, d time.Duration) (time.Time, error)
 	// Complete settles a held claim as completed.
 	Complete(ctx context.Context, tok ClaimToken, sessionID string, result json.RawMessage) (Task, error)
+	// CompleteMany settles a batch of one session's held claims as completed
+	// in one transaction. Each claim gets its task or its own error.
+	CompleteMany(ctx context.Context, sessionID string, claims []Completion) ([]Task, []error, error)
 	// Fail settles a held claim as failed: retried after backoff(attempt) while
 	// retryable and attempts remain, dead otherwise. It reports whether the
 	// task will run again.
