@@ -281,7 +281,6 @@ func queueBenchWork(ctx context.Context, tasks taskqueuev1.TaskServiceClient, s 
 	return nil
 }
 
-
 // queueLatencyResult is what one interval of moderate load measured.
 type queueLatencyResult struct {
 	claims, completes, health []time.Duration
