@@ -82,6 +82,7 @@ breaking: tools ## buf breaking against main
 
 bench: ## Run the benchmarks and print their figures
 	$(GO) test -run '^$$' -bench . -skip '$(QUEUE_BENCHES)' -benchtime $(BENCH_TIME) -benchmem ./...
+	$(GO) run ./services/coordinator/cmd/failoverbench
 	@$(MAKE) --no-print-directory bench-taskqueue
 
 # Each program makes its own database on the server and drops it after. The

@@ -81,7 +81,10 @@ func (f *Forwarder) conn(addr string) (*grpc.ClientConn, error) {
 	if c, ok := f.conns[addr]; ok {
 		return c, nil
 	}
-	c, err := grpcclient.Dial(addr)
+	// No retries here: a forward to a leader that just died must fail at
+	// once, so that the client retries and finds the new leader, rather than
+	// the follower retrying the dead address.
+	c, err := grpcclient.Dial(addr, grpc.WithDisableRetry())
 	if err != nil {
 		return nil, err
 	}

@@ -96,7 +96,16 @@ func Start(cfg Config, fsm raft.FSM) (*Node, error) {
 		_ = store.Close()
 		return nil, fmt.Errorf("open raft snapshot store: %w", err)
 	}
-	transport, err := raft.NewTCPTransportWithLogger(cfg.BindAddr, advertise, 8, 10*time.Second, rc.Logger)
+	// Pipelined replication is off (MaxRPCsInFlight 1): with it, a follower's
+	// replication could stall for good after a leader change and shutdown then
+	// waited forever (seen under load in the benchmarks; the same two stuck
+	// goroutines as grafana/pyroscope#5518), and it buys nothing with batching.
+	transport, err := raft.NewTCPTransportWithConfig(cfg.BindAddr, advertise, &raft.NetworkTransportConfig{
+		MaxPool:         8,
+		MaxRPCsInFlight: 1,
+		Timeout:         10 * time.Second,
+		Logger:          rc.Logger,
+	})
 	if err != nil {
 		_ = store.Close()
 		// raft does not export this error; its text is stable across versions.
