@@ -79,6 +79,14 @@ func (r *TaskPostgresRepository) ListLessons(ctx context.Context, f task.LessonF
 func (r *TaskPostgresRepository) UpdateLesson(ctx context.Context, id string, u task.LessonUpdate) (task.Lesson, error) {
 	var out task.Lesson
 	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+		if u.Priority != nil {
+			// The tasks before the lesson: cancelling a task locks it and
+			// then, through the progress trigger, its lesson; taking the
+			// two the other way round would deadlock with it.
+			if _, err := tx.Exec(ctx, `UPDATE taskqueue.tasks SET lesson_priority = $2 WHERE lesson_id = $1 AND state = 'pending' AND lesson_priority <> $2`, id, *u.Priority); err != nil {
+				return err
+			}
+		}
 		var metadata *string
 		if u.Metadata != nil {
 			s := string(u.Metadata)
@@ -96,10 +104,7 @@ func (r *TaskPostgresRepository) UpdateLesson(ctx context.Context, id string, u 
 			return task.ErrLessonNotFound
 		}
 		out = rows[0]
-		if u.Priority != nil {
-			_, err = tx.Exec(ctx, `UPDATE taskqueue.tasks SET lesson_priority = $2 WHERE lesson_id = $1 AND state = 'pending' AND lesson_priority <> $2`, id, *u.Priority)
-		}
-		return err
+		return nil
 	})
 	if isUniqueViolation(err) {
 		return task.Lesson{}, task.ErrLessonExists

@@ -333,6 +333,9 @@ func (q *Queue) Run(ctx context.Context) {
 	defer reconcile.Stop()
 	prune := time.NewTicker(q.cfg.PruneInterval)
 	defer prune.Stop()
+	// At start-up, at once: claims of sessions that ended while this replica
+	// was down go back now, not a reconcile interval later.
+	q.reconcile(ctx)
 	for {
 		select {
 		case <-ctx.Done():
