@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/gaia-platform/gaia/internal/domainerr"
+	"github.com/gaia-platform/gaia/internal/reqfield"
 	coordinatorv1 "github.com/gaia-platform/gaia/proto/gaia/coordinator/v1"
 	"github.com/gaia-platform/gaia/services/coordinator/internal/app"
 	"github.com/gaia-platform/gaia/services/coordinator/internal/forward"
@@ -181,7 +182,7 @@ func (s *sessionServer) GetSession(ctx context.Context, req *coordinatorv1.GetSe
 func (s *sessionServer) ListSessions(ctx context.Context, req *coordinatorv1.ListSessionsRequest) (*coordinatorv1.ListSessionsResponse, error) {
 	f := app.SessionFilter{AvailableOnly: req.GetAvailableOnly(), Labels: req.GetLabels()}
 	var err error
-	if f.Limit, err = pageSize(req.GetPageSize()); err != nil {
+	if f.Limit, err = reqfield.PageSize(req.GetPageSize()); err != nil {
 		return nil, err
 	}
 	for _, st := range req.GetStatuses() {
@@ -293,11 +294,11 @@ func (s *lockServer) AcquireLock(ctx context.Context, req *coordinatorv1.Acquire
 	if req.GetTtl() == nil {
 		return nil, domainerr.Invalid("ttl", "is required")
 	}
-	ttl, err := duration("ttl", req.GetTtl(), 0, minLockTTL, maxLockTTL)
+	ttl, err := reqfield.Duration("ttl", req.GetTtl(), 0, minLockTTL, maxLockTTL)
 	if err != nil {
 		return nil, err
 	}
-	wait, err := duration("wait_timeout", req.GetWaitTimeout(), 0, 0, maxLockWait)
+	wait, err := reqfield.Duration("wait_timeout", req.GetWaitTimeout(), 0, 0, maxLockWait)
 	if err != nil {
 		return nil, err
 	}
@@ -322,7 +323,7 @@ func (s *lockServer) RenewLock(ctx context.Context, req *coordinatorv1.RenewLock
 	if req.GetFencingToken() == 0 {
 		return nil, domainerr.Invalid("fencing_token", "is required")
 	}
-	ttl, err := duration("ttl", req.GetTtl(), 0, minLockTTL, maxLockTTL)
+	ttl, err := reqfield.Duration("ttl", req.GetTtl(), 0, minLockTTL, maxLockTTL)
 	if err != nil {
 		return nil, err
 	}
@@ -375,7 +376,7 @@ func (s *lockServer) GetLock(ctx context.Context, req *coordinatorv1.GetLockRequ
 func (s *lockServer) ListLocks(ctx context.Context, req *coordinatorv1.ListLocksRequest) (*coordinatorv1.ListLocksResponse, error) {
 	f := app.LockFilter{Prefix: req.GetPrefix(), OwnerID: req.GetOwnerSessionId()}
 	var err error
-	if f.Limit, err = pageSize(req.GetPageSize()); err != nil {
+	if f.Limit, err = reqfield.PageSize(req.GetPageSize()); err != nil {
 		return nil, err
 	}
 	if len(f.Prefix) > 512 {

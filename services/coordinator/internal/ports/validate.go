@@ -6,8 +6,6 @@ import (
 	"regexp"
 	"time"
 
-	"google.golang.org/protobuf/types/known/durationpb"
-
 	"github.com/gaia-platform/gaia/internal/domainerr"
 	"github.com/gaia-platform/gaia/internal/window"
 	coordinatorv1 "github.com/gaia-platform/gaia/proto/gaia/coordinator/v1"
@@ -23,8 +21,6 @@ const (
 	maxActivityLen   = 256
 	maxWindows       = 16
 	maxTasksPerSess  = 1000
-	maxPageSize      = 1000
-	defaultPageSize  = 100
 	minLockTTL       = time.Second
 	maxLockTTL       = 24 * time.Hour
 	maxLockWait      = 5 * time.Minute
@@ -109,29 +105,6 @@ func validateLockKey(key string) error {
 
 // duration reads an optional duration field: unset is def; set must be
 // within [min, max].
-func duration(field string, d *durationpb.Duration, def, lo, hi time.Duration) (time.Duration, error) {
-	if d == nil {
-		return def, nil
-	}
-	if err := d.CheckValid(); err != nil {
-		return 0, domainerr.Invalid(field, err.Error())
-	}
-	v := d.AsDuration()
-	if v < lo || v > hi {
-		return 0, domainerr.Invalid(field, fmt.Sprintf("must be between %s and %s, got %s", lo, hi, v))
-	}
-	return v, nil
-}
-
-func pageSize(n int32) (int, error) {
-	switch {
-	case n == 0:
-		return defaultPageSize, nil
-	case n < 0 || n > maxPageSize:
-		return 0, domainerr.Invalid("page_size", fmt.Sprintf("must be between 1 and %d", maxPageSize))
-	}
-	return int(n), nil
-}
 
 func validateHostPort(field, addr string, required bool) error {
 	if addr == "" {

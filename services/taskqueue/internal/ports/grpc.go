@@ -13,6 +13,7 @@ import (
 
 	"github.com/gaia-platform/gaia/internal/domainerr"
 	"github.com/gaia-platform/gaia/internal/grpcserver"
+	"github.com/gaia-platform/gaia/internal/reqfield"
 	taskqueuev1 "github.com/gaia-platform/gaia/proto/gaia/taskqueue/v1"
 	"github.com/gaia-platform/gaia/services/taskqueue/internal/app"
 	"github.com/gaia-platform/gaia/services/taskqueue/internal/domain/task"
@@ -88,7 +89,7 @@ func (s *taskServer) ClaimTasks(ctx context.Context, req *taskqueuev1.ClaimTasks
 			return nil, err
 		}
 	}
-	wait, err := duration("wait", req.GetWait(), 0, 0, maxWait)
+	wait, err := reqfield.Duration("wait", req.GetWait(), 0, 0, maxWait)
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +127,7 @@ func (s *taskServer) ExtendClaim(ctx context.Context, req *taskqueuev1.ExtendCla
 	if err != nil {
 		return nil, err
 	}
-	d, err := duration("extension", req.GetExtension(), 0, time.Second, maxClaimTimeout)
+	d, err := reqfield.Duration("extension", req.GetExtension(), 0, time.Second, maxClaimTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -237,7 +238,7 @@ func (s *taskServer) RetryTask(ctx context.Context, req *taskqueuev1.RetryTaskRe
 	if err := validateTaskID("task_id", req.GetTaskId()); err != nil {
 		return nil, err
 	}
-	runAt, err := timestamp("run_at", req.GetRunAt())
+	runAt, err := reqfield.Timestamp("run_at", req.GetRunAt())
 	if err != nil {
 		return nil, err
 	}
@@ -271,7 +272,7 @@ func (s *taskServer) GetTask(ctx context.Context, req *taskqueuev1.GetTaskReques
 func (s *taskServer) ListTasks(ctx context.Context, req *taskqueuev1.ListTasksRequest) (*taskqueuev1.ListTasksResponse, error) {
 	f := task.ListFilter{Types: req.GetTaskTypes(), LessonID: req.GetLessonId(), ClaimedBySessionID: req.GetClaimedBySessionId()}
 	var err error
-	if f.Limit, err = pageSize(req.GetPageSize()); err != nil {
+	if f.Limit, err = reqfield.PageSize(req.GetPageSize()); err != nil {
 		return nil, err
 	}
 	for _, st := range req.GetStates() {
@@ -341,7 +342,7 @@ func (s *lessonServer) GetLesson(ctx context.Context, req *taskqueuev1.GetLesson
 func (s *lessonServer) ListLessons(ctx context.Context, req *taskqueuev1.ListLessonsRequest) (*taskqueuev1.ListLessonsResponse, error) {
 	f := task.LessonFilter{Project: req.GetProject()}
 	var err error
-	if f.Limit, err = pageSize(req.GetPageSize()); err != nil {
+	if f.Limit, err = reqfield.PageSize(req.GetPageSize()); err != nil {
 		return nil, err
 	}
 	if f.AfterCreatedAt, f.AfterID, err = decodeTimeCursor(req.GetPageToken()); err != nil {
@@ -405,7 +406,7 @@ func (s *lessonServer) ListSessionAffinities(ctx context.Context, req *taskqueue
 		}
 	}
 	var err error
-	if f.Limit, err = pageSize(req.GetPageSize()); err != nil {
+	if f.Limit, err = reqfield.PageSize(req.GetPageSize()); err != nil {
 		return nil, err
 	}
 	if f.AfterSessionName, f.AfterLessonID, err = decodePairCursor(req.GetPageToken()); err != nil {

@@ -9,11 +9,10 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gaia-platform/gaia/internal/domainerr"
+	"github.com/gaia-platform/gaia/internal/reqfield"
 	"github.com/gaia-platform/gaia/internal/window"
 	taskqueuev1 "github.com/gaia-platform/gaia/proto/gaia/taskqueue/v1"
 	"github.com/gaia-platform/gaia/services/taskqueue/internal/domain/task"
@@ -32,8 +31,6 @@ const (
 	maxClaim        = 100
 	maxWait         = 60 * time.Second
 	maxClaimTimeout = 24 * time.Hour
-	maxPageSize     = 1000
-	defaultPageSize = 100
 )
 
 var (
@@ -115,40 +112,6 @@ func structJSON(field string, s *structpb.Struct, limit int) (json.RawMessage, e
 	return b, nil
 }
 
-func duration(field string, d *durationpb.Duration, def, lo, hi time.Duration) (time.Duration, error) {
-	if d == nil {
-		return def, nil
-	}
-	if err := d.CheckValid(); err != nil {
-		return 0, domainerr.Invalid(field, err.Error())
-	}
-	v := d.AsDuration()
-	if v < lo || v > hi {
-		return 0, domainerr.Invalid(field, fmt.Sprintf("must be between %s and %s, got %s", lo, hi, v))
-	}
-	return v, nil
-}
-
-func timestamp(field string, ts *timestamppb.Timestamp) (time.Time, error) {
-	if ts == nil {
-		return time.Time{}, nil
-	}
-	if err := ts.CheckValid(); err != nil {
-		return time.Time{}, domainerr.Invalid(field, err.Error())
-	}
-	return ts.AsTime(), nil
-}
-
-func pageSize(n int32) (int, error) {
-	switch {
-	case n == 0:
-		return defaultPageSize, nil
-	case n < 0 || n > maxPageSize:
-		return 0, domainerr.Invalid("page_size", fmt.Sprintf("must be between 1 and %d", maxPageSize))
-	}
-	return int(n), nil
-}
-
 // newTask validates one enqueue request; prefix names it inside a batch.
 func newTask(prefix string, r *taskqueuev1.EnqueueTaskRequest) (task.NewTask, error) {
 	t := task.NewTask{IdempotencyKey: r.GetIdempotencyKey(), Type: r.GetTaskType(), Priority: int(r.GetPriority()), LessonID: r.GetLessonId(), MaxAttempts: int(r.GetMaxAttempts())}
@@ -176,10 +139,10 @@ func newTask(prefix string, r *taskqueuev1.EnqueueTaskRequest) (task.NewTask, er
 	if t.Payload, err = structJSON(join(prefix, "payload"), r.GetPayload(), maxPayload); err != nil {
 		return t, err
 	}
-	if t.RunAt, err = timestamp(join(prefix, "run_at"), r.GetRunAt()); err != nil {
+	if t.RunAt, err = reqfield.Timestamp(join(prefix, "run_at"), r.GetRunAt()); err != nil {
 		return t, err
 	}
-	if t.ClaimTimeout, err = duration(join(prefix, "claim_timeout"), r.GetClaimTimeout(), 0, time.Second, maxClaimTimeout); err != nil {
+	if t.ClaimTimeout, err = reqfield.Duration(join(prefix, "claim_timeout"), r.GetClaimTimeout(), 0, time.Second, maxClaimTimeout); err != nil {
 		return t, err
 	}
 	return t, nil
