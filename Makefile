@@ -41,7 +41,7 @@ BENCH_DATABASE_URL ?= $(or $(GAIA_TEST_DATABASE_URL),$(DATABASE_URL),postgres://
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-run: build ## Run the whole system locally (gaia up): five services, single-node Raft, local PostgreSQL
+run: build $(BIN)/.stamp-grpcurl-$(GRPCURL_VERSION) ## Run the whole system locally (gaia up): five services, single-node Raft, local PostgreSQL
 	$(BIN)/gaia up
 
 test: ## Run every test with the race detector (needs PostgreSQL, see README)
