@@ -112,3 +112,16 @@ func (pl *partitionedPipeline) AppendEntries(args *raft.AppendEntriesRequest, re
 	}
 	return pl.AppendPipeline.AppendEntries(args, resp)
 }
+
+// RequestPreVote implements raft.WithPreVote, so that a wrapped node runs
+// pre-vote elections as production nodes do.
+func (p *Partitionable) RequestPreVote(id raft.ServerID, target raft.ServerAddress, args *raft.RequestPreVoteRequest, resp *raft.RequestPreVoteResponse) error {
+	if p.cut(target) {
+		return ErrPartitioned
+	}
+	pv, ok := p.Transport.(raft.WithPreVote)
+	if !ok {
+		return errors.New("wrapped transport does not support pre-vote")
+	}
+	return pv.RequestPreVote(id, target, args, resp)
+}
