@@ -129,13 +129,6 @@ func (s *Store) Locks(prefix string) []Lock {
 	return out
 }
 
-// LockKeysOf returns the keys of the locks a session holds.
-func (s *Store) LockKeysOf(sessionID string) []string {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.lockKeysOfLocked(sessionID)
-}
-
 func (s *Store) lockKeysOfLocked(sessionID string) []string {
 	keys := make([]string, 0, len(s.locksBySession[sessionID]))
 	for k := range s.locksBySession[sessionID] {

@@ -14,6 +14,7 @@ import (
 	coordinatorv1 "github.com/gaia-platform/gaia/proto/gaia/coordinator/v1"
 	"github.com/gaia-platform/gaia/services/coordinator/client"
 	"github.com/gaia-platform/gaia/services/taskqueue/internal/app"
+	"github.com/gaia-platform/gaia/services/taskqueue/internal/domain/task"
 )
 
 // ErrUnknownSession answers a claim by a session the coordinator does not know.
@@ -124,7 +125,7 @@ func coordinatorError(err error) error {
 	case codes.Unauthenticated, codes.InvalidArgument, codes.PermissionDenied:
 		return err
 	case codes.Unavailable, codes.DeadlineExceeded:
-		return domainerr.New(domainerr.Unavailable, "the coordinator cannot be reached to check the session; retry")
+		return task.ErrCoordinatorAbsent
 	}
 	return err
 }

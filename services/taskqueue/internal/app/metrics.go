@@ -35,11 +35,6 @@ func NewMetrics(reg prometheus.Registerer, depth func(ctx context.Context) (map[
 	return m
 }
 
-// NewUnregisteredMetrics returns metrics that are counted but not exported.
-func NewUnregisteredMetrics() *Metrics {
-	return NewMetrics(prometheus.NewRegistry(), func(context.Context) (map[string]map[string]int64, error) { return nil, nil })
-}
-
 var depthDesc = prometheus.NewDesc("gaia_taskqueue_tasks", "Tasks in the queue by state and type.", []string{"state", "task_type"}, nil)
 
 type depthCollector struct {
