@@ -64,9 +64,10 @@ generate-check: generate ## Fail when regenerating changes anything
 		git status --porcelain -- proto; git --no-pager diff --stat -- proto; exit 1; \
 	fi
 
-lint: tools ## gofmt, go vet, buf lint, buf breaking, staticcheck
+lint: tools ## gofmt, go mod tidy -diff, go vet, buf lint, buf breaking, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\(\.gw\)\?\.go$$')); \
 		if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	@$(GO) mod tidy -diff || { echo "go.mod or go.sum is not tidy: run go mod tidy"; exit 1; }
 	$(GO) vet ./...
 	$(BIN)/buf lint
 	$(MAKE) --no-print-directory breaking

@@ -35,7 +35,7 @@ With --status, nothing is applied: the command lists applied and pending
 migrations.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			loader := config.NewLoader(os.LookupEnv)
-			url := loader.PostgresURL("DATABASE_URL", pg.DefaultURL)
+			url := pg.URL(loader, "DATABASE_URL", pg.DefaultURL)
 			if err := loader.Err(); err != nil {
 				return configError{err}
 			}

@@ -10,11 +10,11 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/gaia-platform/gaia/internal/grpcclient"
 	taskqueuev1 "github.com/gaia-platform/gaia/proto/gaia/taskqueue/v1"
 )
 
@@ -75,7 +75,7 @@ func (f *taskQueueFlags) connect(cmd *cobra.Command) (*taskQueueClient, error) {
 	if checkHostPort(f.addr.flag, addr) != nil {
 		return nil, badAddr
 	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpcclient.Dial(addr, grpc.WithDisableRetry())
 	if err != nil {
 		return nil, badAddr
 	}

@@ -6,10 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/jackc/pgx/v5"
-
-	"github.com/gaia-platform/gaia/internal/pg"
 )
 
 // Error is one variable whose value cannot be used.
@@ -178,22 +174,22 @@ func (l *Loader) Enum(name, def string, allowed ...string) string {
 	})
 }
 
-// PostgresURL returns a PostgreSQL connection string, as a postgres:// or
-// postgresql:// URL or in key=value form. Its password never appears in an
-// error or in Vars.
-func (l *Loader) PostgresURL(name, def string) string {
-	const expected = "a PostgreSQL URL such as postgres://user:password@host:5432/dbname"
-	return get(l, name, def, pg.Redact(def), func(raw string) (string, string, string) {
-		connString := strings.TrimSpace(raw)
-		if connString == "" {
-			// pgx would read an empty string as "all libpq defaults",
-			// which is never what someone who set the variable meant.
+// Custom returns a string variable that parse accepts, for values whose
+// checking belongs to another package (pg.URL checks a database URL with the
+// driver, which config does not link). parse returns the value to use, or
+// expected, what a usable value looks like, when raw will not do. show turns
+// a value into what Vars and errors print, to hide secrets; nil prints it as
+// it is.
+func (l *Loader) Custom(name, def string, show func(string) string, parse func(raw string) (value, expected string)) string {
+	if show == nil {
+		show = func(v string) string { return v }
+	}
+	return get(l, name, def, show(def), func(raw string) (string, string, string) {
+		v, expected := parse(raw)
+		if expected != "" {
 			return "", "", expected
 		}
-		if _, err := pgx.ParseConfig(connString); err != nil {
-			return "", "", expected
-		}
-		return connString, pg.Redact(connString), ""
+		return v, show(v), ""
 	})
 }
 
@@ -230,7 +226,7 @@ func (l *Loader) record(name, def, value string) {
 // string, whichever accessor rejected it.
 func redactIfURL(raw string) string {
 	if strings.Contains(raw, "://") || strings.Contains(strings.ToLower(raw), "password") {
-		return pg.Redact(raw)
+		return Redact(raw)
 	}
 	return raw
 }

@@ -9,6 +9,12 @@ import (
 	"google.golang.org/grpc/keepalive"
 )
 
+// LeaderTrailer is the trailer in which a GAIA server that is not the leader
+// names the leader's address (grpcserver sets it from a domainerr.NotLeader
+// error). It is defined here, beside the clients that read it, so that a
+// client does not link the server package for one name.
+const LeaderTrailer = "gaia-leader"
+
 // Keepalive pings find a dead peer on an idle connection (a coordinator that
 // vanished without closing its sockets) within KeepaliveTime plus
 // KeepaliveTimeout. KeepaliveTime must stay at or above

@@ -12,6 +12,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/gaia-platform/gaia/internal/grpcclient"
 )
 
 // The interceptor chains, outermost first. Recovery is outermost so a panic
@@ -108,7 +110,7 @@ func (s *Server) mapErrorsUnary(ctx context.Context, req any, _ *grpc.UnaryServe
 	}
 	if leader := leaderOf(err); leader != "" {
 		// Best effort: the ErrorInfo detail carries the same address.
-		_ = grpc.SetTrailer(ctx, metadata.Pairs(LeaderTrailer, leader))
+		_ = grpc.SetTrailer(ctx, metadata.Pairs(grpcclient.LeaderTrailer, leader))
 	}
 	return nil, mapError(err)
 }
@@ -119,7 +121,7 @@ func (s *Server) mapErrorsStream(srv any, ss grpc.ServerStream, _ *grpc.StreamSe
 		return nil
 	}
 	if leader := leaderOf(err); leader != "" {
-		ss.SetTrailer(metadata.Pairs(LeaderTrailer, leader))
+		ss.SetTrailer(metadata.Pairs(grpcclient.LeaderTrailer, leader))
 	}
 	return mapError(err)
 }

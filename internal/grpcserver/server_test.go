@@ -160,8 +160,8 @@ func TestUnaryOutcomesAreMappedAndLogged(t *testing.T) {
 			wantMsg:   "not the leader; leader is at 10.0.0.2:8300",
 			wantLevel: zapcore.WarnLevel,
 			check: func(t *testing.T, st *status.Status, trailer metadata.MD, _ observer.LoggedEntry) {
-				if got := trailer.Get(grpcserver.LeaderTrailer); !slices.Equal(got, []string{"10.0.0.2:8300"}) {
-					t.Errorf("trailer %s = %v, want [10.0.0.2:8300]", grpcserver.LeaderTrailer, got)
+				if got := trailer.Get(grpcclient.LeaderTrailer); !slices.Equal(got, []string{"10.0.0.2:8300"}) {
+					t.Errorf("trailer %s = %v, want [10.0.0.2:8300]", grpcclient.LeaderTrailer, got)
 				}
 				for _, d := range st.Details() {
 					if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetMetadata()["leader"] == "10.0.0.2:8300" {
@@ -292,8 +292,8 @@ func TestStreamErrorsAreMapped(t *testing.T) {
 	if st := status.Convert(err); st.Code() != codes.Unavailable || st.Message() != "not the leader; leader is at 10.0.0.3:8300" {
 		t.Errorf("client got %v %q, want Unavailable naming the leader", st.Code(), st.Message())
 	}
-	if got := stream.Trailer().Get(grpcserver.LeaderTrailer); !slices.Equal(got, []string{"10.0.0.3:8300"}) {
-		t.Errorf("trailer %s = %v, want [10.0.0.3:8300]", grpcserver.LeaderTrailer, got)
+	if got := stream.Trailer().Get(grpcclient.LeaderTrailer); !slices.Equal(got, []string{"10.0.0.3:8300"}) {
+		t.Errorf("trailer %s = %v, want [10.0.0.3:8300]", grpcclient.LeaderTrailer, got)
 	}
 }
 

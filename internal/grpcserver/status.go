@@ -12,11 +12,10 @@ import (
 )
 
 // How a follower tells a client where the leader is, besides the message:
-// a trailer for clients that read metadata, and a google.rpc.ErrorInfo
-// detail (Reason ReasonNotLeader, Domain ErrorDomain, Metadata["leader"]) for
-// clients that read details.
+// the trailer grpcclient.LeaderTrailer for clients that read metadata, and a
+// google.rpc.ErrorInfo detail (Reason ReasonNotLeader, Domain ErrorDomain,
+// Metadata["leader"]) for clients that read details.
 const (
-	LeaderTrailer   = "gaia-leader"
 	ErrorDomain     = "gaia"
 	ReasonNotLeader = "NOT_LEADER"
 )

@@ -1,5 +1,6 @@
 // Package reqfield reads the request fields every GAIA service shares
-// (optional durations and timestamps, page sizes) and refuses bad ones with
+// (optional durations and timestamps, page sizes and page tokens, the
+// session_id/session_token pair) and refuses bad ones with
 // an INVALID_ARGUMENT domain error that names the field. It owns no state.
 package reqfield
 

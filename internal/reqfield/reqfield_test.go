@@ -1,6 +1,7 @@
 package reqfield_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -51,6 +52,46 @@ func TestTimestampAndPageSize(t *testing.T) {
 	for _, in := range []int32{-1, 1001} {
 		if _, err := reqfield.PageSize(in); err == nil || !strings.Contains(err.Error(), "page_size") {
 			t.Errorf("PageSize(%d) accepted: %v", in, err)
+		}
+	}
+}
+
+func TestPageTokenRoundTrip(t *testing.T) {
+	for _, parts := range [][]string{{"locks/a"}, {"name", "id"}, {"first", "last\x00holds the separator"}} {
+		got, err := reqfield.ParsePageToken(reqfield.PageToken(parts...), len(parts))
+		if err != nil || !slices.Equal(got, parts) {
+			t.Errorf("ParsePageToken(PageToken(%q)) = %q, %v", parts, got, err)
+		}
+	}
+	if got, err := reqfield.ParsePageToken("", 2); got != nil || err != nil {
+		t.Errorf("empty token = %q, %v; want the first page", got, err)
+	}
+	for _, tok := range []string{"%%%", reqfield.PageToken("one part")} {
+		if _, err := reqfield.ParsePageToken(tok, 2); domainerr.KindOf(err) != domainerr.InvalidArgument || !strings.Contains(err.Error(), "page_token") {
+			t.Errorf("ParsePageToken(%q) = %v, want INVALID_ARGUMENT on page_token", tok, err)
+		}
+	}
+}
+
+func TestSessionRef(t *testing.T) {
+	tests := []struct {
+		id, token, wantField string
+	}{
+		{"s-1", "tok", ""},
+		{"", "tok", "session_id"},
+		{strings.Repeat("x", reqfield.MaxSessionIDLen+1), "tok", "session_id"},
+		{strings.Repeat("x", reqfield.MaxSessionIDLen), "", "session_token"},
+	}
+	for _, tt := range tests {
+		err := reqfield.SessionRef(tt.id, tt.token)
+		if tt.wantField == "" {
+			if err != nil {
+				t.Errorf("SessionRef(%q, %q) = %v, want nil", tt.id, tt.token, err)
+			}
+			continue
+		}
+		if domainerr.KindOf(err) != domainerr.InvalidArgument || !strings.Contains(err.Error(), tt.wantField) {
+			t.Errorf("SessionRef(%q, %q) = %v, want INVALID_ARGUMENT on %s", tt.id, tt.token, err, tt.wantField)
 		}
 	}
 }

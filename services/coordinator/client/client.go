@@ -12,28 +12,17 @@ import (
 	"google.golang.org/grpc"
 	grpcbackoff "google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/connectivity"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
 
+	"github.com/gaia-platform/gaia/internal/grpcclient"
 	coordinatorv1 "github.com/gaia-platform/gaia/proto/gaia/coordinator/v1"
 )
 
 // resolverScheme names the manual resolver that hands the configured addresses
 // to the balancer. It is registered on the connection only, never globally.
 const resolverScheme = "gaia-coordinator"
-
-// Keepalive settings. The coordinator's server enforces a minimum of 10 s
-// between client pings; pinging more often gets the connection closed with
-// "too_many_pings", so the client waits longer than that. Pings are sent only
-// while RPCs are open (a heartbeat stream almost always is), which every
-// enforcement policy accepts.
-const (
-	keepaliveTime    = 15 * time.Second
-	keepaliveTimeout = 5 * time.Second
-)
 
 // Options configures a Client.
 type Options struct {
@@ -88,15 +77,13 @@ func New(opts Options) (*Client, error) {
 	r := manual.NewBuilderWithScheme(resolverScheme)
 	r.InitialState(resolver.State{Endpoints: endpoints})
 
+	// Transport credentials and keepalive are internal/grpcclient's, as for
+	// every GAIA client. The service config here replaces grpcclient's, so
+	// gRPC's own retry policy is off: retryUnaryInterceptor retries instead,
+	// within the call's deadline, and the two must not multiply.
 	dialOpts := []grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithResolvers(r),
 		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{
-			Time:                keepaliveTime,
-			Timeout:             keepaliveTimeout,
-			PermitWithoutStream: false,
-		}),
 		// A node that comes back is found again within seconds, not the
 		// default two minutes.
 		grpc.WithConnectParams(grpc.ConnectParams{
@@ -116,7 +103,7 @@ func New(opts Options) (*Client, error) {
 	}
 	dialOpts = append(dialOpts, opts.DialOptions...)
 
-	conn, err := grpc.NewClient(resolverScheme+":///coordinator", dialOpts...)
+	conn, err := grpcclient.Dial(resolverScheme+":///coordinator", dialOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("coordinator client: %w", err)
 	}

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/gaia-platform/gaia/internal/grpcclient"
 	coordinatorv1 "github.com/gaia-platform/gaia/proto/gaia/coordinator/v1"
 )
 
@@ -33,7 +34,7 @@ func TestUnaryCallIsRetriedWhileUnavailable(t *testing.T) {
 	var calls atomic.Int32
 	fake := &fakeSessions{getSession: func(ctx context.Context, req *coordinatorv1.GetSessionRequest) (*coordinatorv1.GetSessionResponse, error) {
 		if calls.Add(1) <= 3 {
-			_ = grpc.SetTrailer(ctx, metadata.Pairs(leaderMetadataKey, "10.0.0.2:7001"))
+			_ = grpc.SetTrailer(ctx, metadata.Pairs(grpcclient.LeaderTrailer, "10.0.0.2:7001"))
 			return nil, status.Error(codes.Unavailable, "no leader elected yet")
 		}
 		return &coordinatorv1.GetSessionResponse{Session: &coordinatorv1.Session{SessionId: req.GetSessionId()}}, nil

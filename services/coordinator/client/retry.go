@@ -11,6 +11,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/gaia-platform/gaia/internal/grpcclient"
 )
 
 // Unary retry policy.
@@ -22,10 +24,6 @@ const (
 	// not cut short.
 	retryBudgetWithoutDeadline = 30 * time.Second
 )
-
-// leaderMetadataKey is the trailer in which a node that has no leader yet may
-// name the one it knows.
-const leaderMetadataKey = "gaia-leader"
 
 // retryUnaryInterceptor retries a unary call that failed with UNAVAILABLE, and
 // only that code: a node in an election, shutting down or unreachable says
@@ -58,7 +56,7 @@ func retryUnaryInterceptor(logger *zap.Logger) grpc.UnaryClientInterceptor {
 				zap.String("method", method),
 				zap.Int("attempt", attempt),
 				zap.Duration("delay", delay),
-				zap.Strings("leader_hint", trailer.Get(leaderMetadataKey)),
+				zap.Strings("leader_hint", trailer.Get(grpcclient.LeaderTrailer)),
 				zap.Error(err))
 			if !sleep(ctx, delay, nil) {
 				// The last answer says more than "context canceled".

@@ -23,7 +23,7 @@ type Config struct {
 func LoadConfig(l *config.Loader) Config {
 	return Config{
 		ListenAddr:              l.ListenAddr("DASHBOARD_LISTEN_ADDR", ":7004"),
-		DatabaseURL:             l.PostgresURL("DATABASE_URL", pg.DefaultURL),
+		DatabaseURL:             pg.URL(l, "DATABASE_URL", pg.DefaultURL),
 		ShutdownTimeout:         l.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, time.Millisecond),
 		MetricsAddr:             l.DialAddr("METRICS_ADDR", "127.0.0.1:7003"),
 		TeacherDashboardEnabled: l.Bool("TEACHER_DASHBOARD_ENABLED", true),

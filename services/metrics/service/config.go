@@ -25,7 +25,7 @@ type Config struct {
 func LoadConfig(l *config.Loader) Config {
 	return Config{
 		ListenAddr:                  l.ListenAddr("METRICS_LISTEN_ADDR", ":7003"),
-		DatabaseURL:                 l.PostgresURL("DATABASE_URL", pg.DefaultURL),
+		DatabaseURL:                 pg.URL(l, "DATABASE_URL", pg.DefaultURL),
 		ShutdownTimeout:             l.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, time.Millisecond),
 		CoordinatorAddr:             l.DialAddr("COORDINATOR_ADDR", "127.0.0.1:7001"),
 		UsabilityMetricsEnabled:     l.Bool("USABILITY_METRICS_ENABLED", true),

@@ -35,7 +35,7 @@ func LoadConfig(l *config.Loader) Config {
 	return Config{
 		ListenAddr:       l.ListenAddr("TASKQUEUE_LISTEN_ADDR", ":7002"),
 		MetricsAddr:      l.ListenAddr("TASKQUEUE_METRICS_ADDR", ":9102"),
-		DatabaseURL:      l.PostgresURL("DATABASE_URL", pg.DefaultURL),
+		DatabaseURL:      pg.URL(l, "DATABASE_URL", pg.DefaultURL),
 		ShutdownTimeout:  l.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, time.Millisecond),
 		CoordinatorAddrs: l.DialAddrList("COORDINATOR_ADDR", []string{"127.0.0.1:7001"}),
 		MaxRetries:       l.Int("TASK_MAX_RETRIES", 3, 1, 100),

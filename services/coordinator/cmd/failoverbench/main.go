@@ -30,10 +30,10 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/gaia-platform/gaia/internal/grpcclient"
 	coordinatorv1 "github.com/gaia-platform/gaia/proto/gaia/coordinator/v1"
 	"github.com/gaia-platform/gaia/services/coordinator/client"
 )
@@ -238,7 +238,8 @@ func freeAddr() (string, error) {
 // from before a kill would wait out gRPC's reconnect backoff and make the
 // node look slow to come back.
 func (c *cluster) start(n *node) error {
-	conn, err := grpc.NewClient(n.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// No retries: the bench measures when a node answers, not when a retry does.
+	conn, err := grpcclient.Dial(n.grpcAddr, grpc.WithDisableRetry())
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,6 @@ package ports
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"io"
 	"strings"
@@ -100,7 +99,7 @@ func (s *sessionServer) Heartbeat(stream coordinatorv1.SessionService_HeartbeatS
 		if err != nil {
 			return err
 		}
-		if err := validateSessionRef(req.GetSessionId(), req.GetSessionToken()); err != nil {
+		if err := reqfield.SessionRef(req.GetSessionId(), req.GetSessionToken()); err != nil {
 			return err
 		}
 		if len(req.GetActivity()) > maxActivityLen {
@@ -206,13 +205,12 @@ func (s *sessionServer) ListSessions(ctx context.Context, req *coordinatorv1.Lis
 		}
 		f.Providers = append(f.Providers, v)
 	}
-	if tok := req.GetPageToken(); tok != "" {
-		cursor, err := decodeCursor(tok)
-		name, id, ok := strings.Cut(cursor, "\x00")
-		if err != nil || !ok {
-			return nil, domainerr.Invalid("page_token", "is not a token this service issued")
-		}
-		f.AfterName, f.AfterID = name, id
+	after, err := reqfield.ParsePageToken(req.GetPageToken(), 2)
+	if err != nil {
+		return nil, err
+	}
+	if after != nil {
+		f.AfterName, f.AfterID = after[0], after[1]
 	}
 	return serve(ctx, s.Forward, func(fctx context.Context, conn *grpc.ClientConn) (*coordinatorv1.ListSessionsResponse, error) {
 		return coordinatorv1.NewSessionServiceClient(conn).ListSessions(fctx, req)
@@ -227,14 +225,14 @@ func (s *sessionServer) ListSessions(ctx context.Context, req *coordinatorv1.Lis
 		}
 		if more && len(views) > 0 {
 			last := views[len(views)-1]
-			resp.NextPageToken = encodeCursor(last.Name + "\x00" + last.ID)
+			resp.NextPageToken = reqfield.PageToken(last.Name, last.ID)
 		}
 		return resp, nil
 	})
 }
 
 func (s *sessionServer) DeregisterSession(ctx context.Context, req *coordinatorv1.DeregisterSessionRequest) (*coordinatorv1.DeregisterSessionResponse, error) {
-	if err := validateSessionRef(req.GetSessionId(), req.GetSessionToken()); err != nil {
+	if err := reqfield.SessionRef(req.GetSessionId(), req.GetSessionToken()); err != nil {
 		return nil, err
 	}
 	return serve(ctx, s.Forward, func(fctx context.Context, conn *grpc.ClientConn) (*coordinatorv1.DeregisterSessionResponse, error) {
@@ -249,7 +247,7 @@ func (s *sessionServer) DeregisterSession(ctx context.Context, req *coordinatorv
 }
 
 func (s *sessionServer) VerifySession(ctx context.Context, req *coordinatorv1.VerifySessionRequest) (*coordinatorv1.VerifySessionResponse, error) {
-	if err := validateSessionRef(req.GetSessionId(), req.GetSessionToken()); err != nil {
+	if err := reqfield.SessionRef(req.GetSessionId(), req.GetSessionToken()); err != nil {
 		return nil, err
 	}
 	return serve(ctx, s.Forward, func(fctx context.Context, conn *grpc.ClientConn) (*coordinatorv1.VerifySessionResponse, error) {
@@ -288,7 +286,7 @@ func (s *lockServer) AcquireLock(ctx context.Context, req *coordinatorv1.Acquire
 	if err := validateLockKey(req.GetKey()); err != nil {
 		return nil, err
 	}
-	if err := validateSessionRef(req.GetSessionId(), req.GetSessionToken()); err != nil {
+	if err := reqfield.SessionRef(req.GetSessionId(), req.GetSessionToken()); err != nil {
 		return nil, err
 	}
 	if req.GetTtl() == nil {
@@ -317,7 +315,7 @@ func (s *lockServer) RenewLock(ctx context.Context, req *coordinatorv1.RenewLock
 	if err := validateLockKey(req.GetKey()); err != nil {
 		return nil, err
 	}
-	if err := validateSessionRef(req.GetSessionId(), req.GetSessionToken()); err != nil {
+	if err := reqfield.SessionRef(req.GetSessionId(), req.GetSessionToken()); err != nil {
 		return nil, err
 	}
 	if req.GetFencingToken() == 0 {
@@ -342,7 +340,7 @@ func (s *lockServer) ReleaseLock(ctx context.Context, req *coordinatorv1.Release
 	if err := validateLockKey(req.GetKey()); err != nil {
 		return nil, err
 	}
-	if err := validateSessionRef(req.GetSessionId(), req.GetSessionToken()); err != nil {
+	if err := reqfield.SessionRef(req.GetSessionId(), req.GetSessionToken()); err != nil {
 		return nil, err
 	}
 	if req.GetFencingToken() == 0 {
@@ -382,10 +380,12 @@ func (s *lockServer) ListLocks(ctx context.Context, req *coordinatorv1.ListLocks
 	if len(f.Prefix) > 512 {
 		return nil, domainerr.Invalid("prefix", "must be at most 512 bytes")
 	}
-	if tok := req.GetPageToken(); tok != "" {
-		if f.AfterKey, err = decodeCursor(tok); err != nil {
-			return nil, domainerr.Invalid("page_token", "is not a token this service issued")
-		}
+	after, err := reqfield.ParsePageToken(req.GetPageToken(), 1)
+	if err != nil {
+		return nil, err
+	}
+	if after != nil {
+		f.AfterKey = after[0]
 	}
 	return serve(ctx, s.Forward, func(fctx context.Context, conn *grpc.ClientConn) (*coordinatorv1.ListLocksResponse, error) {
 		return coordinatorv1.NewLockServiceClient(conn).ListLocks(fctx, req)
@@ -399,7 +399,7 @@ func (s *lockServer) ListLocks(ctx context.Context, req *coordinatorv1.ListLocks
 			resp.Locks = append(resp.Locks, lockToProto(l))
 		}
 		if more && len(locks) > 0 {
-			resp.NextPageToken = encodeCursor(locks[len(locks)-1].Key)
+			resp.NextPageToken = reqfield.PageToken(locks[len(locks)-1].Key)
 		}
 		return resp, nil
 	})
@@ -515,11 +515,4 @@ func bearer(ctx context.Context) string {
 		}
 	}
 	return ""
-}
-
-func encodeCursor(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
-
-func decodeCursor(tok string) (string, error) {
-	b, err := base64.RawURLEncoding.DecodeString(tok)
-	return string(b), err
 }

@@ -83,28 +83,12 @@ func registerInput(req *coordinatorv1.RegisterSessionRequest) (app.RegisterInput
 	return in, nil
 }
 
-func validateSessionRef(id, token string) error {
-	if id == "" {
-		return domainerr.Invalid("session_id", "must not be empty")
-	}
-	if len(id) > 64 {
-		return domainerr.Invalid("session_id", "must be at most 64 characters")
-	}
-	if token == "" {
-		return domainerr.Invalid("session_token", "must not be empty")
-	}
-	return nil
-}
-
 func validateLockKey(key string) error {
 	if reason := app.ValidLockKey(key); reason != "" {
 		return domainerr.Invalid("key", reason)
 	}
 	return nil
 }
-
-// duration reads an optional duration field: unset is def; set must be
-// within [min, max].
 
 func validateHostPort(field, addr string, required bool) error {
 	if addr == "" {

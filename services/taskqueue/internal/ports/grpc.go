@@ -74,7 +74,7 @@ func (s *taskServer) EnqueueTasks(ctx context.Context, req *taskqueuev1.EnqueueT
 }
 
 func (s *taskServer) ClaimTasks(ctx context.Context, req *taskqueuev1.ClaimTasksRequest) (*taskqueuev1.ClaimTasksResponse, error) {
-	if err := validateSession(req.GetSessionId(), req.GetSessionToken()); err != nil {
+	if err := reqfield.SessionRef(req.GetSessionId(), req.GetSessionToken()); err != nil {
 		return nil, err
 	}
 	n := int(req.GetMaxTasks())
@@ -116,7 +116,7 @@ func claimRef(taskID, claimToken, sessionID, sessionToken string) (task.ClaimTok
 	if claimToken == "" {
 		return task.ClaimToken{}, domainerr.Invalid("claim_token", "must not be empty")
 	}
-	if err := validateSession(sessionID, sessionToken); err != nil {
+	if err := reqfield.SessionRef(sessionID, sessionToken); err != nil {
 		return task.ClaimToken{}, err
 	}
 	return task.ParseClaimToken(taskID, claimToken)
@@ -156,7 +156,7 @@ func (s *taskServer) CompleteTask(ctx context.Context, req *taskqueuev1.Complete
 }
 
 func (s *taskServer) CompleteTasks(ctx context.Context, req *taskqueuev1.CompleteTasksRequest) (*taskqueuev1.CompleteTasksResponse, error) {
-	if err := validateSession(req.GetSessionId(), req.GetSessionToken()); err != nil {
+	if err := reqfield.SessionRef(req.GetSessionId(), req.GetSessionToken()); err != nil {
 		return nil, err
 	}
 	n := len(req.GetClaims())
@@ -287,7 +287,7 @@ func (s *taskServer) ListTasks(ctx context.Context, req *taskqueuev1.ListTasksRe
 			return nil, err
 		}
 	}
-	if f.AfterCreatedAt, f.AfterID, err = decodeTimeCursor(req.GetPageToken()); err != nil {
+	if f.AfterCreatedAt, f.AfterID, err = parseTimePageToken(req.GetPageToken()); err != nil {
 		return nil, err
 	}
 	tasks, err := s.Queue.List(ctx, f)
@@ -304,7 +304,7 @@ func (s *taskServer) ListTasks(ctx context.Context, req *taskqueuev1.ListTasksRe
 	}
 	if len(tasks) == f.Limit {
 		last := tasks[len(tasks)-1]
-		resp.NextPageToken = encodeTimeCursor(last.CreatedAt, last.ID)
+		resp.NextPageToken = timePageToken(last.CreatedAt, last.ID)
 	}
 	return resp, nil
 }
@@ -345,7 +345,7 @@ func (s *lessonServer) ListLessons(ctx context.Context, req *taskqueuev1.ListLes
 	if f.Limit, err = reqfield.PageSize(req.GetPageSize()); err != nil {
 		return nil, err
 	}
-	if f.AfterCreatedAt, f.AfterID, err = decodeTimeCursor(req.GetPageToken()); err != nil {
+	if f.AfterCreatedAt, f.AfterID, err = parseTimePageToken(req.GetPageToken()); err != nil {
 		return nil, err
 	}
 	lessons, err := s.Queue.ListLessons(ctx, f)
@@ -362,7 +362,7 @@ func (s *lessonServer) ListLessons(ctx context.Context, req *taskqueuev1.ListLes
 	}
 	if len(lessons) == f.Limit {
 		last := lessons[len(lessons)-1]
-		resp.NextPageToken = encodeTimeCursor(last.CreatedAt, last.ID)
+		resp.NextPageToken = timePageToken(last.CreatedAt, last.ID)
 	}
 	return resp, nil
 }
@@ -409,8 +409,12 @@ func (s *lessonServer) ListSessionAffinities(ctx context.Context, req *taskqueue
 	if f.Limit, err = reqfield.PageSize(req.GetPageSize()); err != nil {
 		return nil, err
 	}
-	if f.AfterSessionName, f.AfterLessonID, err = decodePairCursor(req.GetPageToken()); err != nil {
+	after, err := reqfield.ParsePageToken(req.GetPageToken(), 2)
+	if err != nil {
 		return nil, err
+	}
+	if after != nil {
+		f.AfterSessionName, f.AfterLessonID = after[0], after[1]
 	}
 	affs, err := s.Queue.ListAffinities(ctx, f)
 	if err != nil {
@@ -422,7 +426,7 @@ func (s *lessonServer) ListSessionAffinities(ctx context.Context, req *taskqueue
 	}
 	if len(affs) == f.Limit {
 		last := affs[len(affs)-1]
-		resp.NextPageToken = encodePairCursor(last.SessionName, last.LessonID)
+		resp.NextPageToken = reqfield.PageToken(last.SessionName, last.LessonID)
 	}
 	return resp, nil
 }

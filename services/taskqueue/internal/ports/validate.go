@@ -1,11 +1,9 @@
 package ports
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"regexp"
-	"strings"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -83,19 +81,6 @@ func validateUUID(field, id string) error {
 }
 
 func validateTaskID(field, id string) error { return validateUUID(field, id) }
-
-func validateSession(id, token string) error {
-	if id == "" {
-		return domainerr.Invalid("session_id", "must not be empty")
-	}
-	if len(id) > 64 {
-		return domainerr.Invalid("session_id", "must be at most 64 characters")
-	}
-	if token == "" {
-		return domainerr.Invalid("session_token", "must not be empty")
-	}
-	return nil
-}
 
 // structJSON renders a Struct as JSON, bounded in size; nil stays nil.
 func structJSON(field string, s *structpb.Struct, limit int) (json.RawMessage, error) {
@@ -228,35 +213,21 @@ func newAffinity(r *taskqueuev1.SetSessionAffinityRequest) (task.Affinity, error
 	return a, nil
 }
 
-func encodeTimeCursor(t time.Time, id string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(t.UTC().Format(time.RFC3339Nano) + "|" + id))
+// timePageToken is the page token of a listing ordered by creation time,
+// then id.
+func timePageToken(t time.Time, id string) string {
+	return reqfield.PageToken(t.UTC().Format(time.RFC3339Nano), id)
 }
 
-func decodeTimeCursor(tok string) (time.Time, string, error) {
-	if tok == "" {
-		return time.Time{}, "", nil
+// parseTimePageToken reads a timePageToken; "" is the first page.
+func parseTimePageToken(tok string) (time.Time, string, error) {
+	parts, err := reqfield.ParsePageToken(tok, 2)
+	if err != nil || parts == nil {
+		return time.Time{}, "", err
 	}
-	b, err := base64.RawURLEncoding.DecodeString(tok)
-	ts, id, ok := strings.Cut(string(b), "|")
-	t, perr := time.Parse(time.RFC3339Nano, ts)
-	if err != nil || !ok || perr != nil || !uuidRE.MatchString(id) {
-		return time.Time{}, "", domainerr.Invalid("page_token", "is not a token this service issued")
+	t, err := time.Parse(time.RFC3339Nano, parts[0])
+	if err != nil || !uuidRE.MatchString(parts[1]) {
+		return time.Time{}, "", reqfield.BadPageToken()
 	}
-	return t, id, nil
-}
-
-func encodePairCursor(a, b string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(a + "|" + b))
-}
-
-func decodePairCursor(tok string) (string, string, error) {
-	if tok == "" {
-		return "", "", nil
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(tok)
-	a, b, ok := strings.Cut(string(raw), "|")
-	if err != nil || !ok {
-		return "", "", domainerr.Invalid("page_token", "is not a token this service issued")
-	}
-	return a, b, nil
+	return t, parts[1], nil
 }

@@ -1,10 +1,10 @@
-package pg_test
+package config_test
 
 import (
 	"strings"
 	"testing"
 
-	"github.com/gaia-platform/gaia/internal/pg"
+	"github.com/gaia-platform/gaia/internal/config"
 )
 
 func TestRedact(t *testing.T) {
@@ -29,7 +29,7 @@ func TestRedact(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := pg.Redact(tt.in)
+			got := config.Redact(tt.in)
 			if got != tt.want {
 				t.Errorf("Redact(%q) = %q, want %q", tt.in, got, tt.want)
 			}

@@ -1,4 +1,4 @@
-package pg
+package config
 
 import (
 	"net/url"
@@ -12,8 +12,10 @@ const redactedPassword = "xxxxx"
 // quoted (with backslash escapes) or bare.
 var kvPassword = regexp.MustCompile(`(?i)\b(password|sslpassword)(\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s]*)`)
 
-// Redact returns url with every password hidden, in either URL or key=value
-// form, so a connection string can be logged or shown in an error. Input it
+// Redact returns connString with every password hidden, in either URL or
+// key=value form, so a connection string can be logged or shown in an error
+// or in Vars. It lives here rather than in pg so that a binary which only
+// reads its configuration does not link the database driver. Input it
 // cannot parse is masked generously rather than risk printing a secret.
 func Redact(connString string) string {
 	if !strings.HasPrefix(connString, "postgres://") && !strings.HasPrefix(connString, "postgresql://") {
