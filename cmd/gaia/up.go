@@ -188,7 +188,7 @@ func up(parent context.Context, cfg upConfig, stdout io.Writer, asJSON bool, rea
 			if err != nil {
 				return nil, nil, "", err
 			}
-			return s, s.Addr(), "schema taskqueue; metrics http://" + dialable(s.MetricsAddr()) + "/metrics", nil
+			return s, s.Addr(), "schema taskqueue; prometheus http://" + dialable(s.MetricsAddr()) + "/metrics", nil
 		})
 		if err != nil {
 			return err
@@ -198,7 +198,7 @@ func up(parent context.Context, cfg upConfig, stdout io.Writer, asJSON bool, rea
 			if err != nil {
 				return nil, nil, "", err
 			}
-			return s, s.Addr(), "schema metrics", nil
+			return s, s.Addr(), "schema metrics (events: " + s.StorageMode() + " partitions); prometheus http://" + dialable(s.PrometheusAddr()) + "/metrics", nil
 		})
 		if err != nil {
 			return err

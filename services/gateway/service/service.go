@@ -91,7 +91,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(gaiaproto.OpenAPI)
 	})
-	mux.Handle("/", api)
+	mux.Handle("/", limitBody(api, MaxBodyBytes))
 
 	lis, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
@@ -111,6 +111,28 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	}
 	log.Info("gateway ready", zap.String("http_address", lis.Addr().String()))
 	return s, nil
+}
+
+// MaxBodyBytes bounds a REST request body (a full RecordMetrics batch of 5,000
+// events is about 2 MB of JSON); the metrics service accepts gRPC messages of
+// the same size.
+const MaxBodyBytes = 8 << 20
+
+// limitBody answers 413 to a body over max bytes before any backend sees it,
+// by its Content-Length when it has one and while reading it otherwise.
+func limitBody(next http.Handler, max int64) http.Handler {
+	tooLarge := fmt.Sprintf(`{"code":3,"message":"request body: larger than %d bytes; send smaller batches","details":[]}`+"\n", max)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > max {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Connection", "close")
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+			_, _ = w.Write([]byte(tooLarge))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, max)
+		next.ServeHTTP(w, r)
+	})
 }
 
 // route sends gRPC calls (HTTP/2 with a gRPC content type) to the gateway's own

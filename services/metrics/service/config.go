@@ -10,7 +10,10 @@ import (
 // Config is the metrics service's configuration, read from the environment.
 type Config struct {
 	// ListenAddr is the gRPC listen address (METRICS_LISTEN_ADDR).
-	ListenAddr      string
+	ListenAddr string
+	// PrometheusAddr serves Prometheus metrics at /metrics
+	// (METRICS_PROMETHEUS_LISTEN_ADDR).
+	PrometheusAddr  string
 	DatabaseURL     string
 	ShutdownTimeout time.Duration
 	// CoordinatorAddr is the coordinator that grants detector partition locks.
@@ -19,16 +22,28 @@ type Config struct {
 	UsabilityMetricsEnabled bool
 	// FrustrationDetectionEnabled runs the detector (FRUSTRATION_DETECTION_ENABLED).
 	FrustrationDetectionEnabled bool
+	// MaxBatch is the most events one RecordMetrics may carry (USABILITY_MAX_BATCH).
+	MaxBatch int
+	// Retention keeps raw events this long; older ones are rejected and their
+	// partitions dropped (USABILITY_RETENTION).
+	Retention time.Duration
+	// PartitionInterval is how often partitions are created ahead and
+	// dropped after the retention (not a variable; tests shorten it).
+	PartitionInterval time.Duration
 }
 
 // LoadConfig reads the metrics service's variables; problems are recorded in l.
 func LoadConfig(l *config.Loader) Config {
 	return Config{
 		ListenAddr:                  l.ListenAddr("METRICS_LISTEN_ADDR", ":7003"),
+		PrometheusAddr:              l.ListenAddr("METRICS_PROMETHEUS_LISTEN_ADDR", ":9103"),
 		DatabaseURL:                 pg.URL(l, "DATABASE_URL", pg.DefaultURL),
 		ShutdownTimeout:             l.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, time.Millisecond),
 		CoordinatorAddr:             l.DialAddr("COORDINATOR_ADDR", "127.0.0.1:7001"),
 		UsabilityMetricsEnabled:     l.Bool("USABILITY_METRICS_ENABLED", true),
 		FrustrationDetectionEnabled: l.Bool("FRUSTRATION_DETECTION_ENABLED", true),
+		MaxBatch:                    l.Int("USABILITY_MAX_BATCH", 5000, 1, 20000),
+		Retention:                   l.Duration("USABILITY_RETENTION", 30*24*time.Hour, time.Hour),
+		PartitionInterval:           time.Hour,
 	}
 }

@@ -1,63 +1,156 @@
 // Package service is the metrics service's composition root: it opens its
-// PostgreSQL schema (migrating it first), builds the use cases and the gRPC ports
-// by hand, and runs them until its context ends. It is public within the module
-// so that `gaia up` can run the service in-process; everything it wires stays in
-// internal/.
+// PostgreSQL schema (migrating it first), builds the adapters, the use cases
+// and the gRPC ports by hand, and runs them with the background work (group
+// committer, partition maintenance, Prometheus endpoint) until its context
+// ends. It is public within the module so that `gaia up` and tests can run
+// the service in-process; everything it wires stays in internal/.
 package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"sync"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/gaia-platform/gaia/internal/grpcserver"
 	"github.com/gaia-platform/gaia/internal/pg"
+	"github.com/gaia-platform/gaia/internal/telemetry"
 	"github.com/gaia-platform/gaia/migrations"
 	metricsv1 "github.com/gaia-platform/gaia/proto/gaia/metrics/v1"
+	"github.com/gaia-platform/gaia/services/metrics/internal/adapters"
+	"github.com/gaia-platform/gaia/services/metrics/internal/app"
 	"github.com/gaia-platform/gaia/services/metrics/internal/ports"
 )
 
 // Schema is the PostgreSQL schema the metrics service owns.
 const Schema = "metrics"
 
+// MaxRecvMsgSize bounds a gRPC request: a full batch with room to spare, the
+// same bound the gateway puts on REST bodies.
+const MaxRecvMsgSize = 8 << 20
+
 // Service is a built metrics service, listening but not yet serving.
 type Service struct {
-	cfg  Config
-	log  *zap.Logger
-	lis  net.Listener
-	grpc *grpcserver.Server
-	pool *pgxpool.Pool
+	cfg       Config
+	log       *zap.Logger
+	lis       net.Listener
+	promLis   net.Listener
+	grpc      *grpcserver.Server
+	pool      *pgxpool.Pool
+	registry  *prometheus.Registry
+	committer *app.GroupCommitter
+	retention *app.Retention // nil on TimescaleDB
+	mode      string
 }
 
-// New opens the listener and the database, and wires the gRPC services.
+// New opens the listeners and the database, and wires the service.
 func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	files, err := migrations.For(Schema)
 	if err != nil {
 		return nil, err
 	}
-	lis, err := net.Listen("tcp", cfg.ListenAddr)
-	if err != nil {
+	s := &Service{cfg: cfg, log: log}
+	if s.lis, err = net.Listen("tcp", cfg.ListenAddr); err != nil {
 		return nil, fmt.Errorf("listen for grpc on %s: %w", cfg.ListenAddr, err)
 	}
-	pool, err := pg.OpenSchema(ctx, cfg.DatabaseURL, Schema, files, log)
-	if err != nil {
-		_ = lis.Close()
+	if s.promLis, err = net.Listen("tcp", cfg.PrometheusAddr); err != nil {
+		_ = s.lis.Close()
+		return nil, fmt.Errorf("listen for prometheus on %s: %w", cfg.PrometheusAddr, err)
+	}
+	fail := func(err error) (*Service, error) {
+		if s.pool != nil {
+			s.pool.Close()
+		}
+		_ = s.lis.Close()
+		_ = s.promLis.Close()
 		return nil, err
 	}
-	srv := grpcserver.New(grpcserver.Options{Name: "metrics", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout})
-	metricsv1.RegisterMetricsServiceServer(srv.GRPC(), &ports.MetricsServer{})
-	log.Info("metrics ready", zap.String("grpc_address", lis.Addr().String()))
-	return &Service{cfg: cfg, log: log, lis: lis, grpc: srv, pool: pool}, nil
+	if s.pool, err = pg.OpenSchema(ctx, cfg.DatabaseURL, Schema, files, log); err != nil {
+		return fail(err)
+	}
+	if s.mode, err = adapters.StorageMode(ctx, s.pool); err != nil {
+		return fail(fmt.Errorf("read the events table's storage mode: %w", err))
+	}
+
+	var partitions *adapters.PartitionPostgresStore
+	s.registry = telemetry.NewRegistry()
+	var metrics *app.Metrics
+	if s.mode == adapters.StorageTimescaleDB {
+		if err := adapters.SetTimescaleRetention(ctx, s.pool, cfg.Retention); err != nil {
+			return fail(fmt.Errorf("set the hypertable's retention policy: %w", err))
+		}
+		metrics = app.NewMetrics(s.registry, nil)
+	} else {
+		partitions = adapters.NewPartitionPostgresStore(s.pool)
+		metrics = app.NewMetrics(s.registry, partitions.List)
+		s.retention = app.NewRetention(partitions, cfg.Retention, cfg.PartitionInterval, log.Named("partitions"))
+		// Partitions exist before the first write is taken.
+		if err := s.retention.Maintain(ctx); err != nil {
+			return fail(fmt.Errorf("create the events table's partitions: %w", err))
+		}
+	}
+
+	events := adapters.NewEventPostgresRepository(s.pool, partitions)
+	s.committer = app.NewGroupCommitter(app.GroupCommitConfig{}, events, metrics, log.Named("group-commit"))
+	ingest := app.NewIngest(app.IngestConfig{Enabled: cfg.UsabilityMetricsEnabled, MaxBatch: cfg.MaxBatch, Retention: cfg.Retention}, s.committer, metrics)
+	ratings := app.NewRatings(adapters.NewRatingPostgresRepository(s.pool), cfg.UsabilityMetricsEnabled, cfg.Retention, metrics)
+	snapshots := app.NewSnapshots(adapters.NewSnapshotPostgresRepository(s.pool))
+
+	s.grpc = grpcserver.New(grpcserver.Options{Name: "metrics", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout, MaxRecvMsgSize: MaxRecvMsgSize})
+	metricsv1.RegisterMetricsServiceServer(s.grpc.GRPC(), &ports.MetricsServer{Ingest: ingest, Ratings: ratings, Snapshots: snapshots})
+	log.Info("metrics ready", zap.String("grpc_address", s.lis.Addr().String()), zap.String("prometheus_address", s.promLis.Addr().String()),
+		zap.String("event_storage", s.mode), zap.Bool("usability_metrics_enabled", cfg.UsabilityMetricsEnabled), zap.Duration("retention", cfg.Retention))
+	return s, nil
 }
 
 // Addr is where the gRPC server listens.
 func (s *Service) Addr() net.Addr { return s.lis.Addr() }
 
-// Run serves until ctx ends, then drains the gRPC server and closes the pool.
+// PrometheusAddr is where /metrics is served.
+func (s *Service) PrometheusAddr() net.Addr { return s.promLis.Addr() }
+
+// StorageMode is how the events table is stored: "native" or "timescaledb".
+func (s *Service) StorageMode() string { return s.mode }
+
+// Run serves until ctx ends, then drains the gRPC server (callers waiting on
+// a group commit get their answer), stops the background work and closes
+// the pool.
 func (s *Service) Run(ctx context.Context) error {
-	defer s.pool.Close()
-	return s.grpc.Serve(ctx, s.lis)
+	bg, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	start := func(f func(context.Context)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(bg)
+		}()
+	}
+	// The committer outlives the gRPC drain, which waits for its answers.
+	committerCtx, stopCommitter := context.WithCancel(context.Background())
+	committerDone := make(chan struct{})
+	go func() {
+		defer close(committerDone)
+		s.committer.Run(committerCtx)
+	}()
+	if s.retention != nil {
+		start(s.retention.Run)
+	}
+	var promErr error
+	start(func(ctx context.Context) { promErr = telemetry.Serve(ctx, s.promLis, s.registry) })
+
+	err := s.grpc.Serve(ctx, s.lis)
+	stopCommitter()
+	<-committerDone
+	stop()
+	wg.Wait()
+	s.pool.Close()
+	if promErr != nil && !errors.Is(promErr, context.Canceled) {
+		err = errors.Join(err, fmt.Errorf("prometheus server: %w", promErr))
+	}
+	return err
 }

@@ -11,7 +11,9 @@ import (
 type Config struct {
 	// ListenAddr is the gRPC listen address (TASKQUEUE_LISTEN_ADDR).
 	ListenAddr string
-	// MetricsAddr serves Prometheus metrics at /metrics (TASKQUEUE_METRICS_ADDR).
+	// MetricsAddr serves Prometheus metrics at /metrics
+	// (TASKQUEUE_PROMETHEUS_LISTEN_ADDR; every service's Prometheus listener
+	// is <SERVICE>_PROMETHEUS_LISTEN_ADDR).
 	MetricsAddr     string
 	DatabaseURL     string
 	ShutdownTimeout time.Duration
@@ -32,9 +34,13 @@ type Config struct {
 
 // LoadConfig reads the taskqueue service's variables; problems are recorded in l.
 func LoadConfig(l *config.Loader) Config {
+	// The old name would otherwise be ignored without a word.
+	if old := l.String("TASKQUEUE_METRICS_ADDR", ""); old != "" {
+		l.Reject("TASKQUEUE_METRICS_ADDR", old, "nothing: it was renamed TASKQUEUE_PROMETHEUS_LISTEN_ADDR")
+	}
 	return Config{
 		ListenAddr:       l.ListenAddr("TASKQUEUE_LISTEN_ADDR", ":7002"),
-		MetricsAddr:      l.ListenAddr("TASKQUEUE_METRICS_ADDR", ":9102"),
+		MetricsAddr:      l.ListenAddr("TASKQUEUE_PROMETHEUS_LISTEN_ADDR", ":9102"),
 		DatabaseURL:      pg.URL(l, "DATABASE_URL", pg.DefaultURL),
 		ShutdownTimeout:  l.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, time.Millisecond),
 		CoordinatorAddrs: l.DialAddrList("COORDINATOR_ADDR", []string{"127.0.0.1:7001"}),

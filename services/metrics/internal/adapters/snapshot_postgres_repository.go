@@ -1,0 +1,118 @@
+package adapters
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/gaia-platform/gaia/services/metrics/internal/domain/usability"
+)
+
+// SnapshotPostgresRepository implements usability.SnapshotStore over the
+// rollup tables the event writer keeps.
+type SnapshotPostgresRepository struct {
+	pool *pgxpool.Pool
+}
+
+// NewSnapshotPostgresRepository returns the snapshots repository.
+func NewSnapshotPostgresRepository(pool *pgxpool.Pool) *SnapshotPostgresRepository {
+	return &SnapshotPostgresRepository{pool: pool}
+}
+
+var _ usability.SnapshotStore = (*SnapshotPostgresRepository)(nil)
+
+const minuteColumns = `classroom_id, minute, events, active_students, attempts, wrong_attempts, error_events, hesitation_sum, hesitation_count`
+
+func scanMinute(row pgx.CollectableRow) (usability.Snapshot, error) {
+	var s usability.Snapshot
+	var hesSum float64
+	var hesCount int64
+	err := row.Scan(&s.ClassroomID, &s.Minute, &s.Events, &s.ActiveStudents, &s.Attempts, &s.WrongAttempts, &s.ErrorEvents, &hesSum, &hesCount)
+	if hesCount > 0 {
+		s.MeanHesitation = time.Duration(hesSum / float64(hesCount) * float64(time.Second))
+	}
+	s.Minute = s.Minute.UTC()
+	return s, err
+}
+
+// Get returns one minute's rollup with its hardest items.
+func (r *SnapshotPostgresRepository) Get(ctx context.Context, classroomID string, minute time.Time) (usability.Snapshot, error) {
+	rows, err := r.pool.Query(ctx, `SELECT `+minuteColumns+` FROM metrics.classroom_minutes WHERE classroom_id = $1 AND minute = $2`, classroomID, minute)
+	if err != nil {
+		return usability.Snapshot{}, err
+	}
+	s, err := pgx.CollectOneRow(rows, scanMinute)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return s, usability.ErrSnapshotNotFound
+	}
+	if err != nil {
+		return s, err
+	}
+	snaps := []usability.Snapshot{s}
+	err = r.addHardestItems(ctx, classroomID, snaps)
+	return snaps[0], err
+}
+
+// List returns a page of rollups in [from, to) after the minute after.
+func (r *SnapshotPostgresRepository) List(ctx context.Context, classroomID string, from, to, after time.Time, limit int) ([]usability.Snapshot, error) {
+	if !after.IsZero() && !after.Before(from) {
+		from = after.Add(time.Minute)
+	}
+	rows, err := r.pool.Query(ctx, `SELECT `+minuteColumns+` FROM metrics.classroom_minutes
+		WHERE classroom_id = $1 AND minute >= $2 AND minute < $3 ORDER BY minute LIMIT $4`, classroomID, from, to, limit)
+	if err != nil {
+		return nil, err
+	}
+	snaps, err := pgx.CollectRows(rows, scanMinute)
+	if err != nil || len(snaps) == 0 {
+		return snaps, err
+	}
+	return snaps, r.addHardestItems(ctx, classroomID, snaps)
+}
+
+// addHardestItems fills each snapshot's hardest items (at most
+// MaxHardestItems, highest error rate first) in one query.
+func (r *SnapshotPostgresRepository) addHardestItems(ctx context.Context, classroomID string, snaps []usability.Snapshot) error {
+	byMinute := map[int64]*usability.Snapshot{}
+	for i := range snaps {
+		byMinute[snaps[i].Minute.Unix()] = &snaps[i]
+	}
+	from, to := snaps[0].Minute, snaps[len(snaps)-1].Minute.Add(time.Minute)
+	rows, err := r.pool.Query(ctx, `
+		SELECT minute, item_id, attempts, wrong_attempts, error_events FROM (
+			SELECT minute, item_id, attempts, wrong_attempts, error_events,
+				row_number() OVER (PARTITION BY minute ORDER BY
+					(wrong_attempts + error_events)::float8 / nullif(attempts + error_events, 0) DESC NULLS LAST,
+					wrong_attempts + error_events DESC, item_id) AS rank
+			FROM metrics.classroom_minute_items
+			WHERE classroom_id = $1 AND minute >= $2 AND minute < $3
+		) ranked WHERE rank <= $4 ORDER BY minute, rank`, classroomID, from, to, usability.MaxHardestItems)
+	if err != nil {
+		return err
+	}
+	var minute time.Time
+	var d usability.ItemDifficulty
+	var wrong int64
+	_, err = pgx.ForEachRow(rows, []any{&minute, &d.ItemID, &d.Attempts, &wrong, &d.ErrorEvents}, func() error {
+		d.Errors = wrong + d.ErrorEvents
+		if s := byMinute[minute.Unix()]; s != nil {
+			s.HardestItems = append(s.HardestItems, d)
+		}
+		return nil
+	})
+	return err
+}
+
+// Latest is the last minute with events strictly before t.
+func (r *SnapshotPostgresRepository) Latest(ctx context.Context, classroomID string, before time.Time) (time.Time, error) {
+	var m time.Time
+	err := r.pool.QueryRow(ctx, `SELECT minute FROM metrics.classroom_minutes WHERE classroom_id = $1 AND minute < $2
+		ORDER BY minute DESC LIMIT 1`, classroomID, before).Scan(&m)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return time.Time{}, nil
+	}
+	return m.UTC(), err
+}

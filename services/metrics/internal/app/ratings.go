@@ -1,0 +1,84 @@
+package app
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/gaia-platform/gaia/internal/domainerr"
+	"github.com/gaia-platform/gaia/services/metrics/internal/domain/usability"
+)
+
+// Ratings is the SubmitRating and GetRatingSummary use cases.
+type Ratings struct {
+	store     usability.RatingStore
+	enabled   bool
+	retention time.Duration
+	metrics   *Metrics
+	now       func() time.Time
+	// Authorize, when set, may refuse a rating (an app credential rating for
+	// another app): it returns an error to answer with, or nil.
+	Authorize func(ctx context.Context, r *usability.Rating) error
+}
+
+// NewRatings returns the use cases.
+func NewRatings(store usability.RatingStore, enabled bool, retention time.Duration, metrics *Metrics) *Ratings {
+	return &Ratings{store: store, enabled: enabled, retention: retention, metrics: metrics, now: time.Now}
+}
+
+// Submit stores a rating, idempotent by rating id (a server-chosen one when
+// empty); a repeated id returns the stored rating and duplicate=true.
+func (s *Ratings) Submit(ctx context.Context, r usability.Rating) (usability.Rating, bool, error) {
+	if !s.enabled {
+		return r, false, usability.ErrIngestDisabled
+	}
+	now := s.now()
+	if r.RatingID == "" {
+		r.RatingID = uuid.NewString()
+	}
+	if r.OccurredAt.IsZero() {
+		r.OccurredAt = now
+	}
+	r.OccurredAt = r.OccurredAt.Truncate(time.Microsecond)
+	if err := r.Validate(usability.Window{Now: now, Retention: s.retention}); err != nil {
+		return r, false, err
+	}
+	if s.Authorize != nil {
+		if err := s.Authorize(ctx, &r); err != nil {
+			return r, false, err
+		}
+	}
+	stored, dup, err := s.store.Insert(ctx, r)
+	if err != nil {
+		return r, false, err
+	}
+	if dup {
+		s.metrics.ratings.WithLabelValues("duplicate").Inc()
+	} else {
+		s.metrics.ratings.WithLabelValues("accepted").Inc()
+	}
+	return stored, dup, nil
+}
+
+// DefaultSummaryWindow is the window of a summary without a start.
+const DefaultSummaryWindow = 7 * 24 * time.Hour
+
+// Summary summarises the ratings of a classroom or an app over [from, to);
+// zero times default to the last 7 days before now.
+func (s *Ratings) Summary(ctx context.Context, f usability.RatingFilter) (usability.RatingSummary, usability.RatingFilter, error) {
+	if f.ClassroomID == "" && f.AppID == "" {
+		return usability.RatingSummary{}, f, domainerr.Invalid("classroom_id", "a classroom_id or an app_id is required")
+	}
+	if f.To.IsZero() {
+		f.To = s.now()
+	}
+	if f.From.IsZero() {
+		f.From = f.To.Add(-DefaultSummaryWindow)
+	}
+	if !f.From.Before(f.To) {
+		return usability.RatingSummary{}, f, domainerr.Invalid("start_time", "must be before end_time")
+	}
+	sum, err := s.store.Summary(ctx, f)
+	return sum, f, err
+}

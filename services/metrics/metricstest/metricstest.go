@@ -1,0 +1,128 @@
+// Package metricstest runs a real metrics service inside a test process, on a
+// PostgreSQL database of the test's, so that it can be stopped and restarted
+// mid-test and several replicas can share one database. Other services' tests
+// use it for an in-process metrics service.
+package metricstest
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+	"google.golang.org/grpc"
+
+	"github.com/gaia-platform/gaia/internal/grpcclient"
+	metricsv1 "github.com/gaia-platform/gaia/proto/gaia/metrics/v1"
+	"github.com/gaia-platform/gaia/services/metrics/service"
+)
+
+// Options tune the service. Zero values take the defaults noted.
+type Options struct {
+	Retention time.Duration // default 720h
+	MaxBatch  int           // default 5000
+	// Disabled sets USABILITY_METRICS_ENABLED=false.
+	Disabled bool
+	// Quiet logs only warnings and errors.
+	Quiet bool
+}
+
+// Metrics is a running metrics service.
+type Metrics struct {
+	t   testing.TB
+	cfg service.Config
+	log *zap.Logger
+	// Addr is the gRPC address; PrometheusAddr serves /metrics.
+	Addr           string
+	PrometheusAddr string
+	conn           *grpc.ClientConn
+
+	mu      sync.Mutex
+	cancel  context.CancelFunc
+	done    chan error
+	running bool
+}
+
+// Start runs the service on databaseURL; Cleanup stops it.
+func Start(t testing.TB, databaseURL string, opts Options) *Metrics {
+	t.Helper()
+	if opts.Retention == 0 {
+		opts.Retention = 30 * 24 * time.Hour
+	}
+	if opts.MaxBatch == 0 {
+		opts.MaxBatch = 5000
+	}
+	level := zap.InfoLevel
+	if opts.Quiet {
+		level = zap.WarnLevel
+	}
+	m := &Metrics{t: t, log: zaptest.NewLogger(t, zaptest.Level(level)).Named("metrics")}
+	m.cfg = service.Config{
+		ListenAddr:              "127.0.0.1:0",
+		PrometheusAddr:          "127.0.0.1:0",
+		DatabaseURL:             databaseURL,
+		ShutdownTimeout:         2 * time.Second,
+		CoordinatorAddr:         "127.0.0.1:1",
+		UsabilityMetricsEnabled: !opts.Disabled,
+		MaxBatch:                opts.MaxBatch,
+		Retention:               opts.Retention,
+		PartitionInterval:       time.Hour,
+	}
+	m.start()
+	t.Cleanup(func() {
+		m.Stop()
+		_ = m.conn.Close()
+	})
+	return m
+}
+
+func (m *Metrics) start() {
+	m.t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cfg := m.cfg
+	if m.Addr != "" {
+		cfg.ListenAddr, cfg.PrometheusAddr = m.Addr, m.PrometheusAddr
+	}
+	svc, err := service.New(context.Background(), cfg, m.log)
+	if err != nil {
+		m.t.Fatalf("start metrics: %v", err)
+	}
+	m.Addr, m.PrometheusAddr = svc.Addr().String(), svc.PrometheusAddr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	m.cancel, m.done, m.running = cancel, make(chan error, 1), true
+	go func() { m.done <- svc.Run(ctx) }()
+	if m.conn == nil {
+		if m.conn, err = grpcclient.Dial(m.Addr); err != nil {
+			m.t.Fatal(err)
+		}
+	}
+}
+
+// Stop stops the service gracefully; Restart starts it again on the same
+// addresses and database.
+func (m *Metrics) Stop() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.running {
+		return
+	}
+	m.cancel()
+	if err := <-m.done; err != nil {
+		m.t.Errorf("metrics stopped with an error: %v", err)
+	}
+	m.running = false
+}
+
+// Restart starts a stopped service again.
+func (m *Metrics) Restart() { m.start() }
+
+// Client is a MetricsService client (it reconnects across restarts).
+func (m *Metrics) Client() metricsv1.MetricsServiceClient {
+	return metricsv1.NewMetricsServiceClient(m.conn)
+}
+
+// Conn is the client connection to the service.
+func (m *Metrics) Conn() *grpc.ClientConn { return m.conn }
