@@ -5,7 +5,6 @@ package ports
 
 import (
 	"context"
-	"encoding/base64"
 	"strconv"
 	"time"
 
@@ -191,27 +190,19 @@ func classroomID(id string) error {
 	return nil
 }
 
-const minuteTokenPrefix = "m1:"
-
+// A snapshot page token is the Unix second of the last minute returned.
 func encodeMinuteToken(m time.Time) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(minuteTokenPrefix + strconv.FormatInt(m.Unix(), 10)))
+	return reqfield.PageToken("minute", strconv.FormatInt(m.Unix(), 10))
 }
 
 func decodeMinuteToken(tok string) (time.Time, error) {
-	if tok == "" {
-		return time.Time{}, nil
+	parts, err := reqfield.ParsePageToken(tok, 2)
+	if err != nil || parts == nil {
+		return time.Time{}, err
 	}
-	bad := domainerr.Invalid("page_token", "is not a token this service issued")
-	if len(tok) > 64 {
-		return time.Time{}, bad
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(tok)
-	if err != nil || len(raw) <= len(minuteTokenPrefix) || string(raw[:len(minuteTokenPrefix)]) != minuteTokenPrefix {
-		return time.Time{}, bad
-	}
-	sec, err := strconv.ParseInt(string(raw[len(minuteTokenPrefix):]), 10, 64)
-	if err != nil {
-		return time.Time{}, bad
+	sec, err := strconv.ParseInt(parts[1], 10, 64)
+	if err != nil || parts[0] != "minute" {
+		return time.Time{}, reqfield.BadPageToken()
 	}
 	return time.Unix(sec, 0).UTC(), nil
 }
