@@ -64,6 +64,22 @@ func (i Indicator) keyedByItem() bool {
 
 // Severity orders how urgent a finding is. The values match
 // gaia.metrics.v1.Severity.
+//
+// Each indicator's severity, and why (docs/DETECTION.md repeats it for
+// teachers):
+//   - info: keystroke_thrash — a student rewriting a lot is often just careful;
+//     worth a glance, not an interruption.
+//   - warning: rage_click, struggle, rapid_guessing, error_burst, idle, and a
+//     rating of 2 — something is going wrong and a teacher may want to look.
+//   - high: wheel_spinning and a rating of 1 — the student is stuck, or says
+//     so plainly; the research behind wheel spinning (Beck & Gong) shows these
+//     students rarely recover alone.
+//   - classroom_hotspot: high, critical when at least half of the classroom's
+//     active students struggle on the item — a whole-class problem.
+//
+// A student finding escalates one step (at most to critical) when two or more
+// other indicators fired for the same student within the cooldown before it:
+// several signals at once mean a student in real trouble.
 type Severity uint8
 
 // Severities, least urgent first.
@@ -91,30 +107,4 @@ func ParseSeverity(s string) (Severity, bool) {
 		}
 	}
 	return 0, false
-}
-
-// baseSeverity is each indicator's severity before escalation. The mapping,
-// and why (docs/DETECTION.md repeats it for teachers):
-//   - info: keystroke_thrash — a student rewriting a lot is often just careful;
-//     worth a glance, not an interruption.
-//   - warning: rage_click, struggle, rapid_guessing, error_burst, idle, and a
-//     rating of 2 — something is going wrong and a teacher may want to look.
-//   - high: wheel_spinning and a rating of 1 — the student is stuck, or says
-//     so plainly; the research behind wheel spinning (Beck & Gong) shows these
-//     students rarely recover alone.
-//   - classroom_hotspot: high, critical when at least half of the classroom's
-//     active students struggle on the item — a whole-class problem.
-//
-// A student finding escalates one step (at most to critical) when two or more
-// other indicators fired for the same student within the cooldown before it:
-// several signals at once mean a student in real trouble.
-func baseSeverity(ind Indicator) Severity {
-	switch ind {
-	case KeystrokeThrash:
-		return Info
-	case WheelSpinning, ClassroomHotspot:
-		return High
-	default:
-		return Warning
-	}
 }
