@@ -18,13 +18,14 @@ import (
 
 // The interceptor chains, outermost first. Recovery is outermost so a panic
 // anywhere, interceptors included, becomes INTERNAL; logging sees the status
-// the client will get because error mapping runs inside it.
+// the client will get because error mapping runs inside it; authorization
+// runs inside error mapping so that its refusals are mapped like any error.
 func (s *Server) unaryInterceptors() []grpc.UnaryServerInterceptor {
-	return []grpc.UnaryServerInterceptor{s.recoverUnary, s.logUnary, s.mapErrorsUnary}
+	return []grpc.UnaryServerInterceptor{s.recoverUnary, s.logUnary, s.mapErrorsUnary, s.authUnary}
 }
 
 func (s *Server) streamInterceptors() []grpc.StreamServerInterceptor {
-	return []grpc.StreamServerInterceptor{s.recoverStream, s.logStream, s.mapErrorsStream, s.cancelStreamOnDrain}
+	return []grpc.StreamServerInterceptor{s.recoverStream, s.logStream, s.mapErrorsStream, s.authStream, s.cancelStreamOnDrain}
 }
 
 func (s *Server) recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {

@@ -13,6 +13,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
+
+	"github.com/gaia-platform/gaia/internal/auth"
 )
 
 // Defaults for Options fields left zero.
@@ -32,6 +34,11 @@ type Options struct {
 	Logger          *zap.Logger   // nil logs nothing
 	ShutdownTimeout time.Duration // how long in-flight RPCs and streams may drain; default 10s
 	MaxRecvMsgSize  int           // bytes; default 4 MiB
+	// Auth applies the policy table (internal/auth) to every call: who may
+	// call which method, the request's scope, per-credential rate limits and
+	// the audit log. Every GAIA service sets it; nil checks nothing and is
+	// for tests of the server itself.
+	Auth *auth.Authorizer
 }
 
 // Server is a grpc.Server with GAIA's interceptors, health and reflection,
@@ -42,6 +49,8 @@ type Server struct {
 	shutdownTimeout time.Duration
 	grpc            *grpc.Server
 	health          *health.Server
+	auth            *auth.Authorizer
+	auditLog        *zap.Logger
 
 	// drainCtx is cancelled when shutdown starts; stream handlers' contexts
 	// hang off it.
@@ -68,6 +77,8 @@ func New(opts Options, extra ...grpc.ServerOption) *Server {
 		log:             opts.Logger,
 		shutdownTimeout: opts.ShutdownTimeout,
 		health:          health.NewServer(),
+		auth:            opts.Auth,
+		auditLog:        opts.Logger.Named("audit"),
 		drainCtx:        drainCtx,
 		startDrain:      startDrain,
 	}
