@@ -128,7 +128,7 @@ type Worker struct {
 	events  func(Event)
 
 	sessionID, token string
-	leaseTTL         time.Duration
+	leaseTimeout     time.Duration
 	beater           *client.Heartbeater
 
 	mu      sync.Mutex
@@ -181,7 +181,7 @@ func Start(ctx context.Context, cfg Config, handler Handler, events func(Event))
 		return nil, fmt.Errorf("register session: %s", status.Convert(err).Message())
 	}
 	w.sessionID, w.token = resp.GetSession().GetSessionId(), resp.GetSessionToken()
-	w.leaseTTL = resp.GetLeaseTtl().AsDuration()
+	w.leaseTimeout = resp.GetLeaseTtl().AsDuration()
 	w.log = w.log.With(zap.String("session_id", w.sessionID))
 	w.beater = w.coord.StartHeartbeat(context.Background(), w.sessionID, w.token, resp.GetHeartbeatInterval().AsDuration(), w.heartbeatStatus)
 	w.events(Event{Time: time.Now(), Kind: "registered", Detail: w.sessionID})
@@ -347,7 +347,7 @@ func (s *sessionWatch) err() error {
 func (w *Worker) watchSession() *sessionWatch {
 	s := &sessionWatch{done: make(chan struct{})}
 	go func() {
-		tick := time.NewTicker(max(w.leaseTTL/20, 10*time.Millisecond))
+		tick := time.NewTicker(max(w.leaseTimeout/20, 10*time.Millisecond))
 		defer tick.Stop()
 		lastLease, lastSeen := time.Time{}, time.Now()
 		for {
@@ -364,8 +364,8 @@ func (w *Worker) watchSession() *sessionWatch {
 			if lease, _ := w.beater.LastAck(); !lease.Equal(lastLease) {
 				lastLease, lastSeen = lease, time.Now()
 			}
-			if time.Since(lastSeen) > w.leaseTTL {
-				s.declare(fmt.Errorf("%w: no heartbeat acknowledged for %s (the lease)", ErrSessionLost, w.leaseTTL))
+			if time.Since(lastSeen) > w.leaseTimeout {
+				s.declare(fmt.Errorf("%w: no heartbeat acknowledged for %s (the lease)", ErrSessionLost, w.leaseTimeout))
 				return
 			}
 		}

@@ -23,9 +23,6 @@ var (
 // AddVoter adds a node as a voter (or confirms it is one) and records its
 // gRPC address.
 func (c *Coordinator) AddVoter(ctx context.Context, nodeID, raftAddr, grpcAddr string) ([]NodeStatus, error) {
-	if !c.Leading() {
-		return nil, c.notLeader()
-	}
 	if err := c.raft.AddVoter(raft.ServerID(nodeID), raft.ServerAddress(raftAddr), 0, c.cfg.ApplyTimeout).Error(); err != nil {
 		return nil, c.raftError("add voter", err)
 	}
@@ -41,9 +38,6 @@ func (c *Coordinator) AddVoter(ctx context.Context, nodeID, raftAddr, grpcAddr s
 
 // RemoveServer removes a node from the cluster.
 func (c *Coordinator) RemoveServer(ctx context.Context, nodeID string) ([]NodeStatus, error) {
-	if !c.Leading() {
-		return nil, c.notLeader()
-	}
 	cfg := c.raft.GetConfiguration()
 	if err := cfg.Error(); err != nil {
 		return nil, c.raftError("read configuration", err)
@@ -72,9 +66,6 @@ func (c *Coordinator) RemoveServer(ctx context.Context, nodeID string) ([]NodeSt
 // voter when nodeID is empty, and waits for the cluster to report the new
 // leader.
 func (c *Coordinator) TransferLeadership(ctx context.Context, nodeID string) (leaderID, leaderGRPC string, err error) {
-	if !c.Leading() {
-		return "", "", c.notLeader()
-	}
 	var f raft.Future
 	if nodeID == "" {
 		f = c.raft.LeadershipTransfer()

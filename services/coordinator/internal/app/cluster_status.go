@@ -6,6 +6,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -15,7 +16,7 @@ import (
 type NodeStatus struct {
 	ID          string
 	RaftAddress string
-	Suffrage    raft.ServerSuffrage
+	Suffrage    string // voter, nonvoter, staging
 	State       string // leader, follower, candidate, shutdown, unreachable
 	LastContact time.Time
 }
@@ -67,7 +68,7 @@ func (c *Coordinator) Status(ctx context.Context) (ClusterStatus, error) {
 	st.LeaderGRPCAddress, _ = c.store.NodeAddress(string(leaderID))
 	st.Sessions, st.Locks = c.store.Counts()
 	for _, s := range future.Configuration().Servers {
-		n := NodeStatus{ID: string(s.ID), RaftAddress: string(s.Address), Suffrage: s.Suffrage, State: "follower"}
+		n := NodeStatus{ID: string(s.ID), RaftAddress: string(s.Address), Suffrage: strings.ToLower(s.Suffrage.String()), State: "follower"}
 		switch {
 		case s.ID == leaderID:
 			n.State = "leader"

@@ -178,7 +178,11 @@ func (c *Coordinator) loseLeadership() {
 	c.log.Info("leadership lost", zap.String("node_id", c.cfg.NodeID))
 }
 
-// Leading reports whether this node runs the leader's work now.
+// Leading reports whether this node runs the leader's work now. It is the
+// one leadership check of a request: ports serve a request here only while it
+// is true and forward it otherwise, and the use cases do not ask again. A node
+// that loses leadership in between still answers correctly: a write then
+// fails in Raft's Apply and a read in VerifyLeader, both as NotLeader.
 func (c *Coordinator) Leading() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -232,11 +236,10 @@ func (c *Coordinator) apply(ctx context.Context, t fsm.CommandType, cmd any) (an
 	return f.Response(), nil
 }
 
-// verifyLeader makes a read linearizable: this node must still lead.
+// verifyLeader makes a read linearizable: a quorum confirms that this node
+// still leads. Whether it leads at all was checked once, by the port that
+// routed the request here (see Leading).
 func (c *Coordinator) verifyLeader() error {
-	if !c.Leading() {
-		return c.notLeader()
-	}
 	if err := c.raft.VerifyLeader().Error(); err != nil {
 		return c.notLeader()
 	}

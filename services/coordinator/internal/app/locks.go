@@ -26,13 +26,20 @@ var ErrLockWaitTimedOut = domainerr.New(domainerr.DeadlineExceeded, "lock still 
 // ErrLockQueued answers an acquire without wait while others queue for the lock.
 var ErrLockQueued = domainerr.New(domainerr.Aborted, "lock is free but other sessions are waiting for it first")
 
+// LockRef names a lock and the session acting on it: the key, the session
+// and its token, and for renew and release the fencing token of the grant.
+type LockRef struct {
+	Key       string
+	SessionID string
+	Token     string
+	Fencing   uint64
+}
+
 // AcquireLock grants key to a session, waiting up to wait (first come, first
 // served among waiters) while another session holds it.
-func (c *Coordinator) AcquireLock(ctx context.Context, key, sessionID, token string, ttl, wait time.Duration) (LockView, error) {
-	if !c.Leading() {
-		return LockView{}, c.notLeader()
-	}
-	if _, err := c.authenticate(sessionID, token); err != nil {
+func (c *Coordinator) AcquireLock(ctx context.Context, ref LockRef, ttl, wait time.Duration) (LockView, error) {
+	key, sessionID := ref.Key, ref.SessionID
+	if _, err := c.authenticate(sessionID, ref.Token); err != nil {
 		return LockView{}, err
 	}
 	try := func() (state.Lock, error) {
@@ -88,14 +95,11 @@ func (c *Coordinator) AcquireLock(ctx context.Context, key, sessionID, token str
 }
 
 // RenewLock extends a held lock; zero ttl keeps its TTL.
-func (c *Coordinator) RenewLock(ctx context.Context, key, sessionID, token string, fencing uint64, ttl time.Duration) (LockView, error) {
-	if !c.Leading() {
-		return LockView{}, c.notLeader()
-	}
-	if _, err := c.authenticate(sessionID, token); err != nil {
+func (c *Coordinator) RenewLock(ctx context.Context, ref LockRef, ttl time.Duration) (LockView, error) {
+	if _, err := c.authenticate(ref.SessionID, ref.Token); err != nil {
 		return LockView{}, err
 	}
-	res, err := c.apply(ctx, fsm.CmdRenewLock, fsm.RenewLock{At: c.now(), Key: key, SessionID: sessionID, Fencing: fencing, TTL: ttl})
+	res, err := c.apply(ctx, fsm.CmdRenewLock, fsm.RenewLock{At: c.now(), Key: ref.Key, SessionID: ref.SessionID, Fencing: ref.Fencing, TTL: ttl})
 	if err != nil {
 		return LockView{}, err
 	}
@@ -105,14 +109,11 @@ func (c *Coordinator) RenewLock(ctx context.Context, key, sessionID, token strin
 
 // ReleaseLock frees a held lock and returns the session it went to next, if
 // a waiter took it at once.
-func (c *Coordinator) ReleaseLock(ctx context.Context, key, sessionID, token string, fencing uint64) error {
-	if !c.Leading() {
-		return c.notLeader()
-	}
-	if _, err := c.authenticate(sessionID, token); err != nil {
+func (c *Coordinator) ReleaseLock(ctx context.Context, ref LockRef) error {
+	if _, err := c.authenticate(ref.SessionID, ref.Token); err != nil {
 		return err
 	}
-	res, err := c.apply(ctx, fsm.CmdReleaseLock, fsm.ReleaseLock{At: c.now(), Key: key, SessionID: sessionID, Fencing: fencing})
+	res, err := c.apply(ctx, fsm.CmdReleaseLock, fsm.ReleaseLock{At: c.now(), Key: ref.Key, SessionID: ref.SessionID, Fencing: ref.Fencing})
 	if err != nil {
 		return err
 	}

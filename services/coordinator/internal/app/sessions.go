@@ -45,7 +45,7 @@ type Registration struct {
 	Session           SessionView
 	Token             string
 	HeartbeatInterval time.Duration
-	LeaseTTL          time.Duration
+	LeaseTimeout      time.Duration
 }
 
 // ErrBadJoinSecret answers a registration without the cluster's join secret.
@@ -53,9 +53,6 @@ var ErrBadJoinSecret = domainerr.New(domainerr.Unauthenticated, "join secret doe
 
 // RegisterSession commits a new session and starts its lease.
 func (c *Coordinator) RegisterSession(ctx context.Context, in RegisterInput) (Registration, error) {
-	if !c.Leading() {
-		return Registration{}, c.notLeader()
-	}
 	if c.cfg.JoinSecret != "" && !secretsEqual(in.JoinSecret, c.cfg.JoinSecret) {
 		return Registration{}, ErrBadJoinSecret
 	}
@@ -90,7 +87,7 @@ func (c *Coordinator) RegisterSession(ctx context.Context, in RegisterInput) (Re
 		Session:           c.view(r.Session, now),
 		Token:             token,
 		HeartbeatInterval: c.cfg.HeartbeatInterval,
-		LeaseTTL:          c.cfg.LeaseTimeout,
+		LeaseTimeout:      c.cfg.LeaseTimeout,
 	}, nil
 }
 
@@ -115,9 +112,6 @@ type HeartbeatAck struct {
 // nothing itself; a registered session's first beat, or a suspect session's
 // beat, proposes the transition to active without waiting for it.
 func (c *Coordinator) Heartbeat(ctx context.Context, in HeartbeatInput) (HeartbeatAck, error) {
-	if !c.Leading() {
-		return HeartbeatAck{}, c.notLeader()
-	}
 	s, err := c.authenticate(in.SessionID, in.Token)
 	if err != nil {
 		return HeartbeatAck{}, err
@@ -171,9 +165,6 @@ func (c *Coordinator) transition(ctx context.Context, id string, to state.Status
 
 // DeregisterSession ends a session on purpose and releases its locks.
 func (c *Coordinator) DeregisterSession(ctx context.Context, sessionID, token string) (SessionView, []string, error) {
-	if !c.Leading() {
-		return SessionView{}, nil, c.notLeader()
-	}
 	s, err := c.authenticate(sessionID, token)
 	if err != nil {
 		return SessionView{}, nil, err
@@ -293,10 +284,18 @@ func contains[T comparable](xs []T, x T) bool {
 	return false
 }
 
-// view joins a committed session with the leader's lease.
+// view joins a committed session with the leader's lease. Whether the
+// session is active is the lease's answer (liveness.Lease.Live), the same one
+// the sweeper judges by, so that the two cannot disagree: right after a
+// failover the new leader has re-armed every lease with the failover grace
+// but has seen no beat yet, and the session must read as active until the
+// sweeper would call it suspect. A session that never beat (registered, no
+// heartbeat yet) is not active.
 func (c *Coordinator) view(s state.Session, now time.Time) SessionView {
 	v := SessionView{Session: s, LastHeartbeatAt: s.LastHeartbeatAt}
-	if l, ok := c.leases.Get(s.ID); ok && s.Status.Live() {
+	l, leased := c.leases.Get(s.ID)
+	leased = leased && s.Status.Live()
+	if leased {
 		if l.Beaten {
 			v.LastHeartbeatAt = l.LastBeat
 		}
@@ -304,7 +303,7 @@ func (c *Coordinator) view(s state.Session, now time.Time) SessionView {
 		v.TaskCount = l.TaskCount
 		v.Activity = l.Activity
 	}
-	v.Active = s.Status.Live() && !v.LastHeartbeatAt.IsZero() && now.Sub(v.LastHeartbeatAt) <= c.cfg.LeaseTimeout
+	v.Active = leased && !v.LastHeartbeatAt.IsZero() && l.Live(now)
 	v.Healthy = s.Status.Live() && s.ConsecutiveFailures == 0
 	v.Available = v.Active && v.Healthy && window.InAny(s.TimeWindows, now) && int(v.TaskCount) < s.MaxConcurrentTasks
 	return v

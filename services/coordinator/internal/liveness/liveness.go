@@ -20,12 +20,17 @@ type Lease struct {
 	Beaten bool
 }
 
+// Live reports whether the lease still runs at now. It is the coordinator's
+// one definition of a live (active) session: the sweeper fails what is not
+// live, and views report what is.
+func (l Lease) Live(now time.Time) bool { return !now.After(l.ExpiresAt) }
+
 const shards = 64
 
 // Tracker holds leases, sharded to keep heartbeat contention low.
 type Tracker struct {
-	lease  time.Duration
-	shards [shards]shard
+	leaseTimeout time.Duration
+	shards       [shards]shard
 }
 
 type shard struct {
@@ -33,9 +38,10 @@ type shard struct {
 	leases map[string]*Lease
 }
 
-// NewTracker returns a tracker giving each beat a lease of the given length.
-func NewTracker(lease time.Duration) *Tracker {
-	t := &Tracker{lease: lease}
+// NewTracker returns a tracker giving each beat a lease of leaseTimeout
+// (SESSION_LEASE_TIMEOUT; lease_ttl in the API).
+func NewTracker(leaseTimeout time.Duration) *Tracker {
+	t := &Tracker{leaseTimeout: leaseTimeout}
 	for i := range t.shards {
 		t.shards[i].leases = map[string]*Lease{}
 	}
@@ -63,7 +69,7 @@ func (t *Tracker) Beat(id string, now time.Time, taskCount int32, activity strin
 		s.leases[id] = l
 	}
 	l.LastBeat = now
-	l.ExpiresAt = now.Add(t.lease)
+	l.ExpiresAt = now.Add(t.leaseTimeout)
 	l.TaskCount = taskCount
 	l.Activity = activity
 	l.Beaten = true
@@ -83,7 +89,7 @@ func (t *Tracker) Arm(id string, from time.Time) {
 		l = &Lease{}
 		s.leases[id] = l
 	}
-	if exp := from.Add(t.lease); exp.After(l.ExpiresAt) {
+	if exp := from.Add(t.leaseTimeout); exp.After(l.ExpiresAt) {
 		l.ExpiresAt = exp
 		if l.LastBeat.IsZero() || l.LastBeat.Before(from) {
 			l.LastBeat = from
@@ -128,7 +134,7 @@ func (t *Tracker) Overdue(now time.Time, grace time.Duration) map[string]time.Ti
 		s := &t.shards[i]
 		s.mu.Lock()
 		for id, l := range s.leases {
-			if now.After(l.ExpiresAt.Add(grace)) {
+			if !l.Live(now.Add(-grace)) {
 				out[id] = l.LastBeat
 			}
 		}

@@ -39,3 +39,19 @@ func TestLeaseLifecycle(t *testing.T) {
 		t.Fatal("forgotten lease kept")
 	}
 }
+
+// Live and Overdue are one definition: a lease is live up to and including
+// its expiry, and overdue from the nanosecond after.
+func TestLeaseLiveAgreesWithOverdue(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tr := NewTracker(10 * time.Second)
+	tr.Arm("a", t0)
+	l, _ := tr.Get("a")
+	for _, at := range []time.Duration{0, 10 * time.Second, 10*time.Second + time.Nanosecond, time.Minute} {
+		now := t0.Add(at)
+		_, overdue := tr.Overdue(now, 0)["a"]
+		if l.Live(now) == overdue {
+			t.Errorf("at +%v: Live = %v but Overdue lists it = %v", at, l.Live(now), overdue)
+		}
+	}
+}

@@ -4,46 +4,43 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/raft"
-
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	coordinatorv1 "github.com/gaia-platform/gaia/proto/gaia/coordinator/v1"
 	typev1 "github.com/gaia-platform/gaia/proto/gaia/type/v1"
 	"github.com/gaia-platform/gaia/services/coordinator/internal/app"
-	"github.com/gaia-platform/gaia/services/coordinator/internal/state"
 )
 
 var (
-	tierToState = map[coordinatorv1.SessionTier]state.Tier{
-		coordinatorv1.SessionTier_SESSION_TIER_HIGH_LEVEL: state.TierHighLevel,
-		coordinatorv1.SessionTier_SESSION_TIER_MANAGER:    state.TierManager,
-		coordinatorv1.SessionTier_SESSION_TIER_WORKER:     state.TierWorker,
+	tierToState = map[coordinatorv1.SessionTier]app.Tier{
+		coordinatorv1.SessionTier_SESSION_TIER_HIGH_LEVEL: app.TierHighLevel,
+		coordinatorv1.SessionTier_SESSION_TIER_MANAGER:    app.TierManager,
+		coordinatorv1.SessionTier_SESSION_TIER_WORKER:     app.TierWorker,
 	}
-	providerToState = map[coordinatorv1.Provider]state.Provider{
-		coordinatorv1.Provider_PROVIDER_CLAUDE: state.ProviderClaude,
-		coordinatorv1.Provider_PROVIDER_CODEX:  state.ProviderCodex,
-		coordinatorv1.Provider_PROVIDER_OLLAMA: state.ProviderOllama,
-		coordinatorv1.Provider_PROVIDER_OPENAI: state.ProviderOpenAI,
-		coordinatorv1.Provider_PROVIDER_GEMINI: state.ProviderGemini,
-		coordinatorv1.Provider_PROVIDER_OTHER:  state.ProviderOther,
+	providerToState = map[coordinatorv1.Provider]app.Provider{
+		coordinatorv1.Provider_PROVIDER_CLAUDE: app.ProviderClaude,
+		coordinatorv1.Provider_PROVIDER_CODEX:  app.ProviderCodex,
+		coordinatorv1.Provider_PROVIDER_OLLAMA: app.ProviderOllama,
+		coordinatorv1.Provider_PROVIDER_OPENAI: app.ProviderOpenAI,
+		coordinatorv1.Provider_PROVIDER_GEMINI: app.ProviderGemini,
+		coordinatorv1.Provider_PROVIDER_OTHER:  app.ProviderOther,
 	}
-	statusToState = map[coordinatorv1.SessionStatus]state.Status{
-		coordinatorv1.SessionStatus_SESSION_STATUS_REGISTERED:   state.StatusRegistered,
-		coordinatorv1.SessionStatus_SESSION_STATUS_ACTIVE:       state.StatusActive,
-		coordinatorv1.SessionStatus_SESSION_STATUS_SUSPECT:      state.StatusSuspect,
-		coordinatorv1.SessionStatus_SESSION_STATUS_FAILED:       state.StatusFailed,
-		coordinatorv1.SessionStatus_SESSION_STATUS_DEREGISTERED: state.StatusDeregistered,
+	statusToState = map[coordinatorv1.SessionStatus]app.Status{
+		coordinatorv1.SessionStatus_SESSION_STATUS_REGISTERED:   app.StatusRegistered,
+		coordinatorv1.SessionStatus_SESSION_STATUS_ACTIVE:       app.StatusActive,
+		coordinatorv1.SessionStatus_SESSION_STATUS_SUSPECT:      app.StatusSuspect,
+		coordinatorv1.SessionStatus_SESSION_STATUS_FAILED:       app.StatusFailed,
+		coordinatorv1.SessionStatus_SESSION_STATUS_DEREGISTERED: app.StatusDeregistered,
 	}
-	eventToState = map[coordinatorv1.SessionEventType]state.EventType{
-		coordinatorv1.SessionEventType_SESSION_EVENT_TYPE_REGISTERED:   state.EventRegistered,
-		coordinatorv1.SessionEventType_SESSION_EVENT_TYPE_ACTIVE:       state.EventActive,
-		coordinatorv1.SessionEventType_SESSION_EVENT_TYPE_SUSPECT:      state.EventSuspect,
-		coordinatorv1.SessionEventType_SESSION_EVENT_TYPE_FAILED:       state.EventFailed,
-		coordinatorv1.SessionEventType_SESSION_EVENT_TYPE_RECOVERED:    state.EventRecovered,
-		coordinatorv1.SessionEventType_SESSION_EVENT_TYPE_DEREGISTERED: state.EventDeregistered,
-		coordinatorv1.SessionEventType_SESSION_EVENT_TYPE_SNAPSHOT:     state.EventSnapshot,
+	eventToState = map[coordinatorv1.SessionEventType]app.EventType{
+		coordinatorv1.SessionEventType_SESSION_EVENT_TYPE_REGISTERED:   app.EventRegistered,
+		coordinatorv1.SessionEventType_SESSION_EVENT_TYPE_ACTIVE:       app.EventActive,
+		coordinatorv1.SessionEventType_SESSION_EVENT_TYPE_SUSPECT:      app.EventSuspect,
+		coordinatorv1.SessionEventType_SESSION_EVENT_TYPE_FAILED:       app.EventFailed,
+		coordinatorv1.SessionEventType_SESSION_EVENT_TYPE_RECOVERED:    app.EventRecovered,
+		coordinatorv1.SessionEventType_SESSION_EVENT_TYPE_DEREGISTERED: app.EventDeregistered,
+		coordinatorv1.SessionEventType_SESSION_EVENT_TYPE_SNAPSHOT:     app.EventSnapshot,
 	}
 )
 
@@ -69,7 +66,7 @@ func timestamp(t time.Time) *timestamppb.Timestamp {
 	return timestamppb.New(t)
 }
 
-func windowsToProto(ws []state.TimeWindow) []*typev1.TimeWindow {
+func windowsToProto(ws []app.TimeWindow) []*typev1.TimeWindow {
 	out := make([]*typev1.TimeWindow, 0, len(ws))
 	for _, w := range ws {
 		out = append(out, w.ToProto())
@@ -77,7 +74,7 @@ func windowsToProto(ws []state.TimeWindow) []*typev1.TimeWindow {
 	return out
 }
 
-func sessionToProto(s state.Session) *coordinatorv1.Session {
+func sessionToProto(s app.Session) *coordinatorv1.Session {
 	return &coordinatorv1.Session{
 		SessionId:           s.ID,
 		Name:                s.Name,
@@ -123,7 +120,7 @@ func lockToProto(l app.LockView) *coordinatorv1.Lock {
 	}
 }
 
-func eventToProto(e state.Event) *coordinatorv1.SessionEvent {
+func eventToProto(e app.SessionEvent) *coordinatorv1.SessionEvent {
 	return &coordinatorv1.SessionEvent{
 		Index:            e.Index,
 		Type:             eventTypeToProto[e.Type],
@@ -140,14 +137,9 @@ func nodeStateToProto(s string) coordinatorv1.NodeState {
 	return coordinatorv1.NodeState_NODE_STATE_UNSPECIFIED
 }
 
-func suffrageToProto(s raft.ServerSuffrage) coordinatorv1.NodeSuffrage {
-	switch s {
-	case raft.Voter:
-		return coordinatorv1.NodeSuffrage_NODE_SUFFRAGE_VOTER
-	case raft.Nonvoter:
-		return coordinatorv1.NodeSuffrage_NODE_SUFFRAGE_NONVOTER
-	case raft.Staging:
-		return coordinatorv1.NodeSuffrage_NODE_SUFFRAGE_STAGING
+func suffrageToProto(s string) coordinatorv1.NodeSuffrage {
+	if v, ok := coordinatorv1.NodeSuffrage_value["NODE_SUFFRAGE_"+strings.ToUpper(s)]; ok {
+		return coordinatorv1.NodeSuffrage(v)
 	}
 	return coordinatorv1.NodeSuffrage_NODE_SUFFRAGE_UNSPECIFIED
 }

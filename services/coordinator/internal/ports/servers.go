@@ -1,0 +1,59 @@
+// Package ports is the coordinator's gRPC surface, one server per service
+// (session_server.go, lock_server.go, cluster_server.go): handlers validate
+// requests, convert between protobuf and the app's types, call one use case
+// and return its errors for the shared interceptor to map. A node that does
+// not lead passes the request on to the leader unchanged (package forward).
+// No Raft, no state store and no business rules here: ports depends on app
+// and forward only.
+package ports
+
+import (
+	"context"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	coordinatorv1 "github.com/gaia-platform/gaia/proto/gaia/coordinator/v1"
+	"github.com/gaia-platform/gaia/services/coordinator/internal/app"
+	"github.com/gaia-platform/gaia/services/coordinator/internal/forward"
+)
+
+// Servers holds the coordinator's three gRPC services.
+type Servers struct {
+	App     *app.Coordinator
+	Forward *forward.Forwarder
+}
+
+// Register adds the three services to s.
+func (p *Servers) Register(s *grpc.Server) {
+	coordinatorv1.RegisterSessionServiceServer(s, &sessionServer{Servers: p})
+	coordinatorv1.RegisterLockServiceServer(s, &lockServer{Servers: p})
+	coordinatorv1.RegisterClusterServiceServer(s, &clusterServer{Servers: p})
+}
+
+// serve answers a request here when this node leads (local) and passes it
+// on to the leader unchanged otherwise (remote). It is the request's one
+// leadership check; the use cases do not check again.
+func serve[R any](ctx context.Context, f *forward.Forwarder, remote func(context.Context, *grpc.ClientConn) (R, error), local func() (R, error)) (R, error) {
+	fctx, conn, isLocal, err := f.Route(ctx)
+	if err != nil {
+		var zero R
+		return zero, err
+	}
+	if !isLocal {
+		return remote(fctx, conn)
+	}
+	return local()
+}
+
+// bearer is the token of an "authorization: Bearer <token>" header.
+func bearer(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	for _, v := range md.Get("authorization") {
+		if tok, ok := strings.CutPrefix(v, "Bearer "); ok {
+			return tok
+		}
+	}
+	return ""
+}

@@ -1,0 +1,210 @@
+package ports
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/gaia-platform/gaia/internal/domainerr"
+	"github.com/gaia-platform/gaia/internal/reqfield"
+	coordinatorv1 "github.com/gaia-platform/gaia/proto/gaia/coordinator/v1"
+	"github.com/gaia-platform/gaia/services/coordinator/internal/app"
+	"github.com/gaia-platform/gaia/services/coordinator/internal/forward"
+)
+
+type sessionServer struct {
+	coordinatorv1.UnimplementedSessionServiceServer
+	*Servers
+}
+
+func (s *sessionServer) RegisterSession(ctx context.Context, req *coordinatorv1.RegisterSessionRequest) (*coordinatorv1.RegisterSessionResponse, error) {
+	in, err := registerInput(req)
+	if err != nil {
+		return nil, err
+	}
+	return serve(ctx, s.Forward, func(fctx context.Context, conn *grpc.ClientConn) (*coordinatorv1.RegisterSessionResponse, error) {
+		return coordinatorv1.NewSessionServiceClient(conn).RegisterSession(fctx, req)
+	}, func() (*coordinatorv1.RegisterSessionResponse, error) {
+		r, err := s.App.RegisterSession(ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		return &coordinatorv1.RegisterSessionResponse{
+			Session:           sessionViewToProto(r.Session),
+			SessionToken:      r.Token,
+			HeartbeatInterval: durationpb.New(r.HeartbeatInterval),
+			LeaseTtl:          durationpb.New(r.LeaseTimeout),
+		}, nil
+	})
+}
+
+// Heartbeat answers each beat itself while this node leads, and otherwise
+// passes it on to the leader over a relay (forward.HeartbeatRelay), so that
+// the client's stream survives leader changes.
+func (s *sessionServer) Heartbeat(stream coordinatorv1.SessionService_HeartbeatServer) error {
+	ctx := stream.Context()
+	var relay forward.HeartbeatRelay
+	defer relay.Close()
+	for {
+		req, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := reqfield.SessionRef(req.GetSessionId(), req.GetSessionToken()); err != nil {
+			return err
+		}
+		if len(req.GetActivity()) > maxActivityLen {
+			return domainerr.Invalid("activity", "must be at most 256 characters")
+		}
+		fctx, conn, local, err := s.Forward.Route(ctx)
+		if err != nil {
+			return err
+		}
+		var resp *coordinatorv1.HeartbeatResponse
+		if local {
+			relay.Close()
+			ack, err := s.App.Heartbeat(ctx, app.HeartbeatInput{SessionID: req.GetSessionId(), Token: req.GetSessionToken(), TaskCount: req.GetCurrentTaskCount(), Activity: req.GetActivity()})
+			if err != nil {
+				return err
+			}
+			resp = ackToProto(ack)
+		} else if resp, err = relay.Beat(fctx, conn, req); err != nil {
+			return err
+		}
+		if err := stream.Send(resp); err != nil {
+			return err
+		}
+	}
+}
+
+func ackToProto(a app.HeartbeatAck) *coordinatorv1.HeartbeatResponse {
+	return &coordinatorv1.HeartbeatResponse{
+		LeaseExpiresAt:    timestamp(a.LeaseExpiresAt),
+		Leader:            &coordinatorv1.LeaderInfo{NodeId: a.LeaderID, GrpcAddress: a.LeaderAddress},
+		Status:            statusToProto[a.Status],
+		HeartbeatInterval: durationpb.New(a.HeartbeatInterval),
+	}
+}
+
+func (s *sessionServer) GetSession(ctx context.Context, req *coordinatorv1.GetSessionRequest) (*coordinatorv1.GetSessionResponse, error) {
+	switch {
+	case req.GetSessionId() == "" && req.GetName() == "":
+		return nil, domainerr.Invalid("session_id", "give session_id or name")
+	case req.GetSessionId() != "" && req.GetName() != "":
+		return nil, domainerr.Invalid("name", "give session_id or name, not both")
+	}
+	return serve(ctx, s.Forward, func(fctx context.Context, conn *grpc.ClientConn) (*coordinatorv1.GetSessionResponse, error) {
+		return coordinatorv1.NewSessionServiceClient(conn).GetSession(fctx, req)
+	}, func() (*coordinatorv1.GetSessionResponse, error) {
+		v, err := s.App.GetSession(ctx, req.GetSessionId(), req.GetName())
+		if err != nil {
+			return nil, err
+		}
+		return &coordinatorv1.GetSessionResponse{Session: sessionViewToProto(v)}, nil
+	})
+}
+
+func (s *sessionServer) ListSessions(ctx context.Context, req *coordinatorv1.ListSessionsRequest) (*coordinatorv1.ListSessionsResponse, error) {
+	f := app.SessionFilter{AvailableOnly: req.GetAvailableOnly(), Labels: req.GetLabels()}
+	var err error
+	if f.Limit, err = reqfield.PageSize(req.GetPageSize()); err != nil {
+		return nil, err
+	}
+	for _, st := range req.GetStatuses() {
+		v, ok := statusToState[st]
+		if !ok {
+			return nil, domainerr.Invalid("statuses", "unknown status "+st.String())
+		}
+		f.Statuses = append(f.Statuses, v)
+	}
+	for _, t := range req.GetTiers() {
+		v, ok := tierToState[t]
+		if !ok {
+			return nil, domainerr.Invalid("tiers", "unknown tier "+t.String())
+		}
+		f.Tiers = append(f.Tiers, v)
+	}
+	for _, p := range req.GetProviders() {
+		v, ok := providerToState[p]
+		if !ok {
+			return nil, domainerr.Invalid("providers", "unknown provider "+p.String())
+		}
+		f.Providers = append(f.Providers, v)
+	}
+	after, err := reqfield.ParsePageToken(req.GetPageToken(), 2)
+	if err != nil {
+		return nil, err
+	}
+	if after != nil {
+		f.AfterName, f.AfterID = after[0], after[1]
+	}
+	return serve(ctx, s.Forward, func(fctx context.Context, conn *grpc.ClientConn) (*coordinatorv1.ListSessionsResponse, error) {
+		return coordinatorv1.NewSessionServiceClient(conn).ListSessions(fctx, req)
+	}, func() (*coordinatorv1.ListSessionsResponse, error) {
+		views, more, err := s.App.ListSessions(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		resp := &coordinatorv1.ListSessionsResponse{Sessions: make([]*coordinatorv1.Session, 0, len(views))}
+		for _, v := range views {
+			resp.Sessions = append(resp.Sessions, sessionViewToProto(v))
+		}
+		if more && len(views) > 0 {
+			last := views[len(views)-1]
+			resp.NextPageToken = reqfield.PageToken(last.Name, last.ID)
+		}
+		return resp, nil
+	})
+}
+
+func (s *sessionServer) DeregisterSession(ctx context.Context, req *coordinatorv1.DeregisterSessionRequest) (*coordinatorv1.DeregisterSessionResponse, error) {
+	if err := reqfield.SessionRef(req.GetSessionId(), req.GetSessionToken()); err != nil {
+		return nil, err
+	}
+	return serve(ctx, s.Forward, func(fctx context.Context, conn *grpc.ClientConn) (*coordinatorv1.DeregisterSessionResponse, error) {
+		return coordinatorv1.NewSessionServiceClient(conn).DeregisterSession(fctx, req)
+	}, func() (*coordinatorv1.DeregisterSessionResponse, error) {
+		v, released, err := s.App.DeregisterSession(ctx, req.GetSessionId(), req.GetSessionToken())
+		if err != nil {
+			return nil, err
+		}
+		return &coordinatorv1.DeregisterSessionResponse{Session: sessionViewToProto(v), ReleasedLockKeys: released}, nil
+	})
+}
+
+func (s *sessionServer) VerifySession(ctx context.Context, req *coordinatorv1.VerifySessionRequest) (*coordinatorv1.VerifySessionResponse, error) {
+	if err := reqfield.SessionRef(req.GetSessionId(), req.GetSessionToken()); err != nil {
+		return nil, err
+	}
+	return serve(ctx, s.Forward, func(fctx context.Context, conn *grpc.ClientConn) (*coordinatorv1.VerifySessionResponse, error) {
+		return coordinatorv1.NewSessionServiceClient(conn).VerifySession(fctx, req)
+	}, func() (*coordinatorv1.VerifySessionResponse, error) {
+		v, err := s.App.VerifySession(ctx, req.GetSessionId(), req.GetSessionToken())
+		if err != nil {
+			return nil, err
+		}
+		return &coordinatorv1.VerifySessionResponse{Session: sessionViewToProto(v)}, nil
+	})
+}
+
+// WatchSessions is served from this node's own copy of the state: followers
+// apply the same committed events, so a watch needs no leader.
+func (s *sessionServer) WatchSessions(req *coordinatorv1.WatchSessionsRequest, stream coordinatorv1.SessionService_WatchSessionsServer) error {
+	var types []app.EventType
+	for _, t := range req.GetTypes() {
+		v, ok := eventToState[t]
+		if !ok {
+			return domainerr.Invalid("types", "unknown event type "+t.String())
+		}
+		types = append(types, v)
+	}
+	return s.App.WatchSessions(stream.Context(), req.GetAfterIndex(), types, func(e app.SessionEvent) error {
+		return stream.Send(&coordinatorv1.WatchSessionsResponse{Event: eventToProto(e)})
+	})
+}
