@@ -7,6 +7,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+
+	"github.com/gaia-platform/gaia/internal/tlsconfig"
 )
 
 // LeaderTrailer is the trailer in which a GAIA server that is not the leader
@@ -48,8 +50,7 @@ const retryServiceConfig = `{
 // are applied after the defaults and so override them.
 func Dial(target string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 	defaults := []grpc.DialOption{
-		// Traffic stays inside the cluster's network; TLS, when it comes,
-		// replaces this option here for every service at once.
+		// Plaintext unless the caller adds WithTLS.
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{
 			Time:                KeepaliveTime,
@@ -63,4 +64,14 @@ func Dial(target string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 		return nil, fmt.Errorf("grpc client for %s: %w", target, err)
 	}
 	return conn, nil
+}
+
+// WithTLS dials with TLS, verifying servers against src's current CA and
+// presenting its certificate when a server asks; a nil src leaves the
+// connection plaintext. Pass it to Dial, or to anything taking dial options.
+func WithTLS(src *tlsconfig.Source) grpc.DialOption {
+	if src == nil {
+		return grpc.EmptyDialOption{}
+	}
+	return grpc.WithTransportCredentials(src.Credentials())
 }

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/gaia-platform/gaia/internal/auth"
+	"github.com/gaia-platform/gaia/internal/tlsconfig"
 )
 
 // Defaults for Options fields left zero.
@@ -39,6 +40,9 @@ type Options struct {
 	// the audit log. Every GAIA service sets it; nil checks nothing and is
 	// for tests of the server itself.
 	Auth *auth.Authorizer
+	// TLS, when set, serves TLS with its current certificate (reloaded when
+	// the files change); nil serves plaintext.
+	TLS *tlsconfig.Source
 }
 
 // Server is a grpc.Server with GAIA's interceptors, health and reflection,
@@ -91,6 +95,9 @@ func New(opts Options, extra ...grpc.ServerOption) *Server {
 			PermitWithoutStream: true,
 		}),
 	}, extra...)
+	if opts.TLS != nil {
+		serverOpts = append([]grpc.ServerOption{grpc.Creds(opts.TLS.Credentials())}, serverOpts...)
+	}
 	s.grpc = grpc.NewServer(serverOpts...)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)

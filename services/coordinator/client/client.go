@@ -66,7 +66,8 @@ func New(opts Options) (*Client, error) {
 			continue
 		}
 		seen[a] = true
-		endpoints = append(endpoints, resolver.Endpoint{Addresses: []resolver.Address{{Addr: a}}})
+		// The host, not the channel's authority, is the name TLS verifies.
+		endpoints = append(endpoints, resolver.Endpoint{Addresses: []resolver.Address{{Addr: a, ServerName: host}}})
 	}
 	logger := opts.Logger
 	if logger == nil {

@@ -17,7 +17,10 @@ import (
 	"github.com/hashicorp/raft"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+	"google.golang.org/grpc"
 
+	"github.com/gaia-platform/gaia/internal/grpcclient"
+	"github.com/gaia-platform/gaia/internal/tlsconfig"
 	"github.com/gaia-platform/gaia/services/coordinator/client"
 	"github.com/gaia-platform/gaia/services/coordinator/internal/raftnode"
 	"github.com/gaia-platform/gaia/services/coordinator/service"
@@ -33,6 +36,9 @@ type Options struct {
 	SnapshotThreshold int           // default 8192
 	AdminToken        string
 	JoinSecret        string
+	// GRPCTLS serves the nodes' gRPC ports over TLS too (the Raft port is
+	// always mutual TLS, with the cluster's own CA in PKI).
+	GRPCTLS bool
 	// Quiet logs only warnings and errors.
 	Quiet bool
 }
@@ -63,6 +69,10 @@ type Cluster struct {
 	t     testing.TB
 	opts  Options
 	Nodes []*Node
+	// PKI holds the cluster's certificates: every node's Raft port trusts
+	// PKI.ClusterMember's CA only; with GRPCTLS the gRPC ports serve
+	// PKI.Service("coordinator").
+	PKI tlsconfig.DevLayout
 }
 
 // Node is one coordinator of a cluster.
@@ -87,6 +97,11 @@ func Start(t testing.TB, n int, opts Options) *Cluster {
 	opts.defaults()
 	c := &Cluster{t: t, opts: opts}
 	dir := t.TempDir()
+	pki, err := tlsconfig.WriteDev(filepath.Join(dir, "certs"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.PKI = pki
 	for i := 1; i <= n; i++ {
 		id := fmt.Sprintf("node-%d", i)
 		node := &Node{ID: id, GRPCAddr: freeAddr(t), RaftAddr: freeAddr(t)}
@@ -117,6 +132,10 @@ func (c *Cluster) config(node *Node, dataDir string, bootstrap bool) service.Con
 		Bootstrap:     bootstrap,
 		AdminToken:    c.opts.AdminToken,
 		JoinSecret:    c.opts.JoinSecret,
+		TLS:           c.PKI.ClusterMember(),
+	}
+	if c.opts.GRPCTLS {
+		cfg.TLS = c.PKI.Service("coordinator")
 	}
 	cfg.Raft = service.RaftConfig{
 		HeartbeatTimeout:  c.opts.HeartbeatTimeout,
@@ -325,7 +344,15 @@ func (c *Cluster) Client(nodes ...*Node) *client.Client {
 			addrs = append(addrs, n.GRPCAddr)
 		}
 	}
-	cl, err := client.New(client.Options{Addrs: addrs, AdminToken: c.opts.AdminToken})
+	opts := client.Options{Addrs: addrs, AdminToken: c.opts.AdminToken}
+	if c.opts.GRPCTLS {
+		src, err := tlsconfig.Open(tlsconfig.ClientFiles(c.PKI.CAFile()), nil)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		opts.DialOptions = []grpc.DialOption{grpcclient.WithTLS(src)}
+	}
+	cl, err := client.New(opts)
 	if err != nil {
 		c.t.Fatal(err)
 	}

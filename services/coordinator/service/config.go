@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gaia-platform/gaia/internal/config"
+	"github.com/gaia-platform/gaia/internal/tlsconfig"
 )
 
 // Config is the coordinator's configuration, read from the environment.
@@ -16,9 +17,13 @@ type Config struct {
 	// (COORDINATOR_ADVERTISE_ADDR); empty derives it from the listener.
 	AdvertiseAddr   string
 	ShutdownTimeout time.Duration
-	Cluster         ClusterConfig
-	Raft            RaftConfig
-	Session         SessionConfig
+	// TLS is the gRPC port's certificate and the CA that verifies the other
+	// nodes' gRPC ports when forwarding (TLS_CERT_FILE, TLS_KEY_FILE,
+	// TLS_CA_FILE); none means plaintext.
+	TLS     tlsconfig.Files
+	Cluster ClusterConfig
+	Raft    RaftConfig
+	Session SessionConfig
 }
 
 // ClusterConfig places the node in its cluster.
@@ -36,6 +41,13 @@ type ClusterConfig struct {
 	JoinSecret string
 	// AdminToken, when set, is required for cluster membership changes.
 	AdminToken string
+	// TLS is this member's certificate for the Raft port and the cluster CA
+	// that signs every member's (CLUSTER_TLS_CERT_FILE, CLUSTER_TLS_KEY_FILE,
+	// CLUSTER_TLS_CA_FILE; default the TLS_* files). The Raft transport is
+	// always mutual TLS: required when Enabled; a standalone node without
+	// files makes a CA in memory that no other process can hold a
+	// certificate of.
+	TLS tlsconfig.Files
 }
 
 // RaftConfig tunes Raft.
@@ -75,6 +87,8 @@ func LoadConfig(l *config.Loader) Config {
 	c.Cluster.DiscoveryNodes = l.DialAddrList("CLUSTER_DISCOVERY_NODES", nil)
 	c.Cluster.JoinSecret = l.String("CLUSTER_JOIN_SECRET", "")
 	c.Cluster.AdminToken = l.String("CLUSTER_ADMIN_TOKEN", "")
+	c.TLS = tlsconfig.Load(l, "", tlsconfig.Files{})
+	c.Cluster.TLS = tlsconfig.Load(l, "CLUSTER_", c.TLS)
 
 	c.Raft.HeartbeatTimeout = l.Duration("RAFT_HEARTBEAT_TIMEOUT", 150*time.Millisecond, 5*time.Millisecond)
 	c.Raft.ElectionTimeout = l.Duration("RAFT_ELECTION_TIMEOUT", 300*time.Millisecond, 5*time.Millisecond)
@@ -94,6 +108,10 @@ func LoadConfig(l *config.Loader) Config {
 	}
 	if c.Cluster.Enabled && !c.Cluster.Bootstrap && len(c.Cluster.DiscoveryNodes) == 0 {
 		l.Reject("CLUSTER_DISCOVERY_NODES", "", "at least one known node to join through when CLUSTER_ENABLED=true and CLUSTER_BOOTSTRAP=false")
+	}
+	if c.Cluster.Enabled && !c.Cluster.TLS.Enabled() {
+		l.Reject("CLUSTER_TLS_CERT_FILE", "", "a Raft member certificate (with CLUSTER_TLS_KEY_FILE and CLUSTER_TLS_CA_FILE, or the TLS_* files) when CLUSTER_ENABLED=true: "+
+			"the Raft transport only speaks mutual TLS; `gaia certs dev` makes a set to try")
 	}
 	return c
 }

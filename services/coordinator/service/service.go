@@ -20,6 +20,7 @@ import (
 
 	"github.com/gaia-platform/gaia/internal/grpcclient"
 	"github.com/gaia-platform/gaia/internal/grpcserver"
+	"github.com/gaia-platform/gaia/internal/tlsconfig"
 	coordinatorv1 "github.com/gaia-platform/gaia/proto/gaia/coordinator/v1"
 	"github.com/gaia-platform/gaia/services/coordinator/internal/app"
 	"github.com/gaia-platform/gaia/services/coordinator/internal/forward"
@@ -46,6 +47,7 @@ type Service struct {
 	app      *app.Coordinator
 	forward  *forward.Forwarder
 	grpcAddr string
+	tls      *tlsconfig.Source // gRPC; nil is plaintext
 	killed   atomic.Bool
 }
 
@@ -54,6 +56,14 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, opts ...Options) (*Se
 	var o Options
 	if len(opts) > 0 {
 		o = opts[0]
+	}
+	grpcTLS, err := tlsconfig.Open(cfg.TLS, log)
+	if err != nil {
+		return nil, err
+	}
+	raftTLS, err := raftTLS(cfg, log)
+	if err != nil {
+		return nil, err
 	}
 	lis, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
@@ -76,6 +86,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, opts ...Options) (*Se
 		SnapshotInterval:  cfg.Raft.SnapshotInterval,
 		SnapshotRetain:    cfg.Raft.SnapshotRetain,
 		SnapshotThreshold: uint64(cfg.Raft.SnapshotThreshold),
+		TLS:               raftTLS,
 		WrapTransport:     o.WrapTransport,
 		Logger:            log,
 	}, machine)
@@ -93,9 +104,9 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, opts ...Options) (*Se
 		JoinSecret:        cfg.Cluster.JoinSecret,
 		AdminToken:        cfg.Cluster.AdminToken,
 	}, node.Raft, node.Snapshots, machine, log)
-	fwd := forward.New(cfg.Cluster.NodeID, coord)
+	fwd := forward.New(cfg.Cluster.NodeID, coord, grpcclient.WithTLS(grpcTLS))
 
-	srv := grpcserver.New(grpcserver.Options{Name: "coordinator", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout})
+	srv := grpcserver.New(grpcserver.Options{Name: "coordinator", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout, TLS: grpcTLS})
 	(&ports.Servers{App: coord, Forward: fwd}).Register(srv.GRPC())
 
 	if cfg.Cluster.AdminToken == "" {
@@ -106,8 +117,32 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, opts ...Options) (*Se
 		zap.String("advertised_grpc_address", grpcAddr),
 		zap.String("raft_address", string(node.Transport.LocalAddr())),
 		zap.String("node_id", cfg.Cluster.NodeID),
-		zap.String("data_dir", cfg.Cluster.DataDir))
-	return &Service{cfg: cfg, log: log, lis: lis, grpc: srv, node: node, app: coord, forward: fwd, grpcAddr: grpcAddr}, nil
+		zap.String("data_dir", cfg.Cluster.DataDir),
+		zap.Bool("grpc_tls", grpcTLS != nil))
+	return &Service{cfg: cfg, log: log, lis: lis, grpc: srv, node: node, app: coord, forward: fwd, grpcAddr: grpcAddr, tls: grpcTLS}, nil
+}
+
+// ephemeralRaftCAValidity outlives any process: the CA exists only in memory.
+const ephemeralRaftCAValidity = 10 * 365 * 24 * time.Hour
+
+// raftTLS is the Raft transport's mutual TLS: the member certificate from
+// files when configured, else, for a standalone node (the configuration
+// refuses a clustered one without files), a CA made in memory now. A
+// standalone node never dials a peer, and no other process can hold a
+// certificate of that CA, so nothing else can speak Raft to it.
+func raftTLS(cfg Config, log *zap.Logger) (*tlsconfig.Source, error) {
+	if cfg.Cluster.TLS.Enabled() {
+		return tlsconfig.Open(cfg.Cluster.TLS, log.Named("raft_tls"))
+	}
+	if cfg.Cluster.Enabled {
+		return nil, errors.New("CLUSTER_TLS_CERT_FILE: a clustered coordinator needs a Raft member certificate")
+	}
+	ca, err := tlsconfig.NewAuthority("GAIA coordinator "+cfg.Cluster.NodeID+" in-memory Raft CA", ephemeralRaftCAValidity)
+	if err != nil {
+		return nil, err
+	}
+	host, _, _ := net.SplitHostPort(cfg.Cluster.BindAddr)
+	return ca.Ephemeral(cfg.Cluster.NodeID, []string{host}, ephemeralRaftCAValidity)
 }
 
 // advertisable is the listener's address, with an unspecified host replaced
@@ -269,7 +304,7 @@ func (s *Service) inConfiguration() bool {
 }
 
 func (s *Service) askToJoin(ctx context.Context, addr string) error {
-	conn, err := grpcclient.Dial(addr)
+	conn, err := grpcclient.Dial(addr, grpcclient.WithTLS(s.tls))
 	if err != nil {
 		return err
 	}

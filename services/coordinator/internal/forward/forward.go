@@ -30,16 +30,18 @@ type Leader interface {
 
 // Forwarder hands out connections to the leader.
 type Forwarder struct {
-	nodeID string
-	leader Leader
+	nodeID   string
+	leader   Leader
+	dialOpts []grpc.DialOption
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
 }
 
-// New returns a forwarder for node nodeID.
-func New(nodeID string, leader Leader) *Forwarder {
-	return &Forwarder{nodeID: nodeID, leader: leader, conns: map[string]*grpc.ClientConn{}}
+// New returns a forwarder for node nodeID; dialOpts (TLS) apply to every
+// connection to a leader.
+func New(nodeID string, leader Leader, dialOpts ...grpc.DialOption) *Forwarder {
+	return &Forwarder{nodeID: nodeID, leader: leader, dialOpts: dialOpts, conns: map[string]*grpc.ClientConn{}}
 }
 
 // Route decides where a request goes: local is true when this node serves it;
@@ -84,7 +86,7 @@ func (f *Forwarder) conn(addr string) (*grpc.ClientConn, error) {
 	// No retries here: a forward to a leader that just died must fail at
 	// once, so that the client retries and finds the new leader, rather than
 	// the follower retrying the dead address.
-	c, err := grpcclient.Dial(addr, grpc.WithDisableRetry())
+	c, err := grpcclient.Dial(addr, append(append([]grpc.DialOption(nil), f.dialOpts...), grpc.WithDisableRetry())...)
 	if err != nil {
 		return nil, err
 	}

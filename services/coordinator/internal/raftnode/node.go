@@ -13,6 +13,8 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.uber.org/zap"
+
+	"github.com/gaia-platform/gaia/internal/tlsconfig"
 )
 
 // Config says where the node keeps its data, how it is reached and how it times
@@ -33,6 +35,10 @@ type Config struct {
 	SnapshotInterval  time.Duration
 	SnapshotRetain    int
 	SnapshotThreshold uint64
+	// TLS, when set, makes the transport mutual TLS: only a process holding
+	// a certificate from TLS's CA can connect to this node or be connected
+	// to. Nil is plain TCP, which accepts any peer.
+	TLS *tlsconfig.Source
 	// WrapTransport, when set, wraps the TCP transport (tests use it to drop
 	// or delay messages).
 	WrapTransport func(raft.Transport) raft.Transport
@@ -100,12 +106,22 @@ func Start(cfg Config, fsm raft.FSM) (*Node, error) {
 	// replication could stall for good after a leader change and shutdown then
 	// waited forever (seen under load in the benchmarks; the same two stuck
 	// goroutines as grafana/pyroscope#5518), and it buys nothing with batching.
-	transport, err := raft.NewTCPTransportWithConfig(cfg.BindAddr, advertise, &raft.NetworkTransportConfig{
+	transportCfg := &raft.NetworkTransportConfig{
 		MaxPool:         8,
 		MaxRPCsInFlight: 1,
 		Timeout:         10 * time.Second,
 		Logger:          rc.Logger,
-	})
+	}
+	var transport *raft.NetworkTransport
+	if cfg.TLS != nil {
+		var layer *tlsStreamLayer
+		if layer, err = newTLSStreamLayer(cfg.BindAddr, advertise, cfg.TLS); err == nil {
+			transportCfg.Stream = layer
+			transport = raft.NewNetworkTransportWithConfig(transportCfg)
+		}
+	} else {
+		transport, err = raft.NewTCPTransportWithConfig(cfg.BindAddr, advertise, transportCfg)
+	}
 	if err != nil {
 		_ = store.Close()
 		// raft does not export this error; its text is stable across versions.
