@@ -46,7 +46,10 @@ type Config struct {
 	// RegisterTimeout bounds registration, so that an unreachable
 	// coordinator is reported instead of waited for (default 10 s).
 	RegisterTimeout time.Duration
-	Logger          *zap.Logger
+	// DialOptions apply to the connections to the coordinator and the task
+	// queue, such as grpcclient.WithTLS for TLS.
+	DialOptions []grpc.DialOption
+	Logger      *zap.Logger
 }
 
 func (c *Config) defaults() {
@@ -158,10 +161,10 @@ func Start(ctx context.Context, cfg Config, handler Handler, events func(Event))
 	}
 	w := &Worker{cfg: cfg, handler: handler, log: cfg.Logger.With(zap.String("session", cfg.Session.GetName())), events: events, running: map[string]context.CancelFunc{}}
 	var err error
-	if w.coord, err = client.New(client.Options{Addrs: cfg.Coordinator, Logger: cfg.Logger.Named("coordinator-client")}); err != nil {
+	if w.coord, err = client.New(client.Options{Addrs: cfg.Coordinator, Logger: cfg.Logger.Named("coordinator-client"), DialOptions: cfg.DialOptions}); err != nil {
 		return nil, fmt.Errorf("coordinator: %w", err)
 	}
-	if w.qconn, err = grpcclient.Dial(cfg.TaskQueue); err != nil {
+	if w.qconn, err = grpcclient.Dial(cfg.TaskQueue, cfg.DialOptions...); err != nil {
 		_ = w.coord.Close()
 		return nil, fmt.Errorf("task queue: %w", err)
 	}

@@ -44,6 +44,13 @@ func freeLoopbackAddr(t *testing.T) string {
 func TestThreeCoordinatorProcesses(t *testing.T) {
 	dir := binaries(t)
 	data := t.TempDir()
+	// The Raft port speaks only mutual TLS: the members share the cluster
+	// certificate `gaia certs dev` makes.
+	certs := filepath.Join(data, "certs")
+	var certsOut, certsErr bytes.Buffer
+	if code := run([]string{"certs", "dev", "--dir", certs}, &certsOut, &certsErr); code != 0 {
+		t.Fatalf("gaia certs dev exited %d: %s", code, certsErr.String())
+	}
 	var nodes []*coordinatorProcess
 	for i := 1; i <= 3; i++ {
 		nodes = append(nodes, &coordinatorProcess{id: fmt.Sprintf("node-%d", i), grpcAddr: freeLoopbackAddr(t), raftAddr: freeLoopbackAddr(t)})
@@ -58,6 +65,9 @@ func TestThreeCoordinatorProcesses(t *testing.T) {
 			"SESSION_LEASE_TIMEOUT=2s",
 			"SESSION_HEARTBEAT_INTERVAL=300ms",
 			"LOG_LEVEL=warn",
+			"CLUSTER_TLS_CERT_FILE=" + filepath.Join(certs, "cluster-member.crt"),
+			"CLUSTER_TLS_KEY_FILE=" + filepath.Join(certs, "cluster-member.key"),
+			"CLUSTER_TLS_CA_FILE=" + filepath.Join(certs, "cluster-ca.crt"),
 		}
 		if n == nodes[0] {
 			env = append(env, "CLUSTER_BOOTSTRAP=true")

@@ -140,7 +140,11 @@ func (f *coordinatorFlags) connect(cmd *cobra.Command) (*client.Client, error) {
 	if !cmd.Flags().Changed("admin-token") {
 		token = os.Getenv(adminTokenEnv)
 	}
-	c, err := client.New(client.Options{Addrs: list, AdminToken: token})
+	dialOpts, err := cliDialOptions()
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(client.Options{Addrs: list, AdminToken: token, DialOptions: dialOpts})
 	if err != nil {
 		return nil, badAddrs
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -70,7 +71,7 @@ func cleanEnv(extra ...string) []string {
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
 		switch {
-		case strings.HasPrefix(name, "CLUSTER_"), strings.HasPrefix(name, "RAFT_"), strings.HasPrefix(name, "SESSION_"),
+		case strings.HasPrefix(name, "CLUSTER_"), strings.HasPrefix(name, "RAFT_"), strings.HasPrefix(name, "SESSION_"), strings.HasPrefix(name, "TLS_"),
 			strings.HasPrefix(name, "TASK_"), strings.HasSuffix(name, "_LISTEN_ADDR"), strings.HasSuffix(name, "_ADDR"),
 			strings.HasSuffix(name, "_ENABLED"), name == "DATABASE_URL", name == "LOG_LEVEL", name == "LOG_FORMAT", name == "SHUTDOWN_TIMEOUT":
 			continue
@@ -87,9 +88,9 @@ type upProcess struct {
 	mu     *sync.Mutex
 }
 
-func startUp(t *testing.T, env []string) *upProcess {
+func startUp(t *testing.T, env []string, flags ...string) *upProcess {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(binaries(t), "gaia"), "up", "--json")
+	cmd := exec.Command(filepath.Join(binaries(t), "gaia"), append([]string{"up", "--json"}, flags...)...)
 	cmd.Env = env
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -274,6 +275,13 @@ func TestUpServesEverything(t *testing.T) {
 	if !strings.Contains(status, `"NODE_STATE_LEADER"`) {
 		t.Errorf("after restart /v1/cluster/status = %s, want a leader", status)
 	}
+	// Even without --tls the Raft port is mutual TLS with a CA only the node
+	// holds: issue 9's forged AppendEntries fails.
+	raftAddr := regexp.MustCompile(`Raft (\S+),`).FindStringSubmatch(ready.Services["coordinator"].Detail)
+	if raftAddr == nil {
+		t.Fatalf("no Raft address in %q", ready.Services["coordinator"].Detail)
+	}
+	assertRaftRefusesStrangers(t, raftAddr[1])
 	p.interruptAndWait(t)
 }
 

@@ -65,7 +65,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newUpCommand(), newMigrateCommand(), newVersionCommand())
+	root.AddCommand(newUpCommand(), newMigrateCommand(), newVersionCommand(), newCertsCommand())
 	addCoordinatorCommands(root)
 	addTaskQueueCommands(root)
 	for _, c := range root.Commands() {

@@ -175,7 +175,12 @@ func runSession(cmd *cobra.Command, f *coordinatorFlags, o sessionRunFlags, argv
 	out := &syncWriter{w: cmd.OutOrStdout()}
 	h := &commandHandler{argv: argv, workDir: o.workDir, keep: o.keepWorkDirs, dead: o.onFailure == "dead", out: out, quiet: o.quiet}
 	events := func(e agent.Event) { printEvent(out, f.json, o.name, e) }
+	dialOpts, err := cliDialOptions()
+	if err != nil {
+		return err
+	}
 	err = agent.Run(ctx, agent.Config{
+		DialOptions: dialOpts,
 		Coordinator: coordAddrs,
 		TaskQueue:   queueAddr,
 		Session:     req,

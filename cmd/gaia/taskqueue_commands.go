@@ -75,7 +75,11 @@ func (f *taskQueueFlags) connect(cmd *cobra.Command) (*taskQueueClient, error) {
 	if checkHostPort(f.addr.flag, addr) != nil {
 		return nil, badAddr
 	}
-	conn, err := grpcclient.Dial(addr, grpc.WithDisableRetry())
+	dialOpts, err := cliDialOptions()
+	if err != nil {
+		return nil, err
+	}
+	conn, err := grpcclient.Dial(addr, append(dialOpts, grpc.WithDisableRetry())...)
 	if err != nil {
 		return nil, badAddr
 	}

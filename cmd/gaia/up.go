@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/gaia-platform/gaia/internal/logging"
 	"github.com/gaia-platform/gaia/internal/pg"
 	"github.com/gaia-platform/gaia/internal/process"
+	"github.com/gaia-platform/gaia/internal/tlsconfig"
 	coordinator "github.com/gaia-platform/gaia/services/coordinator/service"
 	dashboard "github.com/gaia-platform/gaia/services/dashboard/service"
 	gateway "github.com/gaia-platform/gaia/services/gateway/service"
@@ -38,6 +40,15 @@ type upConfig struct {
 	metrics     metrics.Config
 	dashboard   dashboard.Config
 	gateway     gateway.Config
+	// tls serves every hop over TLS with the development PKI in certsDir.
+	tls      bool
+	certsDir string
+}
+
+// dataDir is the folder of the launcher's local state, the parent of the
+// Raft data folder (data by default); the CLI looks there too.
+func (c upConfig) dataDir() string {
+	return filepath.Dir(filepath.Clean(c.coordinator.Cluster.DataDir))
 }
 
 func loadUpConfig(lookup func(string) (string, bool)) (upConfig, error) {
@@ -76,17 +87,67 @@ type upReport struct {
 	Version  string                     `json:"version,omitempty"`
 	Database string                     `json:"database,omitempty"`
 	Services map[string]upServiceReport `json:"services,omitempty"`
+	TLS      *upTLSReport               `json:"tls,omitempty"`
 	Error    string                     `json:"error,omitempty"`
 }
 
 type upServiceReport struct {
 	Address string `json:"address"`
 	Kind    string `json:"kind"`
-	Detail  string `json:"detail,omitempty"`
+	// URL is the gateway's base URL (http:// or https://).
+	URL    string `json:"url,omitempty"`
+	Detail string `json:"detail,omitempty"`
+}
+
+type upTLSReport struct {
+	CAFile   string `json:"ca_file"`
+	CertsDir string `json:"certs_dir"`
+}
+
+// url is the gateway's base URL; empty for a gRPC service.
+func (s *runningService) url(secure bool) string {
+	if s.kind != "http" {
+		return ""
+	}
+	if secure {
+		return "https://" + s.addr
+	}
+	return "http://" + s.addr
+}
+
+// upTLS is how `gaia up --tls` secures every hop: the development PKI in
+// layout, and a client of its CA for the readiness checks.
+type upTLS struct {
+	layout tlsconfig.DevLayout
+	client *tlsconfig.Source
+}
+
+// useTLS points every service at its certificate in the development PKI in
+// dir, making the PKI first when it is missing.
+func (c *upConfig) useTLS(dir string, log *zap.Logger) (*upTLS, error) {
+	layout, made, err := tlsconfig.EnsureDev(dir)
+	if err != nil {
+		return nil, err
+	}
+	if made {
+		log.Info("made a development CA and certificates", zap.String("dir", dir))
+	}
+	c.coordinator.TLS = layout.Service("coordinator")
+	c.coordinator.Cluster.TLS = layout.ClusterMember()
+	c.taskqueue.TLS = layout.Service("taskqueue")
+	c.metrics.TLS = layout.Service("metrics")
+	c.dashboard.TLS = layout.Service("dashboard")
+	c.gateway.TLS = layout.Service("gateway")
+	client, err := tlsconfig.Open(tlsconfig.ClientFiles(layout.CAFile()), nil)
+	if err != nil {
+		return nil, err
+	}
+	return &upTLS{layout: layout, client: client}, nil
 }
 
 func newUpCommand() *cobra.Command {
-	var asJSON bool
+	var asJSON, withTLS bool
+	var certsDir string
 	var readyTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -97,15 +158,29 @@ own port over real gRPC, against the PostgreSQL in DATABASE_URL (default
 ` + pg.DefaultURL + `). The database is created if it does not
 exist and every schema is migrated. Every variable in the README applies; the
 services dial each other at the addresses they actually listen on.
-Ctrl-C stops everything.`,
+
+The Raft port is always mutual TLS. With --tls every other hop is TLS too:
+gRPC between the services and from clients, and HTTPS at the gateway, with
+the development certificates in --certs (made when missing, as 'gaia certs
+dev' does). The gaia CLI on this machine finds the CA by itself; other
+clients trust data/certs/ca.crt. Ctrl-C stops everything.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadUpConfig(os.LookupEnv)
 			if err != nil {
 				return err
 			}
+			if !withTLS && cmd.Flags().Changed("certs") {
+				return usageError{fmt.Errorf("--certs needs --tls")}
+			}
+			if certsDir == "" {
+				certsDir = filepath.Join(cfg.dataDir(), "certs")
+			}
+			cfg.certsDir, cfg.tls = certsDir, withTLS
 			return up(cmd.Context(), cfg, cmd.OutOrStdout(), asJSON, readyTimeout)
 		},
 	}
+	cmd.Flags().BoolVar(&withTLS, "tls", false, "serve every gRPC port and the gateway over TLS with development certificates")
+	cmd.Flags().StringVar(&certsDir, "certs", "", "with --tls, the folder of the development certificates (default data/certs)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per line (ready, stopped) instead of the summary")
 	cmd.Flags().DurationVar(&readyTimeout, "ready-timeout", 60*time.Second, "how long to wait for every service to report SERVING")
 	return cmd
@@ -120,6 +195,13 @@ func up(parent context.Context, cfg upConfig, stdout io.Writer, asJSON bool, rea
 
 	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+
+	var secure *upTLS
+	if cfg.tls {
+		if secure, err = cfg.useTLS(cfg.certsDir, log); err != nil {
+			return fmt.Errorf("tls: %w", err)
+		}
+	}
 
 	dbCtx, cancelDB := context.WithTimeout(ctx, 15*time.Second)
 	created, err := pg.EnsureDatabase(dbCtx, cfg.taskqueue.DatabaseURL)
@@ -220,7 +302,11 @@ func up(parent context.Context, cfg upConfig, stdout io.Writer, asJSON bool, rea
 			if err != nil {
 				return nil, nil, "", err
 			}
-			return s, s.Addr(), "REST /v1, /openapi.json, /healthz, /readyz; gRPC health", nil
+			detail := "REST /v1, /openapi.json, /healthz, /readyz; gRPC health"
+			if s.Scheme() == "https" {
+				detail = "HTTPS: " + detail + " over TLS"
+			}
+			return s, s.Addr(), detail, nil
 		})
 		return err
 	}()
@@ -230,7 +316,7 @@ func up(parent context.Context, cfg upConfig, stdout io.Writer, asJSON bool, rea
 	}
 
 	readyCtx, cancelReady := context.WithTimeout(ctx, readyTimeout)
-	err = waitReady(readyCtx, started, failed)
+	err = waitReady(readyCtx, started, failed, secure)
 	cancelReady()
 	if err != nil {
 		stopAll()
@@ -241,9 +327,25 @@ func up(parent context.Context, cfg upConfig, stdout io.Writer, asJSON bool, rea
 	}
 
 	report := upReport{Event: "ready", Version: buildinfo.Read().Version, Database: pg.Redact(cfg.taskqueue.DatabaseURL), Services: map[string]upServiceReport{}}
-	for _, s := range started {
-		report.Services[s.name] = upServiceReport{Address: s.addr, Kind: s.kind, Detail: s.detail}
+	state := upState{TLS: secure != nil, Addrs: map[string]string{}}
+	if secure != nil {
+		report.TLS = &upTLSReport{CAFile: secure.layout.CAFile(), CertsDir: secure.layout.Dir}
+		if state.CAFile, err = filepath.Abs(secure.layout.CAFile()); err != nil {
+			state.CAFile = secure.layout.CAFile()
+		}
 	}
+	for _, s := range started {
+		report.Services[s.name] = upServiceReport{Address: s.addr, Kind: s.kind, Detail: s.detail, URL: s.url(secure != nil)}
+		state.Addrs[s.name] = s.addr
+		if s.kind == "http" {
+			state.Gateway = s.url(secure != nil)
+		}
+	}
+	// The CLI on this machine reads this to know whether to use TLS.
+	if err := writeUpState(cfg.dataDir(), state); err != nil {
+		log.Warn("cannot record the launcher's state for the CLI", zap.Error(err))
+	}
+	defer func() { _ = os.Remove(filepath.Join(cfg.dataDir(), upStateFile)) }()
 	if asJSON {
 		_ = writeJSON(stdout, report)
 	} else {
@@ -282,7 +384,14 @@ func up(parent context.Context, cfg upConfig, stdout io.Writer, asJSON bool, rea
 
 // waitReady polls every service until it reports SERVING: gRPC health for the
 // backends, /readyz for the gateway.
-func waitReady(ctx context.Context, services []*runningService, failed <-chan error) error {
+func waitReady(ctx context.Context, services []*runningService, failed <-chan error, secure *upTLS) error {
+	var clientTLS *tlsconfig.Source
+	httpClient := http.DefaultClient
+	if secure != nil {
+		clientTLS = secure.client
+		httpClient = &http.Client{Transport: &http.Transport{TLSClientConfig: clientTLS.ClientConfig("")}}
+		defer httpClient.CloseIdleConnections()
+	}
 	conns := map[string]*grpc.ClientConn{}
 	defer func() {
 		for _, c := range conns {
@@ -302,10 +411,10 @@ func waitReady(ctx context.Context, services []*runningService, failed <-chan er
 			}
 			var state string
 			if s.kind == "http" {
-				state = httpReady(ctx, "http://"+s.addr+"/readyz")
+				state = httpReady(ctx, httpClient, s.url(secure != nil)+"/readyz")
 			} else {
 				if conns[s.name] == nil {
-					c, err := grpcclient.Dial(s.addr)
+					c, err := grpcclient.Dial(s.addr, grpcclient.WithTLS(clientTLS))
 					if err != nil {
 						return fmt.Errorf("dial %s: %w", s.name, err)
 					}
@@ -342,14 +451,14 @@ func grpcHealth(ctx context.Context, conn *grpc.ClientConn) string {
 	return resp.GetStatus().String()
 }
 
-func httpReady(ctx context.Context, url string) string {
+func httpReady(ctx context.Context, client *http.Client, url string) string {
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(cctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err.Error()
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return err.Error()
 	}
@@ -367,7 +476,7 @@ func printUp(w io.Writer, r upReport, services []*runningService) {
 	for _, s := range services {
 		addr := s.addr
 		if s.kind == "http" {
-			addr = "http://" + s.addr
+			addr = s.url(r.TLS != nil)
 			gatewayAddr = addr
 		}
 		if s.name == "coordinator" {
@@ -377,6 +486,13 @@ func printUp(w io.Writer, r upReport, services []*runningService) {
 	}
 	fmt.Fprintf(tw, "  postgresql\t%s\tschemas taskqueue, metrics, dashboard migrated\n", r.Database)
 	_ = tw.Flush()
+	if r.TLS != nil {
+		ca := r.TLS.CAFile
+		fmt.Fprintf(w, "\nEvery hop is TLS; the CA is %s (the gaia CLI here finds it by itself).\n", ca)
+		fmt.Fprintf(w, "\nTry:\n  grpcurl -cacert %s %s list\n  curl --cacert %s %s/v1/cluster/status\n  curl --cacert %s %s/readyz\n\nPress Ctrl-C to stop.\n",
+			ca, coordAddr, ca, gatewayAddr, ca, gatewayAddr)
+		return
+	}
 	fmt.Fprintf(w, "\nTry:\n  grpcurl -plaintext %s list\n  curl %s/v1/cluster/status\n  curl %s/readyz\n\nPress Ctrl-C to stop.\n", coordAddr, gatewayAddr, gatewayAddr)
 }
 

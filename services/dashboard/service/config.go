@@ -5,6 +5,7 @@ import (
 
 	"github.com/gaia-platform/gaia/internal/config"
 	"github.com/gaia-platform/gaia/internal/pg"
+	"github.com/gaia-platform/gaia/internal/tlsconfig"
 )
 
 // Config is the dashboard service's configuration, read from the environment.
@@ -17,6 +18,10 @@ type Config struct {
 	MetricsAddr string
 	// TeacherDashboardEnabled turns alerts on (TEACHER_DASHBOARD_ENABLED).
 	TeacherDashboardEnabled bool
+	// TLS is the gRPC port's certificate and the CA that verifies the
+	// services it dials (TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE); none
+	// means plaintext.
+	TLS tlsconfig.Files
 }
 
 // LoadConfig reads the dashboard service's variables; problems are recorded in l.
@@ -27,5 +32,6 @@ func LoadConfig(l *config.Loader) Config {
 		ShutdownTimeout:         l.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, time.Millisecond),
 		MetricsAddr:             l.DialAddr("METRICS_ADDR", "127.0.0.1:7003"),
 		TeacherDashboardEnabled: l.Bool("TEACHER_DASHBOARD_ENABLED", true),
+		TLS:                     tlsconfig.Load(l, "", tlsconfig.Files{}),
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gaia-platform/gaia/internal/grpcserver"
 	"github.com/gaia-platform/gaia/internal/pg"
+	"github.com/gaia-platform/gaia/internal/tlsconfig"
 	"github.com/gaia-platform/gaia/migrations"
 	dashboardv1 "github.com/gaia-platform/gaia/proto/gaia/dashboard/v1"
 	"github.com/gaia-platform/gaia/services/dashboard/internal/ports"
@@ -38,6 +39,10 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	serverTLS, err := tlsconfig.Open(cfg.TLS, log)
+	if err != nil {
+		return nil, err
+	}
 	lis, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
 		return nil, fmt.Errorf("listen for grpc on %s: %w", cfg.ListenAddr, err)
@@ -47,7 +52,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		_ = lis.Close()
 		return nil, err
 	}
-	srv := grpcserver.New(grpcserver.Options{Name: "dashboard", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout})
+	srv := grpcserver.New(grpcserver.Options{Name: "dashboard", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout, TLS: serverTLS})
 	dashboardv1.RegisterDashboardServiceServer(srv.GRPC(), &ports.DashboardServer{})
 	log.Info("dashboard ready", zap.String("grpc_address", lis.Addr().String()))
 	return &Service{cfg: cfg, log: log, lis: lis, grpc: srv, pool: pool}, nil

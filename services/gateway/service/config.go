@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/gaia-platform/gaia/internal/config"
+	"github.com/gaia-platform/gaia/internal/tlsconfig"
 )
 
 // Config is the gateway's configuration, read from the environment.
@@ -13,6 +14,10 @@ type Config struct {
 	ListenAddr      string
 	ShutdownTimeout time.Duration
 	Backends        Backends
+	// TLS serves HTTPS (and gRPC health over TLS) with TLS_CERT_FILE and
+	// TLS_KEY_FILE, and verifies the backends with TLS_CA_FILE; none means
+	// plain HTTP and plaintext gRPC.
+	TLS tlsconfig.Files
 }
 
 // Backends are the gRPC addresses of the four services behind the gateway.
@@ -34,5 +39,6 @@ func LoadConfig(l *config.Loader) Config {
 			Metrics:     l.DialAddr("METRICS_ADDR", "127.0.0.1:7003"),
 			Dashboard:   l.DialAddr("DASHBOARD_ADDR", "127.0.0.1:7004"),
 		},
+		TLS: tlsconfig.Load(l, "", tlsconfig.Files{}),
 	}
 }

@@ -7,6 +7,7 @@ package service
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/gaia-platform/gaia/internal/grpcclient"
 	"github.com/gaia-platform/gaia/internal/grpcserver"
+	"github.com/gaia-platform/gaia/internal/tlsconfig"
 	gaiaproto "github.com/gaia-platform/gaia/proto"
 	"github.com/gaia-platform/gaia/services/gateway/internal/readiness"
 	"github.com/gaia-platform/gaia/services/gateway/internal/rest"
@@ -32,6 +34,7 @@ type Service struct {
 	http  *http.Server
 	grpc  *grpcserver.Server
 	conns []*grpc.ClientConn
+	tls   *tlsconfig.Source // nil: plain HTTP
 	// base is the context of every request; cancelling it ends REST streams
 	// when the gateway shuts down.
 	base       context.Context
@@ -41,9 +44,13 @@ type Service struct {
 // New dials the backends (lazily: a backend that is down makes /readyz fail,
 // not start-up), opens the listener and builds the handlers.
 func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
-	s := &Service{cfg: cfg, log: log}
+	serverTLS, err := tlsconfig.Open(cfg.TLS, log)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{cfg: cfg, log: log, tls: serverTLS}
 	dial := func(addr string) (*grpc.ClientConn, error) {
-		conn, err := grpcclient.Dial(addr)
+		conn, err := grpcclient.Dial(addr, grpcclient.WithTLS(serverTLS))
 		if err != nil {
 			return nil, fmt.Errorf("dial %s: %w", addr, err)
 		}
@@ -51,7 +58,6 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		return conn, nil
 	}
 	var conns rest.Conns
-	var err error
 	for _, b := range []struct {
 		addr string
 		conn **grpc.ClientConn
@@ -101,7 +107,15 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	s.lis = lis
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
-	protocols.SetUnencryptedHTTP2(true)
+	if serverTLS != nil {
+		// HTTP/2 (gRPC health included) is negotiated with ALPN; a
+		// plaintext request gets 400 from the TLS listener.
+		protocols.SetHTTP2(true)
+		lis = tls.NewListener(lis, serverTLS.ServerConfig("h2", "http/1.1"))
+		s.lis = lis
+	} else {
+		protocols.SetUnencryptedHTTP2(true)
+	}
 	s.http = &http.Server{
 		Handler:           s.route(mux),
 		Protocols:         protocols,
@@ -109,7 +123,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		BaseContext:       func(net.Listener) context.Context { return s.base },
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 	}
-	log.Info("gateway ready", zap.String("http_address", lis.Addr().String()))
+	log.Info("gateway ready", zap.String("http_address", lis.Addr().String()), zap.Bool("https", serverTLS != nil))
 	return s, nil
 }
 
@@ -149,6 +163,14 @@ func (s *Service) route(rest http.Handler) http.Handler {
 
 // Addr is where the gateway listens.
 func (s *Service) Addr() net.Addr { return s.lis.Addr() }
+
+// Scheme is "https" when the gateway serves TLS, else "http".
+func (s *Service) Scheme() string {
+	if s.tls != nil {
+		return "https"
+	}
+	return "http"
+}
 
 // Run serves until ctx ends, then stops taking requests, ends open REST streams
 // and waits up to the shutdown timeout for requests in flight.

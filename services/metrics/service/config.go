@@ -5,6 +5,7 @@ import (
 
 	"github.com/gaia-platform/gaia/internal/config"
 	"github.com/gaia-platform/gaia/internal/pg"
+	"github.com/gaia-platform/gaia/internal/tlsconfig"
 )
 
 // Config is the metrics service's configuration, read from the environment.
@@ -30,6 +31,10 @@ type Config struct {
 	// PartitionInterval is how often partitions are created ahead and
 	// dropped after the retention (not a variable; tests shorten it).
 	PartitionInterval time.Duration
+	// TLS is the gRPC port's certificate and the CA that verifies the
+	// services it dials (TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE); none
+	// means plaintext.
+	TLS tlsconfig.Files
 }
 
 // LoadConfig reads the metrics service's variables; problems are recorded in l.
@@ -45,5 +50,6 @@ func LoadConfig(l *config.Loader) Config {
 		MaxBatch:                    l.Int("USABILITY_MAX_BATCH", 5000, 1, 20000),
 		Retention:                   l.Duration("USABILITY_RETENTION", 30*24*time.Hour, time.Hour),
 		PartitionInterval:           time.Hour,
+		TLS:                         tlsconfig.Load(l, "", tlsconfig.Files{}),
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/gaia-platform/gaia/internal/grpcserver"
 	"github.com/gaia-platform/gaia/internal/pg"
 	"github.com/gaia-platform/gaia/internal/telemetry"
+	"github.com/gaia-platform/gaia/internal/tlsconfig"
 	"github.com/gaia-platform/gaia/migrations"
 	metricsv1 "github.com/gaia-platform/gaia/proto/gaia/metrics/v1"
 	"github.com/gaia-platform/gaia/services/metrics/internal/adapters"
@@ -51,6 +52,10 @@ type Service struct {
 // New opens the listeners and the database, and wires the service.
 func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	files, err := migrations.For(Schema)
+	if err != nil {
+		return nil, err
+	}
+	serverTLS, err := tlsconfig.Open(cfg.TLS, log)
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +106,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	ratings := app.NewRatings(adapters.NewRatingPostgresRepository(s.pool), cfg.UsabilityMetricsEnabled, cfg.Retention, metrics)
 	snapshots := app.NewSnapshots(adapters.NewSnapshotPostgresRepository(s.pool))
 
-	s.grpc = grpcserver.New(grpcserver.Options{Name: "metrics", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout, MaxRecvMsgSize: MaxRecvMsgSize})
+	s.grpc = grpcserver.New(grpcserver.Options{Name: "metrics", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout, MaxRecvMsgSize: MaxRecvMsgSize, TLS: serverTLS})
 	metricsv1.RegisterMetricsServiceServer(s.grpc.GRPC(), &ports.MetricsServer{Ingest: ingest, Ratings: ratings, Snapshots: snapshots})
 	log.Info("metrics ready", zap.String("grpc_address", s.lis.Addr().String()), zap.String("prometheus_address", s.promLis.Addr().String()),
 		zap.String("event_storage", s.mode), zap.Bool("usability_metrics_enabled", cfg.UsabilityMetricsEnabled), zap.Duration("retention", cfg.Retention))

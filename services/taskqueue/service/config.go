@@ -5,6 +5,7 @@ import (
 
 	"github.com/gaia-platform/gaia/internal/config"
 	"github.com/gaia-platform/gaia/internal/pg"
+	"github.com/gaia-platform/gaia/internal/tlsconfig"
 )
 
 // Config is the taskqueue service's configuration, read from the environment.
@@ -30,6 +31,10 @@ type Config struct {
 	DeadRetention time.Duration
 	// ReapInterval is how often expired claims are taken back (TASK_REAP_INTERVAL).
 	ReapInterval time.Duration
+	// TLS is the gRPC port's certificate and the CA that verifies the
+	// services it dials (TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE); none
+	// means plaintext.
+	TLS tlsconfig.Files
 }
 
 // LoadConfig reads the taskqueue service's variables; problems are recorded in l.
@@ -49,5 +54,6 @@ func LoadConfig(l *config.Loader) Config {
 		Retention:        l.Duration("TASK_RETENTION", 7*24*time.Hour, time.Minute),
 		DeadRetention:    l.Duration("TASK_DEAD_RETENTION", 30*24*time.Hour, time.Minute),
 		ReapInterval:     l.Duration("TASK_REAP_INTERVAL", time.Second, 10*time.Millisecond),
+		TLS:              tlsconfig.Load(l, "", tlsconfig.Files{}),
 	}
 }

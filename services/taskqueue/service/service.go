@@ -17,10 +17,13 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
+	"github.com/gaia-platform/gaia/internal/grpcclient"
 	"github.com/gaia-platform/gaia/internal/grpcserver"
 	"github.com/gaia-platform/gaia/internal/pg"
 	"github.com/gaia-platform/gaia/internal/telemetry"
+	"github.com/gaia-platform/gaia/internal/tlsconfig"
 	"github.com/gaia-platform/gaia/migrations"
 	"github.com/gaia-platform/gaia/services/coordinator/client"
 	"github.com/gaia-platform/gaia/services/taskqueue/internal/adapters"
@@ -53,6 +56,10 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{cfg: cfg, log: log}
+	serverTLS, err := tlsconfig.Open(cfg.TLS, log)
+	if err != nil {
+		return nil, err
+	}
 	if s.lis, err = net.Listen("tcp", cfg.ListenAddr); err != nil {
 		return nil, fmt.Errorf("listen for grpc on %s: %w", cfg.ListenAddr, err)
 	}
@@ -64,7 +71,8 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		s.closeListeners()
 		return nil, err
 	}
-	if s.coord, err = client.New(client.Options{Addrs: cfg.CoordinatorAddrs, Logger: log.Named("coordinator-client")}); err != nil {
+	if s.coord, err = client.New(client.Options{Addrs: cfg.CoordinatorAddrs, Logger: log.Named("coordinator-client"),
+		DialOptions: []grpc.DialOption{grpcclient.WithTLS(serverTLS)}}); err != nil {
 		s.pool.Close()
 		s.closeListeners()
 		return nil, fmt.Errorf("coordinator client: %w", err)
@@ -100,7 +108,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	queue.SetSessions(s.sessions)
 	s.queue = queue
 
-	s.grpc = grpcserver.New(grpcserver.Options{Name: "taskqueue", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout})
+	s.grpc = grpcserver.New(grpcserver.Options{Name: "taskqueue", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout, TLS: serverTLS})
 	(&ports.Servers{Queue: queue}).Register(s.grpc.GRPC())
 	log.Info("taskqueue ready", zap.String("grpc_address", s.lis.Addr().String()), zap.String("metrics_address", s.metricsLis.Addr().String()), zap.Strings("coordinator", cfg.CoordinatorAddrs))
 	return s, nil

@@ -34,6 +34,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/gaia-platform/gaia/internal/grpcclient"
+	"github.com/gaia-platform/gaia/internal/tlsconfig"
 	coordinatorv1 "github.com/gaia-platform/gaia/proto/gaia/coordinator/v1"
 	"github.com/gaia-platform/gaia/services/coordinator/client"
 )
@@ -191,6 +192,13 @@ type cluster struct {
 func newCluster(dir, bin string) (*cluster, error) {
 	c := &cluster{bin: bin}
 	var first string
+	// The Raft port speaks only mutual TLS; the members share one
+	// development certificate.
+	pki, err := tlsconfig.WriteDev(filepath.Join(dir, "certs"), nil)
+	if err != nil {
+		return nil, err
+	}
+	member := pki.ClusterMember()
 	for i := 1; i <= 3; i++ {
 		grpcAddr, err := freeAddr()
 		if err != nil {
@@ -212,6 +220,9 @@ func newCluster(dir, bin string) (*cluster, error) {
 			"RAFT_HEARTBEAT_TIMEOUT="+raftHeartbeatTimeout.String(),
 			"RAFT_ELECTION_TIMEOUT="+raftElectionTimeout.String(),
 			"LOG_LEVEL=warn",
+			"CLUSTER_TLS_CERT_FILE="+member.CertFile,
+			"CLUSTER_TLS_KEY_FILE="+member.KeyFile,
+			"CLUSTER_TLS_CA_FILE="+member.CAFile,
 		)
 		if i == 1 {
 			first = grpcAddr
