@@ -218,7 +218,7 @@ func (c *transportCredentials) ServerHandshake(conn net.Conn) (net.Conn, credent
 }
 
 func (c *transportCredentials) Info() credentials.ProtocolInfo {
-	return credentials.ProtocolInfo{SecurityProtocol: "tls", SecurityVersion: "1.2", ServerName: c.serverName}
+	return credentials.ProtocolInfo{SecurityProtocol: "tls"}
 }
 
 func (c *transportCredentials) Clone() credentials.TransportCredentials {
