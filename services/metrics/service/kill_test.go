@@ -27,7 +27,7 @@ type metricsProcess struct {
 	addr string
 }
 
-func buildMetrics(t *testing.T) string {
+func buildMetrics(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "metrics")
 	cmd := exec.Command("go", "build", "-o", bin, ".")
@@ -38,7 +38,7 @@ func buildMetrics(t *testing.T) string {
 	return bin
 }
 
-func startMetricsProcess(t *testing.T, bin, db, addr string) *metricsProcess {
+func startMetricsProcess(t testing.TB, bin, db, addr string) *metricsProcess {
 	t.Helper()
 	var env []string
 	for _, kv := range os.Environ() {

@@ -72,7 +72,7 @@ func storedCount(t *testing.T, p *pgxpool.Pool, where string, args ...any) int {
 
 // scrape reads a Prometheus text exposition into series → value, the series
 // written as the exposition writes it (labels sorted by name).
-func scrape(t *testing.T, addr string) map[string]float64 {
+func scrape(t testing.TB, addr string) map[string]float64 {
 	t.Helper()
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
@@ -101,7 +101,28 @@ func scrape(t *testing.T, addr string) map[string]float64 {
 }
 
 // scrapeSum returns a histogram's count and sum.
-func scrapeSum(t *testing.T, addr, name string) (count, sum float64) {
+func scrapeSum(t testing.TB, addr, name string) (count, sum float64) {
 	m := scrape(t, addr)
 	return m[name+"_count"], m[name+"_sum"]
+}
+
+// waitRollups polls until the classroom rollups count every stored event
+// (they are kept off the write path, a moment behind).
+func waitRollups(t testing.TB, p *pgxpool.Pool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var stored, rolled int64
+		if err := p.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM metrics.usability_events),
+			(SELECT coalesce(sum(events), 0) FROM metrics.classroom_minutes)`).Scan(&stored, &rolled); err != nil {
+			t.Fatal(err)
+		}
+		if stored == rolled {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the rollups count %d of %d stored events after 30s", rolled, stored)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

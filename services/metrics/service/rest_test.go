@@ -19,7 +19,7 @@ import (
 
 // startGateway runs the REST gateway in front of the metrics service (the
 // other backends are never called here).
-func startGateway(t *testing.T, metricsAddr string) string {
+func startGateway(t testing.TB, metricsAddr string) string {
 	t.Helper()
 	cfg := gateway.Config{ListenAddr: "127.0.0.1:0", ShutdownTimeout: 2 * time.Second, Backends: gateway.Backends{
 		Coordinator: "127.0.0.1:1", TaskQueue: "127.0.0.1:1", Metrics: metricsAddr, Dashboard: "127.0.0.1:1"}}
@@ -139,6 +139,7 @@ func TestRESTThroughTheGateway(t *testing.T) {
 	if sum.Count != "1" || sum.Mean != 2 || len(sum.Distribution) != 5 || sum.Distribution[1].Count != "1" {
 		t.Fatalf("rating summary: %+v", sum)
 	}
+	waitRollups(t, e.pool(t))
 	resp, err = http.Get(base + "/v1/classrooms/room-9/snapshots")
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,7 @@
 // Package service is the metrics service's composition root: it opens its
 // PostgreSQL schema (migrating it first), builds the adapters, the use cases
 // and the gRPC ports by hand, and runs them with the background work (group
-// committer, partition maintenance, Prometheus endpoint) until its context
+// committer, classroom rollups, partition maintenance, Prometheus endpoint) until its context
 // ends. It is public within the module so that `gaia up` and tests can run
 // the service in-process; everything it wires stays in internal/.
 package service
@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,6 +47,7 @@ type Service struct {
 	registry  *prometheus.Registry
 	committer *app.GroupCommitter
 	retention *app.Retention // nil on TimescaleDB
+	rollups   *app.Rollups
 	mode      string
 }
 
@@ -102,6 +104,8 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 
 	events := adapters.NewEventPostgresRepository(s.pool, partitions)
 	s.committer = app.NewGroupCommitter(app.GroupCommitConfig{}, events, metrics, log.Named("group-commit"))
+	s.rollups = app.NewRollups(adapters.NewRollupPostgresConsumer(s.pool), 100*time.Millisecond, metrics, log.Named("rollups"))
+	s.committer.OnCommit = s.rollups.Wake
 	ingest := app.NewIngest(app.IngestConfig{Enabled: cfg.UsabilityMetricsEnabled, MaxBatch: cfg.MaxBatch, Retention: cfg.Retention}, s.committer, metrics)
 	ratings := app.NewRatings(adapters.NewRatingPostgresRepository(s.pool), cfg.UsabilityMetricsEnabled, cfg.Retention, metrics)
 	snapshots := app.NewSnapshots(adapters.NewSnapshotPostgresRepository(s.pool))
@@ -145,6 +149,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if s.retention != nil {
 		start(s.retention.Run)
 	}
+	start(s.rollups.Run)
 	var promErr error
 	start(func(ctx context.Context) { promErr = telemetry.Serve(ctx, s.promLis, s.registry) })
 

@@ -63,6 +63,7 @@ func TestSnapshotsEqualRecomputationFromRawEvents(t *testing.T) {
 	wg.Wait()
 
 	pool := e.pool(t)
+	waitRollups(t, pool)
 	type want struct {
 		events, students, attempts, wrong, errs int64
 		hes                                     float64

@@ -26,7 +26,8 @@ var EventColumns = []string{"classroom_id", "app_id", "event_id", "occurred_at",
 
 // EventPostgresRepository implements usability.EventStore: one transaction
 // per group, COPY first, INSERT … ON CONFLICT when the group holds events
-// already stored, and the classroom rollups in the same transaction.
+// already stored. The classroom rollups follow off the write path
+// (RollupPostgresConsumer).
 type EventPostgresRepository struct {
 	pool       *pgxpool.Pool
 	partitions *PartitionPostgresStore
@@ -118,10 +119,7 @@ func (r *EventPostgresRepository) copyGroup(ctx context.Context, events []usabil
 		_, err := tx.CopyFrom(ctx, pgx.Identifier{"metrics", EventsTable}, EventColumns, pgx.CopyFromSlice(len(events), func(i int) ([]any, error) {
 			return EventRow(&events[i], receivedAt, i)
 		}))
-		if err != nil {
-			return err
-		}
-		return updateRollups(ctx, tx, events, nil)
+		return err
 	})
 }
 
@@ -163,13 +161,11 @@ func (r *EventPostgresRepository) insertGroup(ctx context.Context, events []usab
 			inserted[i] = false
 		}
 		var ord int32
-		if _, err := pgx.ForEachRow(rows, []any{&ord}, func() error {
+		_, err = pgx.ForEachRow(rows, []any{&ord}, func() error {
 			inserted[ord] = true
 			return nil
-		}); err != nil {
-			return err
-		}
-		return updateRollups(ctx, tx, events, inserted)
+		})
+		return err
 	})
 	if err != nil {
 		return nil, err

@@ -32,18 +32,13 @@ type itemKey struct {
 
 type itemAgg struct{ attempts, wrong, errorEvents int64 }
 
-// updateRollups adds the new events (all of them when inserted is nil) to
-// the per-minute classroom rollups, in the writer's transaction: one round
-// trip for the whole group, rows touched in key order (no deadlocks between
-// writers).
-func updateRollups(ctx context.Context, tx pgx.Tx, events []usability.Event, inserted []bool) error {
+// updateRollups adds events to the per-minute classroom rollups in tx: one
+// round trip for the whole chunk, rows touched in key order.
+func updateRollups(ctx context.Context, tx pgx.Tx, events []usability.Event) error {
 	minutes := map[minuteKey]*minuteAgg{}
 	students := map[studentKey]struct{}{}
 	items := map[itemKey]*itemAgg{}
 	for i := range events {
-		if inserted != nil && !inserted[i] {
-			continue
-		}
 		e := &events[i]
 		mk := minuteKey{e.ClassroomID, usability.Minute(e.OccurredAt).Unix()}
 		m := minutes[mk]

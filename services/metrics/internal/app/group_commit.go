@@ -45,6 +45,8 @@ type GroupCommitter struct {
 	in      chan *writeRequest
 	stopped chan struct{}
 	stop    sync.Once
+	// OnCommit, when set, is called after each group that stored events.
+	OnCommit func()
 }
 
 type writeRequest struct {
@@ -230,6 +232,9 @@ func (g *GroupCommitter) writeGroup(group []*writeRequest) {
 			r.done <- writeResult{err: errWriteFailed}
 		}
 		return
+	}
+	if g.OnCommit != nil {
+		g.OnCommit()
 	}
 	for ri, r := range group {
 		out := make([]bool, len(r.events))

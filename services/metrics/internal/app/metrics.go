@@ -22,6 +22,8 @@ type Metrics struct {
 	writeLatency  prometheus.Histogram
 	writeErrors   prometheus.Counter
 	ratings       *prometheus.CounterVec
+	rollupEvents  prometheus.Counter
+	rollupLag     prometheus.Gauge
 }
 
 var sizeBuckets = []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000}
@@ -43,13 +45,16 @@ func NewMetrics(reg prometheus.Registerer, partitions func(ctx context.Context) 
 		groupRequests: hist("group_commit_requests", "RecordMetrics requests merged into one group commit.", sizeBuckets),
 		writeLatency: hist("write_duration_seconds", "Time to write and commit one group of events.",
 			[]float64{.0005, .001, .002, .003, .005, .0075, .01, .015, .025, .05, .1, .25, .5, 1, 2.5}),
-		writeErrors: prometheus.NewCounter(prometheus.CounterOpts(opts("write_errors_total", "Group commits that failed (their callers were told to retry)."))),
-		ratings:     prometheus.NewCounterVec(prometheus.CounterOpts(opts("ratings_total", "Ratings received, by outcome: accepted, duplicate.")), []string{"outcome"}),
+		writeErrors:  prometheus.NewCounter(prometheus.CounterOpts(opts("write_errors_total", "Group commits that failed (their callers were told to retry)."))),
+		ratings:      prometheus.NewCounterVec(prometheus.CounterOpts(opts("ratings_total", "Ratings received, by outcome: accepted, duplicate.")), []string{"outcome"}),
+		rollupEvents: prometheus.NewCounter(prometheus.CounterOpts(opts("rollup_events_total", "Events this replica applied to the classroom rollups."))),
+		rollupLag: prometheus.NewGauge(prometheus.GaugeOpts(opts("rollup_lag_seconds",
+			"Age (since receipt) of the newest event in this replica's last rollup step; 0 when it found nothing new."))),
 	}
 	for _, o := range []string{"accepted", "duplicate", "rejected"} {
 		m.events.WithLabelValues(o)
 	}
-	reg.MustRegister(m.events, m.rejected, m.batchEvents, m.groupEvents, m.groupRequests, m.writeLatency, m.writeErrors, m.ratings)
+	reg.MustRegister(m.events, m.rejected, m.batchEvents, m.groupEvents, m.groupRequests, m.writeLatency, m.writeErrors, m.ratings, m.rollupEvents, m.rollupLag)
 	if partitions != nil {
 		reg.MustRegister(&partitionCollector{list: partitions})
 	}

@@ -52,3 +52,11 @@ type SnapshotStore interface {
 	// strictly before t (zero when none).
 	Latest(ctx context.Context, classroomID string, before time.Time) (time.Time, error)
 }
+
+// RollupFeed keeps the per-minute classroom rollups from the committed
+// events, exactly once each.
+type RollupFeed interface {
+	// Step applies up to limit events committed since the last step and
+	// returns how many, and the latest receive time among them.
+	Step(ctx context.Context, limit int) (applied int, newest time.Time, err error)
+}
