@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/gaia-platform/gaia/internal/auth"
 	"github.com/gaia-platform/gaia/internal/domainerr"
 	"github.com/gaia-platform/gaia/services/metrics/internal/domain/usability"
 )
@@ -17,9 +18,6 @@ type Ratings struct {
 	retention time.Duration
 	metrics   *Metrics
 	now       func() time.Time
-	// Authorize, when set, may refuse a rating (an app credential rating for
-	// another app): it returns an error to answer with, or nil.
-	Authorize func(ctx context.Context, r *usability.Rating) error
 }
 
 // NewRatings returns the use cases.
@@ -44,10 +42,10 @@ func (s *Ratings) Submit(ctx context.Context, r usability.Rating) (usability.Rat
 	if err := r.Validate(usability.Window{Now: now, Retention: s.retention}); err != nil {
 		return r, false, err
 	}
-	if s.Authorize != nil {
-		if err := s.Authorize(ctx, &r); err != nil {
-			return r, false, err
-		}
+	// As for events: an app credential rates for its own app and classrooms
+	// only, else PERMISSION_DENIED.
+	if err := auth.RequireApp(ctx, r.AppID, r.ClassroomID); err != nil {
+		return r, false, err
 	}
 	stored, dup, err := s.store.Insert(ctx, r)
 	if err != nil {
@@ -67,6 +65,19 @@ const DefaultSummaryWindow = 7 * 24 * time.Hour
 // Summary summarises the ratings of a classroom or an app over [from, to);
 // zero times default to the last 7 days before now.
 func (s *Ratings) Summary(ctx context.Context, f usability.RatingFilter) (usability.RatingSummary, usability.RatingFilter, error) {
+	// An app sees its own ratings: no app_id means its own, and a credential
+	// limited to some classrooms must name one of them.
+	if p, ok := auth.FromContext(ctx); ok && p.Role == auth.RoleApp {
+		if f.AppID == "" {
+			f.AppID = p.AppID
+		}
+		if len(p.Classrooms) > 0 && f.ClassroomID == "" {
+			return usability.RatingSummary{}, f, domainerr.New(domainerr.PermissionDenied, "this app credential is limited to some classrooms: name one in classroom_id")
+		}
+		if err := auth.RequireApp(ctx, f.AppID, f.ClassroomID); err != nil {
+			return usability.RatingSummary{}, f, err
+		}
+	}
 	if f.ClassroomID == "" && f.AppID == "" {
 		return usability.RatingSummary{}, f, domainerr.Invalid("classroom_id", "a classroom_id or an app_id is required")
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/gaia-platform/gaia/internal/auth"
 	"github.com/gaia-platform/gaia/internal/domainerr"
 	"github.com/gaia-platform/gaia/services/metrics/internal/domain/usability"
 )
@@ -27,10 +28,6 @@ type Ingest struct {
 	writer  *GroupCommitter
 	metrics *Metrics
 	now     func() time.Time
-	// Authorize, when set, may reject single events (for example an app
-	// credential posting for another app): it returns the field at fault and
-	// why, or "" to accept. It runs after validation.
-	Authorize func(ctx context.Context, e *usability.Event) (field, reason string)
 }
 
 // NewIngest returns the use case.
@@ -69,18 +66,26 @@ func (in *Ingest) Record(ctx context.Context, events []usability.Event) (RecordR
 	case len(events) > in.cfg.MaxBatch:
 		return res, domainerr.Invalid("events", fmt.Sprintf("must hold at most %d events (USABILITY_MAX_BATCH); split the batch", in.cfg.MaxBatch))
 	}
+	// An app credential posts for its own app (and its classrooms, when the
+	// credential lists them). An event outside that scope is not bad data but
+	// a misused credential: the whole call is PERMISSION_DENIED and nothing is
+	// stored. The gRPC interceptor applies the same rule from the policy
+	// table before the call gets here; this check keeps it true wherever
+	// Record is called from.
+	for i := range events {
+		if events[i].AppID == "" {
+			continue // rejected by validation below
+		}
+		if err := auth.RequireApp(ctx, events[i].AppID, events[i].ClassroomID); err != nil {
+			return res, err
+		}
+	}
 	in.metrics.batchEvents.Observe(float64(len(events)))
 	w := usability.Window{Now: in.now(), Retention: in.cfg.Retention}
 	valid := make([]usability.Event, 0, len(events))
 	for i := range events {
 		e := &events[i]
-		p := e.Validate(w)
-		if p == nil && in.Authorize != nil {
-			if field, reason := in.Authorize(ctx, e); field != "" {
-				p = &usability.Problem{Field: field, Reason: reason}
-			}
-		}
-		if p != nil {
+		if p := e.Validate(w); p != nil {
 			res.Rejected = append(res.Rejected, Rejected{Index: i, EventID: printableID(e.EventID), Field: fmt.Sprintf("events[%d].%s", i, p.Field), Reason: p.Reason})
 			in.metrics.rejected.WithLabelValues(fieldLabel(p.Field)).Inc()
 			continue
