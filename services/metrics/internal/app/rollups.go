@@ -14,13 +14,12 @@ import (
 // this replica (and every PollInterval, for other replicas' writes), and
 // back to back while it is behind.
 type Rollups struct {
-	feed     usability.RollupFeed
-	chunk    int
-	poll     time.Duration
-	metrics  *Metrics
-	log      *zap.Logger
-	wake     chan struct{}
-	lagSince func() time.Time
+	feed    usability.RollupFeed
+	chunk   int
+	poll    time.Duration
+	metrics *Metrics
+	log     *zap.Logger
+	wake    chan struct{}
 }
 
 // NewRollups returns the runner.
