@@ -16,7 +16,6 @@ TOOLS := buf@$(BUF_VERSION) \
 	protoc-gen-go@$(PROTOC_GEN_GO_VERSION) \
 	protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION) \
 	protoc-gen-grpc-gateway@$(GRPC_GATEWAY_VERSION) \
-	protoc-gen-openapiv2@$(GRPC_GATEWAY_VERSION) \
 	staticcheck@$(STATICCHECK_VERSION) \
 	grpcurl@$(GRPCURL_VERSION)
 # A stamp per tool version, so that changing a version above reinstalls it.
@@ -35,7 +34,7 @@ QUEUE_BENCH_JOBS   ?= 50000
 QUEUE_BENCHES      := ^BenchmarkTaskQueue(Throughput|ClaimLatency)$$
 BENCH_DATABASE_URL ?= $(or $(GAIA_TEST_DATABASE_URL),$(DATABASE_URL),postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable)
 
-.PHONY: all run test build generate generate-check lint breaking tools bench bench-taskqueue clean help
+.PHONY: all run test build generate generate-check docs-assets lint breaking tools bench bench-taskqueue clean help
 .DEFAULT_GOAL := help
 
 help: ## List the targets
@@ -56,6 +55,7 @@ build: ## Build gaia and the five service binaries into ./bin
 	done
 
 generate: tools ## Regenerate Go, gRPC, gateway and OpenAPI code from proto/ (offline)
+	$(GO) build -o $(BIN)/protoc-gen-gaia-openapi ./cmd/protoc-gen-gaia-openapi
 	$(BIN)/buf generate
 
 generate-check: generate ## Fail when regenerating changes anything
@@ -63,6 +63,13 @@ generate-check: generate ## Fail when regenerating changes anything
 		echo "make generate changed generated files; run it and commit the result:"; \
 		git status --porcelain -- proto; git --no-pager diff --stat -- proto; exit 1; \
 	fi
+
+# The Swagger UI bundle the gateway embeds for /docs, from the npm version
+# pinned in its package-lock.json; run after changing that version, and commit.
+APIDOC := services/gateway/internal/apidoc
+docs-assets: ## Refresh the embedded /docs bundle from npm (needs the npm registry; the build never does)
+	cd $(APIDOC) && npm ci --no-audit --no-fund
+	cp $(addprefix $(APIDOC)/node_modules/swagger-ui-dist/,swagger-ui-bundle.js swagger-ui-bundle.js.LICENSE.txt swagger-ui.css LICENSE favicon-32x32.png) $(APIDOC)/assets/
 
 lint: tools ## gofmt, go mod tidy -diff, go vet, buf lint, buf breaking, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\(\.gw\)\?\.go$$')); \
@@ -119,9 +126,6 @@ $(BIN)/.stamp-protoc-gen-go-grpc-%:
 $(BIN)/.stamp-protoc-gen-grpc-gateway-%:
 	GOBIN=$(BIN) $(GO) install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway@$*
 	@rm -f $(BIN)/.stamp-protoc-gen-grpc-gateway-* && touch $@
-$(BIN)/.stamp-protoc-gen-openapiv2-%:
-	GOBIN=$(BIN) $(GO) install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@$*
-	@rm -f $(BIN)/.stamp-protoc-gen-openapiv2-* && touch $@
 $(BIN)/.stamp-staticcheck-%:
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$*
 	@rm -f $(BIN)/.stamp-staticcheck-* && touch $@

@@ -197,7 +197,7 @@ func TestThreeCoordinatorProcesses(t *testing.T) {
 	}
 	defer func() { _ = gw.Process.Signal(syscall.SIGTERM); _ = gw.Wait() }()
 	waitUntil(t, 20*time.Second, "gateway /v1/cluster/status", func() bool {
-		resp, err := httpGetQuiet("http://" + gwAddr + "/v1/cluster/status")
+		resp, err := httpGetQuiet(t, "http://"+gwAddr+"/v1/cluster/status")
 		if err != nil {
 			return false
 		}

@@ -23,6 +23,7 @@ import (
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 
 	"github.com/gaia-platform/gaia/internal/grpcclient"
+	"github.com/gaia-platform/gaia/internal/openapitest"
 	"github.com/gaia-platform/gaia/internal/pgtest"
 )
 
@@ -242,10 +243,23 @@ func TestUpServesEverything(t *testing.T) {
 		t.Errorf("/readyz = %s (err %v), want ready with 4 backends", body, err)
 	}
 	var doc struct {
-		Paths map[string]any `json:"paths"`
+		OpenAPI string         `json:"openapi"`
+		Paths   map[string]any `json:"paths"`
+		Info    struct {
+			Version string `json:"version"`
+		} `json:"info"`
 	}
 	if err := json.Unmarshal([]byte(httpGet(t, gw+"/openapi.json", http.StatusOK)), &doc); err != nil {
 		t.Fatalf("/openapi.json is not JSON: %v", err)
+	}
+	if !strings.HasPrefix(doc.OpenAPI, "3.") || doc.Info.Version == "" || doc.Info.Version == "0.0.0-dev" {
+		t.Errorf("/openapi.json: openapi %q, info.version %q; want OpenAPI 3 stamped with the build's version", doc.OpenAPI, doc.Info.Version)
+	}
+	if page := httpGet(t, gw+"/docs/", http.StatusOK); !strings.Contains(page, "swagger-ui-bundle.js") {
+		t.Errorf("/docs/ is not the API reference page: %.200s", page)
+	}
+	if js := httpGet(t, gw+"/docs/swagger-ui-bundle.js", http.StatusOK); len(js) < 100000 {
+		t.Errorf("/docs/swagger-ui-bundle.js is %d bytes, want the embedded bundle", len(js))
 	}
 	for _, route := range []string{"/v1/sessions", "/v1/locks", "/v1/cluster/status", "/v1/tasks", "/v1/lessons", "/v1/metrics", "/v1/ratings", "/v1/alerts/{alert_id}:acknowledge", "/v1/teachers/{teacher_id}/alerts:subscribe"} {
 		if _, ok := doc.Paths[route]; !ok {
@@ -317,9 +331,11 @@ func listServices(t *testing.T, name string, conn *grpc.ClientConn) map[string]b
 	return listed
 }
 
+// httpGet fetches a URL through a client that checks the exchange against
+// the OpenAPI document (/v1 routes).
 func httpGet(t *testing.T, url string, wantStatus int) string {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := openapitest.Client(t).Get(url)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
@@ -334,9 +350,10 @@ func httpGet(t *testing.T, url string, wantStatus int) string {
 	return string(b)
 }
 
-// httpGetQuiet fetches a URL without failing the test, for polling.
-func httpGetQuiet(url string) (string, error) {
-	resp, err := http.Get(url)
+// httpGetQuiet fetches a URL without failing the test on a status, for
+// polling; the exchange is still checked against the OpenAPI document.
+func httpGetQuiet(t *testing.T, url string) (string, error) {
+	resp, err := openapitest.Client(t).Get(url)
 	if err != nil {
 		return "", err
 	}

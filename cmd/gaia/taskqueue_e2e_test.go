@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/gaia-platform/gaia/internal/grpcclient"
+	"github.com/gaia-platform/gaia/internal/openapitest"
 	coordinatorv1 "github.com/gaia-platform/gaia/proto/gaia/coordinator/v1"
 	taskqueuev1 "github.com/gaia-platform/gaia/proto/gaia/taskqueue/v1"
 	"github.com/gaia-platform/gaia/services/coordinator/client"
@@ -45,7 +46,7 @@ func TestUpTaskQueueScenario(t *testing.T) {
 		t.Fatalf("enqueue over gRPC: %+v, %v", first, err)
 	}
 	gw := "http://" + ready.Services["gateway"].Address
-	resp, err := http.Post(gw+"/v1/tasks", "application/json", strings.NewReader(`{"idempotency_key":"lesson-42/step-1","task_type":"code_review"}`))
+	resp, err := openapitest.Client(t).Post(gw+"/v1/tasks", "application/json", strings.NewReader(`{"idempotency_key":"lesson-42/step-1","task_type":"code_review"}`))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ package reqfield
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -55,4 +56,44 @@ func PageSize(n int32) (int, error) {
 		return 0, domainerr.Invalid("page_size", fmt.Sprintf("must be between 1 and %d", MaxPageSize))
 	}
 	return int(n), nil
+}
+
+// Label selector limits: as many pairs as a session may carry, keys and
+// values as long as a session's labels may be.
+const (
+	MaxSelectorLabels = 32
+	MaxLabelKey       = 63
+	MaxLabelValue     = 256
+)
+
+// LabelSelector reads a label selector ("team=web,tier=gpu": comma-separated
+// key=value pairs, every one of which must match) into a map; empty is no
+// selector. A key given twice with different values can match nothing and is
+// refused.
+func LabelSelector(field, sel string) (map[string]string, error) {
+	if sel == "" {
+		return nil, nil
+	}
+	pairs := strings.Split(sel, ",")
+	if len(pairs) > MaxSelectorLabels {
+		return nil, domainerr.Invalid(field, fmt.Sprintf("has %d labels, at most %d", len(pairs), MaxSelectorLabels))
+	}
+	out := make(map[string]string, len(pairs))
+	for _, p := range pairs {
+		k, v, ok := strings.Cut(p, "=")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		switch {
+		case !ok || k == "":
+			return nil, domainerr.Invalid(field, fmt.Sprintf("%q is not key=value (write team=web,tier=gpu)", p))
+		case len(k) > MaxLabelKey:
+			return nil, domainerr.Invalid(field, fmt.Sprintf("key %q is longer than %d characters", k, MaxLabelKey))
+		case len(v) > MaxLabelValue:
+			return nil, domainerr.Invalid(field, fmt.Sprintf("value of %q is longer than %d characters", k, MaxLabelValue))
+		}
+		if prev, dup := out[k]; dup && prev != v {
+			return nil, domainerr.Invalid(field, fmt.Sprintf("key %q is given twice with different values", k))
+		}
+		out[k] = v
+	}
+	return out, nil
 }

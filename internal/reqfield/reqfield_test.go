@@ -95,3 +95,20 @@ func TestSessionRef(t *testing.T) {
 		}
 	}
 }
+// Regression (issue 16, item 6): the REST session filter is a label selector a
+// generated client can send, refused with the field named when malformed.
+func TestLabelSelector(t *testing.T) {
+	got, err := reqfield.LabelSelector("label_selector", "team=web, tier=gpu,empty=")
+	if err != nil || len(got) != 3 || got["team"] != "web" || got["tier"] != "gpu" || got["empty"] != "" {
+		t.Fatalf("LabelSelector = %v, %v", got, err)
+	}
+	if got, err := reqfield.LabelSelector("label_selector", ""); err != nil || got != nil {
+		t.Fatalf("empty selector = %v, %v", got, err)
+	}
+	for _, bad := range []string{"team", "=web", "team=web,,tier=gpu", "a=1,a=2", strings.Repeat("k", 64) + "=v", "k=" + strings.Repeat("v", 257), strings.Repeat("a=b,", 33)} {
+		_, err := reqfield.LabelSelector("label_selector", bad)
+		if err == nil || domainerr.KindOf(err) != domainerr.InvalidArgument || !strings.Contains(err.Error(), "label_selector") {
+			t.Errorf("LabelSelector(%q) = %v, want INVALID_ARGUMENT naming label_selector", bad, err)
+		}
+	}
+}

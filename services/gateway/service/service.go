@@ -1,5 +1,6 @@
 // Package service is the gateway's composition root: it dials the four
-// backends, mounts the REST routes, the OpenAPI document and the health
+// backends, mounts the REST routes, the OpenAPI document, the API reference
+// page (/docs) and the health
 // endpoints, and serves them (with the gateway's own gRPC health and reflection
 // on the same port, over h2c) until its context ends. It is public within the
 // module so that `gaia up` can run the gateway in-process.
@@ -18,10 +19,12 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
+	"github.com/gaia-platform/gaia/internal/buildinfo"
 	"github.com/gaia-platform/gaia/internal/grpcclient"
 	"github.com/gaia-platform/gaia/internal/grpcserver"
 	"github.com/gaia-platform/gaia/internal/tlsconfig"
 	gaiaproto "github.com/gaia-platform/gaia/proto"
+	"github.com/gaia-platform/gaia/services/gateway/internal/apidoc"
 	"github.com/gaia-platform/gaia/services/gateway/internal/readiness"
 	"github.com/gaia-platform/gaia/services/gateway/internal/rest"
 )
@@ -93,10 +96,10 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 	})
 	mux.Handle("GET /readyz", ready)
-	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(gaiaproto.OpenAPI)
-	})
+	if err := apidoc.Register(mux, gaiaproto.OpenAPI, buildinfo.Read().Version); err != nil {
+		s.closeConns()
+		return nil, err
+	}
 	mux.Handle("/", limitBody(api, MaxBodyBytes))
 
 	lis, err := net.Listen("tcp", cfg.ListenAddr)
@@ -135,7 +138,7 @@ const MaxBodyBytes = 8 << 20
 // limitBody answers 413 to a body over max bytes before any backend sees it,
 // by its Content-Length when it has one and while reading it otherwise.
 func limitBody(next http.Handler, max int64) http.Handler {
-	tooLarge := fmt.Sprintf(`{"code":3,"message":"request body: larger than %d bytes; send smaller batches","details":[]}`+"\n", max)
+	tooLarge := fmt.Sprintf(`{"error":{"code":3,"message":"request body: larger than %d bytes; send smaller batches","details":[]}}`+"\n", max)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > max {
 			w.Header().Set("Content-Type", "application/json")

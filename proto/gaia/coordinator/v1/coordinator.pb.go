@@ -399,9 +399,11 @@ type Session struct {
 	// Server-assigned identifier (UUID).
 	SessionId string `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	// Unique name among live sessions, such as "claude_1".
-	Name     string      `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Tier     SessionTier `protobuf:"varint,3,opt,name=tier,proto3,enum=gaia.coordinator.v1.SessionTier" json:"tier,omitempty"`
-	Provider Provider    `protobuf:"varint,4,opt,name=provider,proto3,enum=gaia.coordinator.v1.Provider" json:"provider,omitempty"`
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// The session's place in the agent hierarchy.
+	Tier SessionTier `protobuf:"varint,3,opt,name=tier,proto3,enum=gaia.coordinator.v1.SessionTier" json:"tier,omitempty"`
+	// The model provider behind the session.
+	Provider Provider `protobuf:"varint,4,opt,name=provider,proto3,enum=gaia.coordinator.v1.Provider" json:"provider,omitempty"`
 	// How many tasks the session may hold at once.
 	MaxConcurrentTasks int32 `protobuf:"varint,5,opt,name=max_concurrent_tasks,json=maxConcurrentTasks,proto3" json:"max_concurrent_tasks,omitempty"`
 	// When the session takes work. Empty means always.
@@ -415,8 +417,9 @@ type Session struct {
 	// Activity reported by the session's last heartbeat, such as "running tests".
 	Activity string `protobuf:"bytes,10,opt,name=activity,proto3" json:"activity,omitempty"`
 	// Consecutive missed leases; zero for a healthy session.
-	ConsecutiveFailures int32                  `protobuf:"varint,11,opt,name=consecutive_failures,json=consecutiveFailures,proto3" json:"consecutive_failures,omitempty"`
-	RegisteredAt        *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=registered_at,json=registeredAt,proto3" json:"registered_at,omitempty"`
+	ConsecutiveFailures int32 `protobuf:"varint,11,opt,name=consecutive_failures,json=consecutiveFailures,proto3" json:"consecutive_failures,omitempty"`
+	// When the session registered (leader time).
+	RegisteredAt *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=registered_at,json=registeredAt,proto3" json:"registered_at,omitempty"`
 	// Last heartbeat seen by the leader; unset before the first.
 	LastHeartbeatAt *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=last_heartbeat_at,json=lastHeartbeatAt,proto3" json:"last_heartbeat_at,omitempty"`
 	// When the lease runs out unless renewed.
@@ -700,8 +703,9 @@ func (x *RegisterSessionRequest) GetJoinSecret() string {
 
 // RegisterSessionResponse carries the new session and its credentials.
 type RegisterSessionResponse struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	Session *Session               `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new session.
+	Session *Session `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
 	// Secret that authenticates this session on every later call. Shown once.
 	SessionToken string `protobuf:"bytes,2,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
 	// How often to send heartbeats.
@@ -772,9 +776,11 @@ func (x *RegisterSessionResponse) GetLeaseTtl() *durationpb.Duration {
 
 // HeartbeatRequest is one beat of a session.
 type HeartbeatRequest struct {
-	state        protoimpl.MessageState `protogen:"open.v1"`
-	SessionId    string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	SessionToken string                 `protobuf:"bytes,2,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The session's id, as RegisterSession returned it.
+	SessionId string `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// The session's secret token, as RegisterSession returned it.
+	SessionToken string `protobuf:"bytes,2,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
 	// Tasks the session is working on now.
 	CurrentTaskCount int32 `protobuf:"varint,3,opt,name=current_task_count,json=currentTaskCount,proto3" json:"current_task_count,omitempty"`
 	// What the session is doing, up to 256 characters.
@@ -843,8 +849,9 @@ func (x *HeartbeatRequest) GetActivity() string {
 
 // LeaderInfo names the current Raft leader.
 type LeaderInfo struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Raft server id of the leader.
+	NodeId string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	// Raft address of the leader.
 	RaftAddress string `protobuf:"bytes,2,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
 	// gRPC address of the leader, for clients that want to talk to it directly.
@@ -979,8 +986,9 @@ func (x *HeartbeatResponse) GetHeartbeatInterval() *durationpb.Duration {
 
 // GetSessionRequest names a session by id or by name (exactly one).
 type GetSessionRequest struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The session's id; set this or name.
+	SessionId string `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	// Name of a live session.
 	Name          string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1033,8 +1041,9 @@ func (x *GetSessionRequest) GetName() string {
 
 // GetSessionResponse carries the session.
 type GetSessionResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Session       *Session               `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The session.
+	Session       *Session `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1087,12 +1096,17 @@ type ListSessionsRequest struct {
 	Providers []Provider `protobuf:"varint,3,rep,packed,name=providers,proto3,enum=gaia.coordinator.v1.Provider" json:"providers,omitempty"`
 	// Only sessions that can take a task now.
 	AvailableOnly bool `protobuf:"varint,4,opt,name=available_only,json=availableOnly,proto3" json:"available_only,omitempty"`
-	// Only sessions carrying all these labels.
+	// Only sessions carrying all these labels (gRPC clients). Over REST use
+	// label_selector: a map cannot be named in a query string by generated clients.
 	Labels map[string]string `protobuf:"bytes,5,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// 1–1000; defaults to 100.
 	PageSize int32 `protobuf:"varint,6,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// From a previous response's next_page_token.
-	PageToken     string `protobuf:"bytes,7,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,7,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only sessions carrying every label of this selector: comma-separated
+	// key=value pairs, such as "team=web,tier=gpu". Combined with labels (both
+	// must match). Keys up to 63 characters, values up to 256; at most 32 pairs.
+	LabelSelector string `protobuf:"bytes,8,opt,name=label_selector,json=labelSelector,proto3" json:"label_selector,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1176,10 +1190,18 @@ func (x *ListSessionsRequest) GetPageToken() string {
 	return ""
 }
 
+func (x *ListSessionsRequest) GetLabelSelector() string {
+	if x != nil {
+		return x.LabelSelector
+	}
+	return ""
+}
+
 // ListSessionsResponse is one page of sessions, ordered by name.
 type ListSessionsResponse struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	Sessions []*Session             `protobuf:"bytes,1,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// This page of sessions, ordered by name.
+	Sessions []*Session `protobuf:"bytes,1,rep,name=sessions,proto3" json:"sessions,omitempty"`
 	// Empty on the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1232,9 +1254,11 @@ func (x *ListSessionsResponse) GetNextPageToken() string {
 
 // DeregisterSessionRequest ends a session.
 type DeregisterSessionRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	SessionToken  string                 `protobuf:"bytes,2,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The session's id, as RegisterSession returned it.
+	SessionId string `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// The session's secret token, as RegisterSession returned it.
+	SessionToken  string `protobuf:"bytes,2,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1285,8 +1309,9 @@ func (x *DeregisterSessionRequest) GetSessionToken() string {
 
 // DeregisterSessionResponse carries the session in its final state.
 type DeregisterSessionResponse struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	Session *Session               `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The session in its final state.
+	Session *Session `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
 	// Keys of the locks released with the session.
 	ReleasedLockKeys []string `protobuf:"bytes,2,rep,name=released_lock_keys,json=releasedLockKeys,proto3" json:"released_lock_keys,omitempty"`
 	unknownFields    protoimpl.UnknownFields
@@ -1339,9 +1364,11 @@ func (x *DeregisterSessionResponse) GetReleasedLockKeys() []string {
 
 // VerifySessionRequest names a session and the token to check.
 type VerifySessionRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	SessionToken  string                 `protobuf:"bytes,2,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The session's id, as RegisterSession returned it.
+	SessionId string `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// The session's secret token, as RegisterSession returned it.
+	SessionToken  string `protobuf:"bytes,2,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1392,8 +1419,9 @@ func (x *VerifySessionRequest) GetSessionToken() string {
 
 // VerifySessionResponse carries the session the token belongs to.
 type VerifySessionResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Session       *Session               `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The session the token belongs to, with its liveness.
+	Session       *Session `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1439,8 +1467,9 @@ func (x *VerifySessionResponse) GetSession() *Session {
 type SessionEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Raft index of the change; strictly increasing along a stream.
-	Index uint64           `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
-	Type  SessionEventType `protobuf:"varint,2,opt,name=type,proto3,enum=gaia.coordinator.v1.SessionEventType" json:"type,omitempty"`
+	Index uint64 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// What happened to the session.
+	Type SessionEventType `protobuf:"varint,2,opt,name=type,proto3,enum=gaia.coordinator.v1.SessionEventType" json:"type,omitempty"`
 	// The session after the change.
 	Session *Session `protobuf:"bytes,3,opt,name=session,proto3" json:"session,omitempty"`
 	// Leader time at which the change was committed.
@@ -1573,8 +1602,9 @@ func (x *WatchSessionsRequest) GetTypes() []SessionEventType {
 
 // WatchSessionsResponse carries one event.
 type WatchSessionsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Event         *SessionEvent          `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One committed change to a session.
+	Event         *SessionEvent `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1620,15 +1650,19 @@ func (x *WatchSessionsResponse) GetEvent() *SessionEvent {
 type Lock struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// 1–512 bytes of printable ASCII, such as "repo:web/src/app.go".
-	Key              string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	OwnerSessionId   string `protobuf:"bytes,2,opt,name=owner_session_id,json=ownerSessionId,proto3" json:"owner_session_id,omitempty"`
+	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// Id of the session that holds the lock.
+	OwnerSessionId string `protobuf:"bytes,2,opt,name=owner_session_id,json=ownerSessionId,proto3" json:"owner_session_id,omitempty"`
+	// Name of the session that holds the lock.
 	OwnerSessionName string `protobuf:"bytes,3,opt,name=owner_session_name,json=ownerSessionName,proto3" json:"owner_session_name,omitempty"`
 	// The Raft index of the grant; strictly increasing per key across grants.
-	FencingToken uint64                 `protobuf:"varint,4,opt,name=fencing_token,json=fencingToken,proto3" json:"fencing_token,omitempty"`
-	AcquiredAt   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=acquired_at,json=acquiredAt,proto3" json:"acquired_at,omitempty"`
+	FencingToken uint64 `protobuf:"varint,4,opt,name=fencing_token,json=fencingToken,proto3" json:"fencing_token,omitempty"`
+	// When the current owner was granted the lock.
+	AcquiredAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=acquired_at,json=acquiredAt,proto3" json:"acquired_at,omitempty"`
 	// Earliest moment the lock may be taken from its owner.
 	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
-	Ttl       *durationpb.Duration   `protobuf:"bytes,7,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	// How long the lock lasts without a renewal.
+	Ttl *durationpb.Duration `protobuf:"bytes,7,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	// Sessions waiting for the lock.
 	Waiters       int32 `protobuf:"varint,8,opt,name=waiters,proto3" json:"waiters,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1723,10 +1757,13 @@ func (x *Lock) GetWaiters() int32 {
 
 // AcquireLockRequest asks for a lock.
 type AcquireLockRequest struct {
-	state        protoimpl.MessageState `protogen:"open.v1"`
-	Key          string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	SessionId    string                 `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	SessionToken string                 `protobuf:"bytes,3,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The lock key: 1–512 bytes of printable ASCII, such as "repo:web/src/app.go".
+	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// The session's id, as RegisterSession returned it.
+	SessionId string `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// The session's secret token, as RegisterSession returned it.
+	SessionToken string `protobuf:"bytes,3,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
 	// How long the lock lasts without a renewal; 1 s to 24 h.
 	Ttl *durationpb.Duration `protobuf:"bytes,4,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	// How long to wait while another session holds the lock; 0 does not wait; at most 5 min.
@@ -1802,8 +1839,9 @@ func (x *AcquireLockRequest) GetWaitTimeout() *durationpb.Duration {
 
 // AcquireLockResponse carries the granted lock.
 type AcquireLockResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Lock          *Lock                  `protobuf:"bytes,1,opt,name=lock,proto3" json:"lock,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The granted lock, with its fencing token.
+	Lock          *Lock `protobuf:"bytes,1,opt,name=lock,proto3" json:"lock,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1847,11 +1885,15 @@ func (x *AcquireLockResponse) GetLock() *Lock {
 
 // RenewLockRequest extends a held lock.
 type RenewLockRequest struct {
-	state        protoimpl.MessageState `protogen:"open.v1"`
-	Key          string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	SessionId    string                 `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	SessionToken string                 `protobuf:"bytes,3,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
-	FencingToken uint64                 `protobuf:"varint,4,opt,name=fencing_token,json=fencingToken,proto3" json:"fencing_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The lock key: 1–512 bytes of printable ASCII, such as "repo:web/src/app.go".
+	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// The session's id, as RegisterSession returned it.
+	SessionId string `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// The session's secret token, as RegisterSession returned it.
+	SessionToken string `protobuf:"bytes,3,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
+	// The fencing token the lock was granted with; a stale one is FAILED_PRECONDITION.
+	FencingToken uint64 `protobuf:"varint,4,opt,name=fencing_token,json=fencingToken,proto3" json:"fencing_token,omitempty"`
 	// New TTL from now; unset keeps the lock's TTL.
 	Ttl           *durationpb.Duration `protobuf:"bytes,5,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1925,8 +1967,9 @@ func (x *RenewLockRequest) GetTtl() *durationpb.Duration {
 
 // RenewLockResponse carries the renewed lock.
 type RenewLockResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Lock          *Lock                  `protobuf:"bytes,1,opt,name=lock,proto3" json:"lock,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The lock with its new expiry.
+	Lock          *Lock `protobuf:"bytes,1,opt,name=lock,proto3" json:"lock,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1970,11 +2013,15 @@ func (x *RenewLockResponse) GetLock() *Lock {
 
 // ReleaseLockRequest releases a held lock.
 type ReleaseLockRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	SessionId     string                 `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	SessionToken  string                 `protobuf:"bytes,3,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
-	FencingToken  uint64                 `protobuf:"varint,4,opt,name=fencing_token,json=fencingToken,proto3" json:"fencing_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The lock key: 1–512 bytes of printable ASCII, such as "repo:web/src/app.go".
+	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// The session's id, as RegisterSession returned it.
+	SessionId string `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// The session's secret token, as RegisterSession returned it.
+	SessionToken string `protobuf:"bytes,3,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
+	// The fencing token the lock was granted with; a stale one is FAILED_PRECONDITION.
+	FencingToken  uint64 `protobuf:"varint,4,opt,name=fencing_token,json=fencingToken,proto3" json:"fencing_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2085,8 +2132,9 @@ func (x *ReleaseLockResponse) GetNextOwnerSessionId() string {
 
 // GetLockRequest names a lock.
 type GetLockRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The lock key to look up.
+	Key           string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2130,8 +2178,9 @@ func (x *GetLockRequest) GetKey() string {
 
 // GetLockResponse carries the lock.
 type GetLockResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Lock          *Lock                  `protobuf:"bytes,1,opt,name=lock,proto3" json:"lock,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The held lock.
+	Lock          *Lock `protobuf:"bytes,1,opt,name=lock,proto3" json:"lock,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2181,7 +2230,8 @@ type ListLocksRequest struct {
 	// Only locks held by this session.
 	OwnerSessionId string `protobuf:"bytes,2,opt,name=owner_session_id,json=ownerSessionId,proto3" json:"owner_session_id,omitempty"`
 	// 1–1000; defaults to 100.
-	PageSize      int32  `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty for the first page.
 	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2247,9 +2297,11 @@ func (x *ListLocksRequest) GetPageToken() string {
 
 // ListLocksResponse is one page of locks, ordered by key.
 type ListLocksResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Locks         []*Lock                `protobuf:"bytes,1,rep,name=locks,proto3" json:"locks,omitempty"`
-	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// This page of held locks, ordered by key.
+	Locks []*Lock `protobuf:"bytes,1,rep,name=locks,proto3" json:"locks,omitempty"`
+	// Pass as page_token to get the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2300,11 +2352,15 @@ func (x *ListLocksResponse) GetNextPageToken() string {
 
 // Node is one member of the Raft configuration.
 type Node struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	NodeId      string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	RaftAddress string                 `protobuf:"bytes,2,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
-	Suffrage    NodeSuffrage           `protobuf:"varint,3,opt,name=suffrage,proto3,enum=gaia.coordinator.v1.NodeSuffrage" json:"suffrage,omitempty"`
-	State       NodeState              `protobuf:"varint,4,opt,name=state,proto3,enum=gaia.coordinator.v1.NodeState" json:"state,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The node's Raft server id (CLUSTER_NODE_ID).
+	NodeId string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// Raft address the node listens on.
+	RaftAddress string `protobuf:"bytes,2,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
+	// Whether the node votes.
+	Suffrage NodeSuffrage `protobuf:"varint,3,opt,name=suffrage,proto3,enum=gaia.coordinator.v1.NodeSuffrage" json:"suffrage,omitempty"`
+	// The node's Raft role as last known.
+	State NodeState `protobuf:"varint,4,opt,name=state,proto3,enum=gaia.coordinator.v1.NodeState" json:"state,omitempty"`
 	// Last time the leader heard from the node; unset for the leader itself.
 	LastContactAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=last_contact_at,json=lastContactAt,proto3" json:"last_contact_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -2378,12 +2434,17 @@ func (x *Node) GetLastContactAt() *timestamppb.Timestamp {
 
 // Snapshot describes a Raft snapshot.
 type Snapshot struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Index         uint64                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
-	Term          uint64                 `protobuf:"varint,3,opt,name=term,proto3" json:"term,omitempty"`
-	TakenAt       *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=taken_at,json=takenAt,proto3" json:"taken_at,omitempty"`
-	SizeBytes     int64                  `protobuf:"varint,5,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The snapshot's id in the snapshot store.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Last Raft index the snapshot covers.
+	Index uint64 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	// Raft term of the last index the snapshot covers.
+	Term uint64 `protobuf:"varint,3,opt,name=term,proto3" json:"term,omitempty"`
+	// When the snapshot was taken.
+	TakenAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=taken_at,json=takenAt,proto3" json:"taken_at,omitempty"`
+	// Size of the snapshot in bytes.
+	SizeBytes     int64 `protobuf:"varint,5,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2492,19 +2553,26 @@ func (*GetClusterStatusRequest) Descriptor() ([]byte, []int) {
 
 // GetClusterStatusResponse describes the cluster as seen by the answering node.
 type GetClusterStatusResponse struct {
-	state        protoimpl.MessageState `protogen:"open.v1"`
-	Leader       *LeaderInfo            `protobuf:"bytes,1,opt,name=leader,proto3" json:"leader,omitempty"`
-	Nodes        []*Node                `protobuf:"bytes,2,rep,name=nodes,proto3" json:"nodes,omitempty"`
-	Term         uint64                 `protobuf:"varint,3,opt,name=term,proto3" json:"term,omitempty"`
-	CommitIndex  uint64                 `protobuf:"varint,4,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
-	AppliedIndex uint64                 `protobuf:"varint,5,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
-	LastLogIndex uint64                 `protobuf:"varint,6,opt,name=last_log_index,json=lastLogIndex,proto3" json:"last_log_index,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The current leader; unset while there is none.
+	Leader *LeaderInfo `protobuf:"bytes,1,opt,name=leader,proto3" json:"leader,omitempty"`
+	// Every member of the Raft configuration.
+	Nodes []*Node `protobuf:"bytes,2,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	// Current Raft term.
+	Term uint64 `protobuf:"varint,3,opt,name=term,proto3" json:"term,omitempty"`
+	// Last Raft index known to be committed.
+	CommitIndex uint64 `protobuf:"varint,4,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
+	// Last Raft index applied to the answering node's state.
+	AppliedIndex uint64 `protobuf:"varint,5,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	// Last index in the answering node's Raft log.
+	LastLogIndex uint64 `protobuf:"varint,6,opt,name=last_log_index,json=lastLogIndex,proto3" json:"last_log_index,omitempty"`
 	// The answering node's latest snapshot, if any.
 	LastSnapshot *Snapshot `protobuf:"bytes,7,opt,name=last_snapshot,json=lastSnapshot,proto3" json:"last_snapshot,omitempty"`
 	// The node that answered.
 	AnsweredBy string `protobuf:"bytes,8,opt,name=answered_by,json=answeredBy,proto3" json:"answered_by,omitempty"`
 	// Live sessions and held locks in the answering node's state.
-	Sessions      int64 `protobuf:"varint,9,opt,name=sessions,proto3" json:"sessions,omitempty"`
+	Sessions int64 `protobuf:"varint,9,opt,name=sessions,proto3" json:"sessions,omitempty"`
+	// Held locks in the answering node's state.
 	Locks         int64 `protobuf:"varint,10,opt,name=locks,proto3" json:"locks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2612,8 +2680,9 @@ func (x *GetClusterStatusResponse) GetLocks() int64 {
 
 // AddVoterRequest names the node to add.
 type AddVoterRequest struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Raft server id of the node to add (its CLUSTER_NODE_ID).
+	NodeId string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	// Raft address the node listens on (CLUSTER_ADVERTISE_ADDR).
 	RaftAddress string `protobuf:"bytes,2,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
 	// gRPC address of the node, so that followers can tell clients where the leader is.
@@ -2675,8 +2744,9 @@ func (x *AddVoterRequest) GetGrpcAddress() string {
 
 // AddVoterResponse carries the new configuration.
 type AddVoterResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Nodes         []*Node                `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The cluster's members after the change.
+	Nodes         []*Node `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2720,8 +2790,9 @@ func (x *AddVoterResponse) GetNodes() []*Node {
 
 // RemoveServerRequest names the node to remove.
 type RemoveServerRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Raft server id of the node to remove.
+	NodeId        string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2765,8 +2836,9 @@ func (x *RemoveServerRequest) GetNodeId() string {
 
 // RemoveServerResponse carries the new configuration.
 type RemoveServerResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Nodes         []*Node                `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The cluster's members after the change.
+	Nodes         []*Node `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2856,8 +2928,9 @@ func (x *TransferLeadershipRequest) GetNodeId() string {
 
 // TransferLeadershipResponse names the new leader.
 type TransferLeadershipResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Leader        *LeaderInfo            `protobuf:"bytes,1,opt,name=leader,proto3" json:"leader,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The leader after the transfer.
+	Leader        *LeaderInfo `protobuf:"bytes,1,opt,name=leader,proto3" json:"leader,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2967,7 +3040,7 @@ const file_gaia_coordinator_v1_coordinator_proto_rawDesc = "" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\"L\n" +
 	"\x12GetSessionResponse\x126\n" +
-	"\asession\x18\x01 \x01(\v2\x1c.gaia.coordinator.v1.SessionR\asession\"\xb6\x03\n" +
+	"\asession\x18\x01 \x01(\v2\x1c.gaia.coordinator.v1.SessionR\asession\"\xdd\x03\n" +
 	"\x13ListSessionsRequest\x12>\n" +
 	"\bstatuses\x18\x01 \x03(\x0e2\".gaia.coordinator.v1.SessionStatusR\bstatuses\x126\n" +
 	"\x05tiers\x18\x02 \x03(\x0e2 .gaia.coordinator.v1.SessionTierR\x05tiers\x12;\n" +
@@ -2976,7 +3049,8 @@ const file_gaia_coordinator_v1_coordinator_proto_rawDesc = "" +
 	"\x06labels\x18\x05 \x03(\v24.gaia.coordinator.v1.ListSessionsRequest.LabelsEntryR\x06labels\x12\x1b\n" +
 	"\tpage_size\x18\x06 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\a \x01(\tR\tpageToken\x1a9\n" +
+	"page_token\x18\a \x01(\tR\tpageToken\x12%\n" +
+	"\x0elabel_selector\x18\b \x01(\tR\rlabelSelector\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"x\n" +

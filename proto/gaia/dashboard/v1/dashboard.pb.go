@@ -271,13 +271,18 @@ func (StudentState) EnumDescriptor() ([]byte, []int) {
 
 // Intervention is one thing a teacher did about an alert.
 type Intervention struct {
-	state          protoimpl.MessageState `protogen:"open.v1"`
-	InterventionId string                 `protobuf:"bytes,1,opt,name=intervention_id,json=interventionId,proto3" json:"intervention_id,omitempty"`
-	AlertId        uint64                 `protobuf:"varint,2,opt,name=alert_id,json=alertId,proto3" json:"alert_id,omitempty"`
-	TeacherId      string                 `protobuf:"bytes,3,opt,name=teacher_id,json=teacherId,proto3" json:"teacher_id,omitempty"`
-	Action         InterventionAction     `protobuf:"varint,4,opt,name=action,proto3,enum=gaia.dashboard.v1.InterventionAction" json:"action,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The intervention's id.
+	InterventionId string `protobuf:"bytes,1,opt,name=intervention_id,json=interventionId,proto3" json:"intervention_id,omitempty"`
+	// The alert's id.
+	AlertId uint64 `protobuf:"varint,2,opt,name=alert_id,json=alertId,proto3" json:"alert_id,omitempty"`
+	// The teacher who intervened.
+	TeacherId string `protobuf:"bytes,3,opt,name=teacher_id,json=teacherId,proto3" json:"teacher_id,omitempty"`
+	// What the teacher did.
+	Action InterventionAction `protobuf:"varint,4,opt,name=action,proto3,enum=gaia.dashboard.v1.InterventionAction" json:"action,omitempty"`
 	// Up to 4 KiB.
-	Notes         string                 `protobuf:"bytes,5,opt,name=notes,proto3" json:"notes,omitempty"`
+	Notes string `protobuf:"bytes,5,opt,name=notes,proto3" json:"notes,omitempty"`
+	// When it was recorded.
 	RecordedAt    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=recorded_at,json=recordedAt,proto3" json:"recorded_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -362,26 +367,40 @@ type Alert struct {
 	AlertId uint64 `protobuf:"varint,1,opt,name=alert_id,json=alertId,proto3" json:"alert_id,omitempty"`
 	// The frustration event that raised the alert.
 	FrustrationEventId uint64 `protobuf:"varint,2,opt,name=frustration_event_id,json=frustrationEventId,proto3" json:"frustration_event_id,omitempty"`
-	ClassroomId        string `protobuf:"bytes,3,opt,name=classroom_id,json=classroomId,proto3" json:"classroom_id,omitempty"`
-	AppId              string `protobuf:"bytes,4,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	// The classroom's id.
+	ClassroomId string `protobuf:"bytes,3,opt,name=classroom_id,json=classroomId,proto3" json:"classroom_id,omitempty"`
+	// The education app's id.
+	AppId string `protobuf:"bytes,4,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
 	// Empty for classroom-wide alerts.
-	StudentId string       `protobuf:"bytes,5,opt,name=student_id,json=studentId,proto3" json:"student_id,omitempty"`
-	ItemId    string       `protobuf:"bytes,6,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
+	StudentId string `protobuf:"bytes,5,opt,name=student_id,json=studentId,proto3" json:"student_id,omitempty"`
+	// The item the alert is about, when it is about one.
+	ItemId string `protobuf:"bytes,6,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
+	// The indicator that fired, such as "struggle" or "rage_click".
 	Indicator v1.Indicator `protobuf:"varint,7,opt,name=indicator,proto3,enum=gaia.metrics.v1.Indicator" json:"indicator,omitempty"`
-	Severity  v1.Severity  `protobuf:"varint,8,opt,name=severity,proto3,enum=gaia.metrics.v1.Severity" json:"severity,omitempty"`
+	// How urgent it is.
+	Severity v1.Severity `protobuf:"varint,8,opt,name=severity,proto3,enum=gaia.metrics.v1.Severity" json:"severity,omitempty"`
 	// Why, in plain words.
-	Reasons         []string               `protobuf:"bytes,9,rep,name=reasons,proto3" json:"reasons,omitempty"`
-	State           AlertState             `protobuf:"varint,10,opt,name=state,proto3,enum=gaia.dashboard.v1.AlertState" json:"state,omitempty"`
-	CreatedAt       *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	AcknowledgedAt  *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=acknowledged_at,json=acknowledgedAt,proto3" json:"acknowledged_at,omitempty"`
-	AcknowledgedBy  string                 `protobuf:"bytes,13,opt,name=acknowledged_by,json=acknowledgedBy,proto3" json:"acknowledged_by,omitempty"`
-	ResolvedAt      *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=resolved_at,json=resolvedAt,proto3" json:"resolved_at,omitempty"`
-	ResolvedBy      string                 `protobuf:"bytes,15,opt,name=resolved_by,json=resolvedBy,proto3" json:"resolved_by,omitempty"`
-	Outcome         AlertOutcome           `protobuf:"varint,16,opt,name=outcome,proto3,enum=gaia.dashboard.v1.AlertOutcome" json:"outcome,omitempty"`
-	ResolutionNotes string                 `protobuf:"bytes,17,opt,name=resolution_notes,json=resolutionNotes,proto3" json:"resolution_notes,omitempty"`
-	Interventions   []*Intervention        `protobuf:"bytes,18,rep,name=interventions,proto3" json:"interventions,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	Reasons []string `protobuf:"bytes,9,rep,name=reasons,proto3" json:"reasons,omitempty"`
+	// Where it is in its life.
+	State AlertState `protobuf:"varint,10,opt,name=state,proto3,enum=gaia.dashboard.v1.AlertState" json:"state,omitempty"`
+	// When the alert was raised.
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// When a teacher acknowledged the alert; unset while open.
+	AcknowledgedAt *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=acknowledged_at,json=acknowledgedAt,proto3" json:"acknowledged_at,omitempty"`
+	// The teacher who acknowledged the alert.
+	AcknowledgedBy string `protobuf:"bytes,13,opt,name=acknowledged_by,json=acknowledgedBy,proto3" json:"acknowledged_by,omitempty"`
+	// When the alert was resolved; unset until then.
+	ResolvedAt *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=resolved_at,json=resolvedAt,proto3" json:"resolved_at,omitempty"`
+	// The teacher who resolved the alert.
+	ResolvedBy string `protobuf:"bytes,15,opt,name=resolved_by,json=resolvedBy,proto3" json:"resolved_by,omitempty"`
+	// How the alert ended; unspecified until resolved.
+	Outcome AlertOutcome `protobuf:"varint,16,opt,name=outcome,proto3,enum=gaia.dashboard.v1.AlertOutcome" json:"outcome,omitempty"`
+	// The resolving teacher's notes.
+	ResolutionNotes string `protobuf:"bytes,17,opt,name=resolution_notes,json=resolutionNotes,proto3" json:"resolution_notes,omitempty"`
+	// What teachers did about the alert, oldest first.
+	Interventions []*Intervention `protobuf:"bytes,18,rep,name=interventions,proto3" json:"interventions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Alert) Reset() {
@@ -542,8 +561,9 @@ func (x *Alert) GetInterventions() []*Intervention {
 
 // SubscribeAlertsRequest starts or resumes a subscription.
 type SubscribeAlertsRequest struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	TeacherId string                 `protobuf:"bytes,1,opt,name=teacher_id,json=teacherId,proto3" json:"teacher_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The teacher whose classrooms' alerts to stream.
+	TeacherId string `protobuf:"bytes,1,opt,name=teacher_id,json=teacherId,proto3" json:"teacher_id,omitempty"`
 	// Only these of the teacher's classrooms; empty means all of them. A classroom
 	// not assigned to the teacher is PERMISSION_DENIED.
 	ClassroomIds []string `protobuf:"bytes,2,rep,name=classroom_ids,json=classroomIds,proto3" json:"classroom_ids,omitempty"`
@@ -615,8 +635,9 @@ func (x *SubscribeAlertsRequest) GetMinSeverity() v1.Severity {
 
 // SubscribeAlertsResponse carries one alert.
 type SubscribeAlertsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Alert         *Alert                 `protobuf:"bytes,1,opt,name=alert,proto3" json:"alert,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One alert.
+	Alert         *Alert `protobuf:"bytes,1,opt,name=alert,proto3" json:"alert,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -660,16 +681,20 @@ func (x *SubscribeAlertsResponse) GetAlert() *Alert {
 
 // ListAlertsRequest filters and pages a teacher's alerts.
 type ListAlertsRequest struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	TeacherId string                 `protobuf:"bytes,1,opt,name=teacher_id,json=teacherId,proto3" json:"teacher_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The teacher whose classrooms' alerts to list.
+	TeacherId string `protobuf:"bytes,1,opt,name=teacher_id,json=teacherId,proto3" json:"teacher_id,omitempty"`
 	// Only these of the teacher's classrooms; empty means all of them.
 	ClassroomIds []string `protobuf:"bytes,2,rep,name=classroom_ids,json=classroomIds,proto3" json:"classroom_ids,omitempty"`
 	// Only these states; empty means all.
-	States      []AlertState `protobuf:"varint,3,rep,packed,name=states,proto3,enum=gaia.dashboard.v1.AlertState" json:"states,omitempty"`
-	MinSeverity v1.Severity  `protobuf:"varint,4,opt,name=min_severity,json=minSeverity,proto3,enum=gaia.metrics.v1.Severity" json:"min_severity,omitempty"`
-	StudentId   string       `protobuf:"bytes,5,opt,name=student_id,json=studentId,proto3" json:"student_id,omitempty"`
+	States []AlertState `protobuf:"varint,3,rep,packed,name=states,proto3,enum=gaia.dashboard.v1.AlertState" json:"states,omitempty"`
+	// Only alerts at least this severe; unspecified means all.
+	MinSeverity v1.Severity `protobuf:"varint,4,opt,name=min_severity,json=minSeverity,proto3,enum=gaia.metrics.v1.Severity" json:"min_severity,omitempty"`
+	// Only alerts about this student.
+	StudentId string `protobuf:"bytes,5,opt,name=student_id,json=studentId,proto3" json:"student_id,omitempty"`
 	// 1–1000; defaults to 100.
-	PageSize      int32  `protobuf:"varint,6,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageSize int32 `protobuf:"varint,6,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty for the first page.
 	PageToken     string `protobuf:"bytes,7,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -756,9 +781,11 @@ func (x *ListAlertsRequest) GetPageToken() string {
 
 // ListAlertsResponse is one page of alerts.
 type ListAlertsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Alerts        []*Alert               `protobuf:"bytes,1,rep,name=alerts,proto3" json:"alerts,omitempty"`
-	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// This page of alerts, newest first.
+	Alerts []*Alert `protobuf:"bytes,1,rep,name=alerts,proto3" json:"alerts,omitempty"`
+	// Pass as page_token to get the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -809,9 +836,11 @@ func (x *ListAlertsResponse) GetNextPageToken() string {
 
 // AcknowledgeAlertRequest names the alert and the teacher.
 type AcknowledgeAlertRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	AlertId       uint64                 `protobuf:"varint,1,opt,name=alert_id,json=alertId,proto3" json:"alert_id,omitempty"`
-	TeacherId     string                 `protobuf:"bytes,2,opt,name=teacher_id,json=teacherId,proto3" json:"teacher_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The alert's id.
+	AlertId uint64 `protobuf:"varint,1,opt,name=alert_id,json=alertId,proto3" json:"alert_id,omitempty"`
+	// The teacher acknowledging the alert; the classroom must be assigned to them.
+	TeacherId     string `protobuf:"bytes,2,opt,name=teacher_id,json=teacherId,proto3" json:"teacher_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -862,8 +891,9 @@ func (x *AcknowledgeAlertRequest) GetTeacherId() string {
 
 // AcknowledgeAlertResponse carries the alert.
 type AcknowledgeAlertResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Alert         *Alert                 `protobuf:"bytes,1,opt,name=alert,proto3" json:"alert,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The alert after the change.
+	Alert         *Alert `protobuf:"bytes,1,opt,name=alert,proto3" json:"alert,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -907,9 +937,11 @@ func (x *AcknowledgeAlertResponse) GetAlert() *Alert {
 
 // ResolveAlertRequest closes an alert.
 type ResolveAlertRequest struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	AlertId   uint64                 `protobuf:"varint,1,opt,name=alert_id,json=alertId,proto3" json:"alert_id,omitempty"`
-	TeacherId string                 `protobuf:"bytes,2,opt,name=teacher_id,json=teacherId,proto3" json:"teacher_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The alert's id.
+	AlertId uint64 `protobuf:"varint,1,opt,name=alert_id,json=alertId,proto3" json:"alert_id,omitempty"`
+	// The teacher resolving the alert; the classroom must be assigned to them.
+	TeacherId string `protobuf:"bytes,2,opt,name=teacher_id,json=teacherId,proto3" json:"teacher_id,omitempty"`
 	// Required.
 	Outcome AlertOutcome `protobuf:"varint,3,opt,name=outcome,proto3,enum=gaia.dashboard.v1.AlertOutcome" json:"outcome,omitempty"`
 	// Up to 4 KiB.
@@ -978,8 +1010,9 @@ func (x *ResolveAlertRequest) GetNotes() string {
 
 // ResolveAlertResponse carries the alert.
 type ResolveAlertResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Alert         *Alert                 `protobuf:"bytes,1,opt,name=alert,proto3" json:"alert,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The alert after the change.
+	Alert         *Alert `protobuf:"bytes,1,opt,name=alert,proto3" json:"alert,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1023,12 +1056,15 @@ func (x *ResolveAlertResponse) GetAlert() *Alert {
 
 // RecordInterventionRequest records one intervention.
 type RecordInterventionRequest struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	AlertId   uint64                 `protobuf:"varint,1,opt,name=alert_id,json=alertId,proto3" json:"alert_id,omitempty"`
-	TeacherId string                 `protobuf:"bytes,2,opt,name=teacher_id,json=teacherId,proto3" json:"teacher_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The alert's id.
+	AlertId uint64 `protobuf:"varint,1,opt,name=alert_id,json=alertId,proto3" json:"alert_id,omitempty"`
+	// The teacher who intervened; the classroom must be assigned to them.
+	TeacherId string `protobuf:"bytes,2,opt,name=teacher_id,json=teacherId,proto3" json:"teacher_id,omitempty"`
 	// Required.
-	Action        InterventionAction `protobuf:"varint,3,opt,name=action,proto3,enum=gaia.dashboard.v1.InterventionAction" json:"action,omitempty"`
-	Notes         string             `protobuf:"bytes,4,opt,name=notes,proto3" json:"notes,omitempty"`
+	Action InterventionAction `protobuf:"varint,3,opt,name=action,proto3,enum=gaia.dashboard.v1.InterventionAction" json:"action,omitempty"`
+	// Free-text notes, up to 2000 characters.
+	Notes         string `protobuf:"bytes,4,opt,name=notes,proto3" json:"notes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1093,8 +1129,9 @@ func (x *RecordInterventionRequest) GetNotes() string {
 
 // RecordInterventionResponse carries the stored intervention.
 type RecordInterventionResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Intervention  *Intervention          `protobuf:"bytes,1,opt,name=intervention,proto3" json:"intervention,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The recorded intervention.
+	Intervention  *Intervention `protobuf:"bytes,1,opt,name=intervention,proto3" json:"intervention,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1138,11 +1175,14 @@ func (x *RecordInterventionResponse) GetIntervention() *Intervention {
 
 // ClassroomAssignment links a teacher to a classroom.
 type ClassroomAssignment struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	TeacherId   string                 `protobuf:"bytes,1,opt,name=teacher_id,json=teacherId,proto3" json:"teacher_id,omitempty"`
-	ClassroomId string                 `protobuf:"bytes,2,opt,name=classroom_id,json=classroomId,proto3" json:"classroom_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The teacher the classroom is assigned to.
+	TeacherId string `protobuf:"bytes,1,opt,name=teacher_id,json=teacherId,proto3" json:"teacher_id,omitempty"`
+	// The classroom's id.
+	ClassroomId string `protobuf:"bytes,2,opt,name=classroom_id,json=classroomId,proto3" json:"classroom_id,omitempty"`
 	// A name for people, such as "Year 7 maths, room 12".
-	DisplayName   string                 `protobuf:"bytes,3,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	DisplayName string `protobuf:"bytes,3,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	// When the classroom was assigned.
 	AssignedAt    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=assigned_at,json=assignedAt,proto3" json:"assigned_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1208,10 +1248,13 @@ func (x *ClassroomAssignment) GetAssignedAt() *timestamppb.Timestamp {
 
 // AssignClassroomRequest gives a teacher a classroom.
 type AssignClassroomRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TeacherId     string                 `protobuf:"bytes,1,opt,name=teacher_id,json=teacherId,proto3" json:"teacher_id,omitempty"`
-	ClassroomId   string                 `protobuf:"bytes,2,opt,name=classroom_id,json=classroomId,proto3" json:"classroom_id,omitempty"`
-	DisplayName   string                 `protobuf:"bytes,3,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The teacher's id.
+	TeacherId string `protobuf:"bytes,1,opt,name=teacher_id,json=teacherId,proto3" json:"teacher_id,omitempty"`
+	// The classroom's id.
+	ClassroomId string `protobuf:"bytes,2,opt,name=classroom_id,json=classroomId,proto3" json:"classroom_id,omitempty"`
+	// How the dashboard names the classroom, such as "5B maths".
+	DisplayName   string `protobuf:"bytes,3,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1269,8 +1312,9 @@ func (x *AssignClassroomRequest) GetDisplayName() string {
 
 // AssignClassroomResponse carries the assignment.
 type AssignClassroomResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Assignment    *ClassroomAssignment   `protobuf:"bytes,1,opt,name=assignment,proto3" json:"assignment,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The assignment.
+	Assignment    *ClassroomAssignment `protobuf:"bytes,1,opt,name=assignment,proto3" json:"assignment,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1314,9 +1358,11 @@ func (x *AssignClassroomResponse) GetAssignment() *ClassroomAssignment {
 
 // UnassignClassroomRequest takes a classroom from a teacher.
 type UnassignClassroomRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TeacherId     string                 `protobuf:"bytes,1,opt,name=teacher_id,json=teacherId,proto3" json:"teacher_id,omitempty"`
-	ClassroomId   string                 `protobuf:"bytes,2,opt,name=classroom_id,json=classroomId,proto3" json:"classroom_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The teacher's id.
+	TeacherId string `protobuf:"bytes,1,opt,name=teacher_id,json=teacherId,proto3" json:"teacher_id,omitempty"`
+	// The classroom's id.
+	ClassroomId   string `protobuf:"bytes,2,opt,name=classroom_id,json=classroomId,proto3" json:"classroom_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1404,8 +1450,9 @@ func (*UnassignClassroomResponse) Descriptor() ([]byte, []int) {
 
 // ListTeacherClassroomsRequest names the teacher.
 type ListTeacherClassroomsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TeacherId     string                 `protobuf:"bytes,1,opt,name=teacher_id,json=teacherId,proto3" json:"teacher_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The teacher's id.
+	TeacherId     string `protobuf:"bytes,1,opt,name=teacher_id,json=teacherId,proto3" json:"teacher_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1449,7 +1496,8 @@ func (x *ListTeacherClassroomsRequest) GetTeacherId() string {
 
 // ListTeacherClassroomsResponse lists the teacher's classrooms.
 type ListTeacherClassroomsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The teacher's classrooms.
 	Assignments   []*ClassroomAssignment `protobuf:"bytes,1,rep,name=assignments,proto3" json:"assignments,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1494,16 +1542,19 @@ func (x *ListTeacherClassroomsResponse) GetAssignments() []*ClassroomAssignment 
 
 // StudentStatus is one student's current status.
 type StudentStatus struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	StudentId string                 `protobuf:"bytes,1,opt,name=student_id,json=studentId,proto3" json:"student_id,omitempty"`
-	State     StudentState           `protobuf:"varint,2,opt,name=state,proto3,enum=gaia.dashboard.v1.StudentState" json:"state,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The pseudonymous student id.
+	StudentId string `protobuf:"bytes,1,opt,name=student_id,json=studentId,proto3" json:"student_id,omitempty"`
+	// The student's status, by precedence (critical > idle > misuse > struggle > ok).
+	State StudentState `protobuf:"varint,2,opt,name=state,proto3,enum=gaia.dashboard.v1.StudentState" json:"state,omitempty"`
 	// Why, in plain words.
 	Reasons []string `protobuf:"bytes,3,rep,name=reasons,proto3" json:"reasons,omitempty"`
 	// Indicators currently on.
 	ActiveIndicators []v1.Indicator `protobuf:"varint,4,rep,packed,name=active_indicators,json=activeIndicators,proto3,enum=gaia.metrics.v1.Indicator" json:"active_indicators,omitempty"`
 	// The item the student is on, if mid-item.
-	CurrentItemId string                 `protobuf:"bytes,5,opt,name=current_item_id,json=currentItemId,proto3" json:"current_item_id,omitempty"`
-	LastEventAt   *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_event_at,json=lastEventAt,proto3" json:"last_event_at,omitempty"`
+	CurrentItemId string `protobuf:"bytes,5,opt,name=current_item_id,json=currentItemId,proto3" json:"current_item_id,omitempty"`
+	// The student's latest event.
+	LastEventAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_event_at,json=lastEventAt,proto3" json:"last_event_at,omitempty"`
 	// Alerts not yet resolved.
 	OpenAlertIds  []uint64 `protobuf:"varint,7,rep,packed,name=open_alert_ids,json=openAlertIds,proto3" json:"open_alert_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1591,9 +1642,11 @@ func (x *StudentStatus) GetOpenAlertIds() []uint64 {
 
 // GetClassroomOverviewRequest names the classroom and the asking teacher.
 type GetClassroomOverviewRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClassroomId   string                 `protobuf:"bytes,1,opt,name=classroom_id,json=classroomId,proto3" json:"classroom_id,omitempty"`
-	TeacherId     string                 `protobuf:"bytes,2,opt,name=teacher_id,json=teacherId,proto3" json:"teacher_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The classroom's id.
+	ClassroomId string `protobuf:"bytes,1,opt,name=classroom_id,json=classroomId,proto3" json:"classroom_id,omitempty"`
+	// The teacher's id.
+	TeacherId     string `protobuf:"bytes,2,opt,name=teacher_id,json=teacherId,proto3" json:"teacher_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1644,10 +1697,12 @@ func (x *GetClassroomOverviewRequest) GetTeacherId() string {
 
 // GetClassroomOverviewResponse shows every recently active student.
 type GetClassroomOverviewResponse struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	ClassroomId string                 `protobuf:"bytes,1,opt,name=classroom_id,json=classroomId,proto3" json:"classroom_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The classroom's id.
+	ClassroomId string `protobuf:"bytes,1,opt,name=classroom_id,json=classroomId,proto3" json:"classroom_id,omitempty"`
 	// Students in state order (critical first), then by id.
-	Students      []*StudentStatus       `protobuf:"bytes,2,rep,name=students,proto3" json:"students,omitempty"`
+	Students []*StudentStatus `protobuf:"bytes,2,rep,name=students,proto3" json:"students,omitempty"`
+	// When the overview was computed.
 	GeneratedAt   *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=generated_at,json=generatedAt,proto3" json:"generated_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -311,14 +311,16 @@ type UsabilityEvent struct {
 	// The exercise or item, up to 256 characters; required for attempts.
 	ItemId string `protobuf:"bytes,5,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
 	// The skill the item practises, if the app knows it.
-	SkillId string    `protobuf:"bytes,6,opt,name=skill_id,json=skillId,proto3" json:"skill_id,omitempty"`
-	Kind    EventKind `protobuf:"varint,7,opt,name=kind,proto3,enum=gaia.metrics.v1.EventKind" json:"kind,omitempty"`
+	SkillId string `protobuf:"bytes,6,opt,name=skill_id,json=skillId,proto3" json:"skill_id,omitempty"`
+	// What the student did.
+	Kind EventKind `protobuf:"varint,7,opt,name=kind,proto3,enum=gaia.metrics.v1.EventKind" json:"kind,omitempty"`
 	// For attempts: whether the answer was right.
 	Correct *bool `protobuf:"varint,8,opt,name=correct,proto3,oneof" json:"correct,omitempty"`
 	// A measure that depends on the kind (seconds for hesitation).
 	Value float64 `protobuf:"fixed64,9,opt,name=value,proto3" json:"value,omitempty"`
 	// Click position in CSS pixels.
 	X *int32 `protobuf:"varint,10,opt,name=x,proto3,oneof" json:"x,omitempty"`
+	// For clicks: vertical position in CSS pixels.
 	Y *int32 `protobuf:"varint,11,opt,name=y,proto3,oneof" json:"y,omitempty"`
 	// When it happened on the student's device; at most 5 min in the future and
 	// within the raw-event retention in the past.
@@ -500,7 +502,8 @@ func (x *RecordMetricsRequest) GetEvents() []*UsabilityEvent {
 type RejectedEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Position of the event in the request.
-	Index   int32  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Index int32 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// The rejected event's event_id, when it had one.
 	EventId string `protobuf:"bytes,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
 	// The field at fault, such as "events[3].student_id".
 	Field string `protobuf:"bytes,3,opt,name=field,proto3" json:"field,omitempty"`
@@ -574,7 +577,8 @@ type RecordMetricsResponse struct {
 	// Events newly stored.
 	Accepted int32 `protobuf:"varint,1,opt,name=accepted,proto3" json:"accepted,omitempty"`
 	// Events whose event_id was already stored.
-	Duplicates    int32            `protobuf:"varint,2,opt,name=duplicates,proto3" json:"duplicates,omitempty"`
+	Duplicates int32 `protobuf:"varint,2,opt,name=duplicates,proto3" json:"duplicates,omitempty"`
+	// The events that were not stored, by index in the request, with the reason.
 	Rejected      []*RejectedEvent `protobuf:"bytes,3,rep,name=rejected,proto3" json:"rejected,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -633,16 +637,22 @@ func (x *RecordMetricsResponse) GetRejected() []*RejectedEvent {
 
 // Rating is a student's rating of an item.
 type Rating struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	RatingId    string                 `protobuf:"bytes,1,opt,name=rating_id,json=ratingId,proto3" json:"rating_id,omitempty"`
-	StudentId   string                 `protobuf:"bytes,2,opt,name=student_id,json=studentId,proto3" json:"student_id,omitempty"`
-	ClassroomId string                 `protobuf:"bytes,3,opt,name=classroom_id,json=classroomId,proto3" json:"classroom_id,omitempty"`
-	AppId       string                 `protobuf:"bytes,4,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
-	ItemId      string                 `protobuf:"bytes,5,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Client-chosen unique id that makes retries idempotent.
+	RatingId string `protobuf:"bytes,1,opt,name=rating_id,json=ratingId,proto3" json:"rating_id,omitempty"`
+	// The pseudonymous student id.
+	StudentId string `protobuf:"bytes,2,opt,name=student_id,json=studentId,proto3" json:"student_id,omitempty"`
+	// The classroom's id.
+	ClassroomId string `protobuf:"bytes,3,opt,name=classroom_id,json=classroomId,proto3" json:"classroom_id,omitempty"`
+	// The education app's id.
+	AppId string `protobuf:"bytes,4,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	// The exercise or item.
+	ItemId string `protobuf:"bytes,5,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
 	// 1–5.
 	Rating int32 `protobuf:"varint,6,opt,name=rating,proto3" json:"rating,omitempty"`
 	// Free text, up to 2 KiB.
-	Feedback      string                 `protobuf:"bytes,7,opt,name=feedback,proto3" json:"feedback,omitempty"`
+	Feedback string `protobuf:"bytes,7,opt,name=feedback,proto3" json:"feedback,omitempty"`
+	// When it happened, in the client's clock (event time).
 	OccurredAt    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -738,13 +748,18 @@ func (x *Rating) GetOccurredAt() *timestamppb.Timestamp {
 type SubmitRatingRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Client-chosen id for idempotent retries; empty lets the server choose one.
-	RatingId    string `protobuf:"bytes,1,opt,name=rating_id,json=ratingId,proto3" json:"rating_id,omitempty"`
-	StudentId   string `protobuf:"bytes,2,opt,name=student_id,json=studentId,proto3" json:"student_id,omitempty"`
+	RatingId string `protobuf:"bytes,1,opt,name=rating_id,json=ratingId,proto3" json:"rating_id,omitempty"`
+	// The pseudonymous student id.
+	StudentId string `protobuf:"bytes,2,opt,name=student_id,json=studentId,proto3" json:"student_id,omitempty"`
+	// The classroom's id.
 	ClassroomId string `protobuf:"bytes,3,opt,name=classroom_id,json=classroomId,proto3" json:"classroom_id,omitempty"`
-	AppId       string `protobuf:"bytes,4,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
-	ItemId      string `protobuf:"bytes,5,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
+	// The education app's id.
+	AppId string `protobuf:"bytes,4,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	// The exercise or item.
+	ItemId string `protobuf:"bytes,5,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
 	// 1–5.
-	Rating   int32  `protobuf:"varint,6,opt,name=rating,proto3" json:"rating,omitempty"`
+	Rating int32 `protobuf:"varint,6,opt,name=rating,proto3" json:"rating,omitempty"`
+	// Optional free-text feedback, up to 2000 characters.
 	Feedback string `protobuf:"bytes,7,opt,name=feedback,proto3" json:"feedback,omitempty"`
 	// Unset means now.
 	OccurredAt    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
@@ -840,8 +855,9 @@ func (x *SubmitRatingRequest) GetOccurredAt() *timestamppb.Timestamp {
 
 // SubmitRatingResponse carries the stored rating.
 type SubmitRatingResponse struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	Rating *Rating                `protobuf:"bytes,1,opt,name=rating,proto3" json:"rating,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stored rating.
+	Rating *Rating `protobuf:"bytes,1,opt,name=rating,proto3" json:"rating,omitempty"`
 	// True when rating_id was already stored.
 	Duplicate     bool `protobuf:"varint,2,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -895,9 +911,11 @@ func (x *SubmitRatingResponse) GetDuplicate() bool {
 // GetRatingSummaryRequest selects the ratings to summarise (classroom or app
 // required).
 type GetRatingSummaryRequest struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	ClassroomId string                 `protobuf:"bytes,1,opt,name=classroom_id,json=classroomId,proto3" json:"classroom_id,omitempty"`
-	AppId       string                 `protobuf:"bytes,2,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only ratings from this classroom; empty means all.
+	ClassroomId string `protobuf:"bytes,1,opt,name=classroom_id,json=classroomId,proto3" json:"classroom_id,omitempty"`
+	// Only ratings of this app; empty means all.
+	AppId string `protobuf:"bytes,2,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
 	// Only this item.
 	ItemId string `protobuf:"bytes,3,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
 	// Window start, inclusive; unset means 7 days before end_time.
@@ -975,9 +993,11 @@ func (x *GetRatingSummaryRequest) GetEndTime() *timestamppb.Timestamp {
 
 // RatingBucket counts the ratings of one value.
 type RatingBucket struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Rating        int32                  `protobuf:"varint,1,opt,name=rating,proto3" json:"rating,omitempty"`
-	Count         int64                  `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rating value, 1–5.
+	Rating int32 `protobuf:"varint,1,opt,name=rating,proto3" json:"rating,omitempty"`
+	// How many ratings had this value.
+	Count         int64 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1029,12 +1049,15 @@ func (x *RatingBucket) GetCount() int64 {
 // GetRatingSummaryResponse summarises the ratings.
 type GetRatingSummaryResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Count int64                  `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
+	// Number of ratings in the window.
+	Count int64 `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
 	// 0 when count is 0.
 	Mean float64 `protobuf:"fixed64,2,opt,name=mean,proto3" json:"mean,omitempty"`
 	// One bucket for each rating 1–5, in order.
-	Distribution  []*RatingBucket        `protobuf:"bytes,3,rep,name=distribution,proto3" json:"distribution,omitempty"`
-	StartTime     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	Distribution []*RatingBucket `protobuf:"bytes,3,rep,name=distribution,proto3" json:"distribution,omitempty"`
+	// Start of the summarised window, inclusive.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// End of the summarised window, exclusive.
 	EndTime       *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1110,14 +1133,19 @@ func (x *GetRatingSummaryResponse) GetEndTime() *timestamppb.Timestamp {
 type FrustrationEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Monotonically increasing id; the resume point of watches.
-	EventId     uint64 `protobuf:"varint,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	EventId uint64 `protobuf:"varint,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// The classroom's id.
 	ClassroomId string `protobuf:"bytes,2,opt,name=classroom_id,json=classroomId,proto3" json:"classroom_id,omitempty"`
-	AppId       string `protobuf:"bytes,3,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	// The education app's id.
+	AppId string `protobuf:"bytes,3,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
 	// Empty for classroom-wide indicators.
-	StudentId string    `protobuf:"bytes,4,opt,name=student_id,json=studentId,proto3" json:"student_id,omitempty"`
-	ItemId    string    `protobuf:"bytes,5,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
+	StudentId string `protobuf:"bytes,4,opt,name=student_id,json=studentId,proto3" json:"student_id,omitempty"`
+	// The item the event is about, when it is about one.
+	ItemId string `protobuf:"bytes,5,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
+	// The indicator that fired, such as "struggle" or "rage_click".
 	Indicator Indicator `protobuf:"varint,6,opt,name=indicator,proto3,enum=gaia.metrics.v1.Indicator" json:"indicator,omitempty"`
-	Severity  Severity  `protobuf:"varint,7,opt,name=severity,proto3,enum=gaia.metrics.v1.Severity" json:"severity,omitempty"`
+	// How urgent it is.
+	Severity Severity `protobuf:"varint,7,opt,name=severity,proto3,enum=gaia.metrics.v1.Severity" json:"severity,omitempty"`
 	// Why, in plain words, such as "4 clicks within 0.8 s on one spot".
 	Reasons []string `protobuf:"bytes,8,rep,name=reasons,proto3" json:"reasons,omitempty"`
 	// Numbers behind the finding, by name, such as {"clicks": 4}.
@@ -1242,17 +1270,21 @@ type ListFrustrationEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Only these classrooms; empty means all.
 	ClassroomIds []string `protobuf:"bytes,1,rep,name=classroom_ids,json=classroomIds,proto3" json:"classroom_ids,omitempty"`
-	StudentId    string   `protobuf:"bytes,2,opt,name=student_id,json=studentId,proto3" json:"student_id,omitempty"`
+	// Only events about this student.
+	StudentId string `protobuf:"bytes,2,opt,name=student_id,json=studentId,proto3" json:"student_id,omitempty"`
 	// Only these indicators; empty means all.
 	Indicators []Indicator `protobuf:"varint,3,rep,packed,name=indicators,proto3,enum=gaia.metrics.v1.Indicator" json:"indicators,omitempty"`
 	// Only events at least this severe.
 	MinSeverity Severity `protobuf:"varint,4,opt,name=min_severity,json=minSeverity,proto3,enum=gaia.metrics.v1.Severity" json:"min_severity,omitempty"`
 	// Only events with ids greater than this.
-	AfterId   uint64                 `protobuf:"varint,5,opt,name=after_id,json=afterId,proto3" json:"after_id,omitempty"`
+	AfterId uint64 `protobuf:"varint,5,opt,name=after_id,json=afterId,proto3" json:"after_id,omitempty"`
+	// Only events detected at or after this time.
 	StartTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
-	EndTime   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// Only events detected before this time.
+	EndTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
 	// 1–1000; defaults to 100.
-	PageSize      int32  `protobuf:"varint,8,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageSize int32 `protobuf:"varint,8,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty for the first page.
 	PageToken     string `protobuf:"bytes,9,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1353,9 +1385,11 @@ func (x *ListFrustrationEventsRequest) GetPageToken() string {
 
 // ListFrustrationEventsResponse is one page of events.
 type ListFrustrationEventsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Events        []*FrustrationEvent    `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
-	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// This page of events, oldest first.
+	Events []*FrustrationEvent `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// Pass as page_token to get the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1470,8 +1504,9 @@ func (x *WatchFrustrationEventsRequest) GetMinSeverity() Severity {
 
 // WatchFrustrationEventsResponse carries one event.
 type WatchFrustrationEventsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Event         *FrustrationEvent      `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One frustration event.
+	Event         *FrustrationEvent `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1515,10 +1550,13 @@ func (x *WatchFrustrationEventsResponse) GetEvent() *FrustrationEvent {
 
 // ItemDifficulty describes how hard one item was in a minute.
 type ItemDifficulty struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	ItemId   string                 `protobuf:"bytes,1,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
-	Attempts int64                  `protobuf:"varint,2,opt,name=attempts,proto3" json:"attempts,omitempty"`
-	Errors   int64                  `protobuf:"varint,3,opt,name=errors,proto3" json:"errors,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The exercise or item.
+	ItemId string `protobuf:"bytes,1,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
+	// Attempts on the item in the minute.
+	Attempts int64 `protobuf:"varint,2,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// Errors on the item in the minute.
+	Errors int64 `protobuf:"varint,3,opt,name=errors,proto3" json:"errors,omitempty"`
 	// errors / attempts, 0–1.
 	ErrorRate float64 `protobuf:"fixed64,4,opt,name=error_rate,json=errorRate,proto3" json:"error_rate,omitempty"`
 	// Students on whom struggle, wheel spinning or rapid guessing fired for this item.
@@ -1594,13 +1632,15 @@ func (x *ItemDifficulty) GetStrugglingStudents() int64 {
 
 // ClassroomSnapshot is a per-minute rollup of a classroom.
 type ClassroomSnapshot struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	ClassroomId string                 `protobuf:"bytes,1,opt,name=classroom_id,json=classroomId,proto3" json:"classroom_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The classroom's id.
+	ClassroomId string `protobuf:"bytes,1,opt,name=classroom_id,json=classroomId,proto3" json:"classroom_id,omitempty"`
 	// Start of the minute.
 	Minute *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=minute,proto3" json:"minute,omitempty"`
 	// Students with at least one event in the minute.
 	ActiveStudents int64 `protobuf:"varint,3,opt,name=active_students,json=activeStudents,proto3" json:"active_students,omitempty"`
-	Events         int64 `protobuf:"varint,4,opt,name=events,proto3" json:"events,omitempty"`
+	// Events received in the minute.
+	Events int64 `protobuf:"varint,4,opt,name=events,proto3" json:"events,omitempty"`
 	// Errors and wrong attempts over attempts and errors, 0–1.
 	ErrorRate float64 `protobuf:"fixed64,5,opt,name=error_rate,json=errorRate,proto3" json:"error_rate,omitempty"`
 	// Mean hesitation length in the minute.
@@ -1701,8 +1741,9 @@ func (x *ClassroomSnapshot) GetHardestItems() []*ItemDifficulty {
 
 // GetClassroomSnapshotRequest names a classroom and a minute.
 type GetClassroomSnapshotRequest struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	ClassroomId string                 `protobuf:"bytes,1,opt,name=classroom_id,json=classroomId,proto3" json:"classroom_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The classroom's id.
+	ClassroomId string `protobuf:"bytes,1,opt,name=classroom_id,json=classroomId,proto3" json:"classroom_id,omitempty"`
 	// Any time within the wanted minute; unset means the latest complete minute.
 	Minute        *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=minute,proto3" json:"minute,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1755,8 +1796,9 @@ func (x *GetClassroomSnapshotRequest) GetMinute() *timestamppb.Timestamp {
 
 // GetClassroomSnapshotResponse carries the snapshot.
 type GetClassroomSnapshotResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Snapshot      *ClassroomSnapshot     `protobuf:"bytes,1,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rollup.
+	Snapshot      *ClassroomSnapshot `protobuf:"bytes,1,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1800,14 +1842,16 @@ func (x *GetClassroomSnapshotResponse) GetSnapshot() *ClassroomSnapshot {
 
 // ListClassroomSnapshotsRequest selects a classroom's snapshots over a window.
 type ListClassroomSnapshotsRequest struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	ClassroomId string                 `protobuf:"bytes,1,opt,name=classroom_id,json=classroomId,proto3" json:"classroom_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The classroom's id.
+	ClassroomId string `protobuf:"bytes,1,opt,name=classroom_id,json=classroomId,proto3" json:"classroom_id,omitempty"`
 	// Window start, inclusive; unset means one hour before end_time.
 	StartTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
 	// Window end, exclusive; unset means now.
 	EndTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
 	// 1–1440; defaults to 60.
-	PageSize      int32  `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageSize int32 `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty for the first page.
 	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1880,9 +1924,11 @@ func (x *ListClassroomSnapshotsRequest) GetPageToken() string {
 
 // ListClassroomSnapshotsResponse is one page of snapshots, oldest first.
 type ListClassroomSnapshotsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Snapshots     []*ClassroomSnapshot   `protobuf:"bytes,1,rep,name=snapshots,proto3" json:"snapshots,omitempty"`
-	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// This page of rollups, oldest first.
+	Snapshots []*ClassroomSnapshot `protobuf:"bytes,1,rep,name=snapshots,proto3" json:"snapshots,omitempty"`
+	// Pass as page_token to get the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2153,15 +2199,19 @@ func (x *DetectionThresholds) GetAlertCooldown() *durationpb.Duration {
 
 // DetectionSettings are a classroom's detector settings.
 type DetectionSettings struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	ClassroomId string                 `protobuf:"bytes,1,opt,name=classroom_id,json=classroomId,proto3" json:"classroom_id,omitempty"`
-	Sensitivity Sensitivity            `protobuf:"varint,2,opt,name=sensitivity,proto3,enum=gaia.metrics.v1.Sensitivity" json:"sensitivity,omitempty"`
-	Thresholds  *DetectionThresholds   `protobuf:"bytes,3,opt,name=thresholds,proto3" json:"thresholds,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The classroom these settings apply to. In UpdateDetectionSettings the path's classroom_id is used.
+	ClassroomId string `protobuf:"bytes,1,opt,name=classroom_id,json=classroomId,proto3" json:"classroom_id,omitempty"`
+	// Preset that scales every count and window threshold.
+	Sensitivity Sensitivity `protobuf:"varint,2,opt,name=sensitivity,proto3,enum=gaia.metrics.v1.Sensitivity" json:"sensitivity,omitempty"`
+	// Explicit thresholds; each set one overrides the preset.
+	Thresholds *DetectionThresholds `protobuf:"bytes,3,opt,name=thresholds,proto3" json:"thresholds,omitempty"`
 	// Indicators switched off for this classroom.
-	DisabledIndicators []Indicator            `protobuf:"varint,4,rep,packed,name=disabled_indicators,json=disabledIndicators,proto3,enum=gaia.metrics.v1.Indicator" json:"disabled_indicators,omitempty"`
-	UpdatedAt          *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	DisabledIndicators []Indicator `protobuf:"varint,4,rep,packed,name=disabled_indicators,json=disabledIndicators,proto3,enum=gaia.metrics.v1.Indicator" json:"disabled_indicators,omitempty"`
+	// When the settings last changed; unset for the defaults.
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DetectionSettings) Reset() {
@@ -2231,8 +2281,9 @@ func (x *DetectionSettings) GetUpdatedAt() *timestamppb.Timestamp {
 
 // GetDetectionSettingsRequest names a classroom.
 type GetDetectionSettingsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClassroomId   string                 `protobuf:"bytes,1,opt,name=classroom_id,json=classroomId,proto3" json:"classroom_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The classroom's id.
+	ClassroomId   string `protobuf:"bytes,1,opt,name=classroom_id,json=classroomId,proto3" json:"classroom_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2276,8 +2327,9 @@ func (x *GetDetectionSettingsRequest) GetClassroomId() string {
 
 // GetDetectionSettingsResponse carries the settings.
 type GetDetectionSettingsResponse struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	Settings *DetectionSettings     `protobuf:"bytes,1,opt,name=settings,proto3" json:"settings,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The classroom's settings (the defaults when none were set).
+	Settings *DetectionSettings `protobuf:"bytes,1,opt,name=settings,proto3" json:"settings,omitempty"`
 	// True when the classroom has no settings of its own and these are the defaults.
 	Defaults      bool `protobuf:"varint,2,opt,name=defaults,proto3" json:"defaults,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -2386,8 +2438,9 @@ func (x *UpdateDetectionSettingsRequest) GetUpdateMask() *fieldmaskpb.FieldMask 
 
 // UpdateDetectionSettingsResponse carries the new settings.
 type UpdateDetectionSettingsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Settings      *DetectionSettings     `protobuf:"bytes,1,opt,name=settings,proto3" json:"settings,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The settings after the change.
+	Settings      *DetectionSettings `protobuf:"bytes,1,opt,name=settings,proto3" json:"settings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }

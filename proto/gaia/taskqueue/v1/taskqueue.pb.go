@@ -110,25 +110,30 @@ type Task struct {
 	// 0–10, higher first.
 	Priority int32 `protobuf:"varint,5,opt,name=priority,proto3" json:"priority,omitempty"`
 	// The lesson this task belongs to, if any.
-	LessonId string    `protobuf:"bytes,6,opt,name=lesson_id,json=lessonId,proto3" json:"lesson_id,omitempty"`
-	State    TaskState `protobuf:"varint,7,opt,name=state,proto3,enum=gaia.taskqueue.v1.TaskState" json:"state,omitempty"`
+	LessonId string `protobuf:"bytes,6,opt,name=lesson_id,json=lessonId,proto3" json:"lesson_id,omitempty"`
+	// Where the task is in its life.
+	State TaskState `protobuf:"varint,7,opt,name=state,proto3,enum=gaia.taskqueue.v1.TaskState" json:"state,omitempty"`
 	// Attempts started so far (claims that ran).
-	Attempt     int32 `protobuf:"varint,8,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Attempt int32 `protobuf:"varint,8,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// How many attempts the task gets before it is dead.
 	MaxAttempts int32 `protobuf:"varint,9,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
 	// Not claimable before this time.
 	RunAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=run_at,json=runAt,proto3" json:"run_at,omitempty"`
 	// Lease length of a claim.
 	ClaimTimeout *durationpb.Duration `protobuf:"bytes,11,opt,name=claim_timeout,json=claimTimeout,proto3" json:"claim_timeout,omitempty"`
 	// The session holding the task while claimed.
-	ClaimedBySessionId   string `protobuf:"bytes,12,opt,name=claimed_by_session_id,json=claimedBySessionId,proto3" json:"claimed_by_session_id,omitempty"`
+	ClaimedBySessionId string `protobuf:"bytes,12,opt,name=claimed_by_session_id,json=claimedBySessionId,proto3" json:"claimed_by_session_id,omitempty"`
+	// Name of the session holding the claim, while claimed.
 	ClaimedBySessionName string `protobuf:"bytes,13,opt,name=claimed_by_session_name,json=claimedBySessionName,proto3" json:"claimed_by_session_name,omitempty"`
 	// When the current claim runs out unless extended.
 	ClaimExpiresAt *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=claim_expires_at,json=claimExpiresAt,proto3" json:"claim_expires_at,omitempty"`
 	// The result given to CompleteTask.
 	Result *structpb.Struct `protobuf:"bytes,15,opt,name=result,proto3" json:"result,omitempty"`
 	// The error of the last failed attempt.
-	LastError string                 `protobuf:"bytes,16,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	LastError string `protobuf:"bytes,16,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// When it was created.
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// When it last changed.
 	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	// When the task reached a final or dead state.
 	FinishedAt    *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
@@ -411,7 +416,8 @@ func (x *EnqueueTaskRequest) GetClaimTimeout() *durationpb.Duration {
 // EnqueueTaskResponse carries the task.
 type EnqueueTaskResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Task  *Task                  `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	// The new task, or the existing one when duplicate is true.
+	Task *Task `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
 	// True when the key already existed and the existing task is returned.
 	Duplicate     bool `protobuf:"varint,2,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -510,7 +516,8 @@ func (x *EnqueueTasksRequest) GetTasks() []*EnqueueTaskRequest {
 
 // EnqueueTasksResponse answers each task of the batch, in order.
 type EnqueueTasksResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One result per task of the request, in order.
 	Results       []*EnqueueTaskResponse `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -556,9 +563,11 @@ func (x *EnqueueTasksResponse) GetResults() []*EnqueueTaskResponse {
 // Claim is a task held by a session.
 type Claim struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Task  *Task                  `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	// The claimed task.
+	Task *Task `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
 	// Fences every later call about this claim (task id and attempt).
-	ClaimToken     string                 `protobuf:"bytes,2,opt,name=claim_token,json=claimToken,proto3" json:"claim_token,omitempty"`
+	ClaimToken string `protobuf:"bytes,2,opt,name=claim_token,json=claimToken,proto3" json:"claim_token,omitempty"`
+	// When the claim's lease runs out unless extended.
 	LeaseExpiresAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=lease_expires_at,json=leaseExpiresAt,proto3" json:"lease_expires_at,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
@@ -617,9 +626,11 @@ func (x *Claim) GetLeaseExpiresAt() *timestamppb.Timestamp {
 
 // ClaimTasksRequest asks for work.
 type ClaimTasksRequest struct {
-	state        protoimpl.MessageState `protogen:"open.v1"`
-	SessionId    string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	SessionToken string                 `protobuf:"bytes,2,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The session's id, as RegisterSession returned it.
+	SessionId string `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// The session's secret token, as RegisterSession returned it.
+	SessionToken string `protobuf:"bytes,2,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
 	// Only these task types; empty means any.
 	TaskTypes []string `protobuf:"bytes,3,rep,name=task_types,json=taskTypes,proto3" json:"task_types,omitempty"`
 	// 1–100; further limited by the session's free capacity.
@@ -697,8 +708,9 @@ func (x *ClaimTasksRequest) GetWait() *durationpb.Duration {
 
 // ClaimTasksResponse carries the claims, possibly none.
 type ClaimTasksResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Claims        []*Claim               `protobuf:"bytes,1,rep,name=claims,proto3" json:"claims,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The claims granted; empty when no task was ready within wait.
+	Claims        []*Claim `protobuf:"bytes,1,rep,name=claims,proto3" json:"claims,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -742,11 +754,15 @@ func (x *ClaimTasksResponse) GetClaims() []*Claim {
 
 // ExtendClaimRequest extends a claim's lease.
 type ExtendClaimRequest struct {
-	state        protoimpl.MessageState `protogen:"open.v1"`
-	TaskId       string                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
-	ClaimToken   string                 `protobuf:"bytes,2,opt,name=claim_token,json=claimToken,proto3" json:"claim_token,omitempty"`
-	SessionId    string                 `protobuf:"bytes,3,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	SessionToken string                 `protobuf:"bytes,4,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The task's id.
+	TaskId string `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	// The claim token that ClaimTasks returned with this task; a stale one is FAILED_PRECONDITION.
+	ClaimToken string `protobuf:"bytes,2,opt,name=claim_token,json=claimToken,proto3" json:"claim_token,omitempty"`
+	// The session's id, as RegisterSession returned it.
+	SessionId string `protobuf:"bytes,3,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// The session's secret token, as RegisterSession returned it.
+	SessionToken string `protobuf:"bytes,4,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
 	// New lease length from now; unset uses the task's claim_timeout.
 	Extension     *durationpb.Duration `protobuf:"bytes,5,opt,name=extension,proto3" json:"extension,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -820,7 +836,8 @@ func (x *ExtendClaimRequest) GetExtension() *durationpb.Duration {
 
 // ExtendClaimResponse carries the new lease expiry.
 type ExtendClaimResponse struct {
-	state          protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The claim's new lease expiry.
 	LeaseExpiresAt *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=lease_expires_at,json=leaseExpiresAt,proto3" json:"lease_expires_at,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
@@ -865,11 +882,15 @@ func (x *ExtendClaimResponse) GetLeaseExpiresAt() *timestamppb.Timestamp {
 
 // CompleteTaskRequest settles a task as done.
 type CompleteTaskRequest struct {
-	state        protoimpl.MessageState `protogen:"open.v1"`
-	TaskId       string                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
-	ClaimToken   string                 `protobuf:"bytes,2,opt,name=claim_token,json=claimToken,proto3" json:"claim_token,omitempty"`
-	SessionId    string                 `protobuf:"bytes,3,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	SessionToken string                 `protobuf:"bytes,4,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The task's id.
+	TaskId string `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	// The claim token that ClaimTasks returned with this task; a stale one is FAILED_PRECONDITION.
+	ClaimToken string `protobuf:"bytes,2,opt,name=claim_token,json=claimToken,proto3" json:"claim_token,omitempty"`
+	// The session's id, as RegisterSession returned it.
+	SessionId string `protobuf:"bytes,3,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// The session's secret token, as RegisterSession returned it.
+	SessionToken string `protobuf:"bytes,4,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
 	// A JSON object of at most 256 KiB.
 	Result        *structpb.Struct `protobuf:"bytes,5,opt,name=result,proto3" json:"result,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -943,8 +964,9 @@ func (x *CompleteTaskRequest) GetResult() *structpb.Struct {
 
 // CompleteTaskResponse carries the completed task.
 type CompleteTaskResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Task          *Task                  `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The task after the change.
+	Task          *Task `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -988,9 +1010,11 @@ func (x *CompleteTaskResponse) GetTask() *Task {
 
 // CompleteTasksRequest settles a batch of one session's claims.
 type CompleteTasksRequest struct {
-	state        protoimpl.MessageState `protogen:"open.v1"`
-	SessionId    string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	SessionToken string                 `protobuf:"bytes,2,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The session's id, as RegisterSession returned it.
+	SessionId string `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// The session's secret token, as RegisterSession returned it.
+	SessionToken string `protobuf:"bytes,2,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
 	// 1–1000 claims.
 	Claims        []*CompletedClaim `protobuf:"bytes,3,rep,name=claims,proto3" json:"claims,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1050,9 +1074,11 @@ func (x *CompleteTasksRequest) GetClaims() []*CompletedClaim {
 
 // CompletedClaim is one claim to settle as completed.
 type CompletedClaim struct {
-	state      protoimpl.MessageState `protogen:"open.v1"`
-	TaskId     string                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
-	ClaimToken string                 `protobuf:"bytes,2,opt,name=claim_token,json=claimToken,proto3" json:"claim_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The claimed task's id.
+	TaskId string `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	// The claim token that ClaimTasks returned with this task; a stale one is FAILED_PRECONDITION.
+	ClaimToken string `protobuf:"bytes,2,opt,name=claim_token,json=claimToken,proto3" json:"claim_token,omitempty"`
 	// A JSON object of at most 256 KiB.
 	Result        *structpb.Struct `protobuf:"bytes,3,opt,name=result,proto3" json:"result,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1177,7 +1203,8 @@ func (x *CompletedClaimResult) GetMessage() string {
 
 // CompleteTasksResponse answers each claim of the batch, in order.
 type CompleteTasksResponse struct {
-	state         protoimpl.MessageState  `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One result per claim of the request, in order.
 	Results       []*CompletedClaimResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1222,11 +1249,15 @@ func (x *CompleteTasksResponse) GetResults() []*CompletedClaimResult {
 
 // FailTaskRequest settles an attempt as failed.
 type FailTaskRequest struct {
-	state        protoimpl.MessageState `protogen:"open.v1"`
-	TaskId       string                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
-	ClaimToken   string                 `protobuf:"bytes,2,opt,name=claim_token,json=claimToken,proto3" json:"claim_token,omitempty"`
-	SessionId    string                 `protobuf:"bytes,3,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	SessionToken string                 `protobuf:"bytes,4,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The task's id.
+	TaskId string `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	// The claim token that ClaimTasks returned with this task; a stale one is FAILED_PRECONDITION.
+	ClaimToken string `protobuf:"bytes,2,opt,name=claim_token,json=claimToken,proto3" json:"claim_token,omitempty"`
+	// The session's id, as RegisterSession returned it.
+	SessionId string `protobuf:"bytes,3,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// The session's secret token, as RegisterSession returned it.
+	SessionToken string `protobuf:"bytes,4,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
 	// What went wrong, up to 8 KiB.
 	Error string `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
 	// Retry (with backoff) while attempts remain; false makes the task dead at once.
@@ -1310,7 +1341,8 @@ func (x *FailTaskRequest) GetRetryable() bool {
 // FailTaskResponse says what became of the task.
 type FailTaskResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Task  *Task                  `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	// The task after the change.
+	Task *Task `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
 	// True when the task will run again at task.run_at.
 	WillRetry     bool `protobuf:"varint,2,opt,name=will_retry,json=willRetry,proto3" json:"will_retry,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1363,8 +1395,9 @@ func (x *FailTaskResponse) GetWillRetry() bool {
 
 // CancelTaskRequest names the task to cancel.
 type CancelTaskRequest struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	TaskId string                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The task's id.
+	TaskId string `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
 	// Why, up to 1 KiB; kept as last_error.
 	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1417,8 +1450,9 @@ func (x *CancelTaskRequest) GetReason() string {
 
 // CancelTaskResponse carries the cancelled task.
 type CancelTaskResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Task          *Task                  `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The task after the change.
+	Task          *Task `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1462,8 +1496,9 @@ func (x *CancelTaskResponse) GetTask() *Task {
 
 // RetryTaskRequest names the dead or cancelled task to revive.
 type RetryTaskRequest struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	TaskId string                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The task's id.
+	TaskId string `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
 	// True counts attempts from zero again; false keeps the count and allows one
 	// more attempt beyond it.
 	ResetAttempts bool `protobuf:"varint,2,opt,name=reset_attempts,json=resetAttempts,proto3" json:"reset_attempts,omitempty"`
@@ -1526,8 +1561,9 @@ func (x *RetryTaskRequest) GetRunAt() *timestamppb.Timestamp {
 
 // RetryTaskResponse carries the revived task.
 type RetryTaskResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Task          *Task                  `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The task after the change.
+	Task          *Task `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1571,9 +1607,11 @@ func (x *RetryTaskResponse) GetTask() *Task {
 
 // GetTaskRequest names a task by id or by idempotency key (exactly one).
 type GetTaskRequest struct {
-	state          protoimpl.MessageState `protogen:"open.v1"`
-	TaskId         string                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
-	IdempotencyKey string                 `protobuf:"bytes,2,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The task's id; set this or idempotency_key.
+	TaskId string `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	// The task's idempotency key; set this or task_id.
+	IdempotencyKey string `protobuf:"bytes,2,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -1624,8 +1662,9 @@ func (x *GetTaskRequest) GetIdempotencyKey() string {
 
 // GetTaskResponse carries the task.
 type GetTaskResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Task          *Task                  `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The task.
+	Task          *Task `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1674,11 +1713,13 @@ type ListTasksRequest struct {
 	States []TaskState `protobuf:"varint,1,rep,packed,name=states,proto3,enum=gaia.taskqueue.v1.TaskState" json:"states,omitempty"`
 	// Only these types; empty means all.
 	TaskTypes []string `protobuf:"bytes,2,rep,name=task_types,json=taskTypes,proto3" json:"task_types,omitempty"`
-	LessonId  string   `protobuf:"bytes,3,opt,name=lesson_id,json=lessonId,proto3" json:"lesson_id,omitempty"`
+	// Only tasks of this lesson.
+	LessonId string `protobuf:"bytes,3,opt,name=lesson_id,json=lessonId,proto3" json:"lesson_id,omitempty"`
 	// Only tasks claimed by this session.
 	ClaimedBySessionId string `protobuf:"bytes,4,opt,name=claimed_by_session_id,json=claimedBySessionId,proto3" json:"claimed_by_session_id,omitempty"`
 	// 1–1000; defaults to 100.
-	PageSize      int32  `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageSize int32 `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty for the first page.
 	PageToken     string `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1758,9 +1799,11 @@ func (x *ListTasksRequest) GetPageToken() string {
 
 // ListTasksResponse is one page of tasks.
 type ListTasksResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Tasks         []*Task                `protobuf:"bytes,1,rep,name=tasks,proto3" json:"tasks,omitempty"`
-	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// This page of tasks, newest first.
+	Tasks []*Task `protobuf:"bytes,1,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	// Pass as page_token to get the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1816,20 +1859,25 @@ type Lesson struct {
 	LessonId string `protobuf:"bytes,1,opt,name=lesson_id,json=lessonId,proto3" json:"lesson_id,omitempty"`
 	// The project (app or repository) the lesson belongs to.
 	Project string `protobuf:"bytes,2,opt,name=project,proto3" json:"project,omitempty"`
-	Name    string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// The lesson's name, unique within its project.
+	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
 	// What students should learn, in plain words.
 	Objective string `protobuf:"bytes,4,opt,name=objective,proto3" json:"objective,omitempty"`
 	// 0–10, higher first; orders lessons' tasks of equal task priority.
 	Priority int32 `protobuf:"varint,5,opt,name=priority,proto3" json:"priority,omitempty"`
 	// Tasks in the lesson, cancelled ones excluded.
-	TasksTotal     int64 `protobuf:"varint,6,opt,name=tasks_total,json=tasksTotal,proto3" json:"tasks_total,omitempty"`
+	TasksTotal int64 `protobuf:"varint,6,opt,name=tasks_total,json=tasksTotal,proto3" json:"tasks_total,omitempty"`
+	// Tasks of the lesson that completed.
 	TasksCompleted int64 `protobuf:"varint,7,opt,name=tasks_completed,json=tasksCompleted,proto3" json:"tasks_completed,omitempty"`
-	TasksDead      int64 `protobuf:"varint,8,opt,name=tasks_dead,json=tasksDead,proto3" json:"tasks_dead,omitempty"`
+	// Tasks of the lesson that are dead (failed for good).
+	TasksDead int64 `protobuf:"varint,8,opt,name=tasks_dead,json=tasksDead,proto3" json:"tasks_dead,omitempty"`
 	// tasks_completed / tasks_total × 100; 0 for an empty lesson.
 	ProgressPercent float64 `protobuf:"fixed64,9,opt,name=progress_percent,json=progressPercent,proto3" json:"progress_percent,omitempty"`
 	// Free-form attributes.
-	Metadata      *structpb.Struct       `protobuf:"bytes,10,opt,name=metadata,proto3" json:"metadata,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	Metadata *structpb.Struct `protobuf:"bytes,10,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	// When it was created.
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// When it last changed.
 	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1959,7 +2007,8 @@ type CreateLessonRequest struct {
 	// Up to 4 KiB.
 	Objective string `protobuf:"bytes,3,opt,name=objective,proto3" json:"objective,omitempty"`
 	// 0–10.
-	Priority      int32            `protobuf:"varint,4,opt,name=priority,proto3" json:"priority,omitempty"`
+	Priority int32 `protobuf:"varint,4,opt,name=priority,proto3" json:"priority,omitempty"`
+	// Free-form JSON object kept with the lesson.
 	Metadata      *structpb.Struct `protobuf:"bytes,5,opt,name=metadata,proto3" json:"metadata,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2032,8 +2081,9 @@ func (x *CreateLessonRequest) GetMetadata() *structpb.Struct {
 
 // CreateLessonResponse carries the new lesson.
 type CreateLessonResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Lesson        *Lesson                `protobuf:"bytes,1,opt,name=lesson,proto3" json:"lesson,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new lesson.
+	Lesson        *Lesson `protobuf:"bytes,1,opt,name=lesson,proto3" json:"lesson,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2077,8 +2127,9 @@ func (x *CreateLessonResponse) GetLesson() *Lesson {
 
 // GetLessonRequest names a lesson.
 type GetLessonRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	LessonId      string                 `protobuf:"bytes,1,opt,name=lesson_id,json=lessonId,proto3" json:"lesson_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The lesson's id.
+	LessonId      string `protobuf:"bytes,1,opt,name=lesson_id,json=lessonId,proto3" json:"lesson_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2122,8 +2173,9 @@ func (x *GetLessonRequest) GetLessonId() string {
 
 // GetLessonResponse carries the lesson.
 type GetLessonResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Lesson        *Lesson                `protobuf:"bytes,1,opt,name=lesson,proto3" json:"lesson,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The lesson with its progress.
+	Lesson        *Lesson `protobuf:"bytes,1,opt,name=lesson,proto3" json:"lesson,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2171,7 +2223,8 @@ type ListLessonsRequest struct {
 	// Only this project's lessons.
 	Project string `protobuf:"bytes,1,opt,name=project,proto3" json:"project,omitempty"`
 	// 1–1000; defaults to 100.
-	PageSize      int32  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty for the first page.
 	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2230,9 +2283,11 @@ func (x *ListLessonsRequest) GetPageToken() string {
 
 // ListLessonsResponse is one page of lessons.
 type ListLessonsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Lessons       []*Lesson              `protobuf:"bytes,1,rep,name=lessons,proto3" json:"lessons,omitempty"`
-	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// This page of lessons.
+	Lessons []*Lesson `protobuf:"bytes,1,rep,name=lessons,proto3" json:"lessons,omitempty"`
+	// Pass as page_token to get the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2283,12 +2338,17 @@ func (x *ListLessonsResponse) GetNextPageToken() string {
 
 // UpdateLessonRequest changes a lesson.
 type UpdateLessonRequest struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	LessonId  string                 `protobuf:"bytes,1,opt,name=lesson_id,json=lessonId,proto3" json:"lesson_id,omitempty"`
-	Name      string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Objective string                 `protobuf:"bytes,3,opt,name=objective,proto3" json:"objective,omitempty"`
-	Priority  int32                  `protobuf:"varint,4,opt,name=priority,proto3" json:"priority,omitempty"`
-	Metadata  *structpb.Struct       `protobuf:"bytes,5,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The lesson to change.
+	LessonId string `protobuf:"bytes,1,opt,name=lesson_id,json=lessonId,proto3" json:"lesson_id,omitempty"`
+	// New name (when named in update_mask).
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// New objective (when named in update_mask).
+	Objective string `protobuf:"bytes,3,opt,name=objective,proto3" json:"objective,omitempty"`
+	// New priority (when named in update_mask).
+	Priority int32 `protobuf:"varint,4,opt,name=priority,proto3" json:"priority,omitempty"`
+	// New metadata (when named in update_mask).
+	Metadata *structpb.Struct `protobuf:"bytes,5,opt,name=metadata,proto3" json:"metadata,omitempty"`
 	// Fields to change among name, objective, priority, metadata; empty changes
 	// every one of them.
 	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,6,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
@@ -2370,8 +2430,9 @@ func (x *UpdateLessonRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
 
 // UpdateLessonResponse carries the changed lesson.
 type UpdateLessonResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Lesson        *Lesson                `protobuf:"bytes,1,opt,name=lesson,proto3" json:"lesson,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The lesson after the change.
+	Lesson        *Lesson `protobuf:"bytes,1,opt,name=lesson,proto3" json:"lesson,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2419,12 +2480,15 @@ type SessionAffinity struct {
 	// Sessions are named here, not identified, so that an affinity outlives a
 	// session's restarts.
 	SessionName string `protobuf:"bytes,1,opt,name=session_name,json=sessionName,proto3" json:"session_name,omitempty"`
-	LessonId    string `protobuf:"bytes,2,opt,name=lesson_id,json=lessonId,proto3" json:"lesson_id,omitempty"`
+	// The lesson the session prefers.
+	LessonId string `protobuf:"bytes,2,opt,name=lesson_id,json=lessonId,proto3" json:"lesson_id,omitempty"`
 	// 0–100; among several affinities, a higher score is preferred.
 	Score float64 `protobuf:"fixed64,3,opt,name=score,proto3" json:"score,omitempty"`
 	// When the affinity counts; unset means always.
-	TimeWindow    *v1.TimeWindow         `protobuf:"bytes,4,opt,name=time_window,json=timeWindow,proto3" json:"time_window,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	TimeWindow *v1.TimeWindow `protobuf:"bytes,4,opt,name=time_window,json=timeWindow,proto3" json:"time_window,omitempty"`
+	// When it was created.
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// When it last changed.
 	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2504,11 +2568,15 @@ func (x *SessionAffinity) GetUpdatedAt() *timestamppb.Timestamp {
 
 // SetSessionAffinityRequest creates or replaces an affinity.
 type SetSessionAffinityRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SessionName   string                 `protobuf:"bytes,1,opt,name=session_name,json=sessionName,proto3" json:"session_name,omitempty"`
-	LessonId      string                 `protobuf:"bytes,2,opt,name=lesson_id,json=lessonId,proto3" json:"lesson_id,omitempty"`
-	Score         float64                `protobuf:"fixed64,3,opt,name=score,proto3" json:"score,omitempty"`
-	TimeWindow    *v1.TimeWindow         `protobuf:"bytes,4,opt,name=time_window,json=timeWindow,proto3" json:"time_window,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The session's name, such as "claude_1".
+	SessionName string `protobuf:"bytes,1,opt,name=session_name,json=sessionName,proto3" json:"session_name,omitempty"`
+	// The lesson's id.
+	LessonId string `protobuf:"bytes,2,opt,name=lesson_id,json=lessonId,proto3" json:"lesson_id,omitempty"`
+	// How strongly the session prefers the lesson; higher first.
+	Score float64 `protobuf:"fixed64,3,opt,name=score,proto3" json:"score,omitempty"`
+	// When the affinity counts; unset means always.
+	TimeWindow    *v1.TimeWindow `protobuf:"bytes,4,opt,name=time_window,json=timeWindow,proto3" json:"time_window,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2573,8 +2641,9 @@ func (x *SetSessionAffinityRequest) GetTimeWindow() *v1.TimeWindow {
 
 // SetSessionAffinityResponse carries the affinity.
 type SetSessionAffinityResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Affinity      *SessionAffinity       `protobuf:"bytes,1,opt,name=affinity,proto3" json:"affinity,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The affinity as stored.
+	Affinity      *SessionAffinity `protobuf:"bytes,1,opt,name=affinity,proto3" json:"affinity,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2618,11 +2687,14 @@ func (x *SetSessionAffinityResponse) GetAffinity() *SessionAffinity {
 
 // ListSessionAffinitiesRequest filters affinities (at least one filter).
 type ListSessionAffinitiesRequest struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	SessionName string                 `protobuf:"bytes,1,opt,name=session_name,json=sessionName,proto3" json:"session_name,omitempty"`
-	LessonId    string                 `protobuf:"bytes,2,opt,name=lesson_id,json=lessonId,proto3" json:"lesson_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only affinities of this session name.
+	SessionName string `protobuf:"bytes,1,opt,name=session_name,json=sessionName,proto3" json:"session_name,omitempty"`
+	// Only affinities for this lesson; empty means all (the path's lesson_id on /v1/lessons/{lesson_id}/affinities).
+	LessonId string `protobuf:"bytes,2,opt,name=lesson_id,json=lessonId,proto3" json:"lesson_id,omitempty"`
 	// 1–1000; defaults to 100.
-	PageSize      int32  `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty for the first page.
 	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2688,9 +2760,11 @@ func (x *ListSessionAffinitiesRequest) GetPageToken() string {
 
 // ListSessionAffinitiesResponse is one page of affinities.
 type ListSessionAffinitiesResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Affinities    []*SessionAffinity     `protobuf:"bytes,1,rep,name=affinities,proto3" json:"affinities,omitempty"`
-	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// This page of affinities.
+	Affinities []*SessionAffinity `protobuf:"bytes,1,rep,name=affinities,proto3" json:"affinities,omitempty"`
+	// Pass as page_token to get the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2741,9 +2815,11 @@ func (x *ListSessionAffinitiesResponse) GetNextPageToken() string {
 
 // DeleteSessionAffinityRequest names the affinity to remove.
 type DeleteSessionAffinityRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SessionName   string                 `protobuf:"bytes,1,opt,name=session_name,json=sessionName,proto3" json:"session_name,omitempty"`
-	LessonId      string                 `protobuf:"bytes,2,opt,name=lesson_id,json=lessonId,proto3" json:"lesson_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The session name whose affinity to remove.
+	SessionName string `protobuf:"bytes,1,opt,name=session_name,json=sessionName,proto3" json:"session_name,omitempty"`
+	// The lesson's id.
+	LessonId      string `protobuf:"bytes,2,opt,name=lesson_id,json=lessonId,proto3" json:"lesson_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }

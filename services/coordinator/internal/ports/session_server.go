@@ -2,6 +2,7 @@ package ports
 
 import (
 	"context"
+	"fmt"
 	"errors"
 	"io"
 
@@ -112,7 +113,22 @@ func (s *sessionServer) GetSession(ctx context.Context, req *coordinatorv1.GetSe
 
 func (s *sessionServer) ListSessions(ctx context.Context, req *coordinatorv1.ListSessionsRequest) (*coordinatorv1.ListSessionsResponse, error) {
 	f := app.SessionFilter{AvailableOnly: req.GetAvailableOnly(), Labels: req.GetLabels()}
-	var err error
+	selected, err := reqfield.LabelSelector("label_selector", req.GetLabelSelector())
+	if err != nil {
+		return nil, err
+	}
+	if len(selected) > 0 {
+		f.Labels = make(map[string]string, len(req.GetLabels())+len(selected))
+		for k, v := range req.GetLabels() {
+			f.Labels[k] = v
+		}
+		for k, v := range selected {
+			if prev, both := f.Labels[k]; both && prev != v {
+				return nil, domainerr.Invalid("label_selector", fmt.Sprintf("key %q contradicts labels[%q]", k, k))
+			}
+			f.Labels[k] = v
+		}
+	}
 	if f.Limit, err = reqfield.PageSize(req.GetPageSize()); err != nil {
 		return nil, err
 	}

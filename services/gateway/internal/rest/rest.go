@@ -9,8 +9,10 @@ import (
 	"fmt"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	coordinatorv1 "github.com/gaia-platform/gaia/proto/gaia/coordinator/v1"
 	dashboardv1 "github.com/gaia-platform/gaia/proto/gaia/dashboard/v1"
@@ -26,15 +28,19 @@ type Conns struct {
 	Dashboard   *grpc.ClientConn
 }
 
-// NewMux returns a handler for every /v1 route. JSON uses the proto field names
-// (snake_case), as the OpenAPI document does, and shows fields at their zero
-// value so that clients see, say, "duplicate": false.
+// NewMux returns a handler for every /v1 route, speaking JSON exactly as the
+// OpenAPI document (proto/openapi.json) describes it:
+//   - proto field names (snake_case);
+//   - scalars, enums, lists and maps always written, even at their zero value
+//     (clients see "duplicate": false), but an unset message field left out
+//     rather than written as null (EmitDefaultValues, not EmitUnpopulated), so
+//     that a field is either absent or of its documented type;
+//   - every error, unary or ending a stream, as {"error": <google.rpc.Status>};
+//   - streams as application/x-ndjson, one {"result": …} per line.
 func NewMux(ctx context.Context, c Conns) (*runtime.ServeMux, error) {
 	mux := runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
-			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
-			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-		}),
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, Marshaler()),
+		runtime.WithForwardResponseRewriter(WrapError),
 	)
 	registrations := []struct {
 		name     string
@@ -55,4 +61,29 @@ func NewMux(ctx context.Context, c Conns) (*runtime.ServeMux, error) {
 		}
 	}
 	return mux, nil
+}
+
+// Marshaler is the gateway's JSON marshaler; exported for the tests that
+// check the wire against the document.
+func Marshaler() runtime.Marshaler {
+	return ndjson{&runtime.JSONPb{
+		MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitDefaultValues: true},
+		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+	}}
+}
+
+// ndjson is the JSON marshaler that labels streams as newline-delimited JSON.
+type ndjson struct{ *runtime.JSONPb }
+
+// StreamContentType is the media type of a server stream's answer.
+func (ndjson) StreamContentType(any) string { return "application/x-ndjson" }
+
+// WrapError gives a unary call's error the shape a stream's last line has,
+// {"error": status}: grpc-gateway passes the google.rpc.Status of an error
+// through the response rewriter before writing it.
+func WrapError(_ context.Context, resp proto.Message) (any, error) {
+	if st, ok := resp.(*spb.Status); ok {
+		return map[string]proto.Message{"error": st}, nil
+	}
+	return resp, nil
 }
