@@ -6,13 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/gaia-platform/gaia/internal/openapitest"
 	gateway "github.com/gaia-platform/gaia/services/gateway/service"
 	"github.com/gaia-platform/gaia/services/metrics/metricstest"
 )
@@ -37,9 +37,11 @@ func startGateway(t testing.TB, metricsAddr string) string {
 	return "http://" + gw.Addr().String()
 }
 
+// post sends body to url through a client that checks every answer against
+// the OpenAPI document (not the request: some are bad on purpose).
 func post(t *testing.T, url, body string) (int, map[string]any) {
 	t.Helper()
-	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	resp, err := openapitest.ClientForBadRequests(t).Post(url, "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +100,7 @@ func TestRESTThroughTheGateway(t *testing.T) {
 	}
 	for _, b := range bad {
 		code, body := post(t, base+"/v1/metrics", b.body)
-		msg, _ := body["message"].(string)
+		msg := errorMessage(body)
 		if code != b.code || !strings.Contains(msg, b.mention) {
 			t.Errorf("%s: %d %.300v; want %d mentioning %q", b.name, code, body, b.code, b.mention)
 		}
@@ -117,10 +119,11 @@ func TestRESTThroughTheGateway(t *testing.T) {
 	if code, body := post(t, base+"/v1/ratings", rating); code != 200 || body["duplicate"] != true {
 		t.Fatalf("retried POST /v1/ratings: %d %v", code, body)
 	}
-	if code, body := post(t, base+"/v1/ratings", strings.Replace(rating, `"rating": 2`, `"rating": 6`, 1)); code != 400 || !strings.Contains(fmt.Sprint(body["message"]), "rating") {
+	if code, body := post(t, base+"/v1/ratings", strings.Replace(rating, `"rating": 2`, `"rating": 6`, 1)); code != 400 || !strings.Contains(errorMessage(body), "rating") {
 		t.Fatalf("rating 6: %d %v", code, body)
 	}
-	resp, err := http.Get(base + "/v1/ratings:summary?classroom_id=room-9")
+	api := openapitest.Client(t)
+	resp, err := api.Get(base + "/v1/ratings:summary?classroom_id=room-9")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +143,7 @@ func TestRESTThroughTheGateway(t *testing.T) {
 		t.Fatalf("rating summary: %+v", sum)
 	}
 	waitRollups(t, e.pool(t))
-	resp, err = http.Get(base + "/v1/classrooms/room-9/snapshots")
+	resp, err = api.Get(base + "/v1/classrooms/room-9/snapshots")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,4 +152,11 @@ func TestRESTThroughTheGateway(t *testing.T) {
 	if resp.StatusCode != 200 || !bytes.Contains(raw, []byte(`"active_students":"3"`)) {
 		t.Fatalf("GET snapshots: %d %s", resp.StatusCode, raw)
 	}
+}
+
+// errorMessage is the message of a REST error answer, {"error": {"message": …}}.
+func errorMessage(body map[string]any) string {
+	e, _ := body["error"].(map[string]any)
+	msg, _ := e["message"].(string)
+	return msg
 }
