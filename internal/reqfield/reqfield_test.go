@@ -95,6 +95,7 @@ func TestSessionRef(t *testing.T) {
 		}
 	}
 }
+
 // Regression (issue 16, item 6): the REST session filter is a label selector a
 // generated client can send, refused with the field named when malformed.
 func TestLabelSelector(t *testing.T) {
