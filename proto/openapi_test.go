@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
 
+	"github.com/gaia-platform/gaia/internal/auth"
 	gaiaproto "github.com/gaia-platform/gaia/proto"
 )
 
@@ -281,6 +283,42 @@ func TestOpenAPIIsCleanForGenerators(t *testing.T) {
 			if p.Value.Description == "" {
 				t.Errorf("%s.%s has no description", name, prop)
 			}
+		}
+	}
+}
+
+// The document's security is the policy table's (internal/auth), operation by
+// operation: a committed document that drifted from enforcement fails here.
+func TestOpenAPISecurityMatchesThePolicyTable(t *testing.T) {
+	doc := loadDocument(t)
+	for _, o := range operations(doc) {
+		rpc, _ := o.op.Extensions["x-gaia-rpc"].(string)
+		pol, ok := auth.Lookup(rpc)
+		if !ok {
+			t.Errorf("%s %s: RPC %q has no policy", o.method, o.path, rpc)
+			continue
+		}
+		var want []string
+		for _, r := range pol.Roles {
+			want = append(want, string(r))
+		}
+		var got []string
+		if roles, ok := o.op.Extensions["x-gaia-roles"].([]any); ok {
+			for _, r := range roles {
+				got = append(got, fmt.Sprint(r))
+			}
+		}
+		slices.Sort(want)
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: x-gaia-roles %v, policy table %v", rpc, got, want)
+		}
+		anonymous := false
+		for _, req := range *o.op.Security {
+			anonymous = anonymous || len(req) == 0
+		}
+		if anonymous != (pol.Public || pol.Allows(auth.RoleSession)) || len(*o.op.Security) == 0 != pol.Public {
+			t.Errorf("%s: security %v does not say what the policy %+v enforces", rpc, *o.op.Security, pol)
 		}
 	}
 }

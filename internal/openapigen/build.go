@@ -27,6 +27,9 @@ type Security struct {
 	Public bool
 	// Roles are the bearer credentials' roles allowed to call the RPC.
 	Roles []string
+	// SessionToken RPCs may also be called with no bearer credential by an
+	// agent session, which authenticates with its token in the request.
+	SessionToken bool
 	// Note is extra prose for the operation's description, such as how an
 	// agent session authenticates.
 	Note string
@@ -291,9 +294,14 @@ func (b *builder) operation(m *protogen.Method, r httpRule, verb, tmpl string, a
 	op.set("tags", []string{tag})
 	op.set("summary", summary(desc))
 	op.set("description", desc)
-	if sec.Public {
+	switch {
+	case sec.Public:
 		op.set("security", []any{})
-	} else {
+	case sec.SessionToken:
+		// Either no credential (an agent session's token in the body) or a bearer one.
+		op.set("security", []any{map[string]any{}, map[string]any{"bearerAuth": []any{}}})
+		op.set("x-gaia-roles", append([]string{"session"}, sec.Roles...))
+	default:
 		op.set("security", []any{map[string]any{"bearerAuth": []any{}}})
 		op.set("x-gaia-roles", sec.Roles)
 	}
@@ -532,8 +540,9 @@ func (b *builder) errorResponses(rpc string, sec Security, hasBody bool) []error
 		when[c] = w
 	}
 	if !sec.Public {
-		when[codes.Unauthenticated] = "no credential, or one that is not valid"
+		when[codes.Unauthenticated] = "no credential, or one that is not valid (expired, revoked, badly signed)"
 		when[codes.PermissionDenied] = "the credential's role or scope does not allow this call"
+		when[codes.ResourceExhausted] = "the credential is over its rate limit (AUTH_RATE_LIMIT); retry later"
 	}
 	for name, w := range b.ov.Errors[rpc] {
 		when[codeByName[name]] = w

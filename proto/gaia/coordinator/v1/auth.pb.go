@@ -91,9 +91,11 @@ func (Role) EnumDescriptor() ([]byte, []int) {
 
 // Credential is the record of an issued credential (never its token).
 type Credential struct {
-	state        protoimpl.MessageState `protogen:"open.v1"`
-	CredentialId string                 `protobuf:"bytes,1,opt,name=credential_id,json=credentialId,proto3" json:"credential_id,omitempty"`
-	Role         Role                   `protobuf:"varint,2,opt,name=role,proto3,enum=gaia.coordinator.v1.Role" json:"role,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The credential's id (the token's jti).
+	CredentialId string `protobuf:"bytes,1,opt,name=credential_id,json=credentialId,proto3" json:"credential_id,omitempty"`
+	// What the credential may do.
+	Role Role `protobuf:"varint,2,opt,name=role,proto3,enum=gaia.coordinator.v1.Role" json:"role,omitempty"`
 	// A label for people ("ci-operator", "demo-teacher").
 	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
 	// For ROLE_TEACHER: the teacher it speaks for.
@@ -105,15 +107,19 @@ type Credential struct {
 	// For ROLE_OPERATOR: the only projects it may touch; empty means any.
 	Projects []string `protobuf:"bytes,7,rep,name=projects,proto3" json:"projects,omitempty"`
 	// For ROLE_SERVICE: the calling service's name.
-	Service   string                 `protobuf:"bytes,8,opt,name=service,proto3" json:"service,omitempty"`
-	KeyId     string                 `protobuf:"bytes,9,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
-	IssuedAt  *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=issued_at,json=issuedAt,proto3" json:"issued_at,omitempty"`
+	Service string `protobuf:"bytes,8,opt,name=service,proto3" json:"service,omitempty"`
+	// Id of the signing key (the token's kid).
+	KeyId string `protobuf:"bytes,9,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// When it was issued.
+	IssuedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=issued_at,json=issuedAt,proto3" json:"issued_at,omitempty"`
+	// When it stops being valid.
 	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	// Who issued it (the issuing credential's name and id).
 	IssuedBy string `protobuf:"bytes,12,opt,name=issued_by,json=issuedBy,proto3" json:"issued_by,omitempty"`
 	// Set once revoked.
-	RevokedAt     *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`
-	RevokedBy     string                 `protobuf:"bytes,14,opt,name=revoked_by,json=revokedBy,proto3" json:"revoked_by,omitempty"`
+	RevokedAt *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`
+	// Who revoked it (the revoking credential's name and id).
+	RevokedBy     string `protobuf:"bytes,14,opt,name=revoked_by,json=revokedBy,proto3" json:"revoked_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -246,15 +252,23 @@ func (x *Credential) GetRevokedBy() string {
 	return ""
 }
 
+// IssueCredentialRequest describes the credential to issue.
 type IssueCredentialRequest struct {
-	state        protoimpl.MessageState `protogen:"open.v1"`
-	Role         Role                   `protobuf:"varint,1,opt,name=role,proto3,enum=gaia.coordinator.v1.Role" json:"role,omitempty"`
-	Name         string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	TeacherId    string                 `protobuf:"bytes,3,opt,name=teacher_id,json=teacherId,proto3" json:"teacher_id,omitempty"`
-	AppId        string                 `protobuf:"bytes,4,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
-	ClassroomIds []string               `protobuf:"bytes,5,rep,name=classroom_ids,json=classroomIds,proto3" json:"classroom_ids,omitempty"`
-	Projects     []string               `protobuf:"bytes,6,rep,name=projects,proto3" json:"projects,omitempty"`
-	Service      string                 `protobuf:"bytes,7,opt,name=service,proto3" json:"service,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What the credential may do. Required.
+	Role Role `protobuf:"varint,1,opt,name=role,proto3,enum=gaia.coordinator.v1.Role" json:"role,omitempty"`
+	// A label for people, such as "ci-operator"; 1–128 characters.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// For ROLE_TEACHER (required): the teacher it speaks for.
+	TeacherId string `protobuf:"bytes,3,opt,name=teacher_id,json=teacherId,proto3" json:"teacher_id,omitempty"`
+	// For ROLE_APP (required): the app it posts for.
+	AppId string `protobuf:"bytes,4,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	// For ROLE_APP: the only classrooms it may post for; empty means any.
+	ClassroomIds []string `protobuf:"bytes,5,rep,name=classroom_ids,json=classroomIds,proto3" json:"classroom_ids,omitempty"`
+	// For ROLE_OPERATOR: the only projects it may touch; empty means any.
+	Projects []string `protobuf:"bytes,6,rep,name=projects,proto3" json:"projects,omitempty"`
+	// For ROLE_SERVICE (required): the calling service's name.
+	Service string `protobuf:"bytes,7,opt,name=service,proto3" json:"service,omitempty"`
 	// How long the credential is valid; default 90 days, at most 2 years.
 	Ttl           *durationpb.Duration `protobuf:"bytes,8,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -347,9 +361,11 @@ func (x *IssueCredentialRequest) GetTtl() *durationpb.Duration {
 	return nil
 }
 
+// IssueCredentialResponse carries the credential and, once only, its token.
 type IssueCredentialResponse struct {
-	state      protoimpl.MessageState `protogen:"open.v1"`
-	Credential *Credential            `protobuf:"bytes,1,opt,name=credential,proto3" json:"credential,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The record of the new credential.
+	Credential *Credential `protobuf:"bytes,1,opt,name=credential,proto3" json:"credential,omitempty"`
 	// The bearer token: "authorization: Bearer <token>".
 	Token         string `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -400,6 +416,7 @@ func (x *IssueCredentialResponse) GetToken() string {
 	return ""
 }
 
+// ListCredentialsRequest has no fields.
 type ListCredentialsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -436,9 +453,11 @@ func (*ListCredentialsRequest) Descriptor() ([]byte, []int) {
 	return file_gaia_coordinator_v1_auth_proto_rawDescGZIP(), []int{3}
 }
 
+// ListCredentialsResponse lists every issued credential.
 type ListCredentialsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Credentials   []*Credential          `protobuf:"bytes,1,rep,name=credentials,proto3" json:"credentials,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every credential issued, revoked ones included, without tokens.
+	Credentials   []*Credential `protobuf:"bytes,1,rep,name=credentials,proto3" json:"credentials,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -480,9 +499,11 @@ func (x *ListCredentialsResponse) GetCredentials() []*Credential {
 	return nil
 }
 
+// RevokeCredentialRequest names the credential to revoke.
 type RevokeCredentialRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CredentialId  string                 `protobuf:"bytes,1,opt,name=credential_id,json=credentialId,proto3" json:"credential_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The credential to revoke.
+	CredentialId  string `protobuf:"bytes,1,opt,name=credential_id,json=credentialId,proto3" json:"credential_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -524,9 +545,11 @@ func (x *RevokeCredentialRequest) GetCredentialId() string {
 	return ""
 }
 
+// RevokeCredentialResponse carries the revoked credential.
 type RevokeCredentialResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Credential    *Credential            `protobuf:"bytes,1,opt,name=credential,proto3" json:"credential,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The credential, now revoked.
+	Credential    *Credential `protobuf:"bytes,1,opt,name=credential,proto3" json:"credential,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -568,6 +591,7 @@ func (x *RevokeCredentialResponse) GetCredential() *Credential {
 	return nil
 }
 
+// ListRevocationsRequest has no fields.
 type ListRevocationsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -606,8 +630,10 @@ func (*ListRevocationsRequest) Descriptor() ([]byte, []int) {
 
 // Revocation names one revoked credential until it would have expired anyway.
 type Revocation struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CredentialId  string                 `protobuf:"bytes,1,opt,name=credential_id,json=credentialId,proto3" json:"credential_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The revoked credential.
+	CredentialId string `protobuf:"bytes,1,opt,name=credential_id,json=credentialId,proto3" json:"credential_id,omitempty"`
+	// When the credential would have expired; the revocation is dropped after.
 	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -657,9 +683,11 @@ func (x *Revocation) GetExpiresAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// ListRevocationsResponse lists the revocations still in force.
 type ListRevocationsResponse struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	Revocations []*Revocation          `protobuf:"bytes,1,rep,name=revocations,proto3" json:"revocations,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The revocations still in force.
+	Revocations []*Revocation `protobuf:"bytes,1,rep,name=revocations,proto3" json:"revocations,omitempty"`
 	// The Raft index the answer reflects.
 	Index         uint64 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
 	unknownFields protoimpl.UnknownFields
