@@ -27,8 +27,6 @@ func (o *object) get(k string) (any, bool) {
 	return v, ok
 }
 
-func (o *object) len() int { return len(o.keys) }
-
 // MarshalJSON writes the keys in insertion order.
 func (o *object) MarshalJSON() ([]byte, error) {
 	var b bytes.Buffer
