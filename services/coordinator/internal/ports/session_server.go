@@ -2,8 +2,8 @@ package ports
 
 import (
 	"context"
-	"fmt"
 	"errors"
+	"fmt"
 	"io"
 
 	"google.golang.org/grpc"
