@@ -32,7 +32,6 @@ const DefaultMaxConns = 20
 const (
 	sqlstateCannotConnectNow  = "57P03" // server starting up or shutting down
 	sqlstateDuplicateDatabase = "42P04"
-	sqlstateUniqueViolation   = "23505"
 )
 
 // Connect opens a pool on url and pings it. While the server refuses
@@ -103,7 +102,7 @@ func EnsureDatabase(ctx context.Context, url string) (created bool, err error) {
 	}
 	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
 	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok &&
-		(pgErr.Code == sqlstateDuplicateDatabase || pgErr.Code == sqlstateUniqueViolation) {
+		(pgErr.Code == sqlstateDuplicateDatabase || pgErr.Code == UniqueViolation) {
 		// Another replica created it between our check and our CREATE. When
 		// both CREATEs run at once, PostgreSQL reports the loser as a unique
 		// violation on pg_database rather than as duplicate_database.

@@ -78,23 +78,12 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		return nil, fmt.Errorf("coordinator client: %w", err)
 	}
 
-	repo := adapters.NewTaskPostgresRepository(s.pool)
+	tasks := adapters.NewTaskPostgresRepository(s.pool)
 	s.notifier = adapters.NewReadyNotifier(s.pool, log)
-	reg := telemetry.NewRegistry()
-	s.registry = reg
-	var queue *app.Queue
-	metrics := app.NewMetrics(reg, func(ctx context.Context) (map[string]map[string]int64, error) {
-		depth, err := queue.Depth(ctx)
-		if err != nil {
-			return nil, err
-		}
-		out := map[string]map[string]int64{}
-		for state, byType := range depth {
-			out[string(state)] = byType
-		}
-		return out, nil
-	})
-	queue = app.New(app.Config{
+	s.sessions = adapters.NewCoordinatorSessions(s.coord, log)
+	s.registry = telemetry.NewRegistry()
+	metrics := app.NewMetrics(s.registry, tasks.Depth)
+	s.queue = app.New(app.Config{
 		MaxAttempts:       cfg.MaxRetries,
 		ClaimTimeout:      cfg.ClaimTimeout,
 		Retention:         cfg.Retention,
@@ -103,13 +92,14 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		ReconcileInterval: 5 * time.Second,
 		PollInterval:      500 * time.Millisecond,
 		PruneInterval:     10 * time.Minute,
-	}, repo, s.notifier, metrics, log)
-	s.sessions = adapters.NewCoordinatorSessions(s.coord, log, queue.SessionEnded)
-	queue.SetSessions(s.sessions)
-	s.queue = queue
+	}, app.Stores{
+		Tasks:      tasks,
+		Lessons:    adapters.NewLessonPostgresRepository(s.pool),
+		Affinities: adapters.NewAffinityPostgresRepository(s.pool),
+	}, s.sessions, s.notifier, metrics, log)
 
 	s.grpc = grpcserver.New(grpcserver.Options{Name: "taskqueue", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout, TLS: serverTLS})
-	(&ports.Servers{Queue: queue}).Register(s.grpc.GRPC())
+	(&ports.Servers{Queue: s.queue}).Register(s.grpc.GRPC())
 	log.Info("taskqueue ready", zap.String("grpc_address", s.lis.Addr().String()), zap.String("metrics_address", s.metricsLis.Addr().String()), zap.Strings("coordinator", cfg.CoordinatorAddrs))
 	return s, nil
 }
@@ -143,7 +133,7 @@ func (s *Service) Run(ctx context.Context) error {
 	start(s.notifier.Run)
 	start(s.queue.Run)
 	start(func(ctx context.Context) {
-		if err := s.sessions.Run(ctx); err != nil && ctx.Err() == nil {
+		if err := s.sessions.Run(ctx, s.queue.SessionEnded); err != nil && ctx.Err() == nil {
 			s.log.Error("session watch stopped", zap.Error(err))
 		}
 	})

@@ -9,16 +9,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/gaia-platform/gaia/internal/domainerr"
 	"github.com/gaia-platform/gaia/internal/window"
 	coordinatorv1 "github.com/gaia-platform/gaia/proto/gaia/coordinator/v1"
 	"github.com/gaia-platform/gaia/services/coordinator/client"
-	"github.com/gaia-platform/gaia/services/taskqueue/internal/app"
 	"github.com/gaia-platform/gaia/services/taskqueue/internal/domain/task"
 )
-
-// ErrUnknownSession answers a claim by a session the coordinator does not know.
-var ErrUnknownSession = domainerr.New(domainerr.FailedPrecondition, "session is not known to the coordinator")
 
 // CoordinatorSessions follows the coordinator's session events and checks
 // session tokens with it. Tokens it has verified are remembered (as hashes)
@@ -26,22 +21,24 @@ var ErrUnknownSession = domainerr.New(domainerr.FailedPrecondition, "session is 
 type CoordinatorSessions struct {
 	client *client.Client
 	log    *zap.Logger
-	// onEnded is called when a session fails or deregisters.
-	onEnded func(ctx context.Context, sessionID, reason string)
 
 	mu       sync.RWMutex
-	view     map[string]app.Session
+	view     map[string]task.Session
 	verified map[string][32]byte
 }
 
-// NewCoordinatorSessions returns a view fed by c; onEnded runs for every
-// session that fails or deregisters.
-func NewCoordinatorSessions(c *client.Client, log *zap.Logger, onEnded func(ctx context.Context, sessionID, reason string)) *CoordinatorSessions {
-	return &CoordinatorSessions{client: c, log: log, onEnded: onEnded, view: map[string]app.Session{}, verified: map[string][32]byte{}}
+// NewCoordinatorSessions returns a view fed by c.
+func NewCoordinatorSessions(c *client.Client, log *zap.Logger) *CoordinatorSessions {
+	return &CoordinatorSessions{client: c, log: log, view: map[string]task.Session{}, verified: map[string][32]byte{}}
 }
 
-// Run follows the session events until ctx ends.
-func (s *CoordinatorSessions) Run(ctx context.Context) error {
+var _ task.Sessions = (*CoordinatorSessions)(nil)
+
+// Run follows the session events until ctx ends, calling onEnded for every
+// session that fails or deregisters. The callback is given here rather than
+// to the constructor so that the queue, which reads sessions through this
+// view, can be built with it first.
+func (s *CoordinatorSessions) Run(ctx context.Context, onEnded func(ctx context.Context, sessionID, reason string)) error {
 	return s.client.WatchSessions(ctx, &coordinatorv1.WatchSessionsRequest{}, func(e *coordinatorv1.SessionEvent) error {
 		sess := sessionFromProto(e.GetSession())
 		switch e.GetType() {
@@ -50,7 +47,7 @@ func (s *CoordinatorSessions) Run(ctx context.Context) error {
 			delete(s.view, sess.ID)
 			delete(s.verified, sess.ID)
 			s.mu.Unlock()
-			s.onEnded(ctx, sess.ID, "session "+sess.Name+" "+string(sess.Status))
+			onEnded(ctx, sess.ID, "session "+sess.Name+" "+string(sess.Status))
 		default:
 			s.mu.Lock()
 			s.view[sess.ID] = sess
@@ -61,7 +58,7 @@ func (s *CoordinatorSessions) Run(ctx context.Context) error {
 }
 
 // Authenticate checks a token, with the coordinator unless it was verified before.
-func (s *CoordinatorSessions) Authenticate(ctx context.Context, id, token string) (app.Session, error) {
+func (s *CoordinatorSessions) Authenticate(ctx context.Context, id, token string) (task.Session, error) {
 	h := sha256.Sum256([]byte(token))
 	s.mu.RLock()
 	known, ok := s.view[id]
@@ -72,10 +69,10 @@ func (s *CoordinatorSessions) Authenticate(ctx context.Context, id, token string
 	s.mu.RUnlock()
 	resp, err := s.client.Sessions().VerifySession(ctx, &coordinatorv1.VerifySessionRequest{SessionId: id, SessionToken: token})
 	if err != nil {
-		return app.Session{}, coordinatorError(err)
+		return task.Session{}, coordinatorError(err)
 	}
 	sess := sessionFromProto(resp.GetSession())
-	if sess.Status == app.SessionFailed || sess.Status == app.SessionDeregistered {
+	if sess.Ended() {
 		return sess, nil
 	}
 	s.mu.Lock()
@@ -90,18 +87,18 @@ func (s *CoordinatorSessions) Authenticate(ctx context.Context, id, token string
 // statusRank orders statuses so that a verification answered from an older
 // state does not overwrite a newer watch event (suspect and active alternate,
 // and are resolved by the next event).
-func statusRank(st app.SessionStatus) int {
+func statusRank(st task.SessionStatus) int {
 	switch st {
-	case app.SessionRegistered:
+	case task.SessionRegistered:
 		return 0
-	case app.SessionActive, app.SessionSuspect:
+	case task.SessionActive, task.SessionSuspect:
 		return 1
 	}
 	return 2
 }
 
 // Lookup asks the view, then the coordinator.
-func (s *CoordinatorSessions) Lookup(ctx context.Context, id string) (app.Session, bool, error) {
+func (s *CoordinatorSessions) Lookup(ctx context.Context, id string) (task.Session, bool, error) {
 	s.mu.RLock()
 	sess, ok := s.view[id]
 	s.mu.RUnlock()
@@ -110,10 +107,10 @@ func (s *CoordinatorSessions) Lookup(ctx context.Context, id string) (app.Sessio
 	}
 	resp, err := s.client.Sessions().GetSession(ctx, &coordinatorv1.GetSessionRequest{SessionId: id})
 	if status.Code(err) == codes.NotFound {
-		return app.Session{}, false, nil
+		return task.Session{}, false, nil
 	}
 	if err != nil {
-		return app.Session{}, false, coordinatorError(err)
+		return task.Session{}, false, coordinatorError(err)
 	}
 	return sessionFromProto(resp.GetSession()), true, nil
 }
@@ -121,7 +118,7 @@ func (s *CoordinatorSessions) Lookup(ctx context.Context, id string) (app.Sessio
 func coordinatorError(err error) error {
 	switch status.Code(err) {
 	case codes.NotFound:
-		return ErrUnknownSession
+		return task.ErrUnknownSession
 	case codes.Unauthenticated, codes.InvalidArgument, codes.PermissionDenied:
 		return err
 	case codes.Unavailable, codes.DeadlineExceeded:
@@ -130,16 +127,16 @@ func coordinatorError(err error) error {
 	return err
 }
 
-var statusFromProto = map[coordinatorv1.SessionStatus]app.SessionStatus{
-	coordinatorv1.SessionStatus_SESSION_STATUS_REGISTERED:   app.SessionRegistered,
-	coordinatorv1.SessionStatus_SESSION_STATUS_ACTIVE:       app.SessionActive,
-	coordinatorv1.SessionStatus_SESSION_STATUS_SUSPECT:      app.SessionSuspect,
-	coordinatorv1.SessionStatus_SESSION_STATUS_FAILED:       app.SessionFailed,
-	coordinatorv1.SessionStatus_SESSION_STATUS_DEREGISTERED: app.SessionDeregistered,
+var statusFromProto = map[coordinatorv1.SessionStatus]task.SessionStatus{
+	coordinatorv1.SessionStatus_SESSION_STATUS_REGISTERED:   task.SessionRegistered,
+	coordinatorv1.SessionStatus_SESSION_STATUS_ACTIVE:       task.SessionActive,
+	coordinatorv1.SessionStatus_SESSION_STATUS_SUSPECT:      task.SessionSuspect,
+	coordinatorv1.SessionStatus_SESSION_STATUS_FAILED:       task.SessionFailed,
+	coordinatorv1.SessionStatus_SESSION_STATUS_DEREGISTERED: task.SessionDeregistered,
 }
 
-func sessionFromProto(p *coordinatorv1.Session) app.Session {
-	s := app.Session{
+func sessionFromProto(p *coordinatorv1.Session) task.Session {
+	s := task.Session{
 		ID:                  p.GetSessionId(),
 		Name:                p.GetName(),
 		Status:              statusFromProto[p.GetStatus()],

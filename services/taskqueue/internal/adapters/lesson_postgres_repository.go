@@ -2,16 +2,28 @@ package adapters
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/gaia-platform/gaia/internal/window"
+	"github.com/gaia-platform/gaia/internal/pg"
 	"github.com/gaia-platform/gaia/services/taskqueue/internal/domain/task"
 )
+
+// LessonPostgresRepository implements task.LessonRepository on the
+// taskqueue schema. The lessons' progress counters are kept by a trigger on
+// the tasks table, in the transaction that changes a task.
+type LessonPostgresRepository struct {
+	pool *pgxpool.Pool
+}
+
+// NewLessonPostgresRepository returns a repository over pool.
+func NewLessonPostgresRepository(pool *pgxpool.Pool) *LessonPostgresRepository {
+	return &LessonPostgresRepository{pool: pool}
+}
+
+var _ task.LessonRepository = (*LessonPostgresRepository)(nil)
 
 const lessonColumns = `lesson_id::text, project, name, objective, priority, metadata, tasks_total, tasks_completed, tasks_dead, created_at, updated_at`
 
@@ -21,26 +33,17 @@ func scanLesson(row pgx.CollectableRow) (task.Lesson, error) {
 	return l, err
 }
 
-func (r *TaskPostgresRepository) queryLessons(ctx context.Context, q pgxQuerier, sql string, args ...any) ([]task.Lesson, error) {
-	rows, err := q.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, scanLesson)
-}
-
-func isUniqueViolation(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+func queryLessons(ctx context.Context, q pgxQuerier, sql string, args ...any) ([]task.Lesson, error) {
+	return queryAll(ctx, q, scanLesson, sql, args...)
 }
 
 // CreateLesson inserts a lesson.
-func (r *TaskPostgresRepository) CreateLesson(ctx context.Context, l task.Lesson) (task.Lesson, error) {
-	rows, err := r.queryLessons(ctx, r.pool, `
+func (r *LessonPostgresRepository) CreateLesson(ctx context.Context, l task.Lesson) (task.Lesson, error) {
+	rows, err := queryLessons(ctx, r.pool, `
 		INSERT INTO taskqueue.lessons (lesson_id, project, name, objective, priority, metadata)
 		VALUES ($1, $2, $3, $4, $5, $6) RETURNING `+lessonColumns,
 		l.ID, l.Project, l.Name, l.Objective, l.Priority, string(l.Metadata))
-	if isUniqueViolation(err) {
+	if pg.HasCode(err, pg.UniqueViolation) {
 		return task.Lesson{}, task.ErrLessonExists
 	}
 	if err != nil {
@@ -50,8 +53,8 @@ func (r *TaskPostgresRepository) CreateLesson(ctx context.Context, l task.Lesson
 }
 
 // GetLesson returns a lesson with its progress.
-func (r *TaskPostgresRepository) GetLesson(ctx context.Context, id string) (task.Lesson, error) {
-	rows, err := r.queryLessons(ctx, r.pool, `SELECT `+lessonColumns+` FROM taskqueue.lessons WHERE lesson_id = $1`, id)
+func (r *LessonPostgresRepository) GetLesson(ctx context.Context, id string) (task.Lesson, error) {
+	rows, err := queryLessons(ctx, r.pool, `SELECT `+lessonColumns+` FROM taskqueue.lessons WHERE lesson_id = $1`, id)
 	if err != nil {
 		return task.Lesson{}, err
 	}
@@ -62,12 +65,12 @@ func (r *TaskPostgresRepository) GetLesson(ctx context.Context, id string) (task
 }
 
 // ListLessons returns lessons newest first.
-func (r *TaskPostgresRepository) ListLessons(ctx context.Context, f task.LessonFilter) ([]task.Lesson, error) {
+func (r *LessonPostgresRepository) ListLessons(ctx context.Context, f task.LessonFilter) ([]task.Lesson, error) {
 	var after *time.Time
 	if !f.AfterCreatedAt.IsZero() {
 		after = &f.AfterCreatedAt
 	}
-	return r.queryLessons(ctx, r.pool, `
+	return queryLessons(ctx, r.pool, `
 		SELECT `+lessonColumns+` FROM taskqueue.lessons
 		WHERE ($1 = '' OR project = $1)
 		  AND ($2::timestamptz IS NULL OR (created_at, lesson_id) < ($2, $3::uuid))
@@ -76,7 +79,7 @@ func (r *TaskPostgresRepository) ListLessons(ctx context.Context, f task.LessonF
 
 // UpdateLesson changes the given fields. A new priority is copied to the
 // lesson's pending tasks, which the claim order reads.
-func (r *TaskPostgresRepository) UpdateLesson(ctx context.Context, id string, u task.LessonUpdate) (task.Lesson, error) {
+func (r *LessonPostgresRepository) UpdateLesson(ctx context.Context, id string, u task.LessonUpdate) (task.Lesson, error) {
 	var out task.Lesson
 	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
 		if u.Priority != nil {
@@ -92,7 +95,7 @@ func (r *TaskPostgresRepository) UpdateLesson(ctx context.Context, id string, u 
 			s := string(u.Metadata)
 			metadata = &s
 		}
-		rows, err := r.queryLessons(ctx, tx, `
+		rows, err := queryLessons(ctx, tx, `
 			UPDATE taskqueue.lessons SET
 			       name = coalesce($2, name), objective = coalesce($3, objective),
 			       priority = coalesce($4, priority), metadata = coalesce($5::jsonb, metadata), updated_at = now()
@@ -106,86 +109,8 @@ func (r *TaskPostgresRepository) UpdateLesson(ctx context.Context, id string, u 
 		out = rows[0]
 		return nil
 	})
-	if isUniqueViolation(err) {
+	if pg.HasCode(err, pg.UniqueViolation) {
 		return task.Lesson{}, task.ErrLessonExists
 	}
 	return out, err
-}
-
-const affinityColumns = `session_name, lesson_id::text, score, time_window, created_at, updated_at`
-
-func scanAffinity(row pgx.CollectableRow) (task.Affinity, error) {
-	var a task.Affinity
-	var w []byte
-	if err := row.Scan(&a.SessionName, &a.LessonID, &a.Score, &w, &a.CreatedAt, &a.UpdatedAt); err != nil {
-		return a, err
-	}
-	if w != nil {
-		a.Window = new(window.Window)
-		if err := json.Unmarshal(w, a.Window); err != nil {
-			return a, err
-		}
-	}
-	return a, nil
-}
-
-// SetAffinity creates or replaces an affinity.
-func (r *TaskPostgresRepository) SetAffinity(ctx context.Context, a task.Affinity) (task.Affinity, error) {
-	var w *string
-	if a.Window != nil {
-		b, err := json.Marshal(a.Window)
-		if err != nil {
-			return task.Affinity{}, err
-		}
-		s := string(b)
-		w = &s
-	}
-	rows, err := r.pool.Query(ctx, `
-		INSERT INTO taskqueue.session_affinities (session_name, lesson_id, score, time_window)
-		VALUES ($1, $2, $3, $4::jsonb)
-		ON CONFLICT (session_name, lesson_id) DO UPDATE
-		   SET score = EXCLUDED.score, time_window = EXCLUDED.time_window, updated_at = now()
-		RETURNING `+affinityColumns, a.SessionName, a.LessonID, a.Score, w)
-	if err != nil {
-		return task.Affinity{}, mapFKLesson(err)
-	}
-	out, err := pgx.CollectRows(rows, scanAffinity)
-	if err != nil {
-		return task.Affinity{}, mapFKLesson(err)
-	}
-	return out[0], nil
-}
-
-func mapFKLesson(err error) error {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "23503" {
-		return task.ErrLessonNotFound
-	}
-	return err
-}
-
-// ListAffinities lists affinities ordered by session name then lesson.
-func (r *TaskPostgresRepository) ListAffinities(ctx context.Context, f task.AffinityFilter) ([]task.Affinity, error) {
-	rows, err := r.pool.Query(ctx, `
-		SELECT `+affinityColumns+` FROM taskqueue.session_affinities
-		WHERE ($1 = '' OR session_name = $1) AND ($2::uuid IS NULL OR lesson_id = $2)
-		  AND (session_name, lesson_id::text) > ($3, $4)
-		ORDER BY session_name, lesson_id::text LIMIT $5`,
-		f.SessionName, nullUUID(f.LessonID), f.AfterSessionName, f.AfterLessonID, f.Limit)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, scanAffinity)
-}
-
-// DeleteAffinity removes an affinity.
-func (r *TaskPostgresRepository) DeleteAffinity(ctx context.Context, sessionName, lessonID string) error {
-	tag, err := r.pool.Exec(ctx, `DELETE FROM taskqueue.session_affinities WHERE session_name = $1 AND lesson_id = $2`, sessionName, lessonID)
-	if err != nil {
-		return err
-	}
-	if tag.RowsAffected() == 0 {
-		return task.ErrAffinityNotFound
-	}
-	return nil
 }

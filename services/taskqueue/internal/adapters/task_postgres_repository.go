@@ -1,25 +1,16 @@
-// Package adapters connects the task queue to the outside: PostgreSQL for
-// tasks, lessons and affinities, the coordinator for sessions, and
-// PostgreSQL's LISTEN/NOTIFY for waking waiting claimers.
 package adapters
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/gaia-platform/gaia/internal/domainerr"
 	"github.com/gaia-platform/gaia/services/taskqueue/internal/domain/task"
 )
-
-// ReadyChannel is the NOTIFY channel that says new tasks may be claimable.
-const ReadyChannel = "taskqueue_ready"
 
 // TaskPostgresRepository implements task.Repository on the taskqueue schema.
 type TaskPostgresRepository struct {
@@ -32,6 +23,9 @@ func NewTaskPostgresRepository(pool *pgxpool.Pool) *TaskPostgresRepository {
 }
 
 var _ task.Repository = (*TaskPostgresRepository)(nil)
+
+// The claim queries and the settling of claims are in
+// task_postgres_claims.go.
 
 const taskColumns = `t.task_id::text, t.idempotency_key, t.task_type, t.payload, t.priority, coalesce(t.lesson_id::text, ''),
 	t.state, t.attempt, t.max_attempts, t.run_at, t.claim_timeout_ms, coalesce(t.claimed_by_session_id, ''),
@@ -63,23 +57,27 @@ func scanTask(row pgx.CollectableRow) (task.Task, error) {
 	return t, nil
 }
 
-func (r *TaskPostgresRepository) queryTasks(ctx context.Context, q pgxQuerier, sql string, args ...any) ([]task.Task, error) {
-	rows, err := q.Query(ctx, sql, args...)
+func queryTasks(ctx context.Context, q pgxQuerier, sql string, args ...any) ([]task.Task, error) {
+	return queryAll(ctx, q, scanTask, sql, args...)
+}
+
+// updateOne runs an UPDATE … RETURNING of the one task id, guarded by the
+// state the change needs. When it changes nothing it says why: the task does
+// not exist (ErrTaskNotFound), or refused explains what about the task as it
+// is now forbade the change (a claim lost since, a task already finished).
+func (r *TaskPostgresRepository) updateOne(ctx context.Context, q pgxQuerier, id string, refused func(task.Task) error, sql string, args ...any) (task.Task, error) {
+	rows, err := queryTasks(ctx, q, sql, args...)
 	if err != nil {
-		return nil, err
+		return task.Task{}, err
 	}
-	return pgx.CollectRows(rows, scanTask)
-}
-
-type pgxQuerier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}
-
-func nullUUID(s string) *string {
-	if s == "" {
-		return nil
+	if len(rows) == 1 {
+		return rows[0], nil
 	}
-	return &s
+	t, err := r.Get(ctx, id)
+	if err != nil {
+		return task.Task{}, err
+	}
+	return task.Task{}, refused(t)
 }
 
 // Enqueue inserts the batch in one statement. A key another transaction is
@@ -105,7 +103,7 @@ func (r *TaskPostgresRepository) Enqueue(ctx context.Context, tasks []task.NewTa
 	inserted := map[string]bool{}
 	for try := 0; len(byKey) < distinct(keys) && try < 5; try++ {
 		err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
-			rows, err := r.queryTasks(ctx, tx, `
+			rows, err := queryTasks(ctx, tx, `
 				WITH input AS (
 					-- A key given twice in the batch: its first task only.
 					SELECT DISTINCT ON (key) * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::smallint[],
@@ -132,9 +130,9 @@ func (r *TaskPostgresRepository) Enqueue(ctx context.Context, tasks []task.NewTa
 				inserted[t.IdempotencyKey] = true
 			}
 			if len(rows) > 0 {
-				_, err = tx.Exec(ctx, `SELECT pg_notify($1, '')`, ReadyChannel)
+				return notifyReady(ctx, tx)
 			}
-			return err
+			return nil
 		})
 		if err != nil {
 			return nil, mapFK(err)
@@ -150,7 +148,7 @@ func (r *TaskPostgresRepository) Enqueue(ctx context.Context, tasks []task.NewTa
 		if len(missing) == 0 {
 			break
 		}
-		existing, err := r.queryTasks(ctx, r.pool, `SELECT `+taskColumns+` FROM taskqueue.tasks t WHERE t.idempotency_key = ANY($1)`, missing)
+		existing, err := queryTasks(ctx, r.pool, `SELECT `+taskColumns+` FROM taskqueue.tasks t WHERE t.idempotency_key = ANY($1)`, missing)
 		if err != nil {
 			return nil, err
 		}
@@ -214,233 +212,13 @@ func (r *TaskPostgresRepository) checkLessons(ctx context.Context, tasks []task.
 	return nil
 }
 
-// mapFK turns a lesson foreign-key violation (a lesson deleted meanwhile)
-// into a domain error.
-func mapFK(err error) error {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "23503" {
-		return domainerr.Invalid("lesson_id", "no such lesson")
-	}
-	return err
-}
-
-const claimSet = `
-	UPDATE taskqueue.tasks t SET state = 'claimed', attempt = t.attempt + 1,
-	       claimed_by_session_id = $1, claimed_by_session_name = $2,
-	       claim_expires_at = now() + t.claim_timeout_ms * interval '1 millisecond', updated_at = now()
-	FROM picked WHERE t.task_id = picked.task_id
-	RETURNING ` + taskColumns
-
-// Claim claims within the session's free capacity, serialised per session
-// so that two concurrent claims cannot both fill the same free slots.
-func (r *TaskPostgresRepository) Claim(ctx context.Context, req task.ClaimRequest) ([]task.Claim, error) {
-	var claimed []task.Task
-	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
-		// The claim queries below must walk their index in claim order and
-		// stop after the limit. With the queue's statistics missing or stale
-		// (a new table, a burst since the last analyze) the planner would
-		// rather gather and sort every pending task, at a cost that grows
-		// with the queue's depth; these settings, for this transaction
-		// only, rule that plan out without changing any result.
-		if _, err := tx.Exec(ctx, `SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true),
-			pg_advisory_xact_lock(hashtextextended($1, 7))`, req.SessionID); err != nil {
-			return err
-		}
-		var held int
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM taskqueue.tasks WHERE state = 'claimed' AND claimed_by_session_id = $1`, req.SessionID).Scan(&held); err != nil {
-			return err
-		}
-		want := min(req.Limit, req.MaxConcurrent-held)
-		var types []string
-		if len(req.Types) > 0 {
-			types = req.Types
-		}
-		for _, lesson := range req.Lessons {
-			if want <= 0 {
-				return nil
-			}
-			got, err := r.queryTasks(ctx, tx, `
-				WITH picked AS (
-					SELECT task_id FROM taskqueue.tasks
-					WHERE state = 'pending' AND lesson_id = $5 AND run_at <= now()
-					  AND ($3::text[] IS NULL OR task_type = ANY($3))
-					ORDER BY priority DESC, run_at, task_id
-					LIMIT $4 FOR UPDATE SKIP LOCKED)`+claimSet,
-				req.SessionID, req.SessionName, types, want, lesson)
-			if err != nil {
-				return err
-			}
-			claimed = append(claimed, got...)
-			want -= len(got)
-		}
-		if want <= 0 {
-			return nil
-		}
-		got, err := r.queryTasks(ctx, tx, `
-			WITH picked AS (
-				SELECT task_id FROM taskqueue.tasks
-				WHERE state = 'pending' AND run_at <= now()
-				  AND ($3::text[] IS NULL OR task_type = ANY($3))
-				ORDER BY priority DESC, lesson_priority DESC, run_at, task_id
-				LIMIT $4 FOR UPDATE SKIP LOCKED)`+claimSet,
-			req.SessionID, req.SessionName, types, want)
-		claimed = append(claimed, got...)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]task.Claim, len(claimed))
-	for i, t := range claimed {
-		out[i] = task.Claim{Task: t, Token: task.ClaimToken{TaskID: t.ID, Attempt: t.Attempt}}
-	}
-	return out, nil
-}
-
-// currentLessonPriority is, in an UPDATE of task t, its lesson's priority
-// now. UpdateLesson copies a new priority to the lesson's pending tasks only;
-// a task that was claimed, dead or cancelled at the time takes it up here,
-// when it goes back to pending.
-const currentLessonPriority = `coalesce((SELECT l.priority FROM taskqueue.lessons l WHERE l.lesson_id = t.lesson_id), t.lesson_priority)`
-
-// settle runs an UPDATE guarded by the claim token; when it matches nothing
-// it explains why.
-func (r *TaskPostgresRepository) settle(ctx context.Context, tok task.ClaimToken, sql string, args ...any) (task.Task, error) {
-	rows, err := r.queryTasks(ctx, r.pool, sql, args...)
-	if err != nil {
-		return task.Task{}, err
-	}
-	if len(rows) == 1 {
-		return rows[0], nil
-	}
-	t, err := r.Get(ctx, tok.TaskID)
-	if err != nil {
-		return task.Task{}, err
-	}
-	return task.Task{}, task.ClaimLostError(t, tok)
-}
-
-const claimGuard = `t.task_id = $1 AND t.attempt = $2 AND t.state = 'claimed' AND t.claimed_by_session_id = $3`
-
-// Extend moves a held claim's expiry.
-func (r *TaskPostgresRepository) Extend(ctx context.Context, tok task.ClaimToken, sessionID string, d time.Duration) (time.Time, error) {
-	t, err := r.settle(ctx, tok, `
-		UPDATE taskqueue.tasks t SET claim_expires_at = now() + $4 * interval '1 millisecond', updated_at = now()
-		WHERE `+claimGuard+` RETURNING `+taskColumns, tok.TaskID, tok.Attempt, sessionID, d.Milliseconds())
-	return t.ClaimExpiresAt, err
-}
-
-// Complete settles a held claim as completed.
-func (r *TaskPostgresRepository) Complete(ctx context.Context, tok task.ClaimToken, sessionID string, result json.RawMessage) (task.Task, error) {
-	var res *string
-	if result != nil {
-		s := string(result)
-		res = &s
-	}
-	return r.settle(ctx, tok, `
-		UPDATE taskqueue.tasks t SET state = 'completed', result = $4::jsonb, claim_expires_at = NULL,
-		       finished_at = now(), updated_at = now()
-		WHERE `+claimGuard+` RETURNING `+taskColumns, tok.TaskID, tok.Attempt, sessionID, res)
-}
-
-// CompleteMany settles a batch in one statement and one commit. The
-// progress trigger updates the lessons row by row, in whatever order the
-// update meets its tasks; so the batch first locks its lessons in lesson
-// order, or two batches would deadlock (and drag the single completions
-// queued behind them into the cycle). A deadlock with anything else is
-// retried.
-func (r *TaskPostgresRepository) CompleteMany(ctx context.Context, sessionID string, claims []task.Completion) ([]task.Task, []error, error) {
-	ids, attempts, results := make([]string, len(claims)), make([]int32, len(claims)), make([]*string, len(claims))
-	for i, c := range claims {
-		ids[i], attempts[i] = c.Token.TaskID, int32(c.Token.Attempt)
-		if c.Result != nil {
-			s := string(c.Result)
-			results[i] = &s
-		}
-	}
-	var rows []task.Task
-	var err error
-	for try := 0; try < 5; try++ {
-		err = pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, `
-				SELECT 1 FROM taskqueue.lessons
-				WHERE lesson_id IN (SELECT lesson_id FROM taskqueue.tasks WHERE task_id = ANY($1::uuid[]))
-				ORDER BY lesson_id FOR NO KEY UPDATE`, ids); err != nil {
-				return err
-			}
-			var err error
-			rows, err = r.queryTasks(ctx, tx, `
-				WITH input AS (
-					SELECT * FROM unnest($1::uuid[], $2::int[], $3::jsonb[]) AS i(task_id, attempt, result))
-				UPDATE taskqueue.tasks t SET state = 'completed', result = i.result, claim_expires_at = NULL,
-				       finished_at = now(), updated_at = now()
-				FROM input i
-				WHERE t.task_id = i.task_id AND t.attempt = i.attempt AND t.state = 'claimed' AND t.claimed_by_session_id = $4
-				RETURNING `+taskColumns, ids, attempts, results, sessionID)
-			return err
-		})
-		if !isDeadlock(err) {
-			break
-		}
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	done := make(map[string]task.Task, len(rows))
-	for _, t := range rows {
-		done[t.ID] = t
-	}
-	out, errs := make([]task.Task, len(claims)), make([]error, len(claims))
-	for i, c := range claims {
-		if t, ok := done[c.Token.TaskID]; ok && t.Attempt == c.Token.Attempt {
-			out[i] = t
-			continue
-		}
-		t, err := r.Get(ctx, c.Token.TaskID)
-		if err != nil {
-			errs[i] = err
-			continue
-		}
-		errs[i] = task.ClaimLostError(t, c.Token)
-	}
-	return out, errs, nil
-}
-
-func isDeadlock(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "40P01"
-}
-
-// Fail settles a held claim as failed.
-func (r *TaskPostgresRepository) Fail(ctx context.Context, tok task.ClaimToken, sessionID, message string, retryable bool, backoff time.Duration) (task.Task, bool, error) {
-	t, err := r.settle(ctx, tok, `
-		UPDATE taskqueue.tasks t SET
-		       state = CASE WHEN $4 AND t.attempt < t.max_attempts THEN 'pending' ELSE 'dead' END,
-		       run_at = CASE WHEN $4 AND t.attempt < t.max_attempts THEN now() + $5 * interval '1 millisecond' ELSE t.run_at END,
-		       finished_at = CASE WHEN $4 AND t.attempt < t.max_attempts THEN NULL ELSE now() END,
-		       last_error = $6, claimed_by_session_id = NULL, claimed_by_session_name = NULL,
-		       claim_expires_at = NULL, lesson_priority = `+currentLessonPriority+`, updated_at = now()
-		WHERE `+claimGuard+` RETURNING `+taskColumns, tok.TaskID, tok.Attempt, sessionID, retryable, backoff.Milliseconds(), message)
-	return t, err == nil && t.State == task.Pending, err
-}
-
 // Cancel cancels a task that has not finished.
 func (r *TaskPostgresRepository) Cancel(ctx context.Context, id, reason string) (task.Task, error) {
-	rows, err := r.queryTasks(ctx, r.pool, `
+	return r.updateOne(ctx, r.pool, id, func(task.Task) error { return task.ErrNotCancellable }, `
 		UPDATE taskqueue.tasks t SET state = 'cancelled', last_error = $2, finished_at = now(), updated_at = now(),
 		       claimed_by_session_id = NULL, claimed_by_session_name = NULL, claim_expires_at = NULL
 		WHERE t.task_id = $1 AND t.state IN ('pending', 'claimed')
 		RETURNING `+taskColumns, id, reason)
-	if err != nil {
-		return task.Task{}, err
-	}
-	if len(rows) == 1 {
-		return rows[0], nil
-	}
-	if _, err := r.Get(ctx, id); err != nil {
-		return task.Task{}, err
-	}
-	return task.Task{}, task.ErrNotCancellable
 }
 
 // Retry revives a dead or cancelled task. Without a reset it keeps the
@@ -450,10 +228,10 @@ func (r *TaskPostgresRepository) Retry(ctx context.Context, id string, reset boo
 	if !runAt.IsZero() {
 		at = &runAt
 	}
-	var rows []task.Task
+	var out task.Task
 	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
 		var err error
-		rows, err = r.queryTasks(ctx, tx, `
+		out, err = r.updateOne(ctx, tx, id, func(task.Task) error { return task.ErrNotRetryable }, `
 			UPDATE taskqueue.tasks t SET state = 'pending',
 			       attempt = CASE WHEN $2 THEN 0 ELSE t.attempt END,
 			       max_attempts = CASE WHEN $2 THEN t.max_attempts ELSE LEAST(GREATEST(t.max_attempts, t.attempt + 1), 100) END,
@@ -461,26 +239,20 @@ func (r *TaskPostgresRepository) Retry(ctx context.Context, id string, reset boo
 			       lesson_priority = `+currentLessonPriority+`, updated_at = now()
 			WHERE t.task_id = $1 AND t.state IN ('dead', 'cancelled')
 			RETURNING `+taskColumns, id, reset, at)
-		if err == nil && len(rows) == 1 {
-			_, err = tx.Exec(ctx, `SELECT pg_notify($1, '')`, ReadyChannel)
+		if err != nil {
+			return err
 		}
-		return err
+		return notifyReady(ctx, tx)
 	})
 	if err != nil {
 		return task.Task{}, err
 	}
-	if len(rows) == 1 {
-		return rows[0], nil
-	}
-	if _, err := r.Get(ctx, id); err != nil {
-		return task.Task{}, err
-	}
-	return task.Task{}, task.ErrNotRetryable
+	return out, nil
 }
 
 // Get returns one task.
 func (r *TaskPostgresRepository) Get(ctx context.Context, id string) (task.Task, error) {
-	rows, err := r.queryTasks(ctx, r.pool, `SELECT `+taskColumns+` FROM taskqueue.tasks t WHERE t.task_id = $1`, id)
+	rows, err := queryTasks(ctx, r.pool, `SELECT `+taskColumns+` FROM taskqueue.tasks t WHERE t.task_id = $1`, id)
 	if err != nil {
 		return task.Task{}, err
 	}
@@ -492,7 +264,7 @@ func (r *TaskPostgresRepository) Get(ctx context.Context, id string) (task.Task,
 
 // GetByKey returns the task with an idempotency key.
 func (r *TaskPostgresRepository) GetByKey(ctx context.Context, key string) (task.Task, error) {
-	rows, err := r.queryTasks(ctx, r.pool, `SELECT `+taskColumns+` FROM taskqueue.tasks t WHERE t.idempotency_key = $1`, key)
+	rows, err := queryTasks(ctx, r.pool, `SELECT `+taskColumns+` FROM taskqueue.tasks t WHERE t.idempotency_key = $1`, key)
 	if err != nil {
 		return task.Task{}, err
 	}
@@ -516,7 +288,7 @@ func (r *TaskPostgresRepository) List(ctx context.Context, f task.ListFilter) ([
 	if !f.AfterCreatedAt.IsZero() {
 		after = &f.AfterCreatedAt
 	}
-	return r.queryTasks(ctx, r.pool, `
+	return queryTasks(ctx, r.pool, `
 		SELECT `+taskColumns+` FROM taskqueue.tasks t
 		WHERE ($1::text[] IS NULL OR t.state = ANY($1))
 		  AND ($2::text[] IS NULL OR t.task_type = ANY($2))
@@ -551,7 +323,7 @@ func (r *TaskPostgresRepository) requeue(ctx context.Context, sql string, args .
 			return q, row.Scan(&q.TaskID, &q.Dead)
 		})
 		if err == nil && len(out) > 0 {
-			_, err = tx.Exec(ctx, `SELECT pg_notify($1, '')`, ReadyChannel)
+			err = notifyReady(ctx, tx)
 		}
 		return err
 	})

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gaia-platform/gaia/services/taskqueue/internal/domain/task"
 )
 
 // Metrics are the queue's Prometheus metrics.
@@ -20,7 +22,7 @@ type Metrics struct {
 
 // NewMetrics registers the queue's metrics, and a collector of queue depth
 // by state and type that asks depth at scrape time, on reg.
-func NewMetrics(reg prometheus.Registerer, depth func(ctx context.Context) (map[string]map[string]int64, error)) *Metrics {
+func NewMetrics(reg prometheus.Registerer, depth func(ctx context.Context) (map[task.State]map[string]int64, error)) *Metrics {
 	m := &Metrics{
 		enqueued:  prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "gaia", Subsystem: "taskqueue", Name: "tasks_enqueued_total", Help: "Tasks enqueued (duplicates excluded)."}, []string{"task_type"}),
 		claimed:   prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "gaia", Subsystem: "taskqueue", Name: "tasks_claimed_total", Help: "Claims handed out."}, []string{"task_type"}),
@@ -38,7 +40,7 @@ func NewMetrics(reg prometheus.Registerer, depth func(ctx context.Context) (map[
 var depthDesc = prometheus.NewDesc("gaia_taskqueue_tasks", "Tasks in the queue by state and type.", []string{"state", "task_type"}, nil)
 
 type depthCollector struct {
-	depth func(ctx context.Context) (map[string]map[string]int64, error)
+	depth func(ctx context.Context) (map[task.State]map[string]int64, error)
 }
 
 func (c *depthCollector) Describe(ch chan<- *prometheus.Desc) { ch <- depthDesc }
@@ -53,7 +55,7 @@ func (c *depthCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for state, byType := range byState {
 		for typ, n := range byType {
-			ch <- prometheus.MustNewConstMetric(depthDesc, prometheus.GaugeValue, float64(n), state, typ)
+			ch <- prometheus.MustNewConstMetric(depthDesc, prometheus.GaugeValue, float64(n), string(state), typ)
 		}
 	}
 }

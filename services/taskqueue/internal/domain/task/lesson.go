@@ -3,8 +3,6 @@ package task
 import (
 	"encoding/json"
 	"time"
-
-	"github.com/gaia-platform/gaia/internal/window"
 )
 
 // Lesson groups tasks that serve one learning objective.
@@ -36,14 +34,4 @@ type LessonUpdate struct {
 	Objective *string
 	Priority  *int
 	Metadata  json.RawMessage // nil: unchanged
-}
-
-// Affinity makes a session (by name) prefer a lesson's tasks.
-type Affinity struct {
-	SessionName string
-	LessonID    string
-	Score       float64
-	Window      *window.Window
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
 }

@@ -60,7 +60,7 @@ type Requeued struct {
 	Dead   bool
 }
 
-// Repository keeps tasks, lessons and affinities. Every method is atomic.
+// Repository keeps tasks. Every method is atomic.
 type Repository interface {
 	// Enqueue inserts tasks, each idempotent by key; an existing key returns
 	// the existing task as a duplicate. Unknown lessons fail the whole batch.
@@ -97,12 +97,25 @@ type Repository interface {
 	Prune(ctx context.Context, finishedBefore, deadBefore time.Time) (int64, error)
 	// Depth counts tasks by state and type.
 	Depth(ctx context.Context) (map[State]map[string]int64, error)
+}
 
+// LessonRepository keeps lessons and their progress counters (which the
+// task store keeps current in the same transaction as each task change).
+type LessonRepository interface {
+	// CreateLesson inserts a lesson; a name taken in its project is
+	// ErrLessonExists.
 	CreateLesson(ctx context.Context, l Lesson) (Lesson, error)
 	GetLesson(ctx context.Context, id string) (Lesson, error)
 	ListLessons(ctx context.Context, f LessonFilter) ([]Lesson, error)
+	// UpdateLesson changes the fields u names; a new priority reaches the
+	// lesson's pending tasks in the same transaction.
 	UpdateLesson(ctx context.Context, id string, u LessonUpdate) (Lesson, error)
+}
 
+// AffinityRepository keeps session affinities.
+type AffinityRepository interface {
+	// SetAffinity creates or replaces an affinity; an unknown lesson is
+	// ErrLessonNotFound.
 	SetAffinity(ctx context.Context, a Affinity) (Affinity, error)
 	ListAffinities(ctx context.Context, f AffinityFilter) ([]Affinity, error)
 	DeleteAffinity(ctx context.Context, sessionName, lessonID string) error

@@ -1,6 +1,8 @@
 // Package task is the task queue's domain: tasks, lessons, session
-// affinities, claims and their tokens, the rules that decide retries, and the
-// Repository the adapters implement. It knows nothing of gRPC or SQL.
+// affinities, claims and their tokens (claim_token.go), the sessions that
+// hold claims and when they may claim (session.go), the rules that decide
+// retries, and the repositories the adapters implement (repository.go: one
+// each for tasks, lessons and affinities). It knows nothing of gRPC or SQL.
 package task
 
 import (
@@ -8,8 +10,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gaia-platform/gaia/internal/domainerr"
@@ -73,26 +73,6 @@ type Enqueued struct {
 type Claim struct {
 	Task  Task
 	Token ClaimToken
-}
-
-// ClaimToken fences every call about one claim: the task and the attempt the
-// claim started. A later claim of the same task has a higher attempt.
-type ClaimToken struct {
-	TaskID  string
-	Attempt int
-}
-
-// String is the token as clients see it.
-func (c ClaimToken) String() string { return c.TaskID + "." + strconv.Itoa(c.Attempt) }
-
-// ParseClaimToken reads a token for taskID.
-func ParseClaimToken(taskID, s string) (ClaimToken, error) {
-	id, n, ok := strings.Cut(s, ".")
-	attempt, err := strconv.Atoi(n)
-	if !ok || err != nil || attempt < 1 || id != taskID {
-		return ClaimToken{}, domainerr.Invalid("claim_token", "is not a claim token of this task")
-	}
-	return ClaimToken{TaskID: id, Attempt: attempt}, nil
 }
 
 // Backoff is the delay before retry number attempt (1 after the first

@@ -72,3 +72,39 @@ func TestParseClaimToken(t *testing.T) {
 		}
 	}
 }
+
+func TestSessionCanClaim(t *testing.T) {
+	now := time.Date(2026, 1, 5, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		s    Session
+		want error
+	}{
+		{"registered", Session{Status: SessionRegistered}, nil},
+		{"active", Session{Status: SessionActive}, nil},
+		{"suspect", Session{Status: SessionSuspect}, ErrSessionSuspect},
+		{"failed", Session{Status: SessionFailed}, ErrSessionFailed},
+		{"deregistered", Session{Status: SessionDeregistered}, ErrSessionFailed},
+		{"unhealthy", Session{Status: SessionActive, ConsecutiveFailures: 1}, ErrSessionUnhealthy},
+	}
+	for _, tt := range tests {
+		if err := tt.s.CanClaim(now); !errors.Is(err, tt.want) || (tt.want == nil && err != nil) {
+			t.Errorf("%s: CanClaim = %v, want %v", tt.name, err, tt.want)
+		}
+		if ended := tt.s.Status == SessionFailed || tt.s.Status == SessionDeregistered; tt.s.Ended() != ended {
+			t.Errorf("%s: Ended = %v", tt.name, tt.s.Ended())
+		}
+	}
+}
+
+func TestClaimTokenOfRoundTrips(t *testing.T) {
+	tk := Task{ID: "0b8f7c2e-1111-4222-8333-444455556666", Attempt: 3}
+	tok := ClaimTokenOf(tk)
+	got, err := ParseClaimToken(tk.ID, tok.String())
+	if err != nil || got != tok || got.Attempt != 3 {
+		t.Fatalf("ParseClaimToken(ClaimTokenOf(t).String()) = %+v, %v", got, err)
+	}
+	if _, err := ParseClaimToken("another-task", tok.String()); err == nil {
+		t.Error("a token was accepted for another task")
+	}
+}

@@ -1,11 +1,11 @@
-package app
+package task
 
 import (
 	"context"
 	"time"
 
+	"github.com/gaia-platform/gaia/internal/domainerr"
 	"github.com/gaia-platform/gaia/internal/window"
-	"github.com/gaia-platform/gaia/services/taskqueue/internal/domain/task"
 )
 
 // Session is a coordinator session as the queue sees it.
@@ -30,7 +30,11 @@ const (
 	SessionDeregistered SessionStatus = "deregistered"
 )
 
-// Sessions is the queue's view of the coordinator's sessions.
+// ErrUnknownSession answers a claim by a session the coordinator does not know.
+var ErrUnknownSession = domainerr.New(domainerr.FailedPrecondition, "session is not known to the coordinator")
+
+// Sessions is the queue's view of the coordinator's sessions; the
+// coordinator adapter implements it.
 type Sessions interface {
 	// Authenticate checks a session's token and returns the session.
 	Authenticate(ctx context.Context, id, token string) (Session, error)
@@ -39,21 +43,25 @@ type Sessions interface {
 	Lookup(ctx context.Context, id string) (s Session, found bool, err error)
 }
 
-// availability explains why a session may not claim now, or returns nil.
+// Ended reports whether the session failed or deregistered: it has lost
+// its claims, even while the queue has yet to take them back.
+func (s Session) Ended() bool {
+	return s.Status == SessionFailed || s.Status == SessionDeregistered
+}
+
+// CanClaim explains why the session may not claim at now, or returns nil.
 // A session may claim when it is registered or active (its lease runs from
 // registration), healthy, and inside one of its time windows.
-func availability(s Session, now time.Time) error {
-	switch s.Status {
-	case SessionFailed, SessionDeregistered:
-		return task.ErrSessionFailed
-	case SessionSuspect:
-		return task.ErrSessionSuspect
-	}
-	if s.ConsecutiveFailures > 0 {
-		return task.ErrSessionUnhealthy
-	}
-	if !window.InAny(s.Windows, now) {
-		return task.ErrOutsideWindow
+func (s Session) CanClaim(now time.Time) error {
+	switch {
+	case s.Ended():
+		return ErrSessionFailed
+	case s.Status == SessionSuspect:
+		return ErrSessionSuspect
+	case s.ConsecutiveFailures > 0:
+		return ErrSessionUnhealthy
+	case !window.InAny(s.Windows, now):
+		return ErrOutsideWindow
 	}
 	return nil
 }

@@ -1,0 +1,103 @@
+package app
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"github.com/gaia-platform/gaia/services/taskqueue/internal/domain/task"
+)
+
+// ClaimInput asks for work.
+type ClaimInput struct {
+	SessionID string
+	Token     string
+	Types     []string
+	Max       int
+	Wait      time.Duration
+}
+
+// Claim claims up to Max ready tasks for an available session, waiting up
+// to Wait for work when there is none.
+func (q *Queue) Claim(ctx context.Context, in ClaimInput) ([]task.Claim, error) {
+	start := q.now()
+	sess, err := q.availableSession(ctx, in.SessionID, in.Token, start)
+	if err != nil {
+		return nil, err
+	}
+	lessons, err := q.preferredLessons(ctx, sess.Name, start)
+	if err != nil {
+		return nil, err
+	}
+	req := task.ClaimRequest{
+		SessionID:     sess.ID,
+		SessionName:   sess.Name,
+		Types:         in.Types,
+		Limit:         in.Max,
+		MaxConcurrent: max(sess.MaxConcurrentTasks, 1),
+		Lessons:       lessons,
+	}
+	deadline := time.NewTimer(in.Wait)
+	defer deadline.Stop()
+	for {
+		woken := q.notifier.Wait()
+		claims, err := q.tasks.Claim(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		if len(claims) > 0 || in.Wait <= 0 {
+			q.metrics.claimLatency.Observe(q.now().Sub(start).Seconds())
+			for _, c := range claims {
+				q.metrics.claimed.WithLabelValues(c.Task.Type).Inc()
+			}
+			return claims, nil
+		}
+		poll := time.NewTimer(q.cfg.PollInterval)
+		select {
+		case <-ctx.Done():
+			poll.Stop()
+			return nil, ctx.Err()
+		case <-deadline.C:
+			poll.Stop()
+			return nil, nil
+		case <-woken:
+		case <-poll.C:
+		}
+		poll.Stop()
+		// The session may have failed, or left its time windows, while it
+		// waited: a task must not go to a session that can no longer run it.
+		if _, err := q.availableSession(ctx, in.SessionID, in.Token, q.now()); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// availableSession authenticates a session and checks that it may claim now.
+func (q *Queue) availableSession(ctx context.Context, id, token string, now time.Time) (task.Session, error) {
+	sess, err := q.sessions.Authenticate(ctx, id, token)
+	if err != nil {
+		return task.Session{}, err
+	}
+	return sess, sess.CanClaim(now)
+}
+
+// preferredLessons are the lessons the session has affinity with now, best
+// score first.
+func (q *Queue) preferredLessons(ctx context.Context, sessionName string, now time.Time) ([]string, error) {
+	affs, err := q.affinities.ListAffinities(ctx, task.AffinityFilter{SessionName: sessionName, Limit: 1000})
+	if err != nil {
+		return nil, err
+	}
+	var active []task.Affinity
+	for _, a := range affs {
+		if a.Window == nil || a.Window.Contains(now) {
+			active = append(active, a)
+		}
+	}
+	sort.SliceStable(active, func(i, j int) bool { return active[i].Score > active[j].Score })
+	out := make([]string, len(active))
+	for i, a := range active {
+		out[i] = a.LessonID
+	}
+	return out, nil
+}

@@ -1,0 +1,39 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/google/uuid"
+
+	"github.com/gaia-platform/gaia/services/taskqueue/internal/domain/task"
+)
+
+// CreateLesson creates a lesson.
+func (q *Queue) CreateLesson(ctx context.Context, l task.Lesson) (task.Lesson, error) {
+	id, err := uuid.NewRandom()
+	if err != nil {
+		return task.Lesson{}, fmt.Errorf("generate lesson id: %w", err)
+	}
+	l.ID = id.String()
+	if l.Metadata == nil {
+		l.Metadata = json.RawMessage("{}")
+	}
+	return q.lessons.CreateLesson(ctx, l)
+}
+
+// GetLesson returns a lesson with its progress.
+func (q *Queue) GetLesson(ctx context.Context, id string) (task.Lesson, error) {
+	return q.lessons.GetLesson(ctx, id)
+}
+
+// ListLessons lists lessons.
+func (q *Queue) ListLessons(ctx context.Context, f task.LessonFilter) ([]task.Lesson, error) {
+	return q.lessons.ListLessons(ctx, f)
+}
+
+// UpdateLesson changes a lesson.
+func (q *Queue) UpdateLesson(ctx context.Context, id string, u task.LessonUpdate) (task.Lesson, error) {
+	return q.lessons.UpdateLesson(ctx, id, u)
+}
