@@ -22,6 +22,9 @@ type Config struct {
 	// services it dials (TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE); none
 	// means plaintext.
 	TLS tlsconfig.Files
+	// SubscriberBuffer is how many alerts a live subscription may have
+	// waiting before it is cut as too slow (DASHBOARD_SUBSCRIBER_BUFFER).
+	SubscriberBuffer int
 }
 
 // LoadConfig reads the dashboard service's variables; problems are recorded in l.
@@ -33,5 +36,6 @@ func LoadConfig(l *config.Loader) Config {
 		MetricsAddr:             l.DialAddr("METRICS_ADDR", "127.0.0.1:7003"),
 		TeacherDashboardEnabled: l.Bool("TEACHER_DASHBOARD_ENABLED", true),
 		TLS:                     tlsconfig.Load(l, "", tlsconfig.Files{}),
+		SubscriberBuffer:        l.Int("DASHBOARD_SUBSCRIBER_BUFFER", 256, 1, 1<<16),
 	}
 }

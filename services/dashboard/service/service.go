@@ -1,7 +1,9 @@
 // Package service is the dashboard service's composition root: it opens its
-// PostgreSQL schema (migrating it first), builds the use cases and the gRPC ports
-// by hand, and runs them until its context ends. It is public within the module
-// so that `gaia up` can run the service in-process; everything it wires stays in
+// PostgreSQL schema (migrating it first), builds the adapters, the use cases
+// and the gRPC ports by hand, and runs them with the background work (the
+// frustration event follower, the alert hub and its notification listener)
+// until its context ends. It is public within the module so that `gaia up`
+// and tests can run the service in-process; everything it wires stays in
 // internal/.
 package service
 
@@ -9,15 +11,20 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"sync"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
+	"github.com/gaia-platform/gaia/internal/grpcclient"
 	"github.com/gaia-platform/gaia/internal/grpcserver"
 	"github.com/gaia-platform/gaia/internal/pg"
 	"github.com/gaia-platform/gaia/internal/tlsconfig"
 	"github.com/gaia-platform/gaia/migrations"
 	dashboardv1 "github.com/gaia-platform/gaia/proto/gaia/dashboard/v1"
+	"github.com/gaia-platform/gaia/services/dashboard/internal/adapters"
+	"github.com/gaia-platform/gaia/services/dashboard/internal/app"
 	"github.com/gaia-platform/gaia/services/dashboard/internal/ports"
 )
 
@@ -26,14 +33,18 @@ const Schema = "dashboard"
 
 // Service is a built dashboard service, listening but not yet serving.
 type Service struct {
-	cfg  Config
-	log  *zap.Logger
-	lis  net.Listener
-	grpc *grpcserver.Server
-	pool *pgxpool.Pool
+	cfg         Config
+	log         *zap.Logger
+	lis         net.Listener
+	grpc        *grpcserver.Server
+	pool        *pgxpool.Pool
+	metricsConn *grpc.ClientConn
+	hub         *app.Hub
+	follower    *app.Follower // nil when TEACHER_DASHBOARD_ENABLED=false
+	dashboard   *app.Dashboard
 }
 
-// New opens the listener and the database, and wires the gRPC services.
+// New opens the listener and the database, and wires the service.
 func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	files, err := migrations.For(Schema)
 	if err != nil {
@@ -43,26 +54,95 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	lis, err := net.Listen("tcp", cfg.ListenAddr)
-	if err != nil {
+	s := &Service{cfg: cfg, log: log}
+	if s.lis, err = net.Listen("tcp", cfg.ListenAddr); err != nil {
 		return nil, fmt.Errorf("listen for grpc on %s: %w", cfg.ListenAddr, err)
 	}
-	pool, err := pg.OpenSchema(ctx, cfg.DatabaseURL, Schema, files, log)
-	if err != nil {
-		_ = lis.Close()
+	fail := func(err error) (*Service, error) {
+		if s.pool != nil {
+			s.pool.Close()
+		}
+		if s.metricsConn != nil {
+			_ = s.metricsConn.Close()
+		}
+		_ = s.lis.Close()
 		return nil, err
 	}
-	srv := grpcserver.New(grpcserver.Options{Name: "dashboard", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout, TLS: serverTLS})
-	dashboardv1.RegisterDashboardServiceServer(srv.GRPC(), &ports.DashboardServer{})
-	log.Info("dashboard ready", zap.String("grpc_address", lis.Addr().String()))
-	return &Service{cfg: cfg, log: log, lis: lis, grpc: srv, pool: pool}, nil
+	if s.pool, err = pg.OpenSchema(ctx, cfg.DatabaseURL, Schema, files, log); err != nil {
+		return fail(err)
+	}
+	repo := adapters.NewAlertPostgresRepository(s.pool)
+	s.hub = app.NewHub(repo, cfg.SubscriberBuffer, log.Named("hub"))
+	if err := s.hub.Start(ctx); err != nil {
+		return fail(err)
+	}
+	if cfg.TeacherDashboardEnabled {
+		// Dialled lazily: a metrics service that is down delays alerts, not start-up.
+		if s.metricsConn, err = grpcclient.Dial(cfg.MetricsAddr, grpcclient.WithTLS(serverTLS)); err != nil {
+			return fail(fmt.Errorf("dial metrics at %s: %w", cfg.MetricsAddr, err))
+		}
+		s.follower = app.NewFollower(adapters.NewMetricsFrustrationSource(s.metricsConn), repo, s.hub, log.Named("follower"))
+	}
+	s.dashboard = app.NewDashboard(repo, s.hub, cfg.TeacherDashboardEnabled)
+	s.grpc = grpcserver.New(grpcserver.Options{Name: "dashboard", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout, TLS: serverTLS})
+	dashboardv1.RegisterDashboardServiceServer(s.grpc.GRPC(), &ports.DashboardServer{Dashboard: s.dashboard})
+	log.Info("dashboard ready", zap.String("grpc_address", s.lis.Addr().String()),
+		zap.Bool("teacher_dashboard_enabled", cfg.TeacherDashboardEnabled), zap.String("metrics_address", cfg.MetricsAddr))
+	return s, nil
 }
 
 // Addr is where the gRPC server listens.
 func (s *Service) Addr() net.Addr { return s.lis.Addr() }
 
-// Run serves until ctx ends, then drains the gRPC server and closes the pool.
+// TeacherHasClassroom answers whether a classroom is assigned to a teacher:
+// the classroom scope of teachers' credentials.
+func (s *Service) TeacherHasClassroom(ctx context.Context, teacherID, classroomID string) (bool, error) {
+	return s.dashboard.TeacherHasClassroom(ctx, teacherID, classroomID)
+}
+
+// Run serves until ctx ends, then drains the gRPC server, stops the
+// background work and closes the pool.
 func (s *Service) Run(ctx context.Context) error {
-	defer s.pool.Close()
-	return s.grpc.Serve(ctx, s.lis)
+	bg, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	start := func(f func(context.Context)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(bg)
+		}()
+	}
+	start(s.hub.Run)
+	start(func(ctx context.Context) {
+		adapters.Listen(ctx, s.pool, []string{adapters.AlertsChannel, adapters.AssignmentsChannel}, func(channel, payload string) {
+			var err error
+			switch channel {
+			case adapters.AlertsChannel:
+				s.hub.Poke()
+			case adapters.AssignmentsChannel:
+				err = s.hub.TeacherChanged(ctx, payload)
+			default: // (re)connected: notifications may have been missed
+				s.hub.Poke()
+				err = s.hub.AllTeachersChanged(ctx)
+			}
+			if err != nil && ctx.Err() == nil {
+				s.log.Warn("apply a notification", zap.String("channel", channel), zap.Error(err))
+			}
+		}, s.log.Named("listen"))
+	})
+	if s.follower != nil {
+		start(s.follower.Run)
+	}
+	// The hub ends live subscriptions (telling each where to resume) before
+	// the gRPC server drains, so the drain does not wait on them.
+	stopHub := context.AfterFunc(ctx, stop)
+	defer stopHub()
+	err := s.grpc.Serve(ctx, s.lis)
+	stop()
+	wg.Wait()
+	if s.metricsConn != nil {
+		_ = s.metricsConn.Close()
+	}
+	s.pool.Close()
+	return err
 }

@@ -1498,7 +1498,10 @@ func (x *ListTeacherClassroomsRequest) GetTeacherId() string {
 type ListTeacherClassroomsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The teacher's classrooms.
-	Assignments   []*ClassroomAssignment `protobuf:"bytes,1,rep,name=assignments,proto3" json:"assignments,omitempty"`
+	Assignments []*ClassroomAssignment `protobuf:"bytes,1,rep,name=assignments,proto3" json:"assignments,omitempty"`
+	// False when TEACHER_DASHBOARD_ENABLED=false: no new alerts are raised, the
+	// history stays readable.
+	AlertsEnabled bool `protobuf:"varint,2,opt,name=alerts_enabled,json=alertsEnabled,proto3" json:"alerts_enabled,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1538,6 +1541,13 @@ func (x *ListTeacherClassroomsResponse) GetAssignments() []*ClassroomAssignment 
 		return x.Assignments
 	}
 	return nil
+}
+
+func (x *ListTeacherClassroomsResponse) GetAlertsEnabled() bool {
+	if x != nil {
+		return x.AlertsEnabled
+	}
+	return false
 }
 
 // StudentStatus is one student's current status.
@@ -1703,7 +1713,12 @@ type GetClassroomOverviewResponse struct {
 	// Students in state order (critical first), then by id.
 	Students []*StudentStatus `protobuf:"bytes,2,rep,name=students,proto3" json:"students,omitempty"`
 	// When the overview was computed.
-	GeneratedAt   *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=generated_at,json=generatedAt,proto3" json:"generated_at,omitempty"`
+	GeneratedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=generated_at,json=generatedAt,proto3" json:"generated_at,omitempty"`
+	// Classroom-wide alerts (hotspots: many students struggling on one item)
+	// that are unresolved or were raised in the last ten minutes, newest first.
+	Hotspots []*Alert `protobuf:"bytes,4,rep,name=hotspots,proto3" json:"hotspots,omitempty"`
+	// False when TEACHER_DASHBOARD_ENABLED=false.
+	AlertsEnabled bool `protobuf:"varint,5,opt,name=alerts_enabled,json=alertsEnabled,proto3" json:"alerts_enabled,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1757,6 +1772,20 @@ func (x *GetClassroomOverviewResponse) GetGeneratedAt() *timestamppb.Timestamp {
 		return x.GeneratedAt
 	}
 	return nil
+}
+
+func (x *GetClassroomOverviewResponse) GetHotspots() []*Alert {
+	if x != nil {
+		return x.Hotspots
+	}
+	return nil
+}
+
+func (x *GetClassroomOverviewResponse) GetAlertsEnabled() bool {
+	if x != nil {
+		return x.AlertsEnabled
+	}
+	return false
 }
 
 var File_gaia_dashboard_v1_dashboard_proto protoreflect.FileDescriptor
@@ -1864,9 +1893,10 @@ const file_gaia_dashboard_v1_dashboard_proto_rawDesc = "" +
 	"\x19UnassignClassroomResponse\"=\n" +
 	"\x1cListTeacherClassroomsRequest\x12\x1d\n" +
 	"\n" +
-	"teacher_id\x18\x01 \x01(\tR\tteacherId\"i\n" +
+	"teacher_id\x18\x01 \x01(\tR\tteacherId\"\x90\x01\n" +
 	"\x1dListTeacherClassroomsResponse\x12H\n" +
-	"\vassignments\x18\x01 \x03(\v2&.gaia.dashboard.v1.ClassroomAssignmentR\vassignments\"\xd6\x02\n" +
+	"\vassignments\x18\x01 \x03(\v2&.gaia.dashboard.v1.ClassroomAssignmentR\vassignments\x12%\n" +
+	"\x0ealerts_enabled\x18\x02 \x01(\bR\ralertsEnabled\"\xd6\x02\n" +
 	"\rStudentStatus\x12\x1d\n" +
 	"\n" +
 	"student_id\x18\x01 \x01(\tR\tstudentId\x125\n" +
@@ -1879,11 +1909,13 @@ const file_gaia_dashboard_v1_dashboard_proto_rawDesc = "" +
 	"\x1bGetClassroomOverviewRequest\x12!\n" +
 	"\fclassroom_id\x18\x01 \x01(\tR\vclassroomId\x12\x1d\n" +
 	"\n" +
-	"teacher_id\x18\x02 \x01(\tR\tteacherId\"\xbe\x01\n" +
+	"teacher_id\x18\x02 \x01(\tR\tteacherId\"\x9b\x02\n" +
 	"\x1cGetClassroomOverviewResponse\x12!\n" +
 	"\fclassroom_id\x18\x01 \x01(\tR\vclassroomId\x12<\n" +
 	"\bstudents\x18\x02 \x03(\v2 .gaia.dashboard.v1.StudentStatusR\bstudents\x12=\n" +
-	"\fgenerated_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vgeneratedAt*w\n" +
+	"\fgenerated_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vgeneratedAt\x124\n" +
+	"\bhotspots\x18\x04 \x03(\v2\x18.gaia.dashboard.v1.AlertR\bhotspots\x12%\n" +
+	"\x0ealerts_enabled\x18\x05 \x01(\bR\ralertsEnabled*w\n" +
 	"\n" +
 	"AlertState\x12\x1b\n" +
 	"\x17ALERT_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
@@ -1998,29 +2030,30 @@ var file_gaia_dashboard_v1_dashboard_proto_depIdxs = []int32{
 	26, // 25: gaia.dashboard.v1.StudentStatus.last_event_at:type_name -> google.protobuf.Timestamp
 	23, // 26: gaia.dashboard.v1.GetClassroomOverviewResponse.students:type_name -> gaia.dashboard.v1.StudentStatus
 	26, // 27: gaia.dashboard.v1.GetClassroomOverviewResponse.generated_at:type_name -> google.protobuf.Timestamp
-	6,  // 28: gaia.dashboard.v1.DashboardService.SubscribeAlerts:input_type -> gaia.dashboard.v1.SubscribeAlertsRequest
-	8,  // 29: gaia.dashboard.v1.DashboardService.ListAlerts:input_type -> gaia.dashboard.v1.ListAlertsRequest
-	10, // 30: gaia.dashboard.v1.DashboardService.AcknowledgeAlert:input_type -> gaia.dashboard.v1.AcknowledgeAlertRequest
-	12, // 31: gaia.dashboard.v1.DashboardService.ResolveAlert:input_type -> gaia.dashboard.v1.ResolveAlertRequest
-	14, // 32: gaia.dashboard.v1.DashboardService.RecordIntervention:input_type -> gaia.dashboard.v1.RecordInterventionRequest
-	17, // 33: gaia.dashboard.v1.DashboardService.AssignClassroom:input_type -> gaia.dashboard.v1.AssignClassroomRequest
-	19, // 34: gaia.dashboard.v1.DashboardService.UnassignClassroom:input_type -> gaia.dashboard.v1.UnassignClassroomRequest
-	21, // 35: gaia.dashboard.v1.DashboardService.ListTeacherClassrooms:input_type -> gaia.dashboard.v1.ListTeacherClassroomsRequest
-	24, // 36: gaia.dashboard.v1.DashboardService.GetClassroomOverview:input_type -> gaia.dashboard.v1.GetClassroomOverviewRequest
-	7,  // 37: gaia.dashboard.v1.DashboardService.SubscribeAlerts:output_type -> gaia.dashboard.v1.SubscribeAlertsResponse
-	9,  // 38: gaia.dashboard.v1.DashboardService.ListAlerts:output_type -> gaia.dashboard.v1.ListAlertsResponse
-	11, // 39: gaia.dashboard.v1.DashboardService.AcknowledgeAlert:output_type -> gaia.dashboard.v1.AcknowledgeAlertResponse
-	13, // 40: gaia.dashboard.v1.DashboardService.ResolveAlert:output_type -> gaia.dashboard.v1.ResolveAlertResponse
-	15, // 41: gaia.dashboard.v1.DashboardService.RecordIntervention:output_type -> gaia.dashboard.v1.RecordInterventionResponse
-	18, // 42: gaia.dashboard.v1.DashboardService.AssignClassroom:output_type -> gaia.dashboard.v1.AssignClassroomResponse
-	20, // 43: gaia.dashboard.v1.DashboardService.UnassignClassroom:output_type -> gaia.dashboard.v1.UnassignClassroomResponse
-	22, // 44: gaia.dashboard.v1.DashboardService.ListTeacherClassrooms:output_type -> gaia.dashboard.v1.ListTeacherClassroomsResponse
-	25, // 45: gaia.dashboard.v1.DashboardService.GetClassroomOverview:output_type -> gaia.dashboard.v1.GetClassroomOverviewResponse
-	37, // [37:46] is the sub-list for method output_type
-	28, // [28:37] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	5,  // 28: gaia.dashboard.v1.GetClassroomOverviewResponse.hotspots:type_name -> gaia.dashboard.v1.Alert
+	6,  // 29: gaia.dashboard.v1.DashboardService.SubscribeAlerts:input_type -> gaia.dashboard.v1.SubscribeAlertsRequest
+	8,  // 30: gaia.dashboard.v1.DashboardService.ListAlerts:input_type -> gaia.dashboard.v1.ListAlertsRequest
+	10, // 31: gaia.dashboard.v1.DashboardService.AcknowledgeAlert:input_type -> gaia.dashboard.v1.AcknowledgeAlertRequest
+	12, // 32: gaia.dashboard.v1.DashboardService.ResolveAlert:input_type -> gaia.dashboard.v1.ResolveAlertRequest
+	14, // 33: gaia.dashboard.v1.DashboardService.RecordIntervention:input_type -> gaia.dashboard.v1.RecordInterventionRequest
+	17, // 34: gaia.dashboard.v1.DashboardService.AssignClassroom:input_type -> gaia.dashboard.v1.AssignClassroomRequest
+	19, // 35: gaia.dashboard.v1.DashboardService.UnassignClassroom:input_type -> gaia.dashboard.v1.UnassignClassroomRequest
+	21, // 36: gaia.dashboard.v1.DashboardService.ListTeacherClassrooms:input_type -> gaia.dashboard.v1.ListTeacherClassroomsRequest
+	24, // 37: gaia.dashboard.v1.DashboardService.GetClassroomOverview:input_type -> gaia.dashboard.v1.GetClassroomOverviewRequest
+	7,  // 38: gaia.dashboard.v1.DashboardService.SubscribeAlerts:output_type -> gaia.dashboard.v1.SubscribeAlertsResponse
+	9,  // 39: gaia.dashboard.v1.DashboardService.ListAlerts:output_type -> gaia.dashboard.v1.ListAlertsResponse
+	11, // 40: gaia.dashboard.v1.DashboardService.AcknowledgeAlert:output_type -> gaia.dashboard.v1.AcknowledgeAlertResponse
+	13, // 41: gaia.dashboard.v1.DashboardService.ResolveAlert:output_type -> gaia.dashboard.v1.ResolveAlertResponse
+	15, // 42: gaia.dashboard.v1.DashboardService.RecordIntervention:output_type -> gaia.dashboard.v1.RecordInterventionResponse
+	18, // 43: gaia.dashboard.v1.DashboardService.AssignClassroom:output_type -> gaia.dashboard.v1.AssignClassroomResponse
+	20, // 44: gaia.dashboard.v1.DashboardService.UnassignClassroom:output_type -> gaia.dashboard.v1.UnassignClassroomResponse
+	22, // 45: gaia.dashboard.v1.DashboardService.ListTeacherClassrooms:output_type -> gaia.dashboard.v1.ListTeacherClassroomsResponse
+	25, // 46: gaia.dashboard.v1.DashboardService.GetClassroomOverview:output_type -> gaia.dashboard.v1.GetClassroomOverviewResponse
+	38, // [38:47] is the sub-list for method output_type
+	29, // [29:38] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_gaia_dashboard_v1_dashboard_proto_init() }
