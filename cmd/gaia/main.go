@@ -68,6 +68,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newUpCommand(), newMigrateCommand(), newVersionCommand(), newCertsCommand())
 	addCoordinatorCommands(root)
 	addTaskQueueCommands(root)
+	addMetricsCommands(root)
 	for _, c := range root.Commands() {
 		c.Args = wrapArgs(c.Args)
 	}
