@@ -32,9 +32,14 @@ BENCH_TIME   ?= 2s
 # (bench/river, a module of its own so that River stays out of go.mod).
 QUEUE_BENCH_JOBS   ?= 50000
 QUEUE_BENCHES      := ^BenchmarkTaskQueue(Throughput|ClaimLatency)$$
+# The metrics service's load generators also run apart (one op is a whole
+# measurement); METRICS_BENCH_SOAK is the memory run's length.
+METRICS_BENCHES      := ^BenchmarkMetrics(IngestThroughput|IngestREST|Latency|Memory)$$
+METRICS_BENCH_EVENTS ?= 200000
+METRICS_BENCH_SOAK   ?= 5m
 BENCH_DATABASE_URL ?= $(or $(GAIA_TEST_DATABASE_URL),$(DATABASE_URL),postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable)
 
-.PHONY: all run test build generate generate-check docs-assets lint breaking tools bench bench-taskqueue clean help
+.PHONY: all run test build generate generate-check docs-assets lint breaking tools bench bench-taskqueue bench-metrics clean help
 .DEFAULT_GOAL := help
 
 help: ## List the targets
@@ -89,9 +94,10 @@ breaking: tools ## buf breaking against main
 	else echo "buf breaking: no main branch here, skipped"; fi
 
 bench: ## Run the benchmarks and print their figures
-	$(GO) test -run '^$$' -bench . -skip '$(QUEUE_BENCHES)' -benchtime $(BENCH_TIME) -benchmem ./...
+	$(GO) test -run '^$$' -bench . -skip '$(QUEUE_BENCHES)|$(METRICS_BENCHES)' -benchtime $(BENCH_TIME) -benchmem ./...
 	$(GO) run ./services/coordinator/cmd/failoverbench
 	@$(MAKE) --no-print-directory bench-taskqueue
+	@$(MAKE) --no-print-directory bench-metrics
 
 # Each program makes its own database on the server and drops it after. The
 # last line sets the two throughputs side by side.
@@ -111,6 +117,20 @@ bench-taskqueue: ## The task queue against River: the same jobs on the same Post
 		END { if (river == "" || gaia == "") { print "task queue comparison: a figure is missing"; exit 1 } \
 			printf "Task queue, %d jobs each on one PostgreSQL: GAIA %.0f jobs/s, River %.0f jobs/s, GAIA/River %.2f\n", jobs, gaia, river, gaia / river; \
 			if (p50 != "") printf "Task queue claim latency at %d jobs/s: p50 %.2f ms, p99 %.2f ms (health check p50 %.2f ms, p99 %.2f ms)\n", rate, p50, p99, h50, h99 }'
+
+# Metrics ingest: gRPC batches against a raw pgx CopyFrom into the same table,
+# REST through the gateway, latency beside a bare gRPC round trip, and the
+# service's memory over METRICS_BENCH_SOAK. The last lines sum it up.
+bench-metrics: ## Metrics ingest against raw COPY, REST group commit, latency and memory
+	@set -o pipefail; out=$$(mktemp); trap 'rm -f "$$out"' EXIT; \
+	GAIA_BENCH_METRICS_EVENTS=$(METRICS_BENCH_EVENTS) GAIA_BENCH_METRICS_SOAK=$(METRICS_BENCH_SOAK) GAIA_TEST_DATABASE_URL='$(BENCH_DATABASE_URL)' \
+		$(GO) test -run '^$$' -bench '$(METRICS_BENCHES)' -benchtime 1x -timeout 60m ./services/metrics/service | tee "$$out" || exit 1; \
+	awk ' \
+		function metric(unit,   i) { for (i = 2; i < NF; i++) if ($$(i+1) == unit) return $$i; return "" } \
+		/^BenchmarkMetricsIngestThroughput/ { printf "Metrics ingest, %d events in batches of 100-1,000 over gRPC: %.0f events/s; raw pgx CopyFrom into the same table %.0f events/s; ratio %.2f (%.0f events a commit)\n", metric("events"), metric("events/s"), metric("raw-copy-events/s"), metric("ratio-to-raw-copy"), metric("events/commit") } \
+		/^BenchmarkMetricsIngestREST/ { printf "Metrics REST from 200 clients: %.0f events/s in 1-event requests, %.0f events/s in 10-event requests (%.1f requests a commit)\n", metric("rest-1-events/s"), metric("rest-10-events/s"), metric("requests/commit") } \
+		/^BenchmarkMetricsLatency/ { printf "Metrics RecordMetrics at %d events/s in batches of 10: p50 %.2f ms, p99 %.2f ms (bare gRPC p50 %.2f ms, p99 %.2f ms)\n", metric("offered-events/s"), metric("record-p50-ms"), metric("record-p99-ms"), metric("grpc-p50-ms"), metric("grpc-p99-ms") } \
+		/^BenchmarkMetricsMemory/ { printf "Metrics service memory over %.0f s: RSS %.1f MB after warm-up, %.1f MB at the end, %.1f MB at most\n", metric("seconds"), metric("rss-after-warmup-MB"), metric("rss-end-MB"), metric("rss-max-MB") }' "$$out"
 
 tools: $(TOOL_STAMPS) ## Install the pinned tools into ./bin
 

@@ -10,9 +10,11 @@ import (
 )
 
 // Rollups keeps the classroom snapshots current: it applies committed events
-// to the per-minute rollups in chunks, at once after each group commit of
-// this replica (and every PollInterval, for other replicas' writes), and
-// back to back while it is behind.
+// to the per-minute rollups in chunks. From idle it steps at once when this
+// replica commits a group (and every poll interval, for other replicas'
+// writes); while events keep coming it steps once per poll interval, so the
+// rollups cost one transaction per interval rather than one per group; and
+// it steps back to back while it is behind by more than a chunk.
 type Rollups struct {
 	feed    usability.RollupFeed
 	chunk   int
@@ -53,10 +55,14 @@ func (r *Rollups) Run(ctx context.Context) {
 		default:
 			r.metrics.rollupLag.Set(0)
 		}
+		wake := r.wake
+		if n > 0 {
+			wake = nil // busy: wait for the tick
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-r.wake:
+		case <-wake:
 		case <-t.C:
 		}
 	}
