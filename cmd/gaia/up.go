@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -15,12 +13,9 @@ import (
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
-	"google.golang.org/grpc"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/gaia-platform/gaia/internal/buildinfo"
 	"github.com/gaia-platform/gaia/internal/config"
-	"github.com/gaia-platform/gaia/internal/grpcclient"
 	"github.com/gaia-platform/gaia/internal/logging"
 	"github.com/gaia-platform/gaia/internal/pg"
 	"github.com/gaia-platform/gaia/internal/process"
@@ -72,16 +67,6 @@ func loadUpConfig(lookup func(string) (string, bool)) (upConfig, error) {
 	return c, nil
 }
 
-// runningService is one service that `gaia up` started.
-type runningService struct {
-	name   string
-	addr   string
-	kind   string // grpc or http
-	detail string
-	cancel context.CancelFunc
-	done   chan error
-}
-
 type upReport struct {
 	Event    string                     `json:"event"`
 	Version  string                     `json:"version,omitempty"`
@@ -102,17 +87,6 @@ type upServiceReport struct {
 type upTLSReport struct {
 	CAFile   string `json:"ca_file"`
 	CertsDir string `json:"certs_dir"`
-}
-
-// url is the gateway's base URL; empty for a gRPC service.
-func (s *runningService) url(secure bool) string {
-	if s.kind != "http" {
-		return ""
-	}
-	if secure {
-		return "https://" + s.addr
-	}
-	return "http://" + s.addr
 }
 
 // upTLS is how `gaia up --tls` secures every hop: the development PKI in
@@ -186,6 +160,9 @@ clients trust data/certs/ca.crt. Ctrl-C stops everything.`,
 	return cmd
 }
 
+// up runs every service in one process until a signal or a failure, in
+// steps: prepare (logging, TLS, the database), start the services in order,
+// wait until every one is ready, announce it, and stop them all.
 func up(parent context.Context, cfg upConfig, stdout io.Writer, asJSON bool, readyTimeout time.Duration) error {
 	log, err := logging.New(cfg.common.LogLevel, cfg.common.LogFormat)
 	if err != nil {
@@ -202,174 +179,32 @@ func up(parent context.Context, cfg upConfig, stdout io.Writer, asJSON bool, rea
 			return fmt.Errorf("tls: %w", err)
 		}
 	}
-
-	dbCtx, cancelDB := context.WithTimeout(ctx, 15*time.Second)
-	created, err := pg.EnsureDatabase(dbCtx, cfg.taskqueue.DatabaseURL)
-	cancelDB()
-	if err != nil {
-		return fmt.Errorf("%w\nGAIA keeps tasks, metrics and alerts in PostgreSQL. Start it (on Debian: pg_ctlcluster 15 main start) or point DATABASE_URL at one, such as postgres://user@host:5432/gaia", err)
-	}
-	if created {
-		log.Info("database created", zap.String("database", pg.Redact(cfg.taskqueue.DatabaseURL)))
-	}
-
-	var started []*runningService
-	stopAll := func() {
-		// Stop in reverse order: the edge first, the coordinator last.
-		for i := len(started) - 1; i >= 0; i-- {
-			s := started[i]
-			s.cancel()
-			if err := <-s.done; err != nil {
-				log.Error("service stopped with an error", zap.String("service", s.name), zap.Error(err))
-			}
-		}
-	}
-	failed := make(chan error, 8)
-	start := func(name, kind string, build func(context.Context) (process.Runner, net.Addr, string, error)) (string, error) {
-		svcCtx, cancel := context.WithCancel(context.Background())
-		r, addr, detail, err := build(svcCtx)
-		if err != nil {
-			cancel()
-			return "", fmt.Errorf("start %s: %w", name, err)
-		}
-		s := &runningService{name: name, kind: kind, addr: dialable(addr), detail: detail, cancel: cancel, done: make(chan error, 1)}
-		go func() {
-			err := r.Run(svcCtx)
-			if err != nil && svcCtx.Err() == nil {
-				failed <- fmt.Errorf("%s stopped: %w", name, err)
-			}
-			s.done <- err
-		}()
-		started = append(started, s)
-		return s.addr, nil
-	}
-
-	err = func() error {
-		coordAddr, err := start("coordinator", "grpc", func(c context.Context) (process.Runner, net.Addr, string, error) {
-			s, err := coordinator.New(c, cfg.coordinator, log.Named("coordinator"))
-			if err != nil {
-				return nil, nil, "", err
-			}
-			// The single-node cluster elects itself within an election timeout;
-			// nothing is ready before it has.
-			wctx, cancel := context.WithTimeout(ctx, readyTimeout)
-			defer cancel()
-			if err := s.WaitForLeader(wctx); err != nil {
-				_ = s.Run(canceled)
-				return nil, nil, "", err
-			}
-			return s, s.Addr(), fmt.Sprintf("Raft %s, single node, data in %s", s.RaftAddr(), cfg.coordinator.Cluster.DataDir), nil
-		})
-		if err != nil {
-			return err
-		}
-		cfg.taskqueue.CoordinatorAddrs = []string{coordAddr}
-		cfg.metrics.CoordinatorAddr = coordAddr
-		tqAddr, err := start("taskqueue", "grpc", func(c context.Context) (process.Runner, net.Addr, string, error) {
-			s, err := taskqueue.New(c, cfg.taskqueue, log.Named("taskqueue"))
-			if err != nil {
-				return nil, nil, "", err
-			}
-			return s, s.Addr(), "schema taskqueue; prometheus http://" + dialable(s.MetricsAddr()) + "/metrics", nil
-		})
-		if err != nil {
-			return err
-		}
-		metricsAddr, err := start("metrics", "grpc", func(c context.Context) (process.Runner, net.Addr, string, error) {
-			s, err := metrics.New(c, cfg.metrics, log.Named("metrics"))
-			if err != nil {
-				return nil, nil, "", err
-			}
-			return s, s.Addr(), "schema metrics (events: " + s.StorageMode() + " partitions); prometheus http://" + dialable(s.PrometheusAddr()) + "/metrics", nil
-		})
-		if err != nil {
-			return err
-		}
-		cfg.dashboard.MetricsAddr = metricsAddr
-		dashAddr, err := start("dashboard", "grpc", func(c context.Context) (process.Runner, net.Addr, string, error) {
-			s, err := dashboard.New(c, cfg.dashboard, log.Named("dashboard"))
-			if err != nil {
-				return nil, nil, "", err
-			}
-			return s, s.Addr(), "schema dashboard", nil
-		})
-		if err != nil {
-			return err
-		}
-		cfg.gateway.Backends = gateway.Backends{Coordinator: coordAddr, TaskQueue: tqAddr, Metrics: metricsAddr, Dashboard: dashAddr}
-		_, err = start("gateway", "http", func(c context.Context) (process.Runner, net.Addr, string, error) {
-			s, err := gateway.New(c, cfg.gateway, log.Named("gateway"))
-			if err != nil {
-				return nil, nil, "", err
-			}
-			detail := "REST /v1, /openapi.json, /healthz, /readyz; gRPC health"
-			if s.Scheme() == "https" {
-				detail = "HTTPS: " + detail + " over TLS"
-			}
-			return s, s.Addr(), detail, nil
-		})
-		return err
-	}()
-	if err != nil {
-		stopAll()
+	if err := ensureDatabase(ctx, cfg, log); err != nil {
 		return err
 	}
 
+	l := newLauncher(log)
+	if err := startServices(ctx, l, cfg, readyTimeout); err != nil {
+		l.stopAll()
+		return err
+	}
 	readyCtx, cancelReady := context.WithTimeout(ctx, readyTimeout)
-	err = waitReady(readyCtx, started, failed, secure)
+	err = waitReady(readyCtx, l.started, l.failed, secure)
 	cancelReady()
 	if err != nil {
-		stopAll()
+		l.stopAll()
 		if ctx.Err() != nil {
 			return nil
 		}
 		return err
 	}
 
-	report := upReport{Event: "ready", Version: buildinfo.Read().Version, Database: pg.Redact(cfg.taskqueue.DatabaseURL), Services: map[string]upServiceReport{}}
-	state := upState{TLS: secure != nil, Addrs: map[string]string{}}
-	if secure != nil {
-		report.TLS = &upTLSReport{CAFile: secure.layout.CAFile(), CertsDir: secure.layout.Dir}
-		if state.CAFile, err = filepath.Abs(secure.layout.CAFile()); err != nil {
-			state.CAFile = secure.layout.CAFile()
-		}
-	}
-	for _, s := range started {
-		report.Services[s.name] = upServiceReport{Address: s.addr, Kind: s.kind, Detail: s.detail, URL: s.url(secure != nil)}
-		state.Addrs[s.name] = s.addr
-		if s.kind == "http" {
-			state.Gateway = s.url(secure != nil)
-		}
-	}
-	// The CLI on this machine reads this to know whether to use TLS.
-	if err := writeUpState(cfg.dataDir(), state); err != nil {
-		log.Warn("cannot record the launcher's state for the CLI", zap.Error(err))
-	}
+	announceReady(cfg, secure, l.started, stdout, asJSON, log)
 	defer func() { _ = os.Remove(filepath.Join(cfg.dataDir(), upStateFile)) }()
-	if asJSON {
-		_ = writeJSON(stdout, report)
-	} else {
-		printUp(stdout, report, started)
-	}
 
-	var runErr error
-	select {
-	case <-ctx.Done():
-		log.Info("stopping")
-	case runErr = <-failed:
-	}
-	// A second Ctrl-C gives up on a graceful stop.
-	stop()
-	hard := make(chan os.Signal, 1)
-	signal.Notify(hard, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(hard)
-	go func() {
-		if _, ok := <-hard; ok {
-			fmt.Fprintln(os.Stderr, "gaia: stopping at once")
-			os.Exit(130)
-		}
-	}()
-	stopAll()
+	stopHard, runErr := awaitStop(ctx, stop, l.failed, log)
+	defer stopHard()
+	l.stopAll()
 	if asJSON {
 		stopped := upReport{Event: "stopped"}
 		if runErr != nil {
@@ -382,91 +217,70 @@ func up(parent context.Context, cfg upConfig, stdout io.Writer, asJSON bool, rea
 	return runErr
 }
 
-// waitReady polls every service until it reports SERVING: gRPC health for the
-// backends, /readyz for the gateway.
-func waitReady(ctx context.Context, services []*runningService, failed <-chan error, secure *upTLS) error {
-	var clientTLS *tlsconfig.Source
-	httpClient := http.DefaultClient
-	if secure != nil {
-		clientTLS = secure.client
-		httpClient = &http.Client{Transport: &http.Transport{TLSClientConfig: clientTLS.ClientConfig("")}}
-		defer httpClient.CloseIdleConnections()
+// ensureDatabase creates the database every service's schema lives in when
+// it does not exist yet.
+func ensureDatabase(ctx context.Context, cfg upConfig, log *zap.Logger) error {
+	dbCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	created, err := pg.EnsureDatabase(dbCtx, cfg.taskqueue.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("%w\nGAIA keeps tasks, metrics and alerts in PostgreSQL. Start it (on Debian: pg_ctlcluster 15 main start) or point DATABASE_URL at one, such as postgres://user@host:5432/gaia", err)
 	}
-	conns := map[string]*grpc.ClientConn{}
-	defer func() {
-		for _, c := range conns {
-			_ = c.Close()
+	if created {
+		log.Info("database created", zap.String("database", pg.Redact(cfg.taskqueue.DatabaseURL)))
+	}
+	return nil
+}
+
+// announceReady prints where everything runs (the summary, or one JSON
+// line), and records it for the CLI on this machine, which reads it to know
+// whether to use TLS.
+func announceReady(cfg upConfig, secure *upTLS, started []*runningService, stdout io.Writer, asJSON bool, log *zap.Logger) {
+	report := upReport{Event: "ready", Version: buildinfo.Read().Version, Database: pg.Redact(cfg.taskqueue.DatabaseURL), Services: map[string]upServiceReport{}}
+	state := upState{TLS: secure != nil, Addrs: map[string]string{}}
+	if secure != nil {
+		report.TLS = &upTLSReport{CAFile: secure.layout.CAFile(), CertsDir: secure.layout.Dir}
+		var err error
+		if state.CAFile, err = filepath.Abs(secure.layout.CAFile()); err != nil {
+			state.CAFile = secure.layout.CAFile()
+		}
+	}
+	for _, s := range started {
+		report.Services[s.name] = upServiceReport{Address: s.addr, Kind: s.kind, Detail: s.detail, URL: s.url(secure != nil)}
+		state.Addrs[s.name] = s.addr
+		if s.kind == "http" {
+			state.Gateway = s.url(secure != nil)
+		}
+	}
+	if err := writeUpState(cfg.dataDir(), state); err != nil {
+		log.Warn("cannot record the launcher's state for the CLI", zap.Error(err))
+	}
+	if asJSON {
+		_ = writeJSON(stdout, report)
+	} else {
+		printUp(stdout, report, started)
+	}
+}
+
+// awaitStop waits for a signal (ctx ends) or a service that stopped on its
+// own, whose error it returns. From then on, until stopHard is called, a
+// second Ctrl-C gives up on a graceful stop and exits at once.
+func awaitStop(ctx context.Context, stopSignals context.CancelFunc, failed <-chan error, log *zap.Logger) (stopHard func(), runErr error) {
+	select {
+	case <-ctx.Done():
+		log.Info("stopping")
+	case runErr = <-failed:
+	}
+	stopSignals()
+	hard := make(chan os.Signal, 1)
+	signal.Notify(hard, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		if _, ok := <-hard; ok {
+			fmt.Fprintln(os.Stderr, "gaia: stopping at once")
+			os.Exit(130)
 		}
 	}()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	pending := map[string]string{}
-	for _, s := range services {
-		pending[s.name] = "not answering yet"
-	}
-	for {
-		for _, s := range services {
-			if _, ok := pending[s.name]; !ok {
-				continue
-			}
-			var state string
-			if s.kind == "http" {
-				state = httpReady(ctx, httpClient, s.url(secure != nil)+"/readyz")
-			} else {
-				if conns[s.name] == nil {
-					c, err := grpcclient.Dial(s.addr, grpcclient.WithTLS(clientTLS))
-					if err != nil {
-						return fmt.Errorf("dial %s: %w", s.name, err)
-					}
-					conns[s.name] = c
-				}
-				state = grpcHealth(ctx, conns[s.name])
-			}
-			if state == "SERVING" {
-				delete(pending, s.name)
-			} else {
-				pending[s.name] = state
-			}
-		}
-		if len(pending) == 0 {
-			return nil
-		}
-		select {
-		case err := <-failed:
-			return err
-		case <-ctx.Done():
-			return fmt.Errorf("services not ready in time: %v", pending)
-		case <-tick.C:
-		}
-	}
-}
-
-func grpcHealth(ctx context.Context, conn *grpc.ClientConn) string {
-	cctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	resp, err := healthpb.NewHealthClient(conn).Check(cctx, &healthpb.HealthCheckRequest{})
-	if err != nil {
-		return err.Error()
-	}
-	return resp.GetStatus().String()
-}
-
-func httpReady(ctx context.Context, client *http.Client, url string) string {
-	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(cctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err.Error()
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err.Error()
-	}
-	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return resp.Status
-	}
-	return "SERVING"
+	return func() { signal.Stop(hard) }, runErr
 }
 
 func printUp(w io.Writer, r upReport, services []*runningService) {
@@ -494,25 +308,4 @@ func printUp(w io.Writer, r upReport, services []*runningService) {
 		return
 	}
 	fmt.Fprintf(w, "\nTry:\n  grpcurl -plaintext %s list\n  curl %s/v1/cluster/status\n  curl %s/readyz\n\nPress Ctrl-C to stop.\n", coordAddr, gatewayAddr, gatewayAddr)
-}
-
-// canceled is a context that is already done, to stop a service that was
-// built but must not serve.
-var canceled = func() context.Context {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	return ctx
-}()
-
-// dialable turns a listen address into one a client on this machine can dial:
-// an unspecified host (":7001", "0.0.0.0:7001", "[::]:7001") becomes loopback.
-func dialable(addr net.Addr) string {
-	host, port, err := net.SplitHostPort(addr.String())
-	if err != nil {
-		return addr.String()
-	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port)
 }
