@@ -40,9 +40,16 @@ const (
 //
 // MetricsService records usability metrics and serves what the detector found.
 type MetricsServiceClient interface {
-	// RecordMetrics stores a batch of up to 5000 events. Partial success: each bad
-	// event is rejected with its index and reason; the rest are stored. Events whose
-	// event_id was already stored count as duplicates and change nothing.
+	// RecordMetrics stores a batch of up to 5000 events (USABILITY_MAX_BATCH).
+	// Partial success: each bad event is rejected with its index, field and
+	// reason; the rest are stored. An event is identified by (classroom_id,
+	// app_id, event_id, occurred_at): one already stored counts as a duplicate and
+	// changes nothing, so a retry resends the same events. The answer leaves after
+	// the events are committed. INVALID_ARGUMENT when every event was bad (the
+	// first named) or the batch is empty or too large; PERMISSION_DENIED, nothing
+	// stored, when an app credential posts an event of another app or of a
+	// classroom it does not list; FAILED_PRECONDITION while
+	// USABILITY_METRICS_ENABLED=false.
 	RecordMetrics(ctx context.Context, in *RecordMetricsRequest, opts ...grpc.CallOption) (*RecordMetricsResponse, error)
 	// SubmitRating stores a student's rating of an item (idempotent by rating_id).
 	SubmitRating(ctx context.Context, in *SubmitRatingRequest, opts ...grpc.CallOption) (*SubmitRatingResponse, error)
@@ -179,9 +186,16 @@ func (c *metricsServiceClient) UpdateDetectionSettings(ctx context.Context, in *
 //
 // MetricsService records usability metrics and serves what the detector found.
 type MetricsServiceServer interface {
-	// RecordMetrics stores a batch of up to 5000 events. Partial success: each bad
-	// event is rejected with its index and reason; the rest are stored. Events whose
-	// event_id was already stored count as duplicates and change nothing.
+	// RecordMetrics stores a batch of up to 5000 events (USABILITY_MAX_BATCH).
+	// Partial success: each bad event is rejected with its index, field and
+	// reason; the rest are stored. An event is identified by (classroom_id,
+	// app_id, event_id, occurred_at): one already stored counts as a duplicate and
+	// changes nothing, so a retry resends the same events. The answer leaves after
+	// the events are committed. INVALID_ARGUMENT when every event was bad (the
+	// first named) or the batch is empty or too large; PERMISSION_DENIED, nothing
+	// stored, when an app credential posts an event of another app or of a
+	// classroom it does not list; FAILED_PRECONDITION while
+	// USABILITY_METRICS_ENABLED=false.
 	RecordMetrics(context.Context, *RecordMetricsRequest) (*RecordMetricsResponse, error)
 	// SubmitRating stores a student's rating of an item (idempotent by rating_id).
 	SubmitRating(context.Context, *SubmitRatingRequest) (*SubmitRatingResponse, error)

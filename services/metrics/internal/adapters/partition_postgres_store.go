@@ -34,7 +34,7 @@ func SetTimescaleRetention(ctx context.Context, pool *pgxpool.Pool, retention ti
 		if _, err := tx.Exec(ctx, `SELECT remove_retention_policy('metrics.usability_events', if_exists => true)`); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `SELECT add_retention_policy('metrics.usability_events', drop_after => $1::interval)`, retention.String())
+		_, err := tx.Exec(ctx, `SELECT add_retention_policy('metrics.usability_events', drop_after => make_interval(secs => $1))`, retention.Seconds())
 		return err
 	})
 }
