@@ -22,7 +22,6 @@ import (
 	"github.com/gaia-platform/gaia/internal/grpcclient"
 	"github.com/gaia-platform/gaia/internal/tlsconfig"
 	"github.com/gaia-platform/gaia/services/coordinator/client"
-	"github.com/gaia-platform/gaia/services/coordinator/internal/raftnode"
 	"github.com/gaia-platform/gaia/services/coordinator/service"
 )
 
@@ -82,7 +81,7 @@ type Node struct {
 	RaftAddr  string
 	cfg       service.Config
 	svc       *service.Service
-	transport *raftnode.Partitionable
+	transport *partitionTransport
 	cancel    context.CancelFunc
 	done      chan error
 	running   bool
@@ -166,7 +165,7 @@ func (c *Cluster) startNode(node *Node) {
 	defer node.mu.Unlock()
 	svc, err := service.New(context.Background(), node.cfg, c.logger(node.ID), service.Options{
 		WrapTransport: func(t raft.Transport) raft.Transport {
-			node.transport = raftnode.NewPartitionable(t)
+			node.transport = newPartitionTransport(t)
 			return node.transport
 		},
 	})
