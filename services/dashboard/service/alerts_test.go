@@ -186,6 +186,9 @@ func TestSubscribeResumesWithoutLossOrDuplicates(t *testing.T) {
 	}
 	e.feed.Append(rageClick("room-a", "s4"))
 	live := s.recv(t, 1, 2*time.Second)
+	if s.heartbeats != 1 {
+		t.Fatalf("%d heartbeats between the stored alerts and the live one, want 1 (the start of live delivery)", s.heartbeats)
+	}
 	s.cancel()
 
 	e.feed.Append(rageClick("room-a", "s5"), rageClick("room-a", "s6")) // while away
@@ -261,12 +264,12 @@ func TestSlowSubscriberIsCutAndResumes(t *testing.T) {
 	var got []*dashboardv1.Alert
 	var cutErr error
 	for {
-		m, err := s.stream.Recv()
+		a, err := s.next()
 		if err != nil {
 			cutErr = err
 			break
 		}
-		got = append(got, m.GetAlert())
+		got = append(got, a)
 	}
 	st := status.Convert(cutErr)
 	if st.Code() != codes.ResourceExhausted {
@@ -347,7 +350,7 @@ func TestThousandSubscribers(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := s.stream.Recv(); err != nil {
+			if _, err := s.next(); err != nil {
 				t.Errorf("recv: %v", err)
 				return
 			}

@@ -91,6 +91,8 @@ func (e *env) waitAlerts(t *testing.T, teacher string, n int) []*dashboardv1.Ale
 type sub struct {
 	stream dashboardv1.DashboardService_SubscribeAlertsClient
 	cancel context.CancelFunc
+	// heartbeats counts the heartbeats next skipped.
+	heartbeats int
 }
 
 func (e *env) subscribe(t *testing.T, req *dashboardv1.SubscribeAlertsRequest) *sub {
@@ -116,8 +118,8 @@ func (s *sub) recv(t *testing.T, n int, timeout time.Duration) []*dashboardv1.Al
 	deadline := time.After(timeout)
 	for len(out) < n {
 		go func() {
-			m, err := s.stream.Recv()
-			ch <- res{m.GetAlert(), err}
+			m, err := s.next()
+			ch <- res{m, err}
 		}()
 		select {
 		case r := <-ch:
@@ -130,6 +132,17 @@ func (s *sub) recv(t *testing.T, n int, timeout time.Duration) []*dashboardv1.Al
 		}
 	}
 	return out
+}
+
+// next reads the next alert, skipping heartbeats.
+func (s *sub) next() (*dashboardv1.Alert, error) {
+	for {
+		m, err := s.stream.Recv()
+		if err != nil || m.GetAlert() != nil {
+			return m.GetAlert(), err
+		}
+		s.heartbeats++
+	}
 }
 
 func ids(alerts []*dashboardv1.Alert) []uint64 {

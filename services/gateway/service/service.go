@@ -27,6 +27,7 @@ import (
 	"github.com/gaia-platform/gaia/services/gateway/internal/apidoc"
 	"github.com/gaia-platform/gaia/services/gateway/internal/readiness"
 	"github.com/gaia-platform/gaia/services/gateway/internal/rest"
+	"github.com/gaia-platform/gaia/services/gateway/internal/teacherpage"
 )
 
 // Service is a built gateway, listening but not yet serving.
@@ -100,6 +101,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		s.closeConns()
 		return nil, err
 	}
+	teacherpage.Register(mux)
 	mux.Handle("/", limitBody(api, MaxBodyBytes))
 
 	lis, err := net.Listen("tcp", cfg.ListenAddr)

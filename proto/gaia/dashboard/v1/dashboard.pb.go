@@ -633,11 +633,16 @@ func (x *SubscribeAlertsRequest) GetMinSeverity() v1.Severity {
 	return v1.Severity(0)
 }
 
-// SubscribeAlertsResponse carries one alert.
+// SubscribeAlertsResponse carries one alert, or a heartbeat.
 type SubscribeAlertsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// One alert.
-	Alert         *Alert `protobuf:"bytes,1,opt,name=alert,proto3" json:"alert,omitempty"`
+	Alert *Alert `protobuf:"bytes,1,opt,name=alert,proto3" json:"alert,omitempty"`
+	// Set, with no alert, once the stored alerts have all been sent and live
+	// delivery begins, then whenever nothing else was sent for 15 s: a client
+	// (or a proxy) can tell a quiet stream from a dead connection and, over
+	// REST, sees the response start at once.
+	Heartbeat     *Heartbeat `protobuf:"bytes,2,opt,name=heartbeat,proto3" json:"heartbeat,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -679,6 +684,59 @@ func (x *SubscribeAlertsResponse) GetAlert() *Alert {
 	return nil
 }
 
+func (x *SubscribeAlertsResponse) GetHeartbeat() *Heartbeat {
+	if x != nil {
+		return x.Heartbeat
+	}
+	return nil
+}
+
+// Heartbeat says a subscription is live.
+type Heartbeat struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When the dashboard sent it.
+	SentAt        *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=sent_at,json=sentAt,proto3" json:"sent_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Heartbeat) Reset() {
+	*x = Heartbeat{}
+	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Heartbeat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Heartbeat) ProtoMessage() {}
+
+func (x *Heartbeat) ProtoReflect() protoreflect.Message {
+	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
+func (*Heartbeat) Descriptor() ([]byte, []int) {
+	return file_gaia_dashboard_v1_dashboard_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Heartbeat) GetSentAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SentAt
+	}
+	return nil
+}
+
 // ListAlertsRequest filters and pages a teacher's alerts.
 type ListAlertsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -702,7 +760,7 @@ type ListAlertsRequest struct {
 
 func (x *ListAlertsRequest) Reset() {
 	*x = ListAlertsRequest{}
-	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[4]
+	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -714,7 +772,7 @@ func (x *ListAlertsRequest) String() string {
 func (*ListAlertsRequest) ProtoMessage() {}
 
 func (x *ListAlertsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[4]
+	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -727,7 +785,7 @@ func (x *ListAlertsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAlertsRequest.ProtoReflect.Descriptor instead.
 func (*ListAlertsRequest) Descriptor() ([]byte, []int) {
-	return file_gaia_dashboard_v1_dashboard_proto_rawDescGZIP(), []int{4}
+	return file_gaia_dashboard_v1_dashboard_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListAlertsRequest) GetTeacherId() string {
@@ -792,7 +850,7 @@ type ListAlertsResponse struct {
 
 func (x *ListAlertsResponse) Reset() {
 	*x = ListAlertsResponse{}
-	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[5]
+	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -804,7 +862,7 @@ func (x *ListAlertsResponse) String() string {
 func (*ListAlertsResponse) ProtoMessage() {}
 
 func (x *ListAlertsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[5]
+	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -817,7 +875,7 @@ func (x *ListAlertsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAlertsResponse.ProtoReflect.Descriptor instead.
 func (*ListAlertsResponse) Descriptor() ([]byte, []int) {
-	return file_gaia_dashboard_v1_dashboard_proto_rawDescGZIP(), []int{5}
+	return file_gaia_dashboard_v1_dashboard_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListAlertsResponse) GetAlerts() []*Alert {
@@ -847,7 +905,7 @@ type AcknowledgeAlertRequest struct {
 
 func (x *AcknowledgeAlertRequest) Reset() {
 	*x = AcknowledgeAlertRequest{}
-	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[6]
+	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -859,7 +917,7 @@ func (x *AcknowledgeAlertRequest) String() string {
 func (*AcknowledgeAlertRequest) ProtoMessage() {}
 
 func (x *AcknowledgeAlertRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[6]
+	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -872,7 +930,7 @@ func (x *AcknowledgeAlertRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcknowledgeAlertRequest.ProtoReflect.Descriptor instead.
 func (*AcknowledgeAlertRequest) Descriptor() ([]byte, []int) {
-	return file_gaia_dashboard_v1_dashboard_proto_rawDescGZIP(), []int{6}
+	return file_gaia_dashboard_v1_dashboard_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AcknowledgeAlertRequest) GetAlertId() uint64 {
@@ -900,7 +958,7 @@ type AcknowledgeAlertResponse struct {
 
 func (x *AcknowledgeAlertResponse) Reset() {
 	*x = AcknowledgeAlertResponse{}
-	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[7]
+	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -912,7 +970,7 @@ func (x *AcknowledgeAlertResponse) String() string {
 func (*AcknowledgeAlertResponse) ProtoMessage() {}
 
 func (x *AcknowledgeAlertResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[7]
+	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -925,7 +983,7 @@ func (x *AcknowledgeAlertResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcknowledgeAlertResponse.ProtoReflect.Descriptor instead.
 func (*AcknowledgeAlertResponse) Descriptor() ([]byte, []int) {
-	return file_gaia_dashboard_v1_dashboard_proto_rawDescGZIP(), []int{7}
+	return file_gaia_dashboard_v1_dashboard_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AcknowledgeAlertResponse) GetAlert() *Alert {
@@ -952,7 +1010,7 @@ type ResolveAlertRequest struct {
 
 func (x *ResolveAlertRequest) Reset() {
 	*x = ResolveAlertRequest{}
-	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[8]
+	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -964,7 +1022,7 @@ func (x *ResolveAlertRequest) String() string {
 func (*ResolveAlertRequest) ProtoMessage() {}
 
 func (x *ResolveAlertRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[8]
+	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -977,7 +1035,7 @@ func (x *ResolveAlertRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveAlertRequest.ProtoReflect.Descriptor instead.
 func (*ResolveAlertRequest) Descriptor() ([]byte, []int) {
-	return file_gaia_dashboard_v1_dashboard_proto_rawDescGZIP(), []int{8}
+	return file_gaia_dashboard_v1_dashboard_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ResolveAlertRequest) GetAlertId() uint64 {
@@ -1019,7 +1077,7 @@ type ResolveAlertResponse struct {
 
 func (x *ResolveAlertResponse) Reset() {
 	*x = ResolveAlertResponse{}
-	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[9]
+	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1031,7 +1089,7 @@ func (x *ResolveAlertResponse) String() string {
 func (*ResolveAlertResponse) ProtoMessage() {}
 
 func (x *ResolveAlertResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[9]
+	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1044,7 +1102,7 @@ func (x *ResolveAlertResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveAlertResponse.ProtoReflect.Descriptor instead.
 func (*ResolveAlertResponse) Descriptor() ([]byte, []int) {
-	return file_gaia_dashboard_v1_dashboard_proto_rawDescGZIP(), []int{9}
+	return file_gaia_dashboard_v1_dashboard_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ResolveAlertResponse) GetAlert() *Alert {
@@ -1071,7 +1129,7 @@ type RecordInterventionRequest struct {
 
 func (x *RecordInterventionRequest) Reset() {
 	*x = RecordInterventionRequest{}
-	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[10]
+	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1083,7 +1141,7 @@ func (x *RecordInterventionRequest) String() string {
 func (*RecordInterventionRequest) ProtoMessage() {}
 
 func (x *RecordInterventionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[10]
+	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1096,7 +1154,7 @@ func (x *RecordInterventionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordInterventionRequest.ProtoReflect.Descriptor instead.
 func (*RecordInterventionRequest) Descriptor() ([]byte, []int) {
-	return file_gaia_dashboard_v1_dashboard_proto_rawDescGZIP(), []int{10}
+	return file_gaia_dashboard_v1_dashboard_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RecordInterventionRequest) GetAlertId() uint64 {
@@ -1138,7 +1196,7 @@ type RecordInterventionResponse struct {
 
 func (x *RecordInterventionResponse) Reset() {
 	*x = RecordInterventionResponse{}
-	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[11]
+	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1150,7 +1208,7 @@ func (x *RecordInterventionResponse) String() string {
 func (*RecordInterventionResponse) ProtoMessage() {}
 
 func (x *RecordInterventionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[11]
+	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1163,7 +1221,7 @@ func (x *RecordInterventionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordInterventionResponse.ProtoReflect.Descriptor instead.
 func (*RecordInterventionResponse) Descriptor() ([]byte, []int) {
-	return file_gaia_dashboard_v1_dashboard_proto_rawDescGZIP(), []int{11}
+	return file_gaia_dashboard_v1_dashboard_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RecordInterventionResponse) GetIntervention() *Intervention {
@@ -1190,7 +1248,7 @@ type ClassroomAssignment struct {
 
 func (x *ClassroomAssignment) Reset() {
 	*x = ClassroomAssignment{}
-	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[12]
+	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1202,7 +1260,7 @@ func (x *ClassroomAssignment) String() string {
 func (*ClassroomAssignment) ProtoMessage() {}
 
 func (x *ClassroomAssignment) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[12]
+	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1215,7 +1273,7 @@ func (x *ClassroomAssignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClassroomAssignment.ProtoReflect.Descriptor instead.
 func (*ClassroomAssignment) Descriptor() ([]byte, []int) {
-	return file_gaia_dashboard_v1_dashboard_proto_rawDescGZIP(), []int{12}
+	return file_gaia_dashboard_v1_dashboard_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ClassroomAssignment) GetTeacherId() string {
@@ -1261,7 +1319,7 @@ type AssignClassroomRequest struct {
 
 func (x *AssignClassroomRequest) Reset() {
 	*x = AssignClassroomRequest{}
-	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[13]
+	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1273,7 +1331,7 @@ func (x *AssignClassroomRequest) String() string {
 func (*AssignClassroomRequest) ProtoMessage() {}
 
 func (x *AssignClassroomRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[13]
+	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1286,7 +1344,7 @@ func (x *AssignClassroomRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignClassroomRequest.ProtoReflect.Descriptor instead.
 func (*AssignClassroomRequest) Descriptor() ([]byte, []int) {
-	return file_gaia_dashboard_v1_dashboard_proto_rawDescGZIP(), []int{13}
+	return file_gaia_dashboard_v1_dashboard_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AssignClassroomRequest) GetTeacherId() string {
@@ -1321,7 +1379,7 @@ type AssignClassroomResponse struct {
 
 func (x *AssignClassroomResponse) Reset() {
 	*x = AssignClassroomResponse{}
-	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[14]
+	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1333,7 +1391,7 @@ func (x *AssignClassroomResponse) String() string {
 func (*AssignClassroomResponse) ProtoMessage() {}
 
 func (x *AssignClassroomResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[14]
+	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1346,7 +1404,7 @@ func (x *AssignClassroomResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignClassroomResponse.ProtoReflect.Descriptor instead.
 func (*AssignClassroomResponse) Descriptor() ([]byte, []int) {
-	return file_gaia_dashboard_v1_dashboard_proto_rawDescGZIP(), []int{14}
+	return file_gaia_dashboard_v1_dashboard_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *AssignClassroomResponse) GetAssignment() *ClassroomAssignment {
@@ -1369,7 +1427,7 @@ type UnassignClassroomRequest struct {
 
 func (x *UnassignClassroomRequest) Reset() {
 	*x = UnassignClassroomRequest{}
-	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[15]
+	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1381,7 +1439,7 @@ func (x *UnassignClassroomRequest) String() string {
 func (*UnassignClassroomRequest) ProtoMessage() {}
 
 func (x *UnassignClassroomRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[15]
+	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1394,7 +1452,7 @@ func (x *UnassignClassroomRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnassignClassroomRequest.ProtoReflect.Descriptor instead.
 func (*UnassignClassroomRequest) Descriptor() ([]byte, []int) {
-	return file_gaia_dashboard_v1_dashboard_proto_rawDescGZIP(), []int{15}
+	return file_gaia_dashboard_v1_dashboard_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UnassignClassroomRequest) GetTeacherId() string {
@@ -1420,7 +1478,7 @@ type UnassignClassroomResponse struct {
 
 func (x *UnassignClassroomResponse) Reset() {
 	*x = UnassignClassroomResponse{}
-	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[16]
+	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1432,7 +1490,7 @@ func (x *UnassignClassroomResponse) String() string {
 func (*UnassignClassroomResponse) ProtoMessage() {}
 
 func (x *UnassignClassroomResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[16]
+	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1445,7 +1503,7 @@ func (x *UnassignClassroomResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnassignClassroomResponse.ProtoReflect.Descriptor instead.
 func (*UnassignClassroomResponse) Descriptor() ([]byte, []int) {
-	return file_gaia_dashboard_v1_dashboard_proto_rawDescGZIP(), []int{16}
+	return file_gaia_dashboard_v1_dashboard_proto_rawDescGZIP(), []int{17}
 }
 
 // ListTeacherClassroomsRequest names the teacher.
@@ -1459,7 +1517,7 @@ type ListTeacherClassroomsRequest struct {
 
 func (x *ListTeacherClassroomsRequest) Reset() {
 	*x = ListTeacherClassroomsRequest{}
-	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[17]
+	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1471,7 +1529,7 @@ func (x *ListTeacherClassroomsRequest) String() string {
 func (*ListTeacherClassroomsRequest) ProtoMessage() {}
 
 func (x *ListTeacherClassroomsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[17]
+	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1484,7 +1542,7 @@ func (x *ListTeacherClassroomsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTeacherClassroomsRequest.ProtoReflect.Descriptor instead.
 func (*ListTeacherClassroomsRequest) Descriptor() ([]byte, []int) {
-	return file_gaia_dashboard_v1_dashboard_proto_rawDescGZIP(), []int{17}
+	return file_gaia_dashboard_v1_dashboard_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListTeacherClassroomsRequest) GetTeacherId() string {
@@ -1508,7 +1566,7 @@ type ListTeacherClassroomsResponse struct {
 
 func (x *ListTeacherClassroomsResponse) Reset() {
 	*x = ListTeacherClassroomsResponse{}
-	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[18]
+	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1520,7 +1578,7 @@ func (x *ListTeacherClassroomsResponse) String() string {
 func (*ListTeacherClassroomsResponse) ProtoMessage() {}
 
 func (x *ListTeacherClassroomsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[18]
+	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1533,7 +1591,7 @@ func (x *ListTeacherClassroomsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTeacherClassroomsResponse.ProtoReflect.Descriptor instead.
 func (*ListTeacherClassroomsResponse) Descriptor() ([]byte, []int) {
-	return file_gaia_dashboard_v1_dashboard_proto_rawDescGZIP(), []int{18}
+	return file_gaia_dashboard_v1_dashboard_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListTeacherClassroomsResponse) GetAssignments() []*ClassroomAssignment {
@@ -1573,7 +1631,7 @@ type StudentStatus struct {
 
 func (x *StudentStatus) Reset() {
 	*x = StudentStatus{}
-	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[19]
+	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1585,7 +1643,7 @@ func (x *StudentStatus) String() string {
 func (*StudentStatus) ProtoMessage() {}
 
 func (x *StudentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[19]
+	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1598,7 +1656,7 @@ func (x *StudentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StudentStatus.ProtoReflect.Descriptor instead.
 func (*StudentStatus) Descriptor() ([]byte, []int) {
-	return file_gaia_dashboard_v1_dashboard_proto_rawDescGZIP(), []int{19}
+	return file_gaia_dashboard_v1_dashboard_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StudentStatus) GetStudentId() string {
@@ -1663,7 +1721,7 @@ type GetClassroomOverviewRequest struct {
 
 func (x *GetClassroomOverviewRequest) Reset() {
 	*x = GetClassroomOverviewRequest{}
-	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[20]
+	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1675,7 +1733,7 @@ func (x *GetClassroomOverviewRequest) String() string {
 func (*GetClassroomOverviewRequest) ProtoMessage() {}
 
 func (x *GetClassroomOverviewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[20]
+	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1688,7 +1746,7 @@ func (x *GetClassroomOverviewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClassroomOverviewRequest.ProtoReflect.Descriptor instead.
 func (*GetClassroomOverviewRequest) Descriptor() ([]byte, []int) {
-	return file_gaia_dashboard_v1_dashboard_proto_rawDescGZIP(), []int{20}
+	return file_gaia_dashboard_v1_dashboard_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetClassroomOverviewRequest) GetClassroomId() string {
@@ -1725,7 +1783,7 @@ type GetClassroomOverviewResponse struct {
 
 func (x *GetClassroomOverviewResponse) Reset() {
 	*x = GetClassroomOverviewResponse{}
-	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[21]
+	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1737,7 +1795,7 @@ func (x *GetClassroomOverviewResponse) String() string {
 func (*GetClassroomOverviewResponse) ProtoMessage() {}
 
 func (x *GetClassroomOverviewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[21]
+	mi := &file_gaia_dashboard_v1_dashboard_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1750,7 +1808,7 @@ func (x *GetClassroomOverviewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClassroomOverviewResponse.ProtoReflect.Descriptor instead.
 func (*GetClassroomOverviewResponse) Descriptor() ([]byte, []int) {
-	return file_gaia_dashboard_v1_dashboard_proto_rawDescGZIP(), []int{21}
+	return file_gaia_dashboard_v1_dashboard_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetClassroomOverviewResponse) GetClassroomId() string {
@@ -1831,9 +1889,12 @@ const file_gaia_dashboard_v1_dashboard_proto_rawDesc = "" +
 	"teacher_id\x18\x01 \x01(\tR\tteacherId\x12#\n" +
 	"\rclassroom_ids\x18\x02 \x03(\tR\fclassroomIds\x12$\n" +
 	"\x0eafter_alert_id\x18\x03 \x01(\x04R\fafterAlertId\x12<\n" +
-	"\fmin_severity\x18\x04 \x01(\x0e2\x19.gaia.metrics.v1.SeverityR\vminSeverity\"I\n" +
+	"\fmin_severity\x18\x04 \x01(\x0e2\x19.gaia.metrics.v1.SeverityR\vminSeverity\"\x85\x01\n" +
 	"\x17SubscribeAlertsResponse\x12.\n" +
-	"\x05alert\x18\x01 \x01(\v2\x18.gaia.dashboard.v1.AlertR\x05alert\"\xa7\x02\n" +
+	"\x05alert\x18\x01 \x01(\v2\x18.gaia.dashboard.v1.AlertR\x05alert\x12:\n" +
+	"\theartbeat\x18\x02 \x01(\v2\x1c.gaia.dashboard.v1.HeartbeatR\theartbeat\"@\n" +
+	"\tHeartbeat\x123\n" +
+	"\asent_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\"\xa7\x02\n" +
 	"\x11ListAlertsRequest\x12\x1d\n" +
 	"\n" +
 	"teacher_id\x18\x01 \x01(\tR\tteacherId\x12#\n" +
@@ -1969,7 +2030,7 @@ func file_gaia_dashboard_v1_dashboard_proto_rawDescGZIP() []byte {
 }
 
 var file_gaia_dashboard_v1_dashboard_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_gaia_dashboard_v1_dashboard_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_gaia_dashboard_v1_dashboard_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_gaia_dashboard_v1_dashboard_proto_goTypes = []any{
 	(AlertState)(0),                       // 0: gaia.dashboard.v1.AlertState
 	(AlertOutcome)(0),                     // 1: gaia.dashboard.v1.AlertOutcome
@@ -1979,81 +2040,84 @@ var file_gaia_dashboard_v1_dashboard_proto_goTypes = []any{
 	(*Alert)(nil),                         // 5: gaia.dashboard.v1.Alert
 	(*SubscribeAlertsRequest)(nil),        // 6: gaia.dashboard.v1.SubscribeAlertsRequest
 	(*SubscribeAlertsResponse)(nil),       // 7: gaia.dashboard.v1.SubscribeAlertsResponse
-	(*ListAlertsRequest)(nil),             // 8: gaia.dashboard.v1.ListAlertsRequest
-	(*ListAlertsResponse)(nil),            // 9: gaia.dashboard.v1.ListAlertsResponse
-	(*AcknowledgeAlertRequest)(nil),       // 10: gaia.dashboard.v1.AcknowledgeAlertRequest
-	(*AcknowledgeAlertResponse)(nil),      // 11: gaia.dashboard.v1.AcknowledgeAlertResponse
-	(*ResolveAlertRequest)(nil),           // 12: gaia.dashboard.v1.ResolveAlertRequest
-	(*ResolveAlertResponse)(nil),          // 13: gaia.dashboard.v1.ResolveAlertResponse
-	(*RecordInterventionRequest)(nil),     // 14: gaia.dashboard.v1.RecordInterventionRequest
-	(*RecordInterventionResponse)(nil),    // 15: gaia.dashboard.v1.RecordInterventionResponse
-	(*ClassroomAssignment)(nil),           // 16: gaia.dashboard.v1.ClassroomAssignment
-	(*AssignClassroomRequest)(nil),        // 17: gaia.dashboard.v1.AssignClassroomRequest
-	(*AssignClassroomResponse)(nil),       // 18: gaia.dashboard.v1.AssignClassroomResponse
-	(*UnassignClassroomRequest)(nil),      // 19: gaia.dashboard.v1.UnassignClassroomRequest
-	(*UnassignClassroomResponse)(nil),     // 20: gaia.dashboard.v1.UnassignClassroomResponse
-	(*ListTeacherClassroomsRequest)(nil),  // 21: gaia.dashboard.v1.ListTeacherClassroomsRequest
-	(*ListTeacherClassroomsResponse)(nil), // 22: gaia.dashboard.v1.ListTeacherClassroomsResponse
-	(*StudentStatus)(nil),                 // 23: gaia.dashboard.v1.StudentStatus
-	(*GetClassroomOverviewRequest)(nil),   // 24: gaia.dashboard.v1.GetClassroomOverviewRequest
-	(*GetClassroomOverviewResponse)(nil),  // 25: gaia.dashboard.v1.GetClassroomOverviewResponse
-	(*timestamppb.Timestamp)(nil),         // 26: google.protobuf.Timestamp
-	(v1.Indicator)(0),                     // 27: gaia.metrics.v1.Indicator
-	(v1.Severity)(0),                      // 28: gaia.metrics.v1.Severity
+	(*Heartbeat)(nil),                     // 8: gaia.dashboard.v1.Heartbeat
+	(*ListAlertsRequest)(nil),             // 9: gaia.dashboard.v1.ListAlertsRequest
+	(*ListAlertsResponse)(nil),            // 10: gaia.dashboard.v1.ListAlertsResponse
+	(*AcknowledgeAlertRequest)(nil),       // 11: gaia.dashboard.v1.AcknowledgeAlertRequest
+	(*AcknowledgeAlertResponse)(nil),      // 12: gaia.dashboard.v1.AcknowledgeAlertResponse
+	(*ResolveAlertRequest)(nil),           // 13: gaia.dashboard.v1.ResolveAlertRequest
+	(*ResolveAlertResponse)(nil),          // 14: gaia.dashboard.v1.ResolveAlertResponse
+	(*RecordInterventionRequest)(nil),     // 15: gaia.dashboard.v1.RecordInterventionRequest
+	(*RecordInterventionResponse)(nil),    // 16: gaia.dashboard.v1.RecordInterventionResponse
+	(*ClassroomAssignment)(nil),           // 17: gaia.dashboard.v1.ClassroomAssignment
+	(*AssignClassroomRequest)(nil),        // 18: gaia.dashboard.v1.AssignClassroomRequest
+	(*AssignClassroomResponse)(nil),       // 19: gaia.dashboard.v1.AssignClassroomResponse
+	(*UnassignClassroomRequest)(nil),      // 20: gaia.dashboard.v1.UnassignClassroomRequest
+	(*UnassignClassroomResponse)(nil),     // 21: gaia.dashboard.v1.UnassignClassroomResponse
+	(*ListTeacherClassroomsRequest)(nil),  // 22: gaia.dashboard.v1.ListTeacherClassroomsRequest
+	(*ListTeacherClassroomsResponse)(nil), // 23: gaia.dashboard.v1.ListTeacherClassroomsResponse
+	(*StudentStatus)(nil),                 // 24: gaia.dashboard.v1.StudentStatus
+	(*GetClassroomOverviewRequest)(nil),   // 25: gaia.dashboard.v1.GetClassroomOverviewRequest
+	(*GetClassroomOverviewResponse)(nil),  // 26: gaia.dashboard.v1.GetClassroomOverviewResponse
+	(*timestamppb.Timestamp)(nil),         // 27: google.protobuf.Timestamp
+	(v1.Indicator)(0),                     // 28: gaia.metrics.v1.Indicator
+	(v1.Severity)(0),                      // 29: gaia.metrics.v1.Severity
 }
 var file_gaia_dashboard_v1_dashboard_proto_depIdxs = []int32{
 	2,  // 0: gaia.dashboard.v1.Intervention.action:type_name -> gaia.dashboard.v1.InterventionAction
-	26, // 1: gaia.dashboard.v1.Intervention.recorded_at:type_name -> google.protobuf.Timestamp
-	27, // 2: gaia.dashboard.v1.Alert.indicator:type_name -> gaia.metrics.v1.Indicator
-	28, // 3: gaia.dashboard.v1.Alert.severity:type_name -> gaia.metrics.v1.Severity
+	27, // 1: gaia.dashboard.v1.Intervention.recorded_at:type_name -> google.protobuf.Timestamp
+	28, // 2: gaia.dashboard.v1.Alert.indicator:type_name -> gaia.metrics.v1.Indicator
+	29, // 3: gaia.dashboard.v1.Alert.severity:type_name -> gaia.metrics.v1.Severity
 	0,  // 4: gaia.dashboard.v1.Alert.state:type_name -> gaia.dashboard.v1.AlertState
-	26, // 5: gaia.dashboard.v1.Alert.created_at:type_name -> google.protobuf.Timestamp
-	26, // 6: gaia.dashboard.v1.Alert.acknowledged_at:type_name -> google.protobuf.Timestamp
-	26, // 7: gaia.dashboard.v1.Alert.resolved_at:type_name -> google.protobuf.Timestamp
+	27, // 5: gaia.dashboard.v1.Alert.created_at:type_name -> google.protobuf.Timestamp
+	27, // 6: gaia.dashboard.v1.Alert.acknowledged_at:type_name -> google.protobuf.Timestamp
+	27, // 7: gaia.dashboard.v1.Alert.resolved_at:type_name -> google.protobuf.Timestamp
 	1,  // 8: gaia.dashboard.v1.Alert.outcome:type_name -> gaia.dashboard.v1.AlertOutcome
 	4,  // 9: gaia.dashboard.v1.Alert.interventions:type_name -> gaia.dashboard.v1.Intervention
-	28, // 10: gaia.dashboard.v1.SubscribeAlertsRequest.min_severity:type_name -> gaia.metrics.v1.Severity
+	29, // 10: gaia.dashboard.v1.SubscribeAlertsRequest.min_severity:type_name -> gaia.metrics.v1.Severity
 	5,  // 11: gaia.dashboard.v1.SubscribeAlertsResponse.alert:type_name -> gaia.dashboard.v1.Alert
-	0,  // 12: gaia.dashboard.v1.ListAlertsRequest.states:type_name -> gaia.dashboard.v1.AlertState
-	28, // 13: gaia.dashboard.v1.ListAlertsRequest.min_severity:type_name -> gaia.metrics.v1.Severity
-	5,  // 14: gaia.dashboard.v1.ListAlertsResponse.alerts:type_name -> gaia.dashboard.v1.Alert
-	5,  // 15: gaia.dashboard.v1.AcknowledgeAlertResponse.alert:type_name -> gaia.dashboard.v1.Alert
-	1,  // 16: gaia.dashboard.v1.ResolveAlertRequest.outcome:type_name -> gaia.dashboard.v1.AlertOutcome
-	5,  // 17: gaia.dashboard.v1.ResolveAlertResponse.alert:type_name -> gaia.dashboard.v1.Alert
-	2,  // 18: gaia.dashboard.v1.RecordInterventionRequest.action:type_name -> gaia.dashboard.v1.InterventionAction
-	4,  // 19: gaia.dashboard.v1.RecordInterventionResponse.intervention:type_name -> gaia.dashboard.v1.Intervention
-	26, // 20: gaia.dashboard.v1.ClassroomAssignment.assigned_at:type_name -> google.protobuf.Timestamp
-	16, // 21: gaia.dashboard.v1.AssignClassroomResponse.assignment:type_name -> gaia.dashboard.v1.ClassroomAssignment
-	16, // 22: gaia.dashboard.v1.ListTeacherClassroomsResponse.assignments:type_name -> gaia.dashboard.v1.ClassroomAssignment
-	3,  // 23: gaia.dashboard.v1.StudentStatus.state:type_name -> gaia.dashboard.v1.StudentState
-	27, // 24: gaia.dashboard.v1.StudentStatus.active_indicators:type_name -> gaia.metrics.v1.Indicator
-	26, // 25: gaia.dashboard.v1.StudentStatus.last_event_at:type_name -> google.protobuf.Timestamp
-	23, // 26: gaia.dashboard.v1.GetClassroomOverviewResponse.students:type_name -> gaia.dashboard.v1.StudentStatus
-	26, // 27: gaia.dashboard.v1.GetClassroomOverviewResponse.generated_at:type_name -> google.protobuf.Timestamp
-	5,  // 28: gaia.dashboard.v1.GetClassroomOverviewResponse.hotspots:type_name -> gaia.dashboard.v1.Alert
-	6,  // 29: gaia.dashboard.v1.DashboardService.SubscribeAlerts:input_type -> gaia.dashboard.v1.SubscribeAlertsRequest
-	8,  // 30: gaia.dashboard.v1.DashboardService.ListAlerts:input_type -> gaia.dashboard.v1.ListAlertsRequest
-	10, // 31: gaia.dashboard.v1.DashboardService.AcknowledgeAlert:input_type -> gaia.dashboard.v1.AcknowledgeAlertRequest
-	12, // 32: gaia.dashboard.v1.DashboardService.ResolveAlert:input_type -> gaia.dashboard.v1.ResolveAlertRequest
-	14, // 33: gaia.dashboard.v1.DashboardService.RecordIntervention:input_type -> gaia.dashboard.v1.RecordInterventionRequest
-	17, // 34: gaia.dashboard.v1.DashboardService.AssignClassroom:input_type -> gaia.dashboard.v1.AssignClassroomRequest
-	19, // 35: gaia.dashboard.v1.DashboardService.UnassignClassroom:input_type -> gaia.dashboard.v1.UnassignClassroomRequest
-	21, // 36: gaia.dashboard.v1.DashboardService.ListTeacherClassrooms:input_type -> gaia.dashboard.v1.ListTeacherClassroomsRequest
-	24, // 37: gaia.dashboard.v1.DashboardService.GetClassroomOverview:input_type -> gaia.dashboard.v1.GetClassroomOverviewRequest
-	7,  // 38: gaia.dashboard.v1.DashboardService.SubscribeAlerts:output_type -> gaia.dashboard.v1.SubscribeAlertsResponse
-	9,  // 39: gaia.dashboard.v1.DashboardService.ListAlerts:output_type -> gaia.dashboard.v1.ListAlertsResponse
-	11, // 40: gaia.dashboard.v1.DashboardService.AcknowledgeAlert:output_type -> gaia.dashboard.v1.AcknowledgeAlertResponse
-	13, // 41: gaia.dashboard.v1.DashboardService.ResolveAlert:output_type -> gaia.dashboard.v1.ResolveAlertResponse
-	15, // 42: gaia.dashboard.v1.DashboardService.RecordIntervention:output_type -> gaia.dashboard.v1.RecordInterventionResponse
-	18, // 43: gaia.dashboard.v1.DashboardService.AssignClassroom:output_type -> gaia.dashboard.v1.AssignClassroomResponse
-	20, // 44: gaia.dashboard.v1.DashboardService.UnassignClassroom:output_type -> gaia.dashboard.v1.UnassignClassroomResponse
-	22, // 45: gaia.dashboard.v1.DashboardService.ListTeacherClassrooms:output_type -> gaia.dashboard.v1.ListTeacherClassroomsResponse
-	25, // 46: gaia.dashboard.v1.DashboardService.GetClassroomOverview:output_type -> gaia.dashboard.v1.GetClassroomOverviewResponse
-	38, // [38:47] is the sub-list for method output_type
-	29, // [29:38] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	8,  // 12: gaia.dashboard.v1.SubscribeAlertsResponse.heartbeat:type_name -> gaia.dashboard.v1.Heartbeat
+	27, // 13: gaia.dashboard.v1.Heartbeat.sent_at:type_name -> google.protobuf.Timestamp
+	0,  // 14: gaia.dashboard.v1.ListAlertsRequest.states:type_name -> gaia.dashboard.v1.AlertState
+	29, // 15: gaia.dashboard.v1.ListAlertsRequest.min_severity:type_name -> gaia.metrics.v1.Severity
+	5,  // 16: gaia.dashboard.v1.ListAlertsResponse.alerts:type_name -> gaia.dashboard.v1.Alert
+	5,  // 17: gaia.dashboard.v1.AcknowledgeAlertResponse.alert:type_name -> gaia.dashboard.v1.Alert
+	1,  // 18: gaia.dashboard.v1.ResolveAlertRequest.outcome:type_name -> gaia.dashboard.v1.AlertOutcome
+	5,  // 19: gaia.dashboard.v1.ResolveAlertResponse.alert:type_name -> gaia.dashboard.v1.Alert
+	2,  // 20: gaia.dashboard.v1.RecordInterventionRequest.action:type_name -> gaia.dashboard.v1.InterventionAction
+	4,  // 21: gaia.dashboard.v1.RecordInterventionResponse.intervention:type_name -> gaia.dashboard.v1.Intervention
+	27, // 22: gaia.dashboard.v1.ClassroomAssignment.assigned_at:type_name -> google.protobuf.Timestamp
+	17, // 23: gaia.dashboard.v1.AssignClassroomResponse.assignment:type_name -> gaia.dashboard.v1.ClassroomAssignment
+	17, // 24: gaia.dashboard.v1.ListTeacherClassroomsResponse.assignments:type_name -> gaia.dashboard.v1.ClassroomAssignment
+	3,  // 25: gaia.dashboard.v1.StudentStatus.state:type_name -> gaia.dashboard.v1.StudentState
+	28, // 26: gaia.dashboard.v1.StudentStatus.active_indicators:type_name -> gaia.metrics.v1.Indicator
+	27, // 27: gaia.dashboard.v1.StudentStatus.last_event_at:type_name -> google.protobuf.Timestamp
+	24, // 28: gaia.dashboard.v1.GetClassroomOverviewResponse.students:type_name -> gaia.dashboard.v1.StudentStatus
+	27, // 29: gaia.dashboard.v1.GetClassroomOverviewResponse.generated_at:type_name -> google.protobuf.Timestamp
+	5,  // 30: gaia.dashboard.v1.GetClassroomOverviewResponse.hotspots:type_name -> gaia.dashboard.v1.Alert
+	6,  // 31: gaia.dashboard.v1.DashboardService.SubscribeAlerts:input_type -> gaia.dashboard.v1.SubscribeAlertsRequest
+	9,  // 32: gaia.dashboard.v1.DashboardService.ListAlerts:input_type -> gaia.dashboard.v1.ListAlertsRequest
+	11, // 33: gaia.dashboard.v1.DashboardService.AcknowledgeAlert:input_type -> gaia.dashboard.v1.AcknowledgeAlertRequest
+	13, // 34: gaia.dashboard.v1.DashboardService.ResolveAlert:input_type -> gaia.dashboard.v1.ResolveAlertRequest
+	15, // 35: gaia.dashboard.v1.DashboardService.RecordIntervention:input_type -> gaia.dashboard.v1.RecordInterventionRequest
+	18, // 36: gaia.dashboard.v1.DashboardService.AssignClassroom:input_type -> gaia.dashboard.v1.AssignClassroomRequest
+	20, // 37: gaia.dashboard.v1.DashboardService.UnassignClassroom:input_type -> gaia.dashboard.v1.UnassignClassroomRequest
+	22, // 38: gaia.dashboard.v1.DashboardService.ListTeacherClassrooms:input_type -> gaia.dashboard.v1.ListTeacherClassroomsRequest
+	25, // 39: gaia.dashboard.v1.DashboardService.GetClassroomOverview:input_type -> gaia.dashboard.v1.GetClassroomOverviewRequest
+	7,  // 40: gaia.dashboard.v1.DashboardService.SubscribeAlerts:output_type -> gaia.dashboard.v1.SubscribeAlertsResponse
+	10, // 41: gaia.dashboard.v1.DashboardService.ListAlerts:output_type -> gaia.dashboard.v1.ListAlertsResponse
+	12, // 42: gaia.dashboard.v1.DashboardService.AcknowledgeAlert:output_type -> gaia.dashboard.v1.AcknowledgeAlertResponse
+	14, // 43: gaia.dashboard.v1.DashboardService.ResolveAlert:output_type -> gaia.dashboard.v1.ResolveAlertResponse
+	16, // 44: gaia.dashboard.v1.DashboardService.RecordIntervention:output_type -> gaia.dashboard.v1.RecordInterventionResponse
+	19, // 45: gaia.dashboard.v1.DashboardService.AssignClassroom:output_type -> gaia.dashboard.v1.AssignClassroomResponse
+	21, // 46: gaia.dashboard.v1.DashboardService.UnassignClassroom:output_type -> gaia.dashboard.v1.UnassignClassroomResponse
+	23, // 47: gaia.dashboard.v1.DashboardService.ListTeacherClassrooms:output_type -> gaia.dashboard.v1.ListTeacherClassroomsResponse
+	26, // 48: gaia.dashboard.v1.DashboardService.GetClassroomOverview:output_type -> gaia.dashboard.v1.GetClassroomOverviewResponse
+	40, // [40:49] is the sub-list for method output_type
+	31, // [31:40] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_gaia_dashboard_v1_dashboard_proto_init() }
@@ -2067,7 +2131,7 @@ func file_gaia_dashboard_v1_dashboard_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gaia_dashboard_v1_dashboard_proto_rawDesc), len(file_gaia_dashboard_v1_dashboard_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   22,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -96,9 +96,8 @@ func (d *Dashboard) ListAlerts(ctx context.Context, teacherID string, f alert.Fi
 }
 
 // Subscribe streams a teacher's alerts (see Hub.Subscribe).
-func (d *Dashboard) Subscribe(ctx context.Context, teacherID string, classrooms []string, afterID uint64, minSeverity alert.Severity,
-	registered func() error, send func(*alert.Alert) error) error {
-	return d.hub.Subscribe(ctx, teacherID, classrooms, afterID, minSeverity, registered, send)
+func (d *Dashboard) Subscribe(ctx context.Context, teacherID string, classrooms []string, afterID uint64, minSeverity alert.Severity, out Subscriber) error {
+	return d.hub.Subscribe(ctx, teacherID, classrooms, afterID, minSeverity, out)
 }
 
 // act runs fn on an alert of a classroom assigned to teacherID.

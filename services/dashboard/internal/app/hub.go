@@ -15,6 +15,10 @@ import (
 // before it is cut as too slow: each subscription's memory is bounded by it.
 const DefaultSubscriberBuffer = 256
 
+// HeartbeatInterval is how long a subscription may stay silent before it is
+// sent a heartbeat.
+const HeartbeatInterval = 15 * time.Second
+
 // pollInterval is the safety net under notifications: the hub reads new
 // alerts at least this often even if no notification arrives.
 const pollInterval = time.Second
@@ -274,12 +278,7 @@ func (h *Hub) setClassroomsLocked(ts *teacherSubs, assigned []alert.Assignment) 
 // or the hub stops (ShutdownError). requested empty means every classroom of
 // the teacher, including ones assigned later; a requested classroom not
 // assigned to the teacher is ErrNotAssigned.
-//
-// registered, if not nil, is called once the subscription receives live
-// alerts, before the stored ones are sent (the gRPC port sends the stream's
-// headers then, so a client knows that nothing raised from now on can miss it).
-func (h *Hub) Subscribe(ctx context.Context, teacherID string, requested []string, afterID uint64, minSeverity alert.Severity,
-	registered func() error, send func(*alert.Alert) error) error {
+func (h *Hub) Subscribe(ctx context.Context, teacherID string, requested []string, afterID uint64, minSeverity alert.Severity, out Subscriber) error {
 	assigned, err := h.repo.TeacherClassrooms(ctx, teacherID)
 	if err != nil {
 		return err
@@ -324,11 +323,10 @@ func (h *Hub) Subscribe(ctx context.Context, teacherID string, requested []strin
 		h.mu.Unlock()
 	}()
 
-	if registered != nil {
-		if err := registered(); err != nil {
-			return err
-		}
+	if err := out.Registered(); err != nil {
+		return err
 	}
+	send := out.Send
 	last := afterID
 	// Stored alerts up to where live delivery starts, a page at a time.
 	f := alert.Filter{MinSeverity: minSeverity, AfterID: afterID, UpToID: s.startID, Limit: readBatch}
@@ -353,11 +351,21 @@ func (h *Hub) Subscribe(ctx context.Context, teacherID string, requested []strin
 		f.AfterID = page[len(page)-1].ID
 	}
 	last = max(last, s.startID)
+	if err := out.Heartbeat(); err != nil {
+		return err
+	}
+	quiet := time.NewTimer(HeartbeatInterval)
+	defer quiet.Stop()
 
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-quiet.C:
+			if err := out.Heartbeat(); err != nil {
+				return err
+			}
+			quiet.Reset(HeartbeatInterval)
 		case <-s.cut:
 			// Deliver what is already queued before saying where to resume.
 			for {
@@ -385,8 +393,22 @@ func (h *Hub) Subscribe(ctx context.Context, teacherID string, requested []strin
 				return err
 			}
 			last = a.ID
+			quiet.Reset(HeartbeatInterval)
 		}
 	}
+}
+
+// Subscriber is where a subscription's stream goes.
+type Subscriber struct {
+	// Registered is called once the subscription receives live alerts,
+	// before the stored ones are sent (the gRPC port sends the stream's
+	// headers then).
+	Registered func() error
+	// Send sends one alert.
+	Send func(*alert.Alert) error
+	// Heartbeat says the subscription is live: once the stored alerts are
+	// sent, then after every HeartbeatInterval of silence.
+	Heartbeat func() error
 }
 
 // classroomsOf is the subscription's classrooms now.

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gaia-platform/gaia/internal/domainerr"
 	"github.com/gaia-platform/gaia/internal/grpcserver"
@@ -76,9 +77,14 @@ func (s *DashboardServer) SubscribeAlerts(req *dashboardv1.SubscribeAlertsReques
 	if err != nil {
 		return err
 	}
-	registered := func() error { return stream.SendHeader(metadata.MD{}) }
-	err = s.Dashboard.Subscribe(stream.Context(), req.GetTeacherId(), req.GetClassroomIds(), req.GetAfterAlertId(), sev, registered, func(a *alert.Alert) error {
-		return stream.Send(&dashboardv1.SubscribeAlertsResponse{Alert: alertToProto(*a)})
+	err = s.Dashboard.Subscribe(stream.Context(), req.GetTeacherId(), req.GetClassroomIds(), req.GetAfterAlertId(), sev, app.Subscriber{
+		Registered: func() error { return stream.SendHeader(metadata.MD{}) },
+		Send: func(a *alert.Alert) error {
+			return stream.Send(&dashboardv1.SubscribeAlertsResponse{Alert: alertToProto(*a)})
+		},
+		Heartbeat: func() error {
+			return stream.Send(&dashboardv1.SubscribeAlertsResponse{Heartbeat: &dashboardv1.Heartbeat{SentAt: timestamppb.Now()}})
+		},
 	})
 	return subscriptionEnd(err)
 }

@@ -1,0 +1,204 @@
+package service_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/gaia-platform/gaia/internal/pgtest"
+	dashboardv1 "github.com/gaia-platform/gaia/proto/gaia/dashboard/v1"
+	metricsv1 "github.com/gaia-platform/gaia/proto/gaia/metrics/v1"
+	"github.com/gaia-platform/gaia/services/dashboard/dashboardtest"
+	"github.com/gaia-platform/gaia/services/gateway/service"
+	"github.com/gaia-platform/gaia/services/metrics/metricstest"
+)
+
+// browser starts Debian's Chromium headless, with a profile of its own. A
+// machine without it skips the test, except under CI, where it fails.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("chromium is not installed (apt-get install -y chromium); the browser test must run under CI")
+		}
+		t.Skip("chromium is not installed (apt-get install -y chromium)")
+	}
+	// A fresh profile of its own; removed once the browser has exited (a
+	// testing TempDir could be removed while Chromium still writes to it).
+	profile, err := os.MkdirTemp("", "gaia-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(profile),
+		chromedp.WindowSize(1280, 800),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() {
+		_ = chromedp.Cancel(ctx) // closes the browser and waits for it
+		cancel()
+		cancelAlloc()
+		_ = os.RemoveAll(profile)
+	})
+	if err := chromedp.Run(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// startGateway runs the gateway in-process in front of the given backends.
+func startGateway(t *testing.T, metricsAddr, dashboardAddr string) string {
+	t.Helper()
+	gw, err := service.New(context.Background(), service.Config{
+		ListenAddr:      "127.0.0.1:0",
+		ShutdownTimeout: time.Second,
+		Backends:        service.Backends{Coordinator: "127.0.0.1:1", TaskQueue: "127.0.0.1:1", Metrics: metricsAddr, Dashboard: dashboardAddr},
+	}, zaptest.NewLogger(t).Named("gateway"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- gw.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("gateway: %v", err)
+		}
+	})
+	return "http://" + gw.Addr().String()
+}
+
+// artifact is where a test saves files worth keeping (GAIA_TEST_ARTIFACTS,
+// or a directory under the system's temporary one).
+func artifact(t *testing.T, name string) string {
+	dir := os.Getenv("GAIA_TEST_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "gaia-test-artifacts")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, name)
+}
+
+// The teacher page in a real browser: a rage click's alert appears within a
+// second, Acknowledge reaches the API, and after the dashboard service stops
+// and starts again the page reconnects and shows the alerts raised meanwhile
+// exactly once.
+func TestTeacherPageInBrowser(t *testing.T) {
+	bctx := browser(t)
+	db := pgtest.NewDatabase(t)
+	feed := dashboardtest.StartFeed(t)
+	metrics := metricstest.Start(t, db, metricstest.Options{Quiet: true})
+	dash := dashboardtest.Start(t, db, dashboardtest.Options{MetricsAddr: feed.Addr, Quiet: true})
+	base := startGateway(t, metrics.Addr, dash.Addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cli := dash.Client()
+	if _, err := cli.AssignClassroom(ctx, &dashboardv1.AssignClassroomRequest{TeacherId: "ms-rivera", ClassroomId: "room-7", DisplayName: "Year 7 maths"}); err != nil {
+		t.Fatal(err)
+	}
+	raise := func(student string) {
+		feed.Append(&metricsv1.FrustrationEvent{ClassroomId: "room-7", AppId: "fractions-app", StudentId: student, ItemId: "fractions-3",
+			Indicator: metricsv1.Indicator_INDICATOR_RAGE_CLICK, Severity: metricsv1.Severity_SEVERITY_WARNING,
+			Reasons: []string{"4 clicks within 0.8 s on one spot"}})
+	}
+	run := func(what string, timeout time.Duration, actions ...chromedp.Action) {
+		t.Helper()
+		c, cancel := context.WithTimeout(bctx, timeout)
+		defer cancel()
+		if err := chromedp.Run(c, actions...); err != nil {
+			var shot []byte
+			var page string
+			_ = chromedp.Run(bctx, chromedp.FullScreenshot(&shot, 100),
+				chromedp.Evaluate(`location.href + "\nconnection: " + document.querySelector("#conn").className + "\n" + document.body.innerText`, &page))
+			_ = os.WriteFile(artifact(t, "teacher-page-failure.png"), shot, 0o644)
+			t.Fatalf("%s: %v\npage:\n%s", what, err, page)
+		}
+	}
+
+	// Empty state first: a teacher with no classroom is told so.
+	run("empty state", 20*time.Second, chromedp.Navigate(base+"/?teacher=nobody"), chromedp.WaitVisible("#no-classrooms", chromedp.ByQuery))
+
+	run("open the classroom", 20*time.Second,
+		chromedp.Navigate(base+"/?teacher=ms-rivera"),
+		chromedp.WaitVisible(`a[href^="/classrooms/room-7"]`, chromedp.ByQuery),
+		chromedp.Click(`a[href^="/classrooms/room-7"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#conn.live", chromedp.ByQuery),
+		chromedp.WaitVisible("#no-alerts", chromedp.ByQuery))
+
+	start := time.Now()
+	raise("sam")
+	run("the rage click's alert appears within 1 s", time.Second, chromedp.WaitVisible("#feed li.alert", chromedp.ByQuery))
+	t.Logf("alert shown %s after the frustration event was stored", time.Since(start))
+	var first string
+	run("read the alert", 5*time.Second, chromedp.AttributeValue("#feed li.alert", "data-alert-id", &first, nil, chromedp.ByQuery),
+		chromedp.WaitVisible(`#grid li.tile[data-student="sam"]`, chromedp.ByQuery))
+	firstID, _ := strconv.ParseUint(first, 10, 64)
+
+	run("acknowledge", 5*time.Second, chromedp.Click(fmt.Sprintf("#alert-%d .ack", firstID), chromedp.ByQuery))
+	pollFor(t, "the API shows the alert acknowledged", 5*time.Second, func() bool {
+		resp, err := cli.ListAlerts(ctx, &dashboardv1.ListAlertsRequest{TeacherId: "ms-rivera"})
+		return err == nil && len(resp.GetAlerts()) == 1 && resp.GetAlerts()[0].GetState() == dashboardv1.AlertState_ALERT_STATE_ACKNOWLEDGED &&
+			resp.GetAlerts()[0].GetAcknowledgedBy() == "ms-rivera"
+	})
+	run("the page shows it acknowledged", 5*time.Second, chromedp.WaitVisible(fmt.Sprintf("#alert-%d.acknowledged", firstID), chromedp.ByQuery))
+
+	// The tile's reasons show on keyboard focus.
+	run("reasons on focus", 5*time.Second, chromedp.Focus(`#grid li.tile[data-student="sam"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#grid li.tile[data-student="sam"] .tip`, chromedp.ByQuery))
+
+	dash.Stop()
+	run("the page says it is reconnecting", 10*time.Second, chromedp.WaitVisible("#conn.reconnecting", chromedp.ByQuery))
+	raise("ada")
+	raise("ben")
+	dash.Restart()
+	run("the alerts raised meanwhile appear", 20*time.Second,
+		chromedp.WaitVisible("#conn.live", chromedp.ByQuery),
+		chromedp.WaitVisible(`#feed li.alert:nth-child(3)`, chromedp.ByQuery))
+	raise("cy") // and live delivery carries on after the reconnection
+	run("live after the reconnection", 5*time.Second, chromedp.WaitVisible(`#feed li.alert:nth-child(4)`, chromedp.ByQuery))
+
+	var shown, maxDeliveries int
+	run("count", 5*time.Second,
+		chromedp.Evaluate(`document.querySelectorAll("#feed li.alert").length`, &shown),
+		chromedp.Evaluate(`Math.max(...window.gaiaDashboard.deliveries.values())`, &maxDeliveries))
+	if shown != 4 || maxDeliveries != 1 {
+		t.Fatalf("the page shows %d alerts (want 4) and the stream delivered one alert %d times (want 1)", shown, maxDeliveries)
+	}
+	var shot []byte
+	run("screenshot", 10*time.Second, chromedp.FullScreenshot(&shot, 100))
+	path := artifact(t, "teacher-page.png")
+	if err := os.WriteFile(path, shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
+}
+
+func pollFor(t *testing.T, what string, timeout time.Duration, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
