@@ -93,6 +93,29 @@ breaking: tools ## buf breaking against main
 		$(BIN)/buf breaking --against '$(BREAKING_AGAINST)'; \
 	else echo "buf breaking: no main branch here, skipped"; fi
 
+# Every fuzz target, as package:Target. Each runs on its own for FUZZTIME
+# (go test fuzzes one target at a time); what it finds lands in the package's
+# testdata/fuzz, to be fixed and committed with a regression test. CI runs
+# each for a few seconds (.ci/run); run longer with, say, make fuzz FUZZTIME=10m.
+FUZZTIME ?= 1m
+FUZZ_TARGETS := \
+	./services/gateway/internal/rest:FuzzDecodeRequestBody \
+	./services/gateway/internal/rest:FuzzDecodeQuery \
+	./services/coordinator/internal/fsm:FuzzApplyCommand \
+	./services/coordinator/internal/fsm:FuzzFencingToken \
+	./services/taskqueue/internal/domain/task:FuzzParseClaimToken \
+	./internal/window:FuzzWindowFromProto \
+	./cmd/gaia:FuzzParseTimeWindow \
+	./internal/reqfield:FuzzParsePageToken
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME each (default 1m)
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name ($$pkg) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
+
 bench: ## Run the benchmarks and print their figures
 	$(GO) test -run '^$$' -bench . -skip '$(QUEUE_BENCHES)|$(METRICS_BENCHES)' -benchtime $(BENCH_TIME) -benchmem ./...
 	$(GO) run ./services/coordinator/cmd/failoverbench

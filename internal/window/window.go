@@ -57,6 +57,11 @@ func (w Window) Validate() error {
 			return fmt.Errorf("day %d is not a weekday", d)
 		}
 	}
+	// "Local" is the zone of whichever machine reads the window, so replicas
+	// in different zones would disagree about it.
+	if w.TimeZone == "Local" {
+		return fmt.Errorf(`time zone "Local" is not an IANA name such as Europe/Paris`)
+	}
 	if _, err := time.LoadLocation(w.TimeZone); err != nil {
 		return fmt.Errorf("time zone %q is unknown", w.TimeZone)
 	}

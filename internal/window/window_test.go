@@ -1,8 +1,11 @@
 package window
 
 import (
+	"strings"
 	"testing"
 	"time"
+
+	typev1 "github.com/gaia-platform/gaia/proto/gaia/type/v1"
 )
 
 func TestTimeWindowContains(t *testing.T) {
@@ -45,6 +48,22 @@ func TestTimeWindowValidate(t *testing.T) {
 	} {
 		if err := w.Validate(); err == nil {
 			t.Errorf("%+v validated", w)
+		}
+	}
+}
+
+// TestLocalTimeZoneIsRefused is what FuzzWindowFromProto found: time zone
+// "Local" validated (time.LoadLocation knows it) and meant the zone of each
+// machine reading the window, so a session could be available on one
+// replica and not on another.
+func TestLocalTimeZoneIsRefused(t *testing.T) {
+	_, err := FromProto(&typev1.TimeWindow{StartMinute: 600, EndMinute: 660, TimeZone: "Local"})
+	if err == nil || !strings.Contains(err.Error(), "Local") {
+		t.Fatalf("FromProto with time zone Local = %v, want an error naming it", err)
+	}
+	for _, zone := range []string{"", "UTC", "Europe/Paris"} {
+		if _, err := FromProto(&typev1.TimeWindow{StartMinute: 600, EndMinute: 660, TimeZone: zone}); err != nil {
+			t.Errorf("time zone %q refused: %v", zone, err)
 		}
 	}
 }

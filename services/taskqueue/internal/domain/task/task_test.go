@@ -108,3 +108,18 @@ func TestClaimTokenOfRoundTrips(t *testing.T) {
 		t.Error("a token was accepted for another task")
 	}
 }
+
+// TestParseClaimTokenRefusesOtherSpellingsOfAnAttempt is what
+// FuzzParseClaimToken found: strconv.Atoi took "+1" and "01" for attempt 1,
+// so strings the queue never issued fenced a live claim.
+func TestParseClaimTokenRefusesOtherSpellingsOfAnAttempt(t *testing.T) {
+	const id = "0b9c1c52-0f1e-4d6e-9a83-0f5c1f5b8c0e"
+	for _, s := range []string{id + ".+1", id + ".01", id + ".001", id + ". 1", id + ".1 "} {
+		if tok, err := ParseClaimToken(id, s); err == nil {
+			t.Errorf("ParseClaimToken(%q) = %+v, want it refused", s, tok)
+		}
+	}
+	if tok, err := ParseClaimToken(id, id+".1"); err != nil || tok.Attempt != 1 {
+		t.Errorf("the issued spelling was refused: %+v, %v", tok, err)
+	}
+}
