@@ -44,8 +44,12 @@ func newTestIngest(t *testing.T) (*Ingest, *memoryStore) {
 	return NewIngest(IngestConfig{Enabled: true, MaxBatch: 100, Retention: time.Hour}, g, metrics), store
 }
 
+// testStart is every test event's time: the same id at the same time is the
+// same event.
+var testStart = time.Now().Truncate(time.Microsecond)
+
 func hint(id, app, classroom string) usability.Event {
-	return usability.Event{EventID: id, AppID: app, ClassroomID: classroom, StudentID: "s", Kind: usability.KindHint, OccurredAt: time.Now().Truncate(time.Microsecond)}
+	return usability.Event{EventID: id, AppID: app, ClassroomID: classroom, StudentID: "s", Kind: usability.KindHint, OccurredAt: testStart}
 }
 
 // TestAppCredentialPostsOnlyForItsAppAndClassrooms: an app credential that
