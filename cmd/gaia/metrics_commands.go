@@ -111,7 +111,7 @@ with -, from stdin. kind may be short ("click") or the enum name
 ("EVENT_KIND_CLICK"). Events go in batches of --batch; a batch that fails
 with UNAVAILABLE or a timeout is sent again as it was (event ids make that
 safe: what was stored already counts as duplicates). On a terminal a
-progress line shows how far it got; the summary counts accepted, duplicate
+progress bar shows how far it got (a count of events from stdin); the summary counts accepted, duplicate
 and rejected events and lists the rejected ones by line. It exits 1 when
 any event was rejected.
 
@@ -127,14 +127,17 @@ any event was rejected.
 			if f.timeout <= 0 {
 				return usageError{fmt.Errorf("--timeout must be positive, got %v", f.timeout)}
 			}
-			in := cmd.InOrStdin()
+			in := &countingReader{r: cmd.InOrStdin()}
 			if len(args) == 1 && args[0] != "-" {
 				file, err := os.Open(args[0])
 				if err != nil {
 					return usageError{err}
 				}
 				defer file.Close()
-				in = file
+				in.r = file
+				if st, err := file.Stat(); err == nil && st.Mode().IsRegular() {
+					in.total = st.Size()
+				}
 			}
 			c, err := f.connect(cmd)
 			if err != nil {
@@ -172,7 +175,7 @@ any event was rejected.
 }
 
 // sendEvents reads JSON lines from in and sends them in batches.
-func sendEvents(ctx context.Context, api metricsv1.MetricsServiceClient, in io.Reader, batchSize, retries int, timeout time.Duration, progress io.Writer) (sendSummary, error) {
+func sendEvents(ctx context.Context, api metricsv1.MetricsServiceClient, in *countingReader, batchSize, retries int, timeout time.Duration, progress io.Writer) (sendSummary, error) {
 	var sum sendSummary
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -207,7 +210,7 @@ func sendEvents(ctx context.Context, api metricsv1.MetricsServiceClient, in io.R
 		}
 		batch, lines = batch[:0], lines[:0]
 		if progress != nil {
-			fmt.Fprintf(progress, "\r%d events sent: %d accepted, %d duplicates, %d rejected ", sum.Events, sum.Accepted, sum.Duplicates, len(sum.Rejected))
+			fmt.Fprintf(progress, "\r\033[K%s%d events: %d accepted, %d duplicates, %d rejected", in.bar(), sum.Events, sum.Accepted, sum.Duplicates, len(sum.Rejected))
 		}
 		return nil
 	}
@@ -239,6 +242,30 @@ func sendEvents(ctx context.Context, api metricsv1.MetricsServiceClient, in io.R
 		fmt.Fprintln(progress)
 	}
 	return sum, err
+}
+
+// countingReader counts the bytes read, for the progress bar of a file of
+// known size.
+type countingReader struct {
+	r     io.Reader
+	read  int64
+	total int64 // 0 when unknown (stdin)
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.read += int64(n)
+	return n, err
+}
+
+// bar is "[#####---------------]  25.0%  " when the size is known.
+func (c *countingReader) bar() string {
+	if c.total <= 0 {
+		return ""
+	}
+	f := min(1, float64(c.read)/float64(c.total))
+	cells := int(f * progressBarWidth)
+	return fmt.Sprintf("[%s%s] %5.1f%%  ", strings.Repeat("#", cells), strings.Repeat("-", progressBarWidth-cells), 100*f)
 }
 
 // sendBatch sends one batch, again after UNAVAILABLE or a timeout (the same

@@ -73,3 +73,18 @@ func TestMetricsCommandsAgainstARealService(t *testing.T) {
 		t.Fatalf("ratings summary without a classroom or app: exit %d: %s", code, errOut.String())
 	}
 }
+
+func TestSendProgressBar(t *testing.T) {
+	for _, c := range []struct {
+		read, total int64
+		want        string
+	}{
+		{25, 100, "[#####---------------]  25.0%  "},
+		{100, 100, "[####################] 100.0%  "},
+		{10, 0, ""}, // stdin: size unknown, counts only
+	} {
+		if got := (&countingReader{read: c.read, total: c.total}).bar(); got != c.want {
+			t.Errorf("%d of %d: %q, want %q", c.read, c.total, got, c.want)
+		}
+	}
+}
