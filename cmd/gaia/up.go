@@ -307,5 +307,6 @@ func printUp(w io.Writer, r upReport, services []*runningService) {
 			ca, coordAddr, ca, gatewayAddr, ca, gatewayAddr)
 		return
 	}
+	fmt.Fprintf(w, "\nPlaintext gRPC and HTTP (the Raft port is mutual TLS); gaia up --tls for TLS on every hop.\n")
 	fmt.Fprintf(w, "\nTry:\n  grpcurl -plaintext %s list\n  curl %s/v1/cluster/status\n  curl %s/readyz\n\nPress Ctrl-C to stop.\n", coordAddr, gatewayAddr, gatewayAddr)
 }

@@ -132,6 +132,10 @@ const ephemeralRaftCAValidity = 10 * 365 * 24 * time.Hour
 // certificate of that CA, so nothing else can speak Raft to it.
 func raftTLS(cfg Config, log *zap.Logger) (*tlsconfig.Source, error) {
 	if cfg.Cluster.TLS.Enabled() {
+		if cfg.Cluster.TLS.CAFile == cfg.TLS.CAFile {
+			log.Warn("the Raft port trusts the same CA as the gRPC ports: every service certificate it signed can speak Raft; set CLUSTER_TLS_CA_FILE to a CA of the cluster's own",
+				zap.String("ca_file", cfg.Cluster.TLS.CAFile))
+		}
 		return tlsconfig.Open(cfg.Cluster.TLS, log.Named("raft_tls"))
 	}
 	if cfg.Cluster.Enabled {
