@@ -84,6 +84,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	addCoordinatorCommands(root)
 	addTaskQueueCommands(root)
 	addMetricsCommands(root)
+	addDashboardCommands(root)
 	for _, c := range root.Commands() {
 		c.Args = wrapArgs(c.Args)
 	}
