@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -161,27 +160,11 @@ func newTeacherCommand() *cobra.Command {
 	return cmd
 }
 
-// enumFlag maps a flag's lower-case words onto protobuf enum values named
-// PREFIX_WORD.
-func enumFlag(flag, v, prefix string, values map[string]int32) (int32, error) {
-	n, ok := values[prefix+strings.ToUpper(strings.ReplaceAll(v, "-", "_"))]
-	if !ok || n == 0 {
-		var words []string
-		for name, n := range values {
-			if n != 0 {
-				words = append(words, strings.ToLower(strings.TrimPrefix(name, prefix)))
-			}
-		}
-		return 0, usageError{fmt.Errorf("invalid value %q for --%s: want one of %s", v, flag, strings.Join(slices.Sorted(slices.Values(words)), ", "))}
-	}
-	return n, nil
-}
-
 func severityFlag(v string) (metricsv1.Severity, error) {
 	if v == "" {
 		return 0, nil
 	}
-	n, err := enumFlag("min-severity", v, "SEVERITY_", metricsv1.Severity_value)
+	n, err := parseEnum("min-severity", v, metricsv1.Severity(0).Descriptor())
 	return metricsv1.Severity(n), err
 }
 
@@ -220,7 +203,7 @@ func newAlertsListCommand(f *dashboardFlags) *cobra.Command {
 				return err
 			}
 			for _, s := range states {
-				n, err := enumFlag("state", s, "ALERT_STATE_", dashboardv1.AlertState_value)
+				n, err := parseEnum("state", s, dashboardv1.AlertState(0).Descriptor())
 				if err != nil {
 					return err
 				}
@@ -265,13 +248,11 @@ func renderAlerts(w io.Writer, alerts []*dashboardv1.Alert) error {
 
 func alertRow(a *dashboardv1.Alert) string {
 	return strings.Join([]string{
-		strconv.FormatUint(a.GetAlertId(), 10), formatTime(a.GetCreatedAt()), enumWord(a.GetSeverity().String(), "SEVERITY_"),
-		enumWord(a.GetState().String(), "ALERT_STATE_"), a.GetClassroomId(), orDash(a.GetStudentId()),
-		enumWord(a.GetIndicator().String(), "INDICATOR_"), orDash(a.GetItemId()), oneLine(strings.Join(a.GetReasons(), "; ")),
+		strconv.FormatUint(a.GetAlertId(), 10), formatTime(a.GetCreatedAt()), enumName(a.GetSeverity()),
+		enumName(a.GetState()), a.GetClassroomId(), orDash(a.GetStudentId()),
+		enumName(a.GetIndicator()), orDash(a.GetItemId()), oneLine(strings.Join(a.GetReasons(), "; ")),
 	}, "\t")
 }
-
-func enumWord(name, prefix string) string { return strings.ToLower(strings.TrimPrefix(name, prefix)) }
 
 func newAlertsAckCommand(f *dashboardFlags) *cobra.Command {
 	var teacher string
@@ -314,7 +295,7 @@ func newAlertsResolveCommand(f *dashboardFlags) *cobra.Command {
 			if err := requireFlags(cmd, "teacher", "outcome"); err != nil {
 				return err
 			}
-			o, err := enumFlag("outcome", outcome, "ALERT_OUTCOME_", dashboardv1.AlertOutcome_value)
+			o, err := parseEnum("outcome", outcome, dashboardv1.AlertOutcome(0).Descriptor())
 			if err != nil {
 				return err
 			}
@@ -347,7 +328,7 @@ func newAlertsInterveneCommand(f *dashboardFlags) *cobra.Command {
 			if err := requireFlags(cmd, "teacher", "action"); err != nil {
 				return err
 			}
-			a, err := enumFlag("action", action, "INTERVENTION_ACTION_", dashboardv1.InterventionAction_value)
+			a, err := parseEnum("action", action, dashboardv1.InterventionAction(0).Descriptor())
 			if err != nil {
 				return err
 			}
