@@ -1,5 +1,10 @@
 //go:build unix
 
+// bench_test.go holds the coordinator's benchmarks and their harness (some 740
+// lines): starting clusters, dialling every node, driving rounds of calls
+// from many workers and reporting latency percentiles and CPU per call. The
+// harness serves only these benchmarks, so it stays beside them.
+
 package service_test
 
 import (

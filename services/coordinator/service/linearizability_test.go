@@ -1,3 +1,9 @@
+// linearizability_test.go is one test and everything it needs, some 840
+// lines, on purpose: the porcupine model of a lock (linStep), the workers that
+// record a history of acquires, renewals and releases across a leader
+// failover, and the checker's report share their types (lin*) and are read
+// together; split, each part would make sense only with the others open.
+
 package service_test
 
 import (

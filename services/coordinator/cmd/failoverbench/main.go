@@ -10,6 +10,10 @@
 // on 127.0.0.1; the run is bounded by -timeout, and the processes and their
 // temporary folder are removed however it ends (short of failoverbench itself
 // being killed with SIGKILL).
+//
+// It is one file of some 540 lines on purpose: a self-contained program whose
+// steps (build, start, kill, time, restart, report) read top to bottom, with
+// nothing in it that another package uses.
 package main
 
 import (
