@@ -32,6 +32,7 @@ CREATE TABLE event_storage (
 DO $migration$
 DECLARE
     use_timescale boolean := false;
+    ts_schema text;
     columns text := $cols$
         classroom_id text             NOT NULL,
         app_id       text             NOT NULL,
@@ -53,7 +54,7 @@ DECLARE
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') THEN
         BEGIN
-            CREATE EXTENSION IF NOT EXISTS timescaledb;
+            CREATE EXTENSION IF NOT EXISTS timescaledb WITH SCHEMA public;
             use_timescale := true;
         EXCEPTION WHEN OTHERS THEN
             RAISE NOTICE 'timescaledb is installed but could not be created (%); using native partitions', SQLERRM;
@@ -62,7 +63,13 @@ BEGIN
 
     IF use_timescale THEN
         EXECUTE format('CREATE TABLE usability_events (%s)', columns);
-        PERFORM create_hypertable('usability_events', 'occurred_at', chunk_time_interval => interval '1 day');
+        -- The extension's functions live in whichever schema it was created
+        -- in (public unless a DBA chose another); this migration runs with
+        -- search_path = metrics, so they are called by their full name.
+        SELECT n.nspname INTO ts_schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+        WHERE e.extname = 'timescaledb';
+        EXECUTE format('SELECT %I.create_hypertable(%L::regclass, %L, chunk_time_interval => interval %L)',
+            ts_schema, 'metrics.usability_events', 'occurred_at', '1 day');
         INSERT INTO event_storage (mode) VALUES ('timescaledb');
     ELSE
         EXECUTE format('CREATE TABLE usability_events (%s) PARTITION BY RANGE (occurred_at)', columns);

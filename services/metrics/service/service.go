@@ -46,7 +46,7 @@ type Service struct {
 	pool      *pgxpool.Pool
 	registry  *prometheus.Registry
 	committer *app.GroupCommitter
-	retention *app.Retention // nil on TimescaleDB
+	retention *app.Retention
 	rollups   *app.Rollups
 	mode      string
 }
@@ -92,6 +92,8 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 			return fail(fmt.Errorf("set the hypertable's retention policy: %w", err))
 		}
 		metrics = app.NewMetrics(s.registry, nil)
+		s.retention = app.NewRetention(adapters.NewPartitionPostgresStore(s.pool), cfg.Retention, cfg.PartitionInterval, log.Named("retention"))
+		s.retention.RollupsOnly()
 	} else {
 		partitions = adapters.NewPartitionPostgresStore(s.pool)
 		metrics = app.NewMetrics(s.registry, partitions.List)

@@ -28,13 +28,20 @@ func StorageMode(ctx context.Context, pool *pgxpool.Pool) (string, error) {
 }
 
 // SetTimescaleRetention installs (or replaces) the hypertable's retention
-// policy, whose length is configuration rather than migration.
+// policy, whose length is configuration rather than migration. The
+// extension's functions are called by their schema's name.
 func SetTimescaleRetention(ctx context.Context, pool *pgxpool.Pool, retention time.Duration) error {
 	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT remove_retention_policy('metrics.usability_events', if_exists => true)`); err != nil {
+		var schema string
+		if err := tx.QueryRow(ctx, `SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+			WHERE e.extname = 'timescaledb'`).Scan(&schema); err != nil {
+			return fmt.Errorf("find the timescaledb extension: %w", err)
+		}
+		ts := pgx.Identifier{schema}.Sanitize()
+		if _, err := tx.Exec(ctx, `SELECT `+ts+`.remove_retention_policy('metrics.usability_events', if_exists => true)`); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `SELECT add_retention_policy('metrics.usability_events', drop_after => make_interval(secs => $1))`, retention.Seconds())
+		_, err := tx.Exec(ctx, `SELECT `+ts+`.add_retention_policy('metrics.usability_events', drop_after => make_interval(secs => $1))`, retention.Seconds())
 		return err
 	})
 }

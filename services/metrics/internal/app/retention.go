@@ -14,7 +14,10 @@ import (
 // those wholly older than the retention, together with the rollups of those
 // minutes. Every replica runs it; the store serialises the DDL.
 type Retention struct {
-	store     usability.PartitionStore
+	store usability.PartitionStore
+	// rollupsOnly: TimescaleDB drops the chunks itself; only the rollups of
+	// the days gone are pruned here.
+	rollupsOnly bool
 	retention time.Duration
 	ahead     time.Duration
 	interval  time.Duration
@@ -27,6 +30,10 @@ func NewRetention(store usability.PartitionStore, retention, interval time.Durat
 	return &Retention{store: store, retention: retention, ahead: 48 * time.Hour, interval: interval, log: log, now: time.Now}
 }
 
+// RollupsOnly leaves partitions to TimescaleDB's retention policy and prunes
+// only the rollups.
+func (r *Retention) RollupsOnly() { r.rollupsOnly = true }
+
 // SetClock replaces the clock (tests).
 func (r *Retention) SetClock(now func() time.Time) { r.now = now }
 
@@ -34,6 +41,9 @@ func (r *Retention) SetClock(now func() time.Time) { r.now = now }
 func (r *Retention) Maintain(ctx context.Context) error {
 	now := r.now()
 	cutoff := now.Add(-r.retention)
+	if r.rollupsOnly {
+		return r.pruneRollups(ctx, cutoff)
+	}
 	created, err := r.store.Ensure(ctx, cutoff, now.Add(r.ahead))
 	if err != nil {
 		return err
@@ -48,12 +58,15 @@ func (r *Retention) Maintain(ctx context.Context) error {
 	for _, p := range dropped {
 		r.log.Info("event partition dropped after the retention", zap.String("partition", p.Name), zap.Time("to", p.To), zap.Duration("retention", r.retention))
 	}
-	// Rollups go with the partitions their events were in: whole days.
+	return r.pruneRollups(ctx, cutoff)
+}
+
+// pruneRollups deletes rollups with the partitions their events were in:
+// whole days before the cutoff's.
+func (r *Retention) pruneRollups(ctx context.Context, cutoff time.Time) error {
 	c := cutoff.UTC()
-	if _, err := r.store.PruneRollups(ctx, time.Date(c.Year(), c.Month(), c.Day(), 0, 0, 0, 0, time.UTC)); err != nil {
-		return err
-	}
-	return nil
+	_, err := r.store.PruneRollups(ctx, time.Date(c.Year(), c.Month(), c.Day(), 0, 0, 0, 0, time.UTC))
+	return err
 }
 
 // Run maintains the partitions every interval until ctx ends.
