@@ -110,6 +110,9 @@ FUZZ_TARGETS := \
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each (default 1m)
+	@missing=$$(for f in $$(git grep -hoE '^func Fuzz[A-Za-z0-9_]+' -- '*_test.go' | cut -d' ' -f2 | sort -u); do \
+		printf '%s\n' $(FUZZ_TARGETS) | grep -qx ".*:$$f" || echo $$f; done); \
+	if [ -n "$$missing" ]; then echo "fuzz targets missing from FUZZ_TARGETS in the Makefile:" $$missing; exit 1; fi
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \
 		echo "== $$name ($$pkg) for $(FUZZTIME)"; \
