@@ -18,11 +18,11 @@ type Retention struct {
 	// rollupsOnly: TimescaleDB drops the chunks itself; only the rollups of
 	// the days gone are pruned here.
 	rollupsOnly bool
-	retention time.Duration
-	ahead     time.Duration
-	interval  time.Duration
-	log       *zap.Logger
-	now       func() time.Time
+	retention   time.Duration
+	ahead       time.Duration
+	interval    time.Duration
+	log         *zap.Logger
+	now         func() time.Time
 }
 
 // NewRetention returns the maintainer; interval is how often it runs.
