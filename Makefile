@@ -39,7 +39,7 @@ METRICS_BENCH_EVENTS ?= 200000
 METRICS_BENCH_SOAK   ?= 5m
 BENCH_DATABASE_URL ?= $(or $(GAIA_TEST_DATABASE_URL),$(DATABASE_URL),postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable)
 
-.PHONY: all run test build generate generate-check docs-assets lint breaking tools bench bench-taskqueue bench-metrics clean help
+.PHONY: all run test test-typescript build generate generate-check docs-assets lint breaking tools bench bench-taskqueue bench-metrics clean help
 .DEFAULT_GOAL := help
 
 help: ## List the targets
@@ -48,8 +48,19 @@ help: ## List the targets
 run: build $(BIN)/.stamp-grpcurl-$(GRPCURL_VERSION) ## Run the whole system locally (gaia up): five services, single-node Raft, local PostgreSQL
 	$(BIN)/gaia up
 
-test: ## Run every test with the race detector (needs PostgreSQL, see README)
+test: ## Run every test with the race detector (needs PostgreSQL, see README), then the TypeScript client's checks
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	@$(MAKE) --no-print-directory test-typescript
+
+# The TypeScript client (clients/typescript): its npm packages are pinned by
+# its package-lock.json and installed by npm ci, the only step that needs the
+# npm registry; everything after runs offline.
+TS_CLIENT := clients/typescript
+$(TS_CLIENT)/node_modules/.package-lock.json: $(TS_CLIENT)/package-lock.json
+	cd $(TS_CLIENT) && npm ci --no-audit --no-fund
+
+test-typescript: $(TS_CLIENT)/node_modules/.package-lock.json ## Validate openapi.json with swagger-parser and type-check the TypeScript client and its example app (tsc --strict)
+	cd $(TS_CLIENT) && npm run --silent validate && npm run --silent typecheck
 
 build: ## Build gaia and the five service binaries into ./bin
 	@mkdir -p $(BIN)
@@ -59,14 +70,15 @@ build: ## Build gaia and the five service binaries into ./bin
 		$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/$$b ./services/$$b || exit 1; \
 	done
 
-generate: tools ## Regenerate Go, gRPC, gateway and OpenAPI code from proto/ (offline)
+generate: tools $(TS_CLIENT)/node_modules/.package-lock.json ## Regenerate Go, gRPC, gateway, the OpenAPI document and the TypeScript client's types
 	$(GO) build -o $(BIN)/protoc-gen-gaia-openapi ./cmd/protoc-gen-gaia-openapi
 	$(BIN)/buf generate
+	cd $(TS_CLIENT) && npm run --silent generate
 
 generate-check: generate ## Fail when regenerating changes anything
-	@if [ -n "$$(git status --porcelain -- proto)" ]; then \
+	@if [ -n "$$(git status --porcelain -- proto $(TS_CLIENT)/src)" ]; then \
 		echo "make generate changed generated files; run it and commit the result:"; \
-		git status --porcelain -- proto; git --no-pager diff --stat -- proto; exit 1; \
+		git status --porcelain -- proto $(TS_CLIENT)/src; git --no-pager diff --stat -- proto $(TS_CLIENT)/src; exit 1; \
 	fi
 
 # The Swagger UI bundle the gateway embeds for /docs, from the npm version
