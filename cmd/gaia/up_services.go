@@ -151,7 +151,7 @@ func startServices(ctx context.Context, l *launcher, cfg upConfig, readyTimeout 
 		if err != nil {
 			return nil, nil, "", err
 		}
-		detail := "REST /v1, /openapi.json, /healthz, /readyz; gRPC health"
+		detail := "REST /v1, /openapi.json, /docs, /healthz, /readyz; gRPC health"
 		if s.Scheme() == "https" {
 			detail = "HTTPS: " + detail + " over TLS"
 		}
