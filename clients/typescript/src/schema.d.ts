@@ -1678,6 +1678,10 @@ export interface components {
             students: components["schemas"]["StudentStatus"][];
             /** @description When the overview was computed. */
             generated_at?: components["schemas"]["Timestamp"];
+            /** @description Classroom-wide alerts (hotspots: many students struggling on one item) that are unresolved or were raised in the last ten minutes, newest first. */
+            hotspots: components["schemas"]["Alert"][];
+            /** @description False when TEACHER_DASHBOARD_ENABLED=false. */
+            alerts_enabled: boolean;
         };
         /** @description GetClassroomSnapshotResponse carries the snapshot. */
         GetClassroomSnapshotResponse: {
@@ -2056,6 +2060,8 @@ export interface components {
         ListTeacherClassroomsResponse: {
             /** @description The teacher's classrooms. */
             assignments: components["schemas"]["ClassroomAssignment"][];
+            /** @description False when TEACHER_DASHBOARD_ENABLED=false: no new alerts are raised, the history stays readable. */
+            alerts_enabled: boolean;
         };
         /** @description Lock is a held lock. */
         Lock: {
