@@ -426,8 +426,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * RecordMetrics stores a batch of up to 5000 events.
-         * @description RecordMetrics stores a batch of up to 5000 events. Partial success: each bad event is rejected with its index and reason; the rest are stored. Events whose event_id was already stored count as duplicates and change nothing.
+         * RecordMetrics stores a batch of up to 5000 events (USABILITY_MAX_BATCH).
+         * @description RecordMetrics stores a batch of up to 5000 events (USABILITY_MAX_BATCH). Partial success: each bad event is rejected with its index, field and reason; the rest are stored. An event is identified by (classroom_id, app_id, event_id, occurred_at): one already stored counts as a duplicate and changes nothing, so a retry resends the same events. The answer leaves after the events are committed. INVALID_ARGUMENT when every event was bad (the first named) or the batch is empty or too large; PERMISSION_DENIED, nothing stored, when an app credential posts an event of another app or of a classroom it does not list; FAILED_PRECONDITION while USABILITY_METRICS_ENABLED=false.
          *
          *     **Authorization:** a bearer credential of role `admin`, `app`, `service`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise.
          */
