@@ -1782,6 +1782,11 @@ export interface components {
             /** @description The task. */
             task?: components["schemas"]["Task"];
         };
+        /** @description Heartbeat says a subscription is live. */
+        Heartbeat: {
+            /** @description When the dashboard sent it. */
+            sent_at?: components["schemas"]["Timestamp"];
+        };
         /** @description HeartbeatRequest is one beat of a session. */
         HeartbeatRequest: {
             /** @description The session's id, as RegisterSession returned it. */
@@ -2584,10 +2589,12 @@ export interface components {
             /** @description True when rating_id was already stored. */
             duplicate: boolean;
         };
-        /** @description SubscribeAlertsResponse carries one alert. */
+        /** @description SubscribeAlertsResponse carries one alert, or a heartbeat. */
         SubscribeAlertsResponse: {
             /** @description One alert. */
             alert?: components["schemas"]["Alert"];
+            /** @description Set, with no alert, once the stored alerts have all been sent and live delivery begins, then whenever nothing else was sent for 15 s: a client (or a proxy) can tell a quiet stream from a dead connection and, over REST, sees the response start at once. */
+            heartbeat?: components["schemas"]["Heartbeat"];
         };
         /** @description One line of the SubscribeAlerts stream: either a result or, as the last line, the error that ended the stream (the same ErrorResponse that unary calls answer with). */
         SubscribeAlertsStreamItem: {
