@@ -37,6 +37,10 @@ type ClusterConfig struct {
 	DataDir        string
 	Bootstrap      bool
 	DiscoveryNodes []string
+	// DeadServerGrace, when positive, lets the leader remove a voter it has
+	// not reached for this long and whose address no longer resolves (a pod
+	// deleted for good); zero never removes anyone.
+	DeadServerGrace time.Duration
 	// JoinSecret, when set, must accompany every RegisterSession.
 	JoinSecret string
 	// AdminToken, when set, is required for cluster membership changes.
@@ -84,6 +88,12 @@ func LoadConfig(l *config.Loader) Config {
 	c.Cluster.AdvertiseAddr = l.DialAddr("CLUSTER_ADVERTISE_ADDR", "")
 	c.Cluster.DataDir = l.NonEmpty("CLUSTER_DATA_DIR", filepath.Join("data", "raft"))
 	c.Cluster.Bootstrap = l.Bool("CLUSTER_BOOTSTRAP", !c.Cluster.Enabled)
+	// A StatefulSet gives every pod the same environment: naming the node
+	// that may bootstrap lets exactly one of them (pod 0) do it.
+	if id := l.String("CLUSTER_BOOTSTRAP_NODE_ID", ""); id != "" {
+		c.Cluster.Bootstrap = id == c.Cluster.NodeID
+	}
+	c.Cluster.DeadServerGrace = l.Duration("CLUSTER_DEAD_SERVER_GRACE", 0, 0)
 	c.Cluster.DiscoveryNodes = l.DialAddrList("CLUSTER_DISCOVERY_NODES", nil)
 	c.Cluster.JoinSecret = l.String("CLUSTER_JOIN_SECRET", "")
 	c.Cluster.AdminToken = l.String("CLUSTER_ADMIN_TOKEN", "")

@@ -16,12 +16,10 @@ import (
 
 	"github.com/hashicorp/raft"
 	"go.uber.org/zap"
-	"google.golang.org/grpc/metadata"
 
 	"github.com/gaia-platform/gaia/internal/grpcclient"
 	"github.com/gaia-platform/gaia/internal/grpcserver"
 	"github.com/gaia-platform/gaia/internal/tlsconfig"
-	coordinatorv1 "github.com/gaia-platform/gaia/proto/gaia/coordinator/v1"
 	"github.com/gaia-platform/gaia/services/coordinator/internal/app"
 	"github.com/gaia-platform/gaia/services/coordinator/internal/forward"
 	"github.com/gaia-platform/gaia/services/coordinator/internal/fsm"
@@ -35,6 +33,10 @@ type Options struct {
 	// WrapTransport, when set, wraps the Raft transport (to drop or delay
 	// messages in partition tests).
 	WrapTransport func(raft.Transport) raft.Transport
+	// Resolver, when set, resolves every peer's host name (Raft and gRPC)
+	// instead of the system resolver, and decides whether a dead voter's
+	// name is gone (tests stand in for a cluster's DNS with it).
+	Resolver Resolver
 }
 
 // Service is a built coordinator, listening but not yet serving.
@@ -49,6 +51,12 @@ type Service struct {
 	grpcAddr string
 	tls      *tlsconfig.Source // gRPC; nil is plaintext
 	killed   atomic.Bool
+
+	resolver       Resolver
+	customResolver bool
+	// deferBootstrap: this node may form the cluster, but only once every
+	// other known node has said it has none (see membership.go).
+	deferBootstrap bool
 }
 
 // New opens the listener, starts the Raft node and wires the gRPC services.
@@ -73,6 +81,12 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, opts ...Options) (*Se
 	if grpcAddr == "" {
 		grpcAddr = advertisable(lis.Addr(), cfg.Cluster.AdvertiseAddr)
 	}
+	s := &Service{cfg: cfg, log: log, lis: lis, grpcAddr: grpcAddr, resolver: o.Resolver, customResolver: o.Resolver != nil}
+	if s.resolver == nil {
+		s.resolver = net.DefaultResolver
+	}
+	// A bootstrap node that knows of other nodes asks them first.
+	s.deferBootstrap = cfg.Cluster.Enabled && cfg.Cluster.Bootstrap && s.knowsOthers()
 	store := state.NewStore(state.DefaultEventRetention)
 	machine := fsm.New(store)
 	node, err := raftnode.Start(raftnode.Config{
@@ -80,7 +94,8 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, opts ...Options) (*Se
 		BindAddr:          cfg.Cluster.BindAddr,
 		AdvertiseAddr:     cfg.Cluster.AdvertiseAddr,
 		DataDir:           cfg.Cluster.DataDir,
-		Bootstrap:         cfg.Cluster.Bootstrap,
+		Bootstrap:         cfg.Cluster.Bootstrap && !s.deferBootstrap,
+		Dial:              s.dial,
 		HeartbeatTimeout:  cfg.Raft.HeartbeatTimeout,
 		ElectionTimeout:   cfg.Raft.ElectionTimeout,
 		SnapshotInterval:  cfg.Raft.SnapshotInterval,
@@ -105,6 +120,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, opts ...Options) (*Se
 		AdminToken:        cfg.Cluster.AdminToken,
 	}, node.Raft, node.Snapshots, machine, log)
 	fwd := forward.New(cfg.Cluster.NodeID, coord, grpcclient.WithTLS(grpcTLS))
+	fwd.Dial = s.dialGRPC
 
 	srv := grpcserver.New(grpcserver.Options{Name: "coordinator", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout, TLS: grpcTLS})
 	(&ports.Servers{App: coord, Forward: fwd}).Register(srv.GRPC())
@@ -119,7 +135,8 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, opts ...Options) (*Se
 		zap.String("node_id", cfg.Cluster.NodeID),
 		zap.String("data_dir", cfg.Cluster.DataDir),
 		zap.Bool("grpc_tls", grpcTLS != nil))
-	return &Service{cfg: cfg, log: log, lis: lis, grpc: srv, node: node, app: coord, forward: fwd, grpcAddr: grpcAddr, tls: grpcTLS}, nil
+	s.grpc, s.node, s.app, s.forward, s.tls = srv, node, coord, fwd, grpcTLS
+	return s, nil
 }
 
 // ephemeralRaftCAValidity outlives any process: the CA exists only in memory.
@@ -147,6 +164,17 @@ func raftTLS(cfg Config, log *zap.Logger) (*tlsconfig.Source, error) {
 	}
 	host, _, _ := net.SplitHostPort(cfg.Cluster.BindAddr)
 	return ca.Ephemeral(cfg.Cluster.NodeID, []string{host}, ephemeralRaftCAValidity)
+}
+
+// knowsOthers reports whether CLUSTER_DISCOVERY_NODES names a node other
+// than this one.
+func (s *Service) knowsOthers() bool {
+	for _, addr := range s.cfg.Cluster.DiscoveryNodes {
+		if addr != s.grpcAddr {
+			return true
+		}
+	}
+	return false
 }
 
 // advertisable is the listener's address, with an unspecified host replaced
@@ -198,7 +226,19 @@ func (s *Service) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.join(ctx)
+			s.ensureMember(ctx, s.deferBootstrap)
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.watchReadiness(appCtx)
+	}()
+	if s.cfg.Cluster.DeadServerGrace > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.cleanDeadServers(appCtx)
 		}()
 	}
 
@@ -264,64 +304,4 @@ func (s *Service) handOverLeadership() {
 		return
 	}
 	s.log.Info("leadership handed over before stopping")
-}
-
-// join asks the known nodes to add this one as a voter until it is in the
-// configuration.
-func (s *Service) join(ctx context.Context) {
-	backoff := 100 * time.Millisecond
-	for {
-		if s.inConfiguration() {
-			return
-		}
-		for _, addr := range s.cfg.Cluster.DiscoveryNodes {
-			if addr == s.grpcAddr {
-				continue
-			}
-			if err := s.askToJoin(ctx, addr); err != nil {
-				s.log.Info("join attempt failed", zap.String("via", addr), zap.Error(err))
-				continue
-			}
-			s.log.Info("joined the cluster", zap.String("via", addr))
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 5*time.Second)
-	}
-}
-
-func (s *Service) inConfiguration() bool {
-	f := s.node.Raft.GetConfiguration()
-	if f.Error() != nil {
-		return false
-	}
-	for _, srv := range f.Configuration().Servers {
-		if srv.ID == raft.ServerID(s.cfg.Cluster.NodeID) {
-			return true
-		}
-	}
-	return false
-}
-
-func (s *Service) askToJoin(ctx context.Context, addr string) error {
-	conn, err := grpcclient.Dial(addr, grpcclient.WithTLS(s.tls))
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if s.cfg.Cluster.AdminToken != "" {
-		cctx = metadata.AppendToOutgoingContext(cctx, "authorization", "Bearer "+s.cfg.Cluster.AdminToken)
-	}
-	_, err = coordinatorv1.NewClusterServiceClient(conn).AddVoter(cctx, &coordinatorv1.AddVoterRequest{
-		NodeId:      s.cfg.Cluster.NodeID,
-		RaftAddress: s.RaftAddr(),
-		GrpcAddress: s.grpcAddr,
-	})
-	return err
 }

@@ -33,6 +33,9 @@ type Forwarder struct {
 	nodeID   string
 	leader   Leader
 	dialOpts []grpc.DialOption
+	// Dial opens a connection to the leader's gRPC address; New sets
+	// grpcclient.Dial, a node with its own resolver replaces it.
+	Dial func(addr string, opts ...grpc.DialOption) (*grpc.ClientConn, error)
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
@@ -41,7 +44,7 @@ type Forwarder struct {
 // New returns a forwarder for node nodeID; dialOpts (TLS) apply to every
 // connection to a leader.
 func New(nodeID string, leader Leader, dialOpts ...grpc.DialOption) *Forwarder {
-	return &Forwarder{nodeID: nodeID, leader: leader, dialOpts: dialOpts, conns: map[string]*grpc.ClientConn{}}
+	return &Forwarder{nodeID: nodeID, leader: leader, dialOpts: dialOpts, Dial: grpcclient.Dial, conns: map[string]*grpc.ClientConn{}}
 }
 
 // Route decides where a request goes: local is true when this node serves it;
@@ -86,7 +89,7 @@ func (f *Forwarder) conn(addr string) (*grpc.ClientConn, error) {
 	// No retries here: a forward to a leader that just died must fail at
 	// once, so that the client retries and finds the new leader, rather than
 	// the follower retrying the dead address.
-	c, err := grpcclient.Dial(addr, append(append([]grpc.DialOption(nil), f.dialOpts...), grpc.WithDisableRetry())...)
+	c, err := f.Dial(addr, append(append([]grpc.DialOption(nil), f.dialOpts...), grpc.WithDisableRetry())...)
 	if err != nil {
 		return nil, err
 	}

@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -23,9 +21,13 @@ type Config struct {
 	NodeID string
 	// BindAddr is the TCP address the Raft transport listens on.
 	BindAddr string
-	// AdvertiseAddr is the address other nodes dial; it must be routable. Empty
-	// means the address the transport listens on.
+	// AdvertiseAddr is the address other nodes dial; it must be routable. It
+	// may be a DNS name, which is kept as a name in the Raft configuration and
+	// resolved on every dial. Empty means the address the transport listens on.
 	AdvertiseAddr string
+	// Dial, when set, opens connections to peers (tests resolve names with
+	// it); nil dials with the system resolver.
+	Dial DialFunc
 	DataDir       string
 	// Bootstrap makes this node form a new cluster of itself when it has no Raft
 	// state yet. It is harmless on restart: existing state wins.
@@ -53,6 +55,7 @@ type Node struct {
 	store     *raftboltdb.BoltStore
 	id        raft.ServerID
 	log       *zap.Logger
+	existing  bool
 }
 
 // Start opens the node's stores under cfg.DataDir, starts the transport and the
@@ -61,17 +64,6 @@ func Start(cfg Config, fsm raft.FSM) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create raft data folder: %w", err)
 	}
-	// Without an advertise address the transport advertises the address it
-	// actually listens on, which also resolves a bind port of 0.
-	var advertise net.Addr
-	if cfg.AdvertiseAddr != "" {
-		a, err := net.ResolveTCPAddr("tcp", cfg.AdvertiseAddr)
-		if err != nil {
-			return nil, fmt.Errorf("resolve advertise address %q: %w", cfg.AdvertiseAddr, err)
-		}
-		advertise = a
-	}
-
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)
 	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
@@ -106,30 +98,26 @@ func Start(cfg Config, fsm raft.FSM) (*Node, error) {
 	// replication could stall for good after a leader change and shutdown then
 	// waited forever (seen under load in the benchmarks; the same two stuck
 	// goroutines as grafana/pyroscope#5518), and it buys nothing with batching.
-	transportCfg := &raft.NetworkTransportConfig{
-		MaxPool:         8,
-		MaxRPCsInFlight: 1,
-		Timeout:         10 * time.Second,
-		Logger:          rc.Logger,
-	}
-	var transport *raft.NetworkTransport
+	var stream raft.StreamLayer
 	if cfg.TLS != nil {
-		var layer *tlsStreamLayer
-		if layer, err = newTLSStreamLayer(cfg.BindAddr, advertise, cfg.TLS); err == nil {
-			transportCfg.Stream = layer
-			transport = raft.NewNetworkTransportWithConfig(transportCfg)
-		}
+		stream, err = newTLSStreamLayer(cfg.BindAddr, cfg.AdvertiseAddr, cfg.Dial, cfg.TLS)
 	} else {
-		transport, err = raft.NewTCPTransportWithConfig(cfg.BindAddr, advertise, transportCfg)
+		stream, err = newNameStreamLayer(cfg.BindAddr, cfg.AdvertiseAddr, cfg.Dial)
 	}
 	if err != nil {
 		_ = store.Close()
-		// raft does not export this error; its text is stable across versions.
-		if strings.Contains(err.Error(), "not advertisable") {
+		if errors.Is(err, errNotAdvertisable) {
 			return nil, fmt.Errorf("raft address %s is not one other nodes can reach: set CLUSTER_ADVERTISE_ADDR", cfg.BindAddr)
 		}
 		return nil, fmt.Errorf("listen for raft on %s: %w", cfg.BindAddr, err)
 	}
+	transport := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:          stream,
+		MaxPool:         8,
+		MaxRPCsInFlight: 1,
+		Timeout:         10 * time.Second,
+		Logger:          rc.Logger,
+	})
 
 	existing, err := raft.HasExistingState(store, store, snapshots)
 	if err != nil {
@@ -147,18 +135,33 @@ func Start(cfg Config, fsm raft.FSM) (*Node, error) {
 		_ = store.Close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
-	n := &Node{Raft: r, Transport: transport, Snapshots: snapshots, store: store, id: rc.LocalID, log: cfg.Logger}
-	if cfg.Bootstrap && !existing {
-		boot := raft.Configuration{Servers: []raft.Server{{
-			Suffrage: raft.Voter, ID: rc.LocalID, Address: transport.LocalAddr(),
-		}}}
-		if err := r.BootstrapCluster(boot).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+	n := &Node{Raft: r, Transport: transport, Snapshots: snapshots, store: store, id: rc.LocalID, log: cfg.Logger, existing: existing}
+	if cfg.Bootstrap {
+		if err := n.Bootstrap(); err != nil {
 			_ = n.Shutdown()
-			return nil, fmt.Errorf("bootstrap raft cluster: %w", err)
+			return nil, err
 		}
-		cfg.Logger.Info("raft cluster bootstrapped", zap.String("node_id", cfg.NodeID), zap.String("address", string(transport.LocalAddr())))
 	}
 	return n, nil
+}
+
+// HadState reports whether the node found Raft state on disk at start.
+func (n *Node) HadState() bool { return n.existing }
+
+// Bootstrap forms a new single-voter cluster of this node unless it had Raft
+// state at start (then existing state wins and Bootstrap does nothing).
+func (n *Node) Bootstrap() error {
+	if n.existing {
+		return nil
+	}
+	boot := raft.Configuration{Servers: []raft.Server{{
+		Suffrage: raft.Voter, ID: n.id, Address: n.Transport.LocalAddr(),
+	}}}
+	if err := n.Raft.BootstrapCluster(boot).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+		return fmt.Errorf("bootstrap raft cluster: %w", err)
+	}
+	n.log.Info("raft cluster bootstrapped", zap.String("node_id", string(n.id)), zap.String("address", string(n.Transport.LocalAddr())))
+	return nil
 }
 
 // ID is this node's Raft server id.

@@ -3,7 +3,6 @@ package raftnode
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -24,64 +23,56 @@ const handshakeTimeout = 10 * time.Second
 // certificate the same CA signed. A process without a member's certificate
 // fails the handshake before raft reads a byte from it, so it can neither
 // send an RPC (AppendEntries, RequestVote, InstallSnapshot…) nor receive one.
+// Underneath is the name stream layer: the advertised address may be a DNS
+// name, resolved at every dial.
 type tlsStreamLayer struct {
-	ln        net.Listener // plain TCP; each accepted conn is wrapped
-	advertise net.Addr
-	src       *tlsconfig.Source
+	*nameStreamLayer // plain TCP; each accepted conn is wrapped
+	src              *tlsconfig.Source
 }
 
 // NewTLSStreamLayer listens on bind for raft.NewNetworkTransportWithConfig.
 // advertise may be nil: the listener's address is then advertised, which
 // must not be an unspecified one.
 func NewTLSStreamLayer(bind string, advertise net.Addr, src *tlsconfig.Source) (raft.StreamLayer, error) {
-	return newTLSStreamLayer(bind, advertise, src)
+	adv := ""
+	if advertise != nil {
+		adv = advertise.String()
+	}
+	return newTLSStreamLayer(bind, adv, nil, src)
 }
 
-func newTLSStreamLayer(bind string, advertise net.Addr, src *tlsconfig.Source) (*tlsStreamLayer, error) {
-	ln, err := net.Listen("tcp", bind)
+func newTLSStreamLayer(bind, advertise string, dial DialFunc, src *tlsconfig.Source) (*tlsStreamLayer, error) {
+	inner, err := newNameStreamLayer(bind, advertise, dial)
 	if err != nil {
 		return nil, err
 	}
-	l := &tlsStreamLayer{ln: ln, advertise: advertise, src: src}
-	addr, ok := l.Addr().(*net.TCPAddr)
-	if !ok || addr.IP == nil || addr.IP.IsUnspecified() {
-		_ = ln.Close()
-		return nil, errNotAdvertisable
-	}
-	return l, nil
+	return &tlsStreamLayer{nameStreamLayer: inner, src: src}, nil
 }
-
-var errNotAdvertisable = errors.New("local bind address is not advertisable")
 
 // Accept returns the next connection; its handshake runs on first use, in the
 // connection's own goroutine, so a slow or hostile peer never stalls Accept.
 func (l *tlsStreamLayer) Accept() (net.Conn, error) {
-	c, err := l.ln.Accept()
+	c, err := l.nameStreamLayer.Accept()
 	if err != nil {
 		return nil, err
 	}
 	return &handshakeFirst{Conn: tls.Server(c, l.src.MutualServerConfig())}, nil
 }
 
-func (l *tlsStreamLayer) Close() error { return l.ln.Close() }
-
-func (l *tlsStreamLayer) Addr() net.Addr {
-	if l.advertise != nil {
-		return l.advertise
-	}
-	return l.ln.Addr()
-}
-
 // Dial connects to a peer and completes the handshake within timeout.
 func (l *tlsStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	d := tls.Dialer{NetDialer: &net.Dialer{}, Config: l.src.MemberClientConfig()}
-	c, err := d.DialContext(ctx, "tcp", string(address))
+	c, err := l.dial(ctx, string(address))
 	if err != nil {
 		return nil, fmt.Errorf("raft mutual tls to %s: %w", address, err)
 	}
-	return c, nil
+	tc := tls.Client(c, l.src.MemberClientConfig())
+	if err := tc.HandshakeContext(ctx); err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("raft mutual tls to %s: %w", address, err)
+	}
+	return tc, nil
 }
 
 // handshakeFirst is a server-side TLS connection that completes its

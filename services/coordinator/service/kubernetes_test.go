@@ -1,0 +1,548 @@
+package service_test
+
+// The coordinator as deploy/k8s runs it: a StatefulSet of three pods whose
+// node ids and Raft and gRPC addresses are their DNS names
+// (coordinator-N.coordinator-raft.gaia.svc), pod 0 named as the one that may
+// bootstrap, everyone given the same discovery list. A resolver the test
+// controls stands in for the cluster DNS: a pod's name points at a loopback
+// address of its own (127.0.N+1.G, a new one each time the pod is
+// recreated, as pod IPs change), and vanishes when the pod is deleted. Every
+// pod listens on the same ports, as in Kubernetes.
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/gaia-platform/gaia/internal/config"
+	"github.com/gaia-platform/gaia/internal/grpcclient"
+	"github.com/gaia-platform/gaia/internal/tlsconfig"
+	coordinatorv1 "github.com/gaia-platform/gaia/proto/gaia/coordinator/v1"
+	"github.com/gaia-platform/gaia/services/coordinator/client"
+	"github.com/gaia-platform/gaia/services/coordinator/service"
+)
+
+// podDNS is the cluster DNS: pod name → pod IP.
+type podDNS struct {
+	mu  sync.Mutex
+	ips map[string]string
+}
+
+func (d *podDNS) LookupHost(_ context.Context, host string) ([]string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ip, ok := d.ips[strings.TrimSuffix(host, ".")]
+	if !ok {
+		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	}
+	return []string{ip}, nil
+}
+
+func (d *podDNS) set(name, ip string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if ip == "" {
+		delete(d.ips, name)
+		return
+	}
+	d.ips[name] = ip
+}
+
+func (d *podDNS) dial(ctx context.Context, addr string) (net.Conn, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	ips, err := d.LookupHost(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+	var dialer net.Dialer
+	return dialer.DialContext(ctx, "tcp", net.JoinHostPort(ips[0], port))
+}
+
+type pod struct {
+	ordinal int
+	name    string
+	ip      string
+	dir     string
+	gen     int
+
+	mu      sync.Mutex
+	svc     *service.Service
+	cancel  context.CancelFunc
+	done    chan error
+	running bool
+}
+
+// statefulSet plays the StatefulSet controller and the kubelet.
+type statefulSet struct {
+	t                  *testing.T
+	dns                *podDNS
+	pods               []*pod
+	grpcPort, raftPort int
+	deadServerGrace    string
+	discovery          string
+	bootstrapNodeID    string
+	member             tlsconfig.Files // the Raft member certificate every pod mounts
+}
+
+func newStatefulSet(t *testing.T, replicas int, deadServerGrace string) *statefulSet {
+	ss := &statefulSet{t: t, dns: &podDNS{ips: map[string]string{}}, deadServerGrace: deadServerGrace}
+	ss.grpcPort, ss.raftPort = freePort(t), freePort(t)
+	dir := t.TempDir()
+	pki, err := tlsconfig.WriteDev(filepath.Join(dir, "certs"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss.member = pki.ClusterMember()
+	var disc []string
+	for i := range replicas {
+		name := fmt.Sprintf("coordinator-%d.coordinator-raft.gaia.svc", i)
+		ss.pods = append(ss.pods, &pod{ordinal: i, name: name, dir: filepath.Join(dir, strconv.Itoa(i))})
+		disc = append(disc, net.JoinHostPort(name, strconv.Itoa(ss.grpcPort)))
+	}
+	ss.discovery = strings.Join(disc, ",")
+	ss.bootstrapNodeID = ss.pods[0].name
+	t.Cleanup(func() {
+		for _, p := range ss.pods {
+			ss.stop(p)
+		}
+	})
+	return ss
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// env is the pod's environment as the StatefulSet gives it (see
+// deploy/k8s/services/coordinator/statefulset.yaml), with the listen
+// addresses on the pod's own IP instead of every interface.
+func (ss *statefulSet) env(p *pod) map[string]string {
+	return map[string]string{
+		"CLUSTER_ENABLED":            "true",
+		"CLUSTER_NODE_ID":            p.name,
+		"CLUSTER_BOOTSTRAP_NODE_ID":  ss.bootstrapNodeID,
+		"CLUSTER_DISCOVERY_NODES":    ss.discovery,
+		"COORDINATOR_LISTEN_ADDR":    net.JoinHostPort(p.ip, strconv.Itoa(ss.grpcPort)),
+		"COORDINATOR_ADVERTISE_ADDR": net.JoinHostPort(p.name, strconv.Itoa(ss.grpcPort)),
+		"CLUSTER_BIND_ADDR":          net.JoinHostPort(p.ip, strconv.Itoa(ss.raftPort)),
+		"CLUSTER_ADVERTISE_ADDR":     net.JoinHostPort(p.name, strconv.Itoa(ss.raftPort)),
+		"CLUSTER_DATA_DIR":           p.dir,
+		"CLUSTER_DEAD_SERVER_GRACE":  ss.deadServerGrace,
+		"CLUSTER_TLS_CERT_FILE":      ss.member.CertFile,
+		"CLUSTER_TLS_KEY_FILE":       ss.member.KeyFile,
+		"CLUSTER_TLS_CA_FILE":        ss.member.CAFile,
+		"SESSION_LEASE_TIMEOUT":      "1m", // sessions registered here never beat
+		"SESSION_HEARTBEAT_INTERVAL": "10s",
+		"RAFT_SNAPSHOT_INTERVAL":     "1s",
+		"RAFT_SNAPSHOT_THRESHOLD":    "64",
+		"SHUTDOWN_TIMEOUT":           "2s",
+	}
+}
+
+// start schedules the pod: a new IP, its name pointing there, the process
+// started from the StatefulSet's environment.
+func (ss *statefulSet) start(p *pod) {
+	ss.t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.gen++
+	p.ip = fmt.Sprintf("127.0.%d.%d", p.ordinal+1, p.gen)
+	ss.dns.set(p.name, p.ip)
+	env := ss.env(p)
+	l := config.NewLoader(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	cfg := service.LoadConfig(l)
+	if err := l.Err(); err != nil {
+		ss.t.Fatalf("%s: %v", p.name, err)
+	}
+	log := zaptest.NewLogger(ss.t, zaptest.Level(zap.WarnLevel)).Named(fmt.Sprintf("coordinator-%d", p.ordinal))
+	svc, err := service.New(context.Background(), cfg, log, service.Options{Resolver: ss.dns})
+	if err != nil {
+		ss.t.Fatalf("start %s: %v", p.name, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p.svc, p.cancel, p.done, p.running = svc, cancel, make(chan error, 1), true
+	go func() { p.done <- svc.Run(ctx) }()
+}
+
+// stop is SIGTERM: the process drains (a leader hands over) and exits.
+func (ss *statefulSet) stop(p *pod) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.running {
+		return
+	}
+	p.cancel()
+	if err := <-p.done; err != nil {
+		ss.t.Errorf("stop %s: %v", p.name, err)
+	}
+	p.running = false
+}
+
+// deleteForGood kills the pod, removes its name and its volume.
+func (ss *statefulSet) deleteForGood(p *pod) {
+	p.mu.Lock()
+	if p.running {
+		p.svc.Kill()
+		p.cancel()
+		<-p.done
+		p.running = false
+	}
+	p.mu.Unlock()
+	ss.dns.set(p.name, "")
+	if err := os.RemoveAll(p.dir); err != nil {
+		ss.t.Fatal(err)
+	}
+}
+
+// kill is a crash: the pod object (and so its name) stays.
+func (ss *statefulSet) kill(p *pod) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.running {
+		p.svc.Kill()
+		p.cancel()
+		<-p.done
+		p.running = false
+	}
+}
+
+func (ss *statefulSet) raftOf(p *pod) *raft.Raft {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.running {
+		return nil
+	}
+	return p.svc.Raft()
+}
+
+func (ss *statefulSet) leader() *pod {
+	for _, p := range ss.pods {
+		if r := ss.raftOf(p); r != nil && r.State() == raft.Leader {
+			return p
+		}
+	}
+	return nil
+}
+
+// voters is the leader's configuration: node id → Raft address.
+func (ss *statefulSet) voters() map[string]string {
+	l := ss.leader()
+	if l == nil {
+		return nil
+	}
+	f := ss.raftOf(l).GetConfiguration()
+	if f.Error() != nil {
+		return nil
+	}
+	out := map[string]string{}
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			out[string(s.ID)] = string(s.Address)
+		}
+	}
+	return out
+}
+
+// ready asks the pod what the kubelet's readiness probe asks: gRPC health of
+// the "readiness" service.
+func (ss *statefulSet) ready(p *pod) bool {
+	conn, err := grpcclient.Dial("passthrough:///"+net.JoinHostPort(p.name, strconv.Itoa(ss.grpcPort)),
+		grpc.WithContextDialer(ss.dns.dial), grpc.WithDisableRetry())
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: service.ReadinessService})
+	return err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING
+}
+
+func (ss *statefulSet) client() *client.Client {
+	var addrs []string
+	for _, p := range ss.pods {
+		addrs = append(addrs, net.JoinHostPort(p.name, strconv.Itoa(ss.grpcPort)))
+	}
+	cl, err := client.New(client.Options{Addrs: addrs, DialOptions: []grpc.DialOption{grpc.WithContextDialer(ss.dns.dial)}})
+	if err != nil {
+		ss.t.Fatal(err)
+	}
+	ss.t.Cleanup(func() { _ = cl.Close() })
+	return cl
+}
+
+func eventually(t *testing.T, timeout time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s within %v", what, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitFormed waits for every running pod to be a voter under its DNS name,
+// and ready.
+func (ss *statefulSet) waitFormed(n int) {
+	ss.t.Helper()
+	eventually(ss.t, 30*time.Second, fmt.Sprintf("%d voters under their DNS names", n), func() bool {
+		v := ss.voters()
+		if len(v) != n {
+			return false
+		}
+		for _, p := range ss.pods {
+			if addr, ok := v[p.name]; ok && addr != net.JoinHostPort(p.name, strconv.Itoa(ss.raftPort)) {
+				ss.t.Fatalf("%s is in the configuration at %s, not its DNS name", p.name, addr)
+			}
+		}
+		return true
+	})
+	for _, p := range ss.pods {
+		if ss.raftOf(p) == nil {
+			continue
+		}
+		eventually(ss.t, 30*time.Second, p.name+" ready", func() bool { return ss.ready(p) })
+	}
+}
+
+// TestStatefulSetRollingRestartKeepsWriting starts three pods at once
+// (podManagementPolicy: Parallel; pod 0 bootstraps, the others join by DNS
+// name), then restarts them one at a time as a rolling update does — SIGTERM,
+// a new pod with a new IP on the same volume, wait for readiness before the
+// next — followers first and the leader last, while a client keeps writing.
+// Every write succeeds, none is lost, and the longest pause is reported.
+func TestStatefulSetRollingRestartKeepsWriting(t *testing.T) {
+	ss := newStatefulSet(t, 3, "0s")
+	for _, p := range ss.pods {
+		ss.start(p)
+	}
+	ss.waitFormed(3)
+	cl := ss.client()
+
+	var (
+		mu       sync.Mutex
+		acked    []string
+		longest  time.Duration
+		failures []error
+	)
+	stop := make(chan struct{})
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		last := time.Now()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			name := fmt.Sprintf("rolling-%d", i)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_, err := cl.Sessions().RegisterSession(ctx, &coordinatorv1.RegisterSessionRequest{
+				Name: name, Tier: coordinatorv1.SessionTier_SESSION_TIER_WORKER, Provider: coordinatorv1.Provider_PROVIDER_CLAUDE, MaxConcurrentTasks: 1,
+			})
+			cancel()
+			now := time.Now()
+			mu.Lock()
+			if err != nil {
+				failures = append(failures, fmt.Errorf("%s: %w", name, err))
+			} else {
+				acked = append(acked, name)
+				longest = max(longest, now.Sub(last))
+				last = now
+			}
+			mu.Unlock()
+			time.Sleep(5 * time.Millisecond) // a steady stream, not a flood
+		}
+	}()
+
+	ackedAtLeast := func(n int) func() bool {
+		return func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) >= n || len(failures) > 0 }
+	}
+	eventually(t, 30*time.Second, "writes flowing", ackedAtLeast(20))
+
+	var order []*pod
+	lead := ss.leader()
+	for i := len(ss.pods) - 1; i >= 0; i-- {
+		if ss.pods[i] != lead {
+			order = append(order, ss.pods[i])
+		}
+	}
+	order = append(order, lead)
+	for _, p := range order {
+		was := ss.leader()
+		ss.stop(p)
+		ss.start(p)
+		t.Logf("restarted %s (leader before: %s), now at %s; leader %s", p.name, was.name, p.ip, func() string {
+			if l := ss.leader(); l != nil {
+				return l.name
+			}
+			return "none yet"
+		}())
+		eventually(t, 30*time.Second, p.name+" ready after restart", func() bool { return ss.ready(p) })
+	}
+	ss.waitFormed(3)
+	mu.Lock()
+	n := len(acked)
+	mu.Unlock()
+	eventually(t, 30*time.Second, "writes flowing after the restart", ackedAtLeast(n+20))
+	close(stop)
+	<-writerDone
+
+	mu.Lock()
+	defer mu.Unlock()
+	if len(failures) > 0 {
+		t.Fatalf("%d writes failed during the rolling restart, first: %v", len(failures), failures[0])
+	}
+	t.Logf("rolling restart of 3 pods, leader last: %d writes, all acknowledged; longest gap between writes %v", len(acked), longest)
+	if longest > 5*time.Second {
+		t.Errorf("writes stalled for %v during the rolling restart", longest)
+	}
+	ctx := ctxT(t, 30*time.Second)
+	seen := map[string]bool{}
+	var token string
+	for {
+		resp, err := cl.Sessions().ListSessions(ctx, &coordinatorv1.ListSessionsRequest{PageSize: 1000, PageToken: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range resp.GetSessions() {
+			seen[s.GetName()] = true
+		}
+		if token = resp.GetNextPageToken(); token == "" {
+			break
+		}
+	}
+	for _, name := range acked {
+		if !seen[name] {
+			t.Fatalf("acknowledged session %s lost in the rolling restart", name)
+		}
+	}
+}
+
+// TestDeletedPodIsRemovedAndReplaced: a crashed pod whose name still
+// resolves is never removed; a pod deleted for good (here pod 0, the one that
+// may bootstrap) is removed from the configuration once the grace period has
+// passed, not before; its replacement, same name and an empty volume, joins
+// the existing cluster instead of founding a new one, and catches up.
+func TestDeletedPodIsRemovedAndReplaced(t *testing.T) {
+	const grace = 2 * time.Second
+	ss := newStatefulSet(t, 3, grace.String())
+	for _, p := range ss.pods {
+		ss.start(p)
+	}
+	ss.waitFormed(3)
+	cl := ss.client()
+	for i := range 10 {
+		register(t, cl, fmt.Sprintf("before-%d", i))
+	}
+
+	// A crash: the pod object stays, so does its name. Not removed.
+	crashed := ss.pods[1]
+	ss.kill(crashed)
+	crashedAt := time.Now()
+	for time.Since(crashedAt) < 2*grace+time.Second {
+		if v := ss.voters(); v != nil && len(v) != 3 {
+			t.Fatalf("a crashed pod whose name resolves was removed: voters %v", v)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	ss.start(crashed)
+	ss.waitFormed(3)
+
+	// Deleted for good: removed after the grace period.
+	gone := ss.pods[0]
+	ss.deleteForGood(gone)
+	deletedAt := time.Now()
+	eventually(t, grace+20*time.Second, "the deleted pod removed from the configuration", func() bool {
+		v := ss.voters()
+		_, still := v[gone.name]
+		return v != nil && !still
+	})
+	removedAfter := time.Since(deletedAt)
+	if removedAfter < grace {
+		t.Fatalf("removed %v after deletion, before the %v grace period", removedAfter, grace)
+	}
+	t.Logf("deleted pod removed %v after deletion (grace %v)", removedAfter, grace)
+	if v := ss.voters(); len(v) != 2 {
+		t.Fatalf("voters after removal: %v", v)
+	}
+	register(t, cl, "while-two")
+
+	// The replacement: same name, empty volume, new IP. It joins.
+	before := ss.leader()
+	term := ss.raftOf(before).CurrentTerm()
+	ss.start(gone)
+	ss.waitFormed(3)
+	if l := ss.leader(); l == gone || ss.raftOf(l).CurrentTerm() != term {
+		t.Fatalf("the replacement disturbed the cluster: leader %v, term %d → %d", l.name, term, ss.raftOf(l).CurrentTerm())
+	}
+	want := ss.raftOf(ss.leader()).LastIndex()
+	eventually(t, 10*time.Second, "the replacement catches up", func() bool {
+		r := ss.raftOf(gone)
+		return r != nil && r.AppliedIndex() >= want
+	})
+	conn, err := grpcclient.Dial("passthrough:///"+net.JoinHostPort(gone.name, strconv.Itoa(ss.grpcPort)), grpc.WithContextDialer(ss.dns.dial))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	st, err := coordinatorv1.NewClusterServiceClient(conn).GetClusterStatus(ctxT(t, 5*time.Second), &coordinatorv1.GetClusterStatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.GetAnsweredBy() != gone.name || st.GetSessions() != 11 {
+		t.Fatalf("replacement's state: answered by %s with %d sessions, want %s with 11", st.GetAnsweredBy(), st.GetSessions(), gone.name)
+	}
+}
+
+// TestReadinessNeedsALeader: a pod that loses its quorum stops being ready
+// (the Service stops sending it traffic) but keeps answering liveness.
+func TestReadinessNeedsALeader(t *testing.T) {
+	ss := newStatefulSet(t, 3, "0s")
+	for _, p := range ss.pods {
+		ss.start(p)
+	}
+	ss.waitFormed(3)
+	ss.kill(ss.pods[1])
+	ss.kill(ss.pods[2])
+	alone := ss.pods[0]
+	eventually(t, 10*time.Second, "a pod without quorum not ready", func() bool { return !ss.ready(alone) })
+	conn, err := grpcclient.Dial("passthrough:///"+net.JoinHostPort(alone.name, strconv.Itoa(ss.grpcPort)), grpc.WithContextDialer(ss.dns.dial))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	resp, err := healthpb.NewHealthClient(conn).Check(ctxT(t, 5*time.Second), &healthpb.HealthCheckRequest{})
+	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("liveness of a pod without quorum: %v, %v", resp.GetStatus(), err)
+	}
+	if ok, why := func() (bool, string) { alone.mu.Lock(); defer alone.mu.Unlock(); return alone.svc.Ready() }(); ok || why == "" {
+		t.Fatalf("Ready() = %v, %q", ok, why)
+	}
+	ss.start(ss.pods[1])
+	eventually(t, 30*time.Second, "ready again once a quorum is back", func() bool { return ss.ready(alone) && ss.ready(ss.pods[1]) })
+}
