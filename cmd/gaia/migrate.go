@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -24,6 +26,7 @@ type migrationReport struct {
 
 func newMigrateCommand() *cobra.Command {
 	var asJSON, status bool
+	var only []string
 	cmd := &cobra.Command{
 		Use:   "migrate",
 		Short: "Create the database if needed and apply every service's migrations",
@@ -32,8 +35,13 @@ PostgreSQL database in DATABASE_URL (default ` + pg.DefaultURL + `),
 creating that database first if it does not exist. Services also migrate their
 own schema when they start; this command does it ahead of a deployment.
 With --status, nothing is applied: the command lists applied and pending
-migrations.`,
+migrations. --schema limits it to some schemas (a Kubernetes Job per schema
+runs gaia migrate --schema taskqueue).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			schemas, err := pickSchemas(only)
+			if err != nil {
+				return err
+			}
 			loader := config.NewLoader(os.LookupEnv)
 			url := pg.URL(loader, "DATABASE_URL", pg.DefaultURL)
 			if err := loader.Err(); err != nil {
@@ -53,7 +61,7 @@ migrations.`,
 			defer pool.Close()
 
 			var reports []migrationReport
-			for _, schema := range migrations.Contexts {
+			for _, schema := range schemas {
 				files, err := migrations.For(schema)
 				if err != nil {
 					return err
@@ -89,7 +97,21 @@ migrations.`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.Flags().BoolVar(&status, "status", false, "list applied and pending migrations without applying any")
+	cmd.Flags().StringSliceVar(&only, "schema", nil, "only these schemas ("+strings.Join(migrations.Contexts, ", ")+"); repeat or comma-separate")
 	return cmd
+}
+
+// pickSchemas is every schema, or those named, each checked.
+func pickSchemas(only []string) ([]string, error) {
+	if len(only) == 0 {
+		return migrations.Contexts, nil
+	}
+	for _, s := range only {
+		if !slices.Contains(migrations.Contexts, s) {
+			return nil, usageError{fmt.Errorf("--schema %q: expected one of %s", s, strings.Join(migrations.Contexts, ", "))}
+		}
+	}
+	return only, nil
 }
 
 func printMigrations(cmd *cobra.Command, url string, status bool, reports []migrationReport) error {

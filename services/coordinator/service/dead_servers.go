@@ -94,6 +94,8 @@ func (s *Service) cleanDeadServers(ctx context.Context) {
 				zap.String("node_id", string(id)), zap.Duration("grace", grace))
 			if _, err := s.app.RemoveServer(ctx, string(id)); err != nil {
 				s.log.Warn("removing a dead voter failed", zap.String("node_id", string(id)), zap.Error(err))
+			} else {
+				s.metrics.deadRemoved.Add(1)
 			}
 		}
 	}

@@ -12,7 +12,9 @@ package service_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -149,6 +151,7 @@ func (ss *statefulSet) env(p *pod) map[string]string {
 		"CLUSTER_BIND_ADDR":          net.JoinHostPort(p.ip, strconv.Itoa(ss.raftPort)),
 		"CLUSTER_ADVERTISE_ADDR":     net.JoinHostPort(p.name, strconv.Itoa(ss.raftPort)),
 		"CLUSTER_DATA_DIR":           p.dir,
+		"COORDINATOR_METRICS_ADDR":   net.JoinHostPort(p.ip, "0"),
 		"CLUSTER_DEAD_SERVER_GRACE":  ss.deadServerGrace,
 		"CLUSTER_TLS_CERT_FILE":      ss.member.CertFile,
 		"CLUSTER_TLS_KEY_FILE":       ss.member.KeyFile,
@@ -519,14 +522,82 @@ func TestDeletedPodIsRemovedAndReplaced(t *testing.T) {
 	}
 }
 
+// scrape reads a pod's /metrics into name{labels} → value.
+func (ss *statefulSet) scrape(p *pod) map[string]float64 {
+	ss.t.Helper()
+	p.mu.Lock()
+	addr := p.svc.MetricsAddr().String()
+	p.mu.Unlock()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		ss.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		ss.t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "gaia_coordinator_") {
+			name, val, _ := strings.Cut(line, " ")
+			out[name], _ = strconv.ParseFloat(val, 64)
+		}
+	}
+	return out
+}
+
 // TestReadinessNeedsALeader: a pod that loses its quorum stops being ready
-// (the Service stops sending it traffic) but keeps answering liveness.
+// (the Service stops sending it traffic) but keeps answering liveness. On
+// the way, each pod's /metrics tells the same story.
 func TestReadinessNeedsALeader(t *testing.T) {
 	ss := newStatefulSet(t, 3, "0s")
 	for _, p := range ss.pods {
 		ss.start(p)
 	}
 	ss.waitFormed(3)
+
+	cl := ss.client()
+	s, tok := register(t, cl, "metered")
+	h := cl.StartHeartbeat(context.Background(), s.GetSessionId(), tok, 20*time.Millisecond, nil)
+	var leaders, beats, forwarded float64
+	eventually(t, 10*time.Second, "heartbeats and forwarded calls counted", func() bool {
+		leaders, beats, forwarded = 0, 0, 0
+		for _, p := range ss.pods {
+			m := ss.scrape(p)
+			leaders += m["gaia_coordinator_leader"]
+			beats += m["gaia_coordinator_heartbeats_total"]
+			forwarded += m["gaia_coordinator_forwarded_calls_total"]
+		}
+		return beats >= 5 && forwarded >= 1
+	})
+	h.Stop()
+	if leaders != 1 {
+		t.Fatalf("%v pods report leading", leaders)
+	}
+	for _, p := range ss.pods {
+		m := ss.scrape(p)
+		for name, want := range map[string]float64{
+			"gaia_coordinator_ready":                        1,
+			"gaia_coordinator_has_leader":                   1,
+			"gaia_coordinator_raft_voters":                  3,
+			`gaia_coordinator_sessions{state="registered"}`: 0,
+			"gaia_coordinator_locks":                        0,
+		} {
+			got, ok := m[name]
+			if name == `gaia_coordinator_sessions{state="registered"}` {
+				got, ok = m[`gaia_coordinator_sessions{state="registered"}`]+m[`gaia_coordinator_sessions{state="active"}`], true
+				want = 1
+			}
+			if !ok || got != want {
+				t.Errorf("%s: %s = %v, want %v", p.name, name, got, want)
+			}
+		}
+		if m["gaia_coordinator_raft_applied_index"] == 0 || m["gaia_coordinator_raft_term"] == 0 {
+			t.Errorf("%s: raft indexes missing: %v", p.name, m)
+		}
+	}
+
 	ss.kill(ss.pods[1])
 	ss.kill(ss.pods[2])
 	alone := ss.pods[0]
@@ -542,6 +613,9 @@ func TestReadinessNeedsALeader(t *testing.T) {
 	}
 	if ok, why := func() (bool, string) { alone.mu.Lock(); defer alone.mu.Unlock(); return alone.svc.Ready() }(); ok || why == "" {
 		t.Fatalf("Ready() = %v, %q", ok, why)
+	}
+	if m := ss.scrape(alone); m["gaia_coordinator_ready"] != 0 {
+		t.Errorf("metrics say ready without a quorum")
 	}
 	ss.start(ss.pods[1])
 	eventually(t, 30*time.Second, "ready again once a quorum is back", func() bool { return ss.ready(alone) && ss.ready(ss.pods[1]) })

@@ -15,10 +15,13 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
 	"github.com/gaia-platform/gaia/internal/grpcclient"
 	"github.com/gaia-platform/gaia/internal/grpcserver"
+	"github.com/gaia-platform/gaia/internal/telemetry"
 	"github.com/gaia-platform/gaia/internal/tlsconfig"
 	"github.com/gaia-platform/gaia/services/coordinator/internal/app"
 	"github.com/gaia-platform/gaia/services/coordinator/internal/forward"
@@ -51,6 +54,10 @@ type Service struct {
 	grpcAddr string
 	tls      *tlsconfig.Source // gRPC; nil is plaintext
 	killed   atomic.Bool
+
+	metricsLis net.Listener
+	registry   *prometheus.Registry
+	metrics    *collector
 
 	resolver       Resolver
 	customResolver bool
@@ -122,7 +129,9 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, opts ...Options) (*Se
 	fwd := forward.New(cfg.Cluster.NodeID, coord, grpcclient.WithTLS(grpcTLS))
 	fwd.Dial = s.dialGRPC
 
-	srv := grpcserver.New(grpcserver.Options{Name: "coordinator", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout, TLS: grpcTLS})
+	s.metrics = &collector{s: s, store: store}
+	srv := grpcserver.New(grpcserver.Options{Name: "coordinator", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout, TLS: grpcTLS},
+		grpc.ChainStreamInterceptor(s.metrics.countHeartbeats))
 	(&ports.Servers{App: coord, Forward: fwd}).Register(srv.GRPC())
 
 	if cfg.Cluster.AdminToken == "" {
@@ -136,6 +145,15 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, opts ...Options) (*Se
 		zap.String("data_dir", cfg.Cluster.DataDir),
 		zap.Bool("grpc_tls", grpcTLS != nil))
 	s.grpc, s.node, s.app, s.forward, s.tls = srv, node, coord, fwd, grpcTLS
+	if cfg.MetricsAddr != "" {
+		if s.metricsLis, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			_ = lis.Close()
+			_ = node.Shutdown()
+			return nil, fmt.Errorf("listen for metrics on %s: %w", cfg.MetricsAddr, err)
+		}
+		s.registry = telemetry.NewRegistry()
+		s.registry.MustRegister(s.metrics)
+	}
 	return s, nil
 }
 
@@ -234,6 +252,15 @@ func (s *Service) Run(ctx context.Context) error {
 		defer wg.Done()
 		s.watchReadiness(appCtx)
 	}()
+	if s.metricsLis != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := telemetry.Serve(appCtx, s.metricsLis, s.registry); err != nil {
+				s.log.Warn("metrics server stopped", zap.Error(err))
+			}
+		}()
+	}
 	if s.cfg.Cluster.DeadServerGrace > 0 {
 		wg.Add(1)
 		go func() {
@@ -304,4 +331,12 @@ func (s *Service) handOverLeadership() {
 		return
 	}
 	s.log.Info("leadership handed over before stopping")
+}
+
+// MetricsAddr is where /metrics is served, or nil when COORDINATOR_METRICS_ADDR is empty.
+func (s *Service) MetricsAddr() net.Addr {
+	if s.metricsLis == nil {
+		return nil
+	}
+	return s.metricsLis.Addr()
 }

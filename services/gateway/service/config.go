@@ -11,7 +11,10 @@ import (
 type Config struct {
 	// ListenAddr serves REST, the OpenAPI document, health endpoints and the
 	// gateway's own gRPC health and reflection (GATEWAY_LISTEN_ADDR).
-	ListenAddr      string
+	ListenAddr string
+	// MetricsAddr serves Prometheus metrics at /metrics
+	// (GATEWAY_METRICS_ADDR), apart from the public port; empty serves none.
+	MetricsAddr     string
 	ShutdownTimeout time.Duration
 	Backends        Backends
 	// TLS serves HTTPS (and gRPC health over TLS) with TLS_CERT_FILE and
@@ -32,6 +35,7 @@ type Backends struct {
 func LoadConfig(l *config.Loader) Config {
 	return Config{
 		ListenAddr:      l.ListenAddr("GATEWAY_LISTEN_ADDR", ":8080"),
+		MetricsAddr:     l.ListenAddr("GATEWAY_METRICS_ADDR", ""),
 		ShutdownTimeout: l.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, time.Millisecond),
 		Backends: Backends{
 			Coordinator: l.DialAddr("COORDINATOR_ADDR", "127.0.0.1:7001"),

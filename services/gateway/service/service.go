@@ -16,12 +16,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
 	"github.com/gaia-platform/gaia/internal/buildinfo"
 	"github.com/gaia-platform/gaia/internal/grpcclient"
 	"github.com/gaia-platform/gaia/internal/grpcserver"
+	"github.com/gaia-platform/gaia/internal/telemetry"
 	"github.com/gaia-platform/gaia/internal/tlsconfig"
 	gaiaproto "github.com/gaia-platform/gaia/proto"
 	"github.com/gaia-platform/gaia/services/gateway/internal/apidoc"
@@ -43,6 +46,10 @@ type Service struct {
 	// when the gateway shuts down.
 	base       context.Context
 	cancelBase context.CancelFunc
+
+	metrics    *requestMetrics
+	metricsLis net.Listener
+	registry   *prometheus.Registry
 }
 
 // New dials the backends (lazily: a backend that is down makes /readyz fail,
@@ -78,7 +85,9 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	}
 
 	s.base, s.cancelBase = context.WithCancel(context.Background())
-	api, err := rest.NewMux(s.base, conns)
+	reg := telemetry.NewRegistry()
+	s.metrics = newRequestMetrics(reg)
+	api, err := rest.NewMux(s.base, conns, runtime.WithMiddlewares(s.metrics.annotate))
 	if err != nil {
 		s.closeConns()
 		return nil, err
@@ -110,6 +119,14 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		return nil, fmt.Errorf("listen for http on %s: %w", cfg.ListenAddr, err)
 	}
 	s.lis = lis
+	if cfg.MetricsAddr != "" {
+		if s.metricsLis, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			_ = lis.Close()
+			s.closeConns()
+			return nil, fmt.Errorf("listen for metrics on %s: %w", cfg.MetricsAddr, err)
+		}
+		s.registry = reg
+	}
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	if serverTLS != nil {
@@ -122,7 +139,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		protocols.SetUnencryptedHTTP2(true)
 	}
 	s.http = &http.Server{
-		Handler:           s.route(mux),
+		Handler:           s.metrics.wrap(s.route(mux)),
 		Protocols:         protocols,
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return s.base },
@@ -158,12 +175,16 @@ func limitBody(next http.Handler, max int64) http.Handler {
 // gRPC server and everything else to the REST handlers.
 func (s *Service) route(rest http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+		if isGRPC(r) {
 			s.grpc.GRPC().ServeHTTP(w, r)
 			return
 		}
 		rest.ServeHTTP(w, r)
 	})
+}
+
+func isGRPC(r *http.Request) bool {
+	return r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc")
 }
 
 // Addr is where the gateway listens.
@@ -177,10 +198,29 @@ func (s *Service) Scheme() string {
 	return "http"
 }
 
+// MetricsAddr is where /metrics is served, or nil when GATEWAY_METRICS_ADDR is empty.
+func (s *Service) MetricsAddr() net.Addr {
+	if s.metricsLis == nil {
+		return nil
+	}
+	return s.metricsLis.Addr()
+}
+
 // Run serves until ctx ends, then stops taking requests, ends open REST streams
 // and waits up to the shutdown timeout for requests in flight.
 func (s *Service) Run(ctx context.Context) error {
 	defer s.closeConns()
+	if s.metricsLis != nil {
+		mctx, stopMetrics := context.WithCancel(context.Background())
+		metricsDone := make(chan struct{})
+		go func() {
+			defer close(metricsDone)
+			if err := telemetry.Serve(mctx, s.metricsLis, s.registry); err != nil {
+				s.log.Warn("metrics server stopped", zap.Error(err))
+			}
+		}()
+		defer func() { stopMetrics(); <-metricsDone }()
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.lis) }()
 	select {

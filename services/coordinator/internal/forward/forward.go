@@ -8,6 +8,7 @@ package forward
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -37,9 +38,13 @@ type Forwarder struct {
 	// grpcclient.Dial, a node with its own resolver replaces it.
 	Dial func(addr string, opts ...grpc.DialOption) (*grpc.ClientConn, error)
 
-	mu    sync.Mutex
-	conns map[string]*grpc.ClientConn
+	mu        sync.Mutex
+	conns     map[string]*grpc.ClientConn
+	forwarded atomic.Uint64
 }
+
+// Forwarded is how many calls this node has passed on to the leader.
+func (f *Forwarder) Forwarded() uint64 { return f.forwarded.Load() }
 
 // New returns a forwarder for node nodeID; dialOpts (TLS) apply to every
 // connection to a leader.
@@ -61,6 +66,7 @@ func (f *Forwarder) Route(ctx context.Context) (out context.Context, conn *grpc.
 	if err != nil {
 		return ctx, nil, false, err
 	}
+	f.forwarded.Add(1)
 	return outgoing(ctx, f.nodeID), conn, false, nil
 }
 

@@ -27,8 +27,8 @@ type Config struct {
 	AdvertiseAddr string
 	// Dial, when set, opens connections to peers (tests resolve names with
 	// it); nil dials with the system resolver.
-	Dial DialFunc
-	DataDir       string
+	Dial    DialFunc
+	DataDir string
 	// Bootstrap makes this node form a new cluster of itself when it has no Raft
 	// state yet. It is harmless on restart: existing state wins.
 	Bootstrap         bool

@@ -37,11 +37,13 @@ type Conns struct {
 //     that a field is either absent or of its documented type;
 //   - every error, unary or ending a stream, as {"error": <google.rpc.Status>};
 //   - streams as application/x-ndjson, one {"result": …} per line.
-func NewMux(ctx context.Context, c Conns) (*runtime.ServeMux, error) {
-	mux := runtime.NewServeMux(
+//
+// opts are added after these (the gateway's request metrics use one).
+func NewMux(ctx context.Context, c Conns, opts ...runtime.ServeMuxOption) (*runtime.ServeMux, error) {
+	mux := runtime.NewServeMux(append([]runtime.ServeMuxOption{
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, Marshaler()),
 		runtime.WithForwardResponseRewriter(WrapError),
-	)
+	}, opts...)...)
 	registrations := []struct {
 		name     string
 		register func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error
