@@ -31,6 +31,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/gaia-platform/gaia/internal/config"
+	"github.com/gaia-platform/gaia/internal/pg"
 	"github.com/gaia-platform/gaia/internal/process"
 	coordinator "github.com/gaia-platform/gaia/services/coordinator/service"
 	dashboard "github.com/gaia-platform/gaia/services/dashboard/service"
@@ -47,7 +48,7 @@ var loaders = map[string]func(*config.Loader){
 	"dashboard":   func(l *config.Loader) { dashboard.LoadConfig(l) },
 	"gateway":     func(l *config.Loader) { gateway.LoadConfig(l) },
 	// The CLI's migrate command (migration Jobs).
-	"gaia": func(l *config.Loader) { l.PostgresURL("DATABASE_URL", "") },
+	"gaia": func(l *config.Loader) { pg.URL(l, "DATABASE_URL", pg.DefaultURL) },
 }
 
 // talksTo is DESIGN.md's "talks to" column: the GAIA workloads each one may

@@ -17,7 +17,7 @@ type Config struct {
 	// (COORDINATOR_ADVERTISE_ADDR); empty derives it from the listener.
 	AdvertiseAddr string
 	// MetricsAddr serves Prometheus metrics at /metrics
-	// (COORDINATOR_METRICS_ADDR); empty serves none.
+	// (COORDINATOR_PROMETHEUS_LISTEN_ADDR); empty serves none.
 	MetricsAddr     string
 	ShutdownTimeout time.Duration
 	// TLS is the gRPC port's certificate and the CA that verifies the other
@@ -83,7 +83,7 @@ func LoadConfig(l *config.Loader) Config {
 	c := Config{
 		ListenAddr:      l.ListenAddr("COORDINATOR_LISTEN_ADDR", ":7001"),
 		AdvertiseAddr:   l.DialAddr("COORDINATOR_ADVERTISE_ADDR", ""),
-		MetricsAddr:     l.ListenAddr("COORDINATOR_METRICS_ADDR", ""),
+		MetricsAddr:     l.ListenAddr("COORDINATOR_PROMETHEUS_LISTEN_ADDR", ""),
 		ShutdownTimeout: l.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, time.Millisecond),
 	}
 	c.Cluster.Enabled = l.Bool("CLUSTER_ENABLED", false)

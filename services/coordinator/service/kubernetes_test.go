@@ -142,25 +142,25 @@ func freePort(t *testing.T) int {
 // addresses on the pod's own IP instead of every interface.
 func (ss *statefulSet) env(p *pod) map[string]string {
 	return map[string]string{
-		"CLUSTER_ENABLED":            "true",
-		"CLUSTER_NODE_ID":            p.name,
-		"CLUSTER_BOOTSTRAP_NODE_ID":  ss.bootstrapNodeID,
-		"CLUSTER_DISCOVERY_NODES":    ss.discovery,
-		"COORDINATOR_LISTEN_ADDR":    net.JoinHostPort(p.ip, strconv.Itoa(ss.grpcPort)),
-		"COORDINATOR_ADVERTISE_ADDR": net.JoinHostPort(p.name, strconv.Itoa(ss.grpcPort)),
-		"CLUSTER_BIND_ADDR":          net.JoinHostPort(p.ip, strconv.Itoa(ss.raftPort)),
-		"CLUSTER_ADVERTISE_ADDR":     net.JoinHostPort(p.name, strconv.Itoa(ss.raftPort)),
-		"CLUSTER_DATA_DIR":           p.dir,
-		"COORDINATOR_METRICS_ADDR":   net.JoinHostPort(p.ip, "0"),
-		"CLUSTER_DEAD_SERVER_GRACE":  ss.deadServerGrace,
-		"CLUSTER_TLS_CERT_FILE":      ss.member.CertFile,
-		"CLUSTER_TLS_KEY_FILE":       ss.member.KeyFile,
-		"CLUSTER_TLS_CA_FILE":        ss.member.CAFile,
-		"SESSION_LEASE_TIMEOUT":      "1m", // sessions registered here never beat
-		"SESSION_HEARTBEAT_INTERVAL": "10s",
-		"RAFT_SNAPSHOT_INTERVAL":     "1s",
-		"RAFT_SNAPSHOT_THRESHOLD":    "64",
-		"SHUTDOWN_TIMEOUT":           "2s",
+		"CLUSTER_ENABLED":                    "true",
+		"CLUSTER_NODE_ID":                    p.name,
+		"CLUSTER_BOOTSTRAP_NODE_ID":          ss.bootstrapNodeID,
+		"CLUSTER_DISCOVERY_NODES":            ss.discovery,
+		"COORDINATOR_LISTEN_ADDR":            net.JoinHostPort(p.ip, strconv.Itoa(ss.grpcPort)),
+		"COORDINATOR_ADVERTISE_ADDR":         net.JoinHostPort(p.name, strconv.Itoa(ss.grpcPort)),
+		"CLUSTER_BIND_ADDR":                  net.JoinHostPort(p.ip, strconv.Itoa(ss.raftPort)),
+		"CLUSTER_ADVERTISE_ADDR":             net.JoinHostPort(p.name, strconv.Itoa(ss.raftPort)),
+		"CLUSTER_DATA_DIR":                   p.dir,
+		"COORDINATOR_PROMETHEUS_LISTEN_ADDR": net.JoinHostPort(p.ip, "0"),
+		"CLUSTER_DEAD_SERVER_GRACE":          ss.deadServerGrace,
+		"CLUSTER_TLS_CERT_FILE":              ss.member.CertFile,
+		"CLUSTER_TLS_KEY_FILE":               ss.member.KeyFile,
+		"CLUSTER_TLS_CA_FILE":                ss.member.CAFile,
+		"SESSION_LEASE_TIMEOUT":              "1m", // sessions registered here never beat
+		"SESSION_HEARTBEAT_INTERVAL":         "10s",
+		"RAFT_SNAPSHOT_INTERVAL":             "1s",
+		"RAFT_SNAPSHOT_THRESHOLD":            "64",
+		"SHUTDOWN_TIMEOUT":                   "2s",
 	}
 }
 

@@ -12,7 +12,7 @@ import (
 	"github.com/gaia-platform/gaia/services/coordinator/internal/state"
 )
 
-// Prometheus metrics at COORDINATOR_METRICS_ADDR. Everything but the
+// Prometheus metrics at COORDINATOR_PROMETHEUS_LISTEN_ADDR. Everything but the
 // heartbeat and forwarding counters is read from Raft and the state store at
 // scrape time, so the metrics cost nothing between scrapes.
 

@@ -333,7 +333,7 @@ func (s *Service) handOverLeadership() {
 	s.log.Info("leadership handed over before stopping")
 }
 
-// MetricsAddr is where /metrics is served, or nil when COORDINATOR_METRICS_ADDR is empty.
+// MetricsAddr is where /metrics is served, or nil when COORDINATOR_PROMETHEUS_LISTEN_ADDR is empty.
 func (s *Service) MetricsAddr() net.Addr {
 	if s.metricsLis == nil {
 		return nil

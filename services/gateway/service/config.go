@@ -13,7 +13,7 @@ type Config struct {
 	// gateway's own gRPC health and reflection (GATEWAY_LISTEN_ADDR).
 	ListenAddr string
 	// MetricsAddr serves Prometheus metrics at /metrics
-	// (GATEWAY_METRICS_ADDR), apart from the public port; empty serves none.
+	// (GATEWAY_PROMETHEUS_LISTEN_ADDR), apart from the public port; empty serves none.
 	MetricsAddr     string
 	ShutdownTimeout time.Duration
 	Backends        Backends
@@ -35,7 +35,7 @@ type Backends struct {
 func LoadConfig(l *config.Loader) Config {
 	return Config{
 		ListenAddr:      l.ListenAddr("GATEWAY_LISTEN_ADDR", ":8080"),
-		MetricsAddr:     l.ListenAddr("GATEWAY_METRICS_ADDR", ""),
+		MetricsAddr:     l.ListenAddr("GATEWAY_PROMETHEUS_LISTEN_ADDR", ""),
 		ShutdownTimeout: l.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, time.Millisecond),
 		Backends: Backends{
 			Coordinator: l.DialAddr("COORDINATOR_ADDR", "127.0.0.1:7001"),

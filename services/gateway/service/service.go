@@ -198,7 +198,7 @@ func (s *Service) Scheme() string {
 	return "http"
 }
 
-// MetricsAddr is where /metrics is served, or nil when GATEWAY_METRICS_ADDR is empty.
+// MetricsAddr is where /metrics is served, or nil when GATEWAY_PROMETHEUS_LISTEN_ADDR is empty.
 func (s *Service) MetricsAddr() net.Addr {
 	if s.metricsLis == nil {
 		return nil
