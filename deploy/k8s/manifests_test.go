@@ -660,8 +660,8 @@ func checkCoordinator(t *testing.T, r rendering, o objects) {
 	if c.ReadinessProbe == nil || c.ReadinessProbe.GRPC == nil || c.ReadinessProbe.GRPC.Service == nil || *c.ReadinessProbe.GRPC.Service != coordinator.ReadinessService {
 		t.Errorf("coordinator readiness probe must be gRPC health of service %q", coordinator.ReadinessService)
 	}
-	if c.LivenessProbe == nil || c.LivenessProbe.GRPC == nil || (c.LivenessProbe.GRPC.Service != nil && *c.LivenessProbe.GRPC.Service != "") {
-		t.Errorf("coordinator liveness probe must be gRPC health of the server (\"\")")
+	if c.LivenessProbe == nil || c.LivenessProbe.GRPC == nil || c.LivenessProbe.GRPC.Service == nil || *c.LivenessProbe.GRPC.Service != coordinator.LivenessService {
+		t.Errorf("coordinator liveness probe must be gRPC health of service %q", coordinator.LivenessService)
 	}
 	ns := r.namespace
 	if ns == "" {

@@ -607,7 +607,7 @@ func TestReadinessNeedsALeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	resp, err := healthpb.NewHealthClient(conn).Check(ctxT(t, 5*time.Second), &healthpb.HealthCheckRequest{})
+	resp, err := healthpb.NewHealthClient(conn).Check(ctxT(t, 5*time.Second), &healthpb.HealthCheckRequest{Service: service.LivenessService})
 	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("liveness of a pod without quorum: %v, %v", resp.GetStatus(), err)
 	}

@@ -16,6 +16,13 @@ import (
 // of the Service but not restarted.
 const ReadinessService = "readiness"
 
+// LivenessService is SERVING from start to shutdown: the process is up and
+// answering gRPC. Kubernetes' liveness probe asks for it rather than for ""
+// so that whatever "" comes to mean for the server as a whole, a node
+// without a quorum is never restarted for it (a restart would not bring
+// the quorum back).
+const LivenessService = "liveness"
+
 // maxApplyLag is how many committed entries a ready follower may still have
 // to apply: a busy leader commits continuously, so "equal" would flicker.
 const maxApplyLag = 64
@@ -43,6 +50,7 @@ func (s *Service) Ready() (bool, string) {
 func (s *Service) watchReadiness(ctx context.Context) {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
+	s.grpc.Health().SetServingStatus(LivenessService, healthpb.HealthCheckResponse_SERVING)
 	last := healthpb.HealthCheckResponse_UNKNOWN
 	for {
 		st := healthpb.HealthCheckResponse_NOT_SERVING
