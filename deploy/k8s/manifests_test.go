@@ -33,6 +33,7 @@ import (
 	"github.com/gaia-platform/gaia/internal/config"
 	"github.com/gaia-platform/gaia/internal/pg"
 	"github.com/gaia-platform/gaia/internal/process"
+	"github.com/gaia-platform/gaia/internal/tlsconfig"
 	coordinator "github.com/gaia-platform/gaia/services/coordinator/service"
 	dashboard "github.com/gaia-platform/gaia/services/dashboard/service"
 	gateway "github.com/gaia-platform/gaia/services/gateway/service"
@@ -66,6 +67,83 @@ var talksTo = map[string][]string{
 var externalSecrets = map[string]map[string]string{
 	"gaia-database":           {"DATABASE_URL": "postgres://gaia:secret@db.example.com:5432/gaia?sslmode=require"},
 	"coordinator-credentials": {"CLUSTER_ADMIN_TOKEN": "admin-token", "CLUSTER_JOIN_SECRET": "join-secret"},
+	// Mounted as files; the test writes real PEM for them (see materialize).
+	"coordinator-raft-tls": {"tls.crt": "", "tls.key": "", "ca.crt": ""},
+}
+
+// pki is a development PKI whose files stand in for mounted certificate
+// Secrets, so that the binaries' loaders, which read and parse them at
+// start, see real certificates.
+var pki tlsconfig.DevLayout
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "gaia-k8s-pki-")
+	if err != nil {
+		panic(err)
+	}
+	if pki, err = tlsconfig.WriteDev(dir, nil); err != nil {
+		panic(err)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// secretFile is the stand-in for key of a certificate Secret.
+func secretFile(secret, key string) (string, bool) {
+	var f tlsconfig.Files
+	switch {
+	case secret == "coordinator-raft-tls" || strings.HasPrefix(secret, "coordinator-raft-tls-"):
+		f = pki.ClusterMember()
+	default:
+		return "", false
+	}
+	switch key {
+	case "tls.crt":
+		return f.CertFile, true
+	case "tls.key":
+		return f.KeyFile, true
+	case "ca.crt":
+		return f.CAFile, true
+	}
+	return "", false
+}
+
+// materialize replaces every value that is a path inside a Secret volume
+// the container mounts with a real file holding what that key would, after
+// checking the Secret has the key.
+func materialize(t *testing.T, o objects, ps corev1.PodSpec, c corev1.Container, env map[string]string) {
+	t.Helper()
+	for name, val := range env {
+		for _, m := range c.VolumeMounts {
+			if !strings.HasPrefix(val, strings.TrimSuffix(m.MountPath, "/")+"/") {
+				continue
+			}
+			i := slices.IndexFunc(ps.Volumes, func(v corev1.Volume) bool { return v.Name == m.Name })
+			if i < 0 || ps.Volumes[i].Secret == nil {
+				continue // a claim template or a volume of another kind
+			}
+			vol := ps.Volumes[i]
+			key := strings.TrimPrefix(val, strings.TrimSuffix(m.MountPath, "/")+"/")
+			keys := externalSecrets[vol.Secret.SecretName]
+			if s, ok := o.secrets[vol.Secret.SecretName]; ok {
+				keys = map[string]string{}
+				for k := range s.Data {
+					keys[k] = ""
+				}
+			}
+			if _, ok := keys[key]; !ok {
+				t.Errorf("container %s: %s=%s, but Secret %s has no key %s", c.Name, name, val, vol.Secret.SecretName, key)
+				continue
+			}
+			file, ok := secretFile(vol.Secret.SecretName, key)
+			if !ok {
+				t.Errorf("container %s: %s=%s: the test has no stand-in for Secret %s", c.Name, name, val, vol.Secret.SecretName)
+				continue
+			}
+			env[name] = file
+		}
+	}
 }
 
 // rendering is one kustomization to render.
@@ -542,6 +620,7 @@ func checkEnv(t *testing.T, r rendering, o objects, w workload, c corev1.Contain
 		ns = "default"
 	}
 	env, referenced := podEnv(t, o, c, w.name+"-0", ns)
+	materialize(t, o, w.pod, c, env)
 	for name := range env {
 		if !known[name] && !referenced[name] {
 			t.Errorf("%s/%s container %s: %s is not a variable %s reads", w.kind, w.name, c.Name, name, bin)
@@ -674,13 +753,17 @@ func checkCoordinator(t *testing.T, r rendering, o objects) {
 	}
 	for i := range n {
 		env, _ := podEnv(t, o, c, fmt.Sprintf("%s-%d", sts.Name, i), ns)
+		materialize(t, o, ps, c, env)
 		l := config.NewLoader(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 		cfg := coordinator.LoadConfig(l)
 		if err := l.Err(); err != nil {
 			t.Fatalf("coordinator-%d: %v", i, err)
 		}
-		if !cfg.Cluster.Enabled {
-			t.Errorf("coordinator-%d: CLUSTER_ENABLED must be true", i)
+		if n > 1 && !cfg.Cluster.Enabled {
+			t.Errorf("coordinator-%d: CLUSTER_ENABLED must be true with %d replicas", i, n)
+		}
+		if cfg.Cluster.Enabled && !cfg.Cluster.TLS.Enabled() {
+			t.Errorf("coordinator-%d: no Raft member certificate", i)
 		}
 		if cfg.Cluster.NodeID != podDNS(i) {
 			t.Errorf("coordinator-%d: node id %q, want its DNS name %q", i, cfg.Cluster.NodeID, podDNS(i))
