@@ -43,8 +43,10 @@ func (s *Service) dial(ctx context.Context, addr string) (net.Conn, error) {
 	return nil, fmt.Errorf("dial %s: %w", addr, errors.Join(errs...))
 }
 
-// dialGRPC is grpcclient.Dial through the node's resolver.
+// dialGRPC is grpcclient.Dial with the node's gRPC TLS (if any), through
+// the node's resolver.
 func (s *Service) dialGRPC(addr string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+	opts = append([]grpc.DialOption{grpcclient.WithTLS(s.tls)}, opts...)
 	if !s.customResolver {
 		return grpcclient.Dial(addr, opts...)
 	}
