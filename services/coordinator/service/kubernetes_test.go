@@ -283,9 +283,13 @@ func (ss *statefulSet) ready(p *pod) bool {
 	return err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING
 }
 
-func (ss *statefulSet) client() *client.Client {
+// client dials the given pods, or all of them.
+func (ss *statefulSet) client(pods ...*pod) *client.Client {
+	if len(pods) == 0 {
+		pods = ss.pods
+	}
 	var addrs []string
-	for _, p := range ss.pods {
+	for _, p := range pods {
 		addrs = append(addrs, net.JoinHostPort(p.name, strconv.Itoa(ss.grpcPort)))
 	}
 	cl, err := client.New(client.Options{Addrs: addrs, DialOptions: []grpc.DialOption{grpc.WithContextDialer(ss.dns.dial)}})
@@ -557,7 +561,14 @@ func TestReadinessNeedsALeader(t *testing.T) {
 	}
 	ss.waitFormed(3)
 
-	cl := ss.client()
+	// Through a follower only, so that its calls are forwarded.
+	var follower *pod
+	for _, p := range ss.pods {
+		if p != ss.leader() {
+			follower = p
+		}
+	}
+	cl := ss.client(follower)
 	s, tok := register(t, cl, "metered")
 	h := cl.StartHeartbeat(context.Background(), s.GetSessionId(), tok, 20*time.Millisecond, nil)
 	var leaders, beats, forwarded float64
