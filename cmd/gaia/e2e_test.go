@@ -398,6 +398,8 @@ func TestBadConfigurationStopsStartUp(t *testing.T) {
 		{"coordinator", nil, "SESSION_LEASE_TIMEOUT=soon", "SESSION_LEASE_TIMEOUT"},
 		{"coordinator", nil, "RAFT_SNAPSHOT_RETAIN=0", "RAFT_SNAPSHOT_RETAIN"},
 		{"coordinator", nil, "CLUSTER_ENABLED=perhaps", "CLUSTER_ENABLED"},
+		{"coordinator", nil, "CLUSTER_ENABLED=true", "CLUSTER_TLS_CERT_FILE"}, // the Raft port needs a member certificate
+		{"gateway", nil, "TLS_CERT_FILE=/nonexistent/gateway.crt", "TLS_KEY_FILE"},
 		{"taskqueue", nil, "TASK_MAX_RETRIES=-1", "TASK_MAX_RETRIES"},
 		{"taskqueue", nil, "TASK_CLAIM_TIMEOUT=0s", "TASK_CLAIM_TIMEOUT"},
 		{"taskqueue", nil, "DATABASE_URL=mysql://x", "DATABASE_URL"},
