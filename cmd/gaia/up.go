@@ -300,6 +300,7 @@ func printUp(w io.Writer, r upReport, services []*runningService) {
 	}
 	fmt.Fprintf(tw, "  postgresql\t%s\tschemas taskqueue, metrics, dashboard migrated\n", r.Database)
 	_ = tw.Flush()
+	fmt.Fprintf(w, "\nTeacher dashboard: %s/?teacher=TEACHER_ID (give a teacher a classroom: gaia teacher assign --teacher TEACHER_ID --classroom CLASSROOM_ID)\n", gatewayAddr)
 	if r.TLS != nil {
 		ca := r.TLS.CAFile
 		fmt.Fprintf(w, "\nEvery hop is TLS; the CA is %s (the gaia CLI here finds it by itself).\n", ca)
