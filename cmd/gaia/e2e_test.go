@@ -266,6 +266,13 @@ func TestUpServesEverything(t *testing.T) {
 			t.Errorf("/openapi.json lacks %s", route)
 		}
 	}
+	// The teacher page and its assets are served, with no network needed.
+	if page := httpGet(t, gw+"/classrooms/room-1?teacher=t1", http.StatusOK); !strings.Contains(page, "teacher dashboard") || !strings.Contains(page, "/ui/app.js") {
+		t.Errorf("/classrooms/room-1 is not the teacher page: %.200s", page)
+	}
+	if js := httpGet(t, gw+"/ui/app.js", http.StatusOK); !strings.Contains(js, "alerts:subscribe") {
+		t.Errorf("/ui/app.js is not the teacher page's script: %.200s", js)
+	}
 	// The single-node Raft has elected itself.
 	status := httpGet(t, gw+"/v1/cluster/status", http.StatusOK)
 	if !strings.Contains(status, `"NODE_STATE_LEADER"`) || !strings.Contains(status, `"NODE_SUFFRAGE_VOTER"`) {
