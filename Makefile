@@ -37,6 +37,8 @@ QUEUE_BENCHES      := ^BenchmarkTaskQueue(Throughput|ClaimLatency)$$
 METRICS_BENCHES      := ^BenchmarkMetrics(IngestThroughput|IngestREST|Latency|Memory)$$
 METRICS_BENCH_EVENTS ?= 200000
 METRICS_BENCH_SOAK   ?= 5m
+# The TypeScript client generated from the OpenAPI document.
+TS_CLIENT := clients/typescript
 BENCH_DATABASE_URL ?= $(or $(GAIA_TEST_DATABASE_URL),$(DATABASE_URL),postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable)
 
 .PHONY: all run test test-typescript build generate generate-check docs-assets lint breaking tools bench bench-taskqueue bench-metrics clean help
@@ -48,14 +50,13 @@ help: ## List the targets
 run: build $(BIN)/.stamp-grpcurl-$(GRPCURL_VERSION) ## Run the whole system locally (gaia up): five services, single-node Raft, local PostgreSQL
 	$(BIN)/gaia up
 
-test: ## Run every test with the race detector (needs PostgreSQL, see README), then the TypeScript client's checks
+test: $(TS_CLIENT)/node_modules/.package-lock.json ## Run every test with the race detector (needs PostgreSQL, see README), then the TypeScript client's checks
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 	@$(MAKE) --no-print-directory test-typescript
 
-# The TypeScript client (clients/typescript): its npm packages are pinned by
-# its package-lock.json and installed by npm ci, the only step that needs the
-# npm registry; everything after runs offline.
-TS_CLIENT := clients/typescript
+# The TypeScript client's npm packages are pinned by its package-lock.json and
+# installed by npm ci, the only step that needs the npm registry; everything
+# after runs offline.
 $(TS_CLIENT)/node_modules/.package-lock.json: $(TS_CLIENT)/package-lock.json
 	cd $(TS_CLIENT) && npm ci --no-audit --no-fund
 

@@ -7,6 +7,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -229,4 +232,37 @@ func TestUpRESTContract(t *testing.T) {
 	api.call("GET", "/v1/locks:get?key=repo:web/nothing", nil, 404, &e)
 	api.call("GET", "/v1/cluster/status", nil, 200, nil)
 	api.call("POST", "/v1/sessions/"+reg.Session.SessionID+":deregister", map[string]any{"session_token": reg.SessionToken}, 200, nil)
+
+	// The TypeScript client, built and run by Node against the same gateway.
+	runTypeScriptSmoke(t, gw)
+}
+
+// runTypeScriptSmoke builds clients/typescript and runs its smoke script (a
+// watch stream, a task with a JSON payload, a metrics batch retried after a
+// lost answer, a refused stream) against the gateway at base. Without Node or
+// the client's npm packages (make test installs them) it skips, except under
+// CI, where it fails.
+func runTypeScriptSmoke(t *testing.T, base string) {
+	t.Helper()
+	dir := filepath.Join("..", "..", "clients", "typescript") // tests run in cmd/gaia
+	node, err := exec.LookPath("node")
+	if _, statErr := os.Stat(filepath.Join(dir, "node_modules", ".package-lock.json")); err != nil || statErr != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("the TypeScript client cannot run: node %v, packages %v (make test runs npm ci first)", err, statErr)
+		}
+		t.Log("TypeScript client not checked at run time: no node or no npm packages (make test installs them)")
+		return
+	}
+	build := exec.Command(node, filepath.Join("node_modules", "typescript", "bin", "tsc"), "-p", "tsconfig.json")
+	build.Dir = dir
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the TypeScript client: %v\n%s", err, out)
+	}
+	smoke := exec.Command(node, filepath.Join("scripts", "smoke.mjs"), base)
+	smoke.Dir = dir
+	out, err := smoke.CombinedOutput()
+	t.Logf("TypeScript client: %s", out)
+	if err != nil || !strings.Contains(string(out), `"ok":true`) {
+		t.Errorf("TypeScript client against the gateway: %v\n%s", err, out)
+	}
 }
