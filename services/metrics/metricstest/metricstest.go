@@ -6,6 +6,7 @@ package metricstest
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -27,6 +28,18 @@ type Options struct {
 	Disabled bool
 	// Quiet logs only warnings and errors.
 	Quiet bool
+	// Detection runs the frustration detector against a coordinator; nil
+	// leaves it off.
+	Detection *Detection
+}
+
+// Detection configures the detector of a test service.
+type Detection struct {
+	// CoordinatorAddrs are the coordinator's gRPC addresses.
+	CoordinatorAddrs []string
+	// Partitions defaults to 16, LockTTL to 2 s.
+	Partitions int
+	LockTTL    time.Duration
 }
 
 // Metrics is a running metrics service.
@@ -69,6 +82,18 @@ func Start(t testing.TB, databaseURL string, opts Options) *Metrics {
 		MaxBatch:                opts.MaxBatch,
 		Retention:               opts.Retention,
 		PartitionInterval:       time.Hour,
+	}
+	if d := opts.Detection; d != nil {
+		m.cfg.FrustrationDetectionEnabled = true
+		m.cfg.CoordinatorAddr = strings.Join(d.CoordinatorAddrs, ",")
+		m.cfg.DetectionPartitions = d.Partitions
+		if m.cfg.DetectionPartitions == 0 {
+			m.cfg.DetectionPartitions = 16
+		}
+		m.cfg.DetectionLockTTL = d.LockTTL
+		if m.cfg.DetectionLockTTL == 0 {
+			m.cfg.DetectionLockTTL = 2 * time.Second
+		}
 	}
 	m.start()
 	t.Cleanup(func() {

@@ -21,8 +21,21 @@ type Config struct {
 	CoordinatorAddr string
 	// UsabilityMetricsEnabled accepts usability events (USABILITY_METRICS_ENABLED).
 	UsabilityMetricsEnabled bool
-	// FrustrationDetectionEnabled runs the detector (FRUSTRATION_DETECTION_ENABLED).
+	// FrustrationDetectionEnabled runs the detector (FRUSTRATION_DETECTION_ENABLED);
+	// with it off, frustration history and settings stay readable.
 	FrustrationDetectionEnabled bool
+	// DetectionPartitions is how many partitions classrooms are hashed into
+	// (DETECTION_PARTITIONS); every replica must use the same number.
+	DetectionPartitions int
+	// DetectionLockTTL is how long a partition stays with a replica that
+	// stopped renewing its lock (DETECTION_LOCK_TTL).
+	DetectionLockTTL time.Duration
+	// JoinSecret is the coordinator cluster's join secret, needed to register
+	// the detector's session (CLUSTER_JOIN_SECRET).
+	JoinSecret string
+	// DetectionPollInterval is how often the detector reads committed events
+	// (not a variable; tests may change it).
+	DetectionPollInterval time.Duration
 	// MaxBatch is the most events one RecordMetrics may carry (USABILITY_MAX_BATCH).
 	MaxBatch int
 	// Retention keeps raw events this long; older ones are rejected and their
@@ -47,6 +60,9 @@ func LoadConfig(l *config.Loader) Config {
 		CoordinatorAddr:             l.DialAddr("COORDINATOR_ADDR", "127.0.0.1:7001"),
 		UsabilityMetricsEnabled:     l.Bool("USABILITY_METRICS_ENABLED", true),
 		FrustrationDetectionEnabled: l.Bool("FRUSTRATION_DETECTION_ENABLED", true),
+		DetectionPartitions:         l.Int("DETECTION_PARTITIONS", 16, 1, 1024),
+		DetectionLockTTL:            l.Duration("DETECTION_LOCK_TTL", 5*time.Second, time.Second),
+		JoinSecret:                  l.String("CLUSTER_JOIN_SECRET", ""),
 		MaxBatch:                    l.Int("USABILITY_MAX_BATCH", 5000, 1, 20000),
 		Retention:                   l.Duration("USABILITY_RETENTION", 30*24*time.Hour, time.Hour),
 		PartitionInterval:           time.Hour,

@@ -11,19 +11,24 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
+	"github.com/gaia-platform/gaia/internal/grpcclient"
 	"github.com/gaia-platform/gaia/internal/grpcserver"
 	"github.com/gaia-platform/gaia/internal/pg"
 	"github.com/gaia-platform/gaia/internal/telemetry"
 	"github.com/gaia-platform/gaia/internal/tlsconfig"
 	"github.com/gaia-platform/gaia/migrations"
 	metricsv1 "github.com/gaia-platform/gaia/proto/gaia/metrics/v1"
+	"github.com/gaia-platform/gaia/services/coordinator/client"
 	"github.com/gaia-platform/gaia/services/metrics/internal/adapters"
 	"github.com/gaia-platform/gaia/services/metrics/internal/app"
 	"github.com/gaia-platform/gaia/services/metrics/internal/ports"
@@ -49,6 +54,13 @@ type Service struct {
 	retention *app.Retention
 	rollups   *app.Rollups
 	mode      string
+	notifier  *adapters.FrustrationNotifier
+	// The detector and its partition ownership; nil when
+	// FRUSTRATION_DETECTION_ENABLED=false.
+	detector  *app.Detector
+	ownership *app.Ownership
+	locks     *adapters.CoordinatorLocks
+	coord     *client.Client
 }
 
 // New opens the listeners and the database, and wires the service.
@@ -111,12 +123,32 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	ingest := app.NewIngest(app.IngestConfig{Enabled: cfg.UsabilityMetricsEnabled, MaxBatch: cfg.MaxBatch, Retention: cfg.Retention}, s.committer, metrics)
 	ratings := app.NewRatings(adapters.NewRatingPostgresRepository(s.pool), cfg.UsabilityMetricsEnabled, cfg.Retention, metrics)
 	snapshots := app.NewSnapshots(adapters.NewSnapshotPostgresRepository(s.pool))
+	frustrationStore := adapters.NewFrustrationPostgresStore(s.pool)
+	s.notifier = adapters.NewFrustrationNotifier(s.pool, log.Named("frustration-notifier"))
+	frustration := app.NewFrustration(frustrationStore, frustrationStore, s.notifier)
+	if cfg.FrustrationDetectionEnabled {
+		if s.coord, err = client.New(client.Options{Addrs: strings.Split(cfg.CoordinatorAddr, ","), Logger: log.Named("coordinator-client"),
+			DialOptions: []grpc.DialOption{grpcclient.WithTLS(serverTLS)}}); err != nil {
+			return fail(fmt.Errorf("coordinator client: %w", err))
+		}
+		s.detector = app.NewDetector(app.DetectorConfig{Partitions: cfg.DetectionPartitions, PollInterval: cfg.DetectionPollInterval,
+			Owner: ownerName()}, adapters.NewDetectorSource(s.pool), frustrationStore, s.registry, log.Named("detector"))
+		s.locks = adapters.NewCoordinatorLocks(s.coord, cfg.JoinSecret)
+		s.ownership = app.NewOwnership(app.OwnershipConfig{LockTTL: cfg.DetectionLockTTL}, s.locks, s.detector, log.Named("detector-ownership"))
+	}
 
 	s.grpc = grpcserver.New(grpcserver.Options{Name: "metrics", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout, MaxRecvMsgSize: MaxRecvMsgSize, TLS: serverTLS})
-	metricsv1.RegisterMetricsServiceServer(s.grpc.GRPC(), &ports.MetricsServer{Ingest: ingest, Ratings: ratings, Snapshots: snapshots})
+	metricsv1.RegisterMetricsServiceServer(s.grpc.GRPC(), &ports.MetricsServer{Ingest: ingest, Ratings: ratings, Snapshots: snapshots, Frustration: frustration})
 	log.Info("metrics ready", zap.String("grpc_address", s.lis.Addr().String()), zap.String("prometheus_address", s.promLis.Addr().String()),
-		zap.String("event_storage", s.mode), zap.Bool("usability_metrics_enabled", cfg.UsabilityMetricsEnabled), zap.Duration("retention", cfg.Retention))
+		zap.String("event_storage", s.mode), zap.Bool("usability_metrics_enabled", cfg.UsabilityMetricsEnabled), zap.Duration("retention", cfg.Retention),
+		zap.Bool("frustration_detection_enabled", cfg.FrustrationDetectionEnabled), zap.Int("detection_partitions", cfg.DetectionPartitions))
 	return s, nil
+}
+
+// ownerName names this replica in the detector's partitions table.
+func ownerName() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d", host, os.Getpid())
 }
 
 // Addr is where the gRPC server listens.
@@ -154,8 +186,37 @@ func (s *Service) Run(ctx context.Context) error {
 	start(s.rollups.Run)
 	var promErr error
 	start(func(ctx context.Context) { promErr = telemetry.Serve(ctx, s.promLis, s.registry) })
+	start(s.notifier.Run)
+	// The detector outlives its ownership loop, whose final release asks it
+	// for a last checkpoint of every partition.
+	detectorCtx, stopDetector := context.WithCancel(context.Background())
+	ownershipCtx, stopOwnership := context.WithCancel(context.Background())
+	detectorDone, ownershipDone := make(chan struct{}), make(chan struct{})
+	if s.detector != nil {
+		go func() {
+			defer close(detectorDone)
+			s.detector.Run(detectorCtx)
+		}()
+		go func() {
+			defer close(ownershipDone)
+			s.ownership.Run(ownershipCtx)
+		}()
+	} else {
+		close(detectorDone)
+		close(ownershipDone)
+	}
 
 	err := s.grpc.Serve(ctx, s.lis)
+	stopOwnership()
+	<-ownershipDone
+	stopDetector()
+	<-detectorDone
+	if s.locks != nil {
+		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		s.locks.Stop(dctx)
+		cancel()
+		_ = s.coord.Close()
+	}
 	stopCommitter()
 	<-committerDone
 	stop()

@@ -2020,8 +2020,9 @@ type DetectionThresholds struct {
 	HotspotMinStudents int32 `protobuf:"varint,18,opt,name=hotspot_min_students,json=hotspotMinStudents,proto3" json:"hotspot_min_students,omitempty"`
 	// ... struggle on the same item within this time (default 5 min).
 	HotspotWindow *durationpb.Duration `protobuf:"bytes,19,opt,name=hotspot_window,json=hotspotWindow,proto3" json:"hotspot_window,omitempty"`
-	// An alert for the same student, indicator and item is not repeated within this
-	// time (default 5 min).
+	// An alert for the same alert key (classroom, student, indicator, and the item
+	// for struggle, wheel_spinning and classroom_hotspot) is not repeated within
+	// this time (default 10 min).
 	AlertCooldown *durationpb.Duration `protobuf:"bytes,20,opt,name=alert_cooldown,json=alertCooldown,proto3" json:"alert_cooldown,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2209,9 +2210,12 @@ type DetectionSettings struct {
 	// Indicators switched off for this classroom.
 	DisabledIndicators []Indicator `protobuf:"varint,4,rep,packed,name=disabled_indicators,json=disabledIndicators,proto3,enum=gaia.metrics.v1.Indicator" json:"disabled_indicators,omitempty"`
 	// When the settings last changed; unset for the defaults.
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// Output only: the thresholds set explicitly for this classroom (the others
+	// follow the sensitivity preset), by name, such as "idle_timeout".
+	OverriddenThresholds []string `protobuf:"bytes,6,rep,name=overridden_thresholds,json=overriddenThresholds,proto3" json:"overridden_thresholds,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *DetectionSettings) Reset() {
@@ -2279,6 +2283,13 @@ func (x *DetectionSettings) GetUpdatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *DetectionSettings) GetOverriddenThresholds() []string {
+	if x != nil {
+		return x.OverriddenThresholds
+	}
+	return nil
+}
+
 // GetDetectionSettingsRequest names a classroom.
 type GetDetectionSettingsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2325,7 +2336,8 @@ func (x *GetDetectionSettingsRequest) GetClassroomId() string {
 	return ""
 }
 
-// GetDetectionSettingsResponse carries the settings.
+// GetDetectionSettingsResponse carries the settings, with the effective
+// thresholds (preset and explicit ones resolved).
 type GetDetectionSettingsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The classroom's settings (the defaults when none were set).
@@ -2385,8 +2397,10 @@ type UpdateDetectionSettingsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// settings.classroom_id names the classroom.
 	Settings *DetectionSettings `protobuf:"bytes,1,opt,name=settings,proto3" json:"settings,omitempty"`
-	// Paths to change, such as "sensitivity" or "thresholds.idle_timeout"; empty
-	// replaces everything.
+	// Paths to change: "sensitivity", "thresholds", "thresholds.<name>" (such as
+	// "thresholds.idle_timeout"; a zero value returns that threshold to the
+	// preset's) or "disabled_indicators". Empty replaces everything, and then
+	// every non-zero threshold in settings becomes an explicit one.
 	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2664,7 +2678,7 @@ const file_gaia_metrics_v1_metrics_proto_rawDesc = "" +
 	"\x14hotspot_min_fraction\x18\x11 \x01(\x01R\x12hotspotMinFraction\x120\n" +
 	"\x14hotspot_min_students\x18\x12 \x01(\x05R\x12hotspotMinStudents\x12@\n" +
 	"\x0ehotspot_window\x18\x13 \x01(\v2\x19.google.protobuf.DurationR\rhotspotWindow\x12@\n" +
-	"\x0ealert_cooldown\x18\x14 \x01(\v2\x19.google.protobuf.DurationR\ralertCooldown\"\xc4\x02\n" +
+	"\x0ealert_cooldown\x18\x14 \x01(\v2\x19.google.protobuf.DurationR\ralertCooldown\"\xf9\x02\n" +
 	"\x11DetectionSettings\x12!\n" +
 	"\fclassroom_id\x18\x01 \x01(\tR\vclassroomId\x12>\n" +
 	"\vsensitivity\x18\x02 \x01(\x0e2\x1c.gaia.metrics.v1.SensitivityR\vsensitivity\x12D\n" +
@@ -2673,7 +2687,8 @@ const file_gaia_metrics_v1_metrics_proto_rawDesc = "" +
 	"thresholds\x12K\n" +
 	"\x13disabled_indicators\x18\x04 \x03(\x0e2\x1a.gaia.metrics.v1.IndicatorR\x12disabledIndicators\x129\n" +
 	"\n" +
-	"updated_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"@\n" +
+	"updated_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x123\n" +
+	"\x15overridden_thresholds\x18\x06 \x03(\tR\x14overriddenThresholds\"@\n" +
 	"\x1bGetDetectionSettingsRequest\x12!\n" +
 	"\fclassroom_id\x18\x01 \x01(\tR\vclassroomId\"z\n" +
 	"\x1cGetDetectionSettingsResponse\x12>\n" +

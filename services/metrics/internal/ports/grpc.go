@@ -18,13 +18,13 @@ import (
 	"github.com/gaia-platform/gaia/services/metrics/internal/domain/usability"
 )
 
-// MetricsServer serves gaia.metrics.v1.MetricsService. The frustration and
-// detection-settings RPCs answer UNIMPLEMENTED until the detector is built.
+// MetricsServer serves gaia.metrics.v1.MetricsService.
 type MetricsServer struct {
 	metricsv1.UnimplementedMetricsServiceServer
-	Ingest    *app.Ingest
-	Ratings   *app.Ratings
-	Snapshots *app.Snapshots
+	Ingest      *app.Ingest
+	Ratings     *app.Ratings
+	Snapshots   *app.Snapshots
+	Frustration *app.Frustration
 }
 
 var kinds = map[metricsv1.EventKind]usability.Kind{

@@ -1,0 +1,153 @@
+package adapters
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/gaia-platform/gaia/services/metrics/internal/domain/detect"
+)
+
+// DetectorSource implements detect.Source on the events, ratings and
+// settings tables. Every table carries the id of the transaction that wrote
+// a row (commit_xid); reading only rows below the xmin of a snapshot (the
+// horizon) never skips a row that commits late, because every transaction
+// below the xmin has ended.
+type DetectorSource struct {
+	pool *pgxpool.Pool
+}
+
+// NewDetectorSource returns the source.
+func NewDetectorSource(pool *pgxpool.Pool) *DetectorSource { return &DetectorSource{pool: pool} }
+
+var _ detect.Source = (*DetectorSource)(nil)
+
+// Discover returns the horizon and the classrooms whose per-minute rollups
+// (written in the events' own transaction) changed at or after fromXid. A
+// rollup row overwritten by a later transaction still shows an xid at or
+// after fromXid, so no classroom with new events is missed.
+func (s *DetectorSource) Discover(ctx context.Context, fromXid uint64) (uint64, []string, error) {
+	var h string
+	var classrooms []string
+	err := s.pool.QueryRow(ctx, `
+		SELECT pg_snapshot_xmin(pg_current_snapshot())::text,
+		       ARRAY(SELECT DISTINCT classroom_id FROM metrics.classroom_minutes WHERE last_xid >= $1::text::xid8)`,
+		xidText(fromXid)).Scan(&h, &classrooms)
+	if err != nil {
+		return 0, nil, err
+	}
+	horizon, err := parseXid(h)
+	return horizon, classrooms, err
+}
+
+// Read fetches the events, ratings and settings changes of q in one round trip.
+func (s *DetectorSource) Read(ctx context.Context, q detect.SourceQuery) (detect.SourceBatch, error) {
+	var out detect.SourceBatch
+	b := &pgx.Batch{}
+	if len(q.Classrooms) > 0 {
+		b.Queue(`
+			SELECT commit_xid::text, commit_ord, classroom_id, student_id, app_id, item_id, kind, correct, x, y,
+			       coalesce(attrs->>'action', ''), coalesce(attrs->>'key', ''), occurred_at
+			  FROM metrics.usability_events
+			 WHERE classroom_id = ANY($1)
+			   AND (commit_xid, commit_ord) > ($2::text::xid8, $3)
+			   AND commit_xid < $4::text::xid8
+			 ORDER BY commit_xid, commit_ord
+			 LIMIT $5`, q.Classrooms, xidText(q.After.Xid), q.After.Ord, xidText(q.Horizon), q.Limit)
+	}
+	b.Queue(`
+		SELECT commit_xid::text, classroom_id, student_id, app_id, item_id, rating, occurred_at
+		  FROM metrics.ratings
+		 WHERE commit_xid >= $1::text::xid8 AND commit_xid < $2::text::xid8
+		 ORDER BY commit_xid`, xidText(q.RatingsFrom), xidText(q.Horizon))
+	b.Queue(`
+		SELECT commit_xid::text, classroom_id, sensitivity, overrides, disabled_indicators, updated_at
+		  FROM metrics.detection_settings
+		 WHERE commit_xid >= $1::text::xid8 AND commit_xid < $2::text::xid8
+		 ORDER BY commit_xid`, xidText(q.SettingsFrom), xidText(q.Horizon))
+	res := s.pool.SendBatch(ctx, b)
+	defer func() { _ = res.Close() }()
+
+	if len(q.Classrooms) > 0 {
+		rows, err := res.Query()
+		if err != nil {
+			return out, err
+		}
+		var xid, kind, action, key string
+		var c detect.Committed
+		var correct *bool
+		var x, y *int32
+		var at time.Time
+		_, err = pgx.ForEachRow(rows, []any{&xid, &c.Pos.Ord, &c.Event.ClassroomID, &c.Event.StudentID, &c.Event.AppID,
+			&c.Event.ItemID, &kind, &correct, &x, &y, &action, &key, &at}, func() error {
+			var err error
+			if c.Pos.Xid, err = parseXid(xid); err != nil {
+				return err
+			}
+			ev := c
+			ev.Event.Kind = kindOf(kind)
+			ev.Event.Action, ev.Event.Key, ev.Event.OccurredAt = action, key, at
+			if correct != nil {
+				ev.Event.Correct, ev.Event.HasCorrect = *correct, true
+			}
+			if x != nil && y != nil {
+				ev.Event.X, ev.Event.Y, ev.Event.HasXY = *x, *y, true
+			}
+			out.Events = append(out.Events, ev)
+			return nil
+		})
+		if err != nil {
+			return out, err
+		}
+		out.Full = len(out.Events) >= q.Limit
+	}
+
+	rows, err := res.Query()
+	if err != nil {
+		return out, err
+	}
+	var xid string
+	var r detect.CommittedRating
+	var rating int16
+	var at time.Time
+	_, err = pgx.ForEachRow(rows, []any{&xid, &r.Event.ClassroomID, &r.Event.StudentID, &r.Event.AppID, &r.Event.ItemID, &rating, &at}, func() error {
+		var err error
+		if r.Xid, err = parseXid(xid); err != nil {
+			return err
+		}
+		cr := r
+		cr.Event.Kind, cr.Event.Rating, cr.Event.OccurredAt = detect.KindRating, int32(rating), at
+		out.Ratings = append(out.Ratings, cr)
+		return nil
+	})
+	if err != nil {
+		return out, err
+	}
+
+	rows, err = res.Query()
+	if err != nil {
+		return out, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var xid string
+		var c detect.SettingsChange
+		if err := scanSettingsRow(rows, &c.Settings, &xid); err != nil {
+			return out, err
+		}
+		if c.Xid, err = parseXid(xid); err != nil {
+			return out, err
+		}
+		out.Settings = append(out.Settings, c)
+	}
+	return out, rows.Err()
+}
+
+var eventKinds = map[string]detect.Kind{
+	"attempt": detect.KindAttempt, "error": detect.KindError, "keystroke": detect.KindKeystroke, "click": detect.KindClick,
+	"hint": detect.KindHint, "hesitation": detect.KindHesitation, "focus_lost": detect.KindFocusLost, "page_view": detect.KindPageView,
+}
+
+func kindOf(s string) detect.Kind { return eventKinds[s] }

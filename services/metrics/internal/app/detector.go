@@ -1,0 +1,455 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/gaia-platform/gaia/services/metrics/internal/domain/detect"
+)
+
+// DetectorConfig tunes the detector. Zero fields take the defaults noted.
+type DetectorConfig struct {
+	// Partitions is DETECTION_PARTITIONS (default 16); every replica must
+	// use the same number.
+	Partitions int
+	// PollInterval is how often committed events are read (default 50 ms).
+	PollInterval time.Duration
+	// CheckpointInterval is how often each partition saves its checkpoint
+	// (default 5 s). A takeover replays at most this much.
+	CheckpointInterval time.Duration
+	// ReadLimit bounds the events read in one round (default 20,000).
+	ReadLimit int
+	// Engine tunes each partition's engine (its Settings is the detector's).
+	Engine detect.Options
+	// Owner names this replica in the partitions table.
+	Owner string
+}
+
+func (c *DetectorConfig) defaults() {
+	if c.Partitions <= 0 {
+		c.Partitions = 16
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = 50 * time.Millisecond
+	}
+	if c.CheckpointInterval <= 0 {
+		c.CheckpointInterval = 5 * time.Second
+	}
+	if c.ReadLimit <= 0 {
+		c.ReadLimit = 20000
+	}
+}
+
+// Detector runs the partitions this replica owns: it reads committed events
+// of their classrooms in commit order, judges them with one engine per
+// partition, writes what the engines find (fenced by the partition's token),
+// and saves checkpoints. Ownership comes from outside (Gain, Lose, Release);
+// everything else happens on one goroutine, Run's.
+type Detector struct {
+	cfg    DetectorConfig
+	source detect.Source
+	store  detect.PartitionStore
+	log    *zap.Logger
+	now    func() time.Time
+	met    *detectorMetrics
+
+	mu      sync.Mutex
+	changes []ownershipChange
+	wake    chan struct{}
+
+	// Run's own.
+	owned        map[int]*partitionRun
+	settings     map[string]*detect.Config
+	settingsFrom uint64
+}
+
+type ownershipChange struct {
+	partition int
+	token     uint64 // gain when non-zero
+	release   bool   // checkpoint before letting go
+	done      chan error
+}
+
+type partitionRun struct {
+	ref        detect.PartitionRef
+	engine     *detect.Engine
+	pos        detect.Position
+	ratingsXid uint64
+	unwritten  []detect.Detection
+	savedAt    time.Time
+}
+
+// NewDetector returns a detector owning nothing yet.
+func NewDetector(cfg DetectorConfig, source detect.Source, store detect.PartitionStore, reg prometheus.Registerer, log *zap.Logger) *Detector {
+	cfg.defaults()
+	return &Detector{cfg: cfg, source: source, store: store, log: log, now: time.Now, met: newDetectorMetrics(reg),
+		wake: make(chan struct{}, 1), owned: map[int]*partitionRun{}, settings: map[string]*detect.Config{}}
+}
+
+// Partitions is the partition count.
+func (d *Detector) Partitions() int { return d.cfg.Partitions }
+
+// Gain hands the detector a partition whose lock it now holds with token.
+func (d *Detector) Gain(partition int, token uint64) {
+	d.change(ownershipChange{partition: partition, token: token})
+}
+
+// Lose stops a partition at once (its lock is gone): nothing more is written
+// for it.
+func (d *Detector) Lose(partition int) { d.change(ownershipChange{partition: partition}) }
+
+// Release saves a partition's checkpoint and stops it, so that the lock can
+// be handed on with nothing to replay. It returns when done.
+func (d *Detector) Release(ctx context.Context, partition int) error {
+	done := make(chan error, 1)
+	d.change(ownershipChange{partition: partition, release: true, done: done})
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (d *Detector) change(c ownershipChange) {
+	d.mu.Lock()
+	d.changes = append(d.changes, c)
+	d.mu.Unlock()
+	d.poke()
+}
+
+func (d *Detector) poke() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run detects until ctx ends, then checkpoints every partition it owns.
+func (d *Detector) Run(ctx context.Context) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			d.shutdown()
+			return
+		case <-timer.C:
+		case <-d.wake:
+		}
+		d.applyChanges(ctx)
+		if err := d.round(ctx); err != nil && ctx.Err() == nil {
+			d.log.Warn("detection round failed", zap.Error(err))
+		}
+		wait := d.cfg.PollInterval
+		for _, p := range d.owned {
+			if next := p.engine.NextDeadline(); !next.IsZero() {
+				wait = min(wait, max(time.Until(next), time.Millisecond))
+			}
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(wait)
+	}
+}
+
+func (d *Detector) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d.applyChanges(ctx)
+	for n, p := range d.owned {
+		if err := d.checkpoint(ctx, p); err != nil {
+			d.log.Warn("final checkpoint failed", zap.Int("partition", n), zap.Error(err))
+		}
+	}
+	d.owned = map[int]*partitionRun{}
+	d.met.owned.Set(0)
+}
+
+func (d *Detector) applyChanges(ctx context.Context) {
+	d.mu.Lock()
+	changes := d.changes
+	d.changes = nil
+	d.mu.Unlock()
+	for _, c := range changes {
+		p := d.owned[c.partition]
+		switch {
+		case c.token != 0:
+			if p != nil && p.ref.Token >= c.token {
+				continue
+			}
+			if err := d.claim(ctx, c.partition, c.token); err != nil {
+				d.log.Warn("claiming a detector partition failed", zap.Int("partition", c.partition), zap.Error(err))
+			}
+		case c.release:
+			var err error
+			if p != nil {
+				err = d.checkpoint(ctx, p)
+				delete(d.owned, c.partition)
+			}
+			c.done <- err
+		default:
+			if p != nil {
+				d.log.Info("detector partition lost", zap.Int("partition", c.partition))
+				delete(d.owned, c.partition)
+			}
+		}
+	}
+	d.met.owned.Set(float64(len(d.owned)))
+}
+
+// claim records this replica as the partition's owner in the store (which
+// fences out the previous one), and rebuilds the partition from its
+// checkpoint: the engine's state as of then, the findings stored since (so
+// that a replay stays within their cooldown), and its positions.
+func (d *Detector) claim(ctx context.Context, n int, token uint64) error {
+	ref := detect.PartitionRef{Partitions: d.cfg.Partitions, Partition: n, Token: token, Owner: d.cfg.Owner}
+	cp, err := d.store.Claim(ctx, ref)
+	if err != nil {
+		return err
+	}
+	opts := d.cfg.Engine
+	opts.Settings = d.settingsFor
+	en := detect.NewEngine(opts)
+	if cp.State != nil {
+		if err := en.Restore(cp.State); err != nil {
+			d.log.Error("detector checkpoint unreadable; the partition starts afresh from its position", zap.Int("partition", n), zap.Error(err))
+			en = detect.NewEngine(opts)
+		}
+	}
+	since := cp.At.Add(-30 * time.Second)
+	if cp.At.IsZero() {
+		since = d.now().Add(-time.Hour)
+	}
+	reported, err := d.store.Reported(ctx, ref, since)
+	if err != nil {
+		return err
+	}
+	for _, r := range reported {
+		en.RecordReported(r)
+	}
+	d.owned[n] = &partitionRun{ref: ref, engine: en, pos: cp.Events, ratingsXid: cp.RatingsXid, savedAt: d.now()}
+	d.log.Info("detector partition claimed", zap.Int("partition", n), zap.Uint64("fencing_token", token),
+		zap.Bool("from_checkpoint", cp.State != nil), zap.Int("stored_findings_loaded", len(reported)))
+	return nil
+}
+
+func (d *Detector) settingsFor(classroomID string) *detect.Config {
+	if c := d.settings[classroomID]; c != nil {
+		return c
+	}
+	return detect.DefaultConfig()
+}
+
+// round reads what committed since the partitions' positions, judges it,
+// runs the engines' timers and writes what they found.
+func (d *Detector) round(ctx context.Context) error {
+	if len(d.owned) == 0 {
+		return nil
+	}
+	start := d.now()
+	var after detect.Position
+	var ratingsFrom uint64
+	first := true
+	for _, p := range d.owned {
+		if first || p.pos.Before(after) {
+			after = p.pos
+		}
+		if first || p.ratingsXid < ratingsFrom {
+			ratingsFrom = p.ratingsXid
+		}
+		first = false
+	}
+	horizon, classrooms, err := d.source.Discover(ctx, after.Xid)
+	if err != nil {
+		return err
+	}
+	classrooms = slices.DeleteFunc(classrooms, func(c string) bool {
+		return d.owned[detect.PartitionOf(c, d.cfg.Partitions)] == nil
+	})
+	if horizon > after.Xid || horizon > ratingsFrom || horizon > d.settingsFrom {
+		batch, err := d.source.Read(ctx, detect.SourceQuery{Classrooms: classrooms, After: after, RatingsFrom: ratingsFrom,
+			SettingsFrom: d.settingsFrom, Horizon: horizon, Limit: d.cfg.ReadLimit})
+		if err != nil {
+			return err
+		}
+		d.judge(batch, horizon)
+	}
+	now := d.now()
+	for _, p := range d.owned {
+		p.unwritten = append(p.unwritten, p.engine.Tick(now)...)
+	}
+	d.writeAll(ctx)
+	for n, p := range d.owned {
+		if now.Sub(p.savedAt) >= d.cfg.CheckpointInterval && len(p.unwritten) == 0 {
+			if err := d.checkpoint(ctx, p); err != nil {
+				d.fail(n, err)
+			}
+		}
+	}
+	d.met.roundSeconds.Observe(d.now().Sub(start).Seconds())
+	return nil
+}
+
+// judge feeds a batch to the engines. A settings change applies to what
+// committed after it: the batch is cut at each change (by transaction id)
+// and the change applied between the pieces. Within a piece each partition
+// gets what is past its own position, sorted by occurred_at (stable, so
+// that commit order breaks ties) to spare the engines needless reordering.
+func (d *Detector) judge(b detect.SourceBatch, horizon uint64) {
+	var last detect.Position
+	if len(b.Events) > 0 {
+		last = b.Events[len(b.Events)-1].Pos
+	}
+	ev, rt := b.Events, b.Ratings
+	for i := 0; i <= len(b.Settings); i++ {
+		cut := uint64(1<<64 - 1)
+		if i < len(b.Settings) {
+			cut = b.Settings[i].Xid
+		}
+		n := 0
+		for n < len(ev) && ev[n].Pos.Xid < cut {
+			n++
+		}
+		m := 0
+		for m < len(rt) && rt[m].Xid < cut {
+			m++
+		}
+		d.judgePiece(ev[:n], rt[:m])
+		ev, rt = ev[n:], rt[m:]
+		if i < len(b.Settings) {
+			s := b.Settings[i].Settings
+			d.settings[s.ClassroomID] = s.Effective()
+		}
+	}
+	d.settingsFrom = horizon
+	end := detect.Position{Xid: horizon, Ord: -1}
+	if b.Full {
+		end = last
+	}
+	for _, p := range d.owned {
+		if p.pos.Before(end) {
+			p.pos = end
+		}
+		p.ratingsXid = max(p.ratingsXid, horizon)
+	}
+	if b.Full {
+		d.poke() // more is waiting
+	}
+}
+
+func (d *Detector) judgePiece(events []detect.Committed, ratings []detect.CommittedRating) {
+	if len(events) == 0 && len(ratings) == 0 {
+		return
+	}
+	per := map[int][]detect.Event{}
+	for _, c := range events {
+		n := detect.PartitionOf(c.Event.ClassroomID, d.cfg.Partitions)
+		if p := d.owned[n]; p != nil && p.pos.Before(c.Pos) {
+			per[n] = append(per[n], c.Event)
+		}
+	}
+	for _, r := range ratings {
+		n := detect.PartitionOf(r.Event.ClassroomID, d.cfg.Partitions)
+		if p := d.owned[n]; p != nil && r.Xid >= p.ratingsXid {
+			per[n] = append(per[n], r.Event)
+		}
+	}
+	now := d.now()
+	judged := 0
+	for n, list := range per {
+		p := d.owned[n]
+		slices.SortStableFunc(list, func(a, b detect.Event) int { return a.OccurredAt.Compare(b.OccurredAt) })
+		for i := range list {
+			p.unwritten = append(p.unwritten, p.engine.Observe(list[i], now)...)
+		}
+		judged += len(list)
+	}
+	d.met.judged.Add(float64(judged))
+}
+
+func (d *Detector) writeAll(ctx context.Context) {
+	for n, p := range d.owned {
+		if len(p.unwritten) == 0 {
+			continue
+		}
+		stored, err := d.store.Write(ctx, p.ref, p.unwritten)
+		if err != nil {
+			d.fail(n, err)
+			continue
+		}
+		p.unwritten = p.unwritten[:0]
+		for _, e := range stored {
+			d.met.found.WithLabelValues(e.Indicator.String()).Inc()
+		}
+	}
+}
+
+// fail handles a write that did not happen: a newer owner stops the
+// partition here at once; anything else is retried next round (nothing is
+// checkpointed past findings not yet written).
+func (d *Detector) fail(n int, err error) {
+	if errors.Is(err, detect.ErrFenced) {
+		d.log.Warn("detector partition taken over; stopping it", zap.Int("partition", n))
+		delete(d.owned, n)
+		d.met.owned.Set(float64(len(d.owned)))
+		return
+	}
+	d.log.Warn("detector write failed; retrying", zap.Int("partition", n), zap.Error(err))
+}
+
+func (d *Detector) checkpoint(ctx context.Context, p *partitionRun) error {
+	if len(p.unwritten) > 0 {
+		stored, err := d.store.Write(ctx, p.ref, p.unwritten)
+		if err != nil {
+			return err
+		}
+		p.unwritten = p.unwritten[:0]
+		for _, e := range stored {
+			d.met.found.WithLabelValues(e.Indicator.String()).Inc()
+		}
+	}
+	cp := detect.Checkpoint{Events: p.pos, RatingsXid: p.ratingsXid, State: p.engine.Snapshot()}
+	if err := d.store.SaveCheckpoint(ctx, p.ref, cp); err != nil {
+		return err
+	}
+	p.savedAt = d.now()
+	d.met.checkpointBytes.Observe(float64(len(cp.State)))
+	return nil
+}
+
+type detectorMetrics struct {
+	owned           prometheus.Gauge
+	judged          prometheus.Counter
+	found           *prometheus.CounterVec
+	roundSeconds    prometheus.Histogram
+	checkpointBytes prometheus.Histogram
+}
+
+func newDetectorMetrics(reg prometheus.Registerer) *detectorMetrics {
+	const ns, sub = "gaia", "detector"
+	m := &detectorMetrics{
+		owned:  prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "partitions_owned", Help: "Detector partitions this replica owns."}),
+		judged: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "events_judged_total", Help: "Events and ratings the detector judged."}),
+		found: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "frustration_events_total",
+			Help: "Frustration events written, by indicator."}, []string{"indicator"}),
+		roundSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "round_duration_seconds",
+			Help: "Time of one read-judge-write round.", Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}),
+		checkpointBytes: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "checkpoint_bytes",
+			Help: "Size of a partition's saved state.", Buckets: prometheus.ExponentialBuckets(256, 4, 10)}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.owned, m.judged, m.found, m.roundSeconds, m.checkpointBytes)
+	}
+	return m
+}
