@@ -38,7 +38,9 @@ func buildMetrics(t testing.TB) string {
 	return bin
 }
 
-func startMetricsProcess(t testing.TB, bin, db, addr string) *metricsProcess {
+// startMetricsProcess runs the binary; extra (NAME=value) override the
+// defaults, which leave the frustration detector off.
+func startMetricsProcess(t testing.TB, bin, db, addr string, extra ...string) *metricsProcess {
 	t.Helper()
 	var env []string
 	for _, kv := range os.Environ() {
@@ -50,7 +52,8 @@ func startMetricsProcess(t testing.TB, bin, db, addr string) *metricsProcess {
 	}
 	cmd := exec.Command(bin)
 	cmd.Env = append(env, "DATABASE_URL="+db, "METRICS_LISTEN_ADDR="+addr, "METRICS_PROMETHEUS_LISTEN_ADDR=127.0.0.1:0",
-		"LOG_FORMAT=json", "LOG_LEVEL=info")
+		"LOG_FORMAT=json", "LOG_LEVEL=info", "FRUSTRATION_DETECTION_ENABLED=false")
+	cmd.Env = append(cmd.Env, extra...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
