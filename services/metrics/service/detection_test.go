@@ -150,6 +150,11 @@ func TestDetectionEndToEnd(t *testing.T) {
 	if err != nil || len(list.GetEvents()) != 1 || list.GetEvents()[0].GetIndicator() != metricsv1.Indicator_INDICATOR_LOW_RATING {
 		t.Fatalf("list high: %v %v", list, err)
 	}
+	// The classroom's snapshot counts the frustrated student.
+	snap, err := e.cli.GetClassroomSnapshot(e.ctx, &metricsv1.GetClassroomSnapshotRequest{ClassroomId: "class-a", Minute: rc.GetTriggeredAt()})
+	if err != nil || snap.GetSnapshot().GetFrustratedStudents() != 1 {
+		t.Fatalf("snapshot of class-a: %v %v", snap, err)
+	}
 	// Resuming after the first id gives the second only.
 	again := e.collect(t, &metricsv1.WatchFrustrationEventsRequest{AfterId: got[0].GetEventId()}, 2, time.Second)
 	if len(again) != 1 || again[0].GetEventId() != got[1].GetEventId() {
@@ -290,4 +295,38 @@ func TestWatchResumesWithoutLossWhileEventsCommitConcurrently(t *testing.T) {
 		t.Fatalf("stored %d, want %d (%v)", len(list.GetEvents()), students, err)
 	}
 	_ = timestamppb.Now
+}
+
+// Snapshots take frustrated students and each hardest item's struggling
+// students from the detector.
+func TestSnapshotsCountStrugglingStudents(t *testing.T) {
+	e := newDetectionEnv(t, 1)
+	e.waitOwned(t, 8)
+	base := time.Now().Truncate(time.Minute)
+	if time.Since(base) > 45*time.Second {
+		base = base.Add(time.Minute) // keep the script inside one minute
+	}
+	var evs []*metricsv1.UsabilityEvent
+	for s := range 2 {
+		for i := range 10 {
+			evs = append(evs, attempt(fmt.Sprintf("st%d-%d", s, i), "class-h", fmt.Sprintf("s%d", s), "fractions-7", false,
+				base.Add(time.Duration(s*10+i)*time.Second)))
+		}
+	}
+	e.record(t, evs...)
+	// Per student: struggle, wheel spinning, error burst (rapid guessing
+	// needs answers < 2 s after an error; these come 1 s apart, so it fires
+	// too).
+	got := e.collect(t, &metricsv1.WatchFrustrationEventsRequest{ClassroomIds: []string{"class-h"}}, 8, 10*time.Second)
+	if len(got) != 8 {
+		t.Fatalf("got %d frustration events: %v", len(got), got)
+	}
+	snap, err := e.cli.GetClassroomSnapshot(e.ctx, &metricsv1.GetClassroomSnapshotRequest{ClassroomId: "class-h", Minute: timestamppb.New(base)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := snap.GetSnapshot()
+	if s.GetFrustratedStudents() != 2 || len(s.GetHardestItems()) != 1 || s.GetHardestItems()[0].GetStrugglingStudents() != 2 {
+		t.Fatalf("snapshot %v: want 2 frustrated students, 2 struggling on fractions-7", s)
+	}
 }

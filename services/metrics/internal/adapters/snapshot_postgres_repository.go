@@ -52,7 +52,10 @@ func (r *SnapshotPostgresRepository) Get(ctx context.Context, classroomID string
 		return s, err
 	}
 	snaps := []usability.Snapshot{s}
-	err = r.addHardestItems(ctx, classroomID, snaps)
+	if err = r.addHardestItems(ctx, classroomID, snaps); err != nil {
+		return s, err
+	}
+	err = r.addFrustration(ctx, classroomID, snaps)
 	return snaps[0], err
 }
 
@@ -70,7 +73,52 @@ func (r *SnapshotPostgresRepository) List(ctx context.Context, classroomID strin
 	if err != nil || len(snaps) == 0 {
 		return snaps, err
 	}
-	return snaps, r.addHardestItems(ctx, classroomID, snaps)
+	if err := r.addHardestItems(ctx, classroomID, snaps); err != nil {
+		return nil, err
+	}
+	return snaps, r.addFrustration(ctx, classroomID, snaps)
+}
+
+// addFrustration fills, from the detector's frustration events (by trigger
+// time), each snapshot's frustrated students and each hardest item's
+// struggling students, in one query.
+func (r *SnapshotPostgresRepository) addFrustration(ctx context.Context, classroomID string, snaps []usability.Snapshot) error {
+	byMinute := map[int64]*usability.Snapshot{}
+	for i := range snaps {
+		byMinute[snaps[i].Minute.Unix()] = &snaps[i]
+	}
+	from, to := snaps[0].Minute, snaps[len(snaps)-1].Minute.Add(time.Minute)
+	rows, err := r.pool.Query(ctx, `
+		SELECT date_trunc('minute', triggered_at) AS minute, item_id,
+		       count(DISTINCT student_id) FILTER (WHERE indicator IN ('struggle', 'wheel_spinning', 'rapid_guessing')),
+		       GROUPING(item_id) = 1,
+		       count(DISTINCT student_id)
+		  FROM metrics.frustration_events
+		 WHERE classroom_id = $1 AND triggered_at >= $2 AND triggered_at < $3 AND student_id <> ''
+		 GROUP BY GROUPING SETS ((date_trunc('minute', triggered_at)), (date_trunc('minute', triggered_at), item_id))`, classroomID, from, to)
+	if err != nil {
+		return err
+	}
+	var minute time.Time
+	var item *string
+	var struggling, students int64
+	var whole bool
+	_, err = pgx.ForEachRow(rows, []any{&minute, &item, &struggling, &whole, &students}, func() error {
+		s := byMinute[minute.Unix()]
+		switch {
+		case s == nil:
+		case whole:
+			s.FrustratedStudents = students
+		case item != nil:
+			for i := range s.HardestItems {
+				if s.HardestItems[i].ItemID == *item {
+					s.HardestItems[i].StrugglingStudents = struggling
+				}
+			}
+		}
+		return nil
+	})
+	return err
 }
 
 // addHardestItems fills each snapshot's hardest items (at most

@@ -218,7 +218,8 @@ func snapshotToProto(s usability.Snapshot) *metricsv1.ClassroomSnapshot {
 		FrustratedStudents: s.FrustratedStudents,
 	}
 	for _, d := range s.HardestItems {
-		out.HardestItems = append(out.HardestItems, &metricsv1.ItemDifficulty{ItemId: d.ItemID, Attempts: d.Attempts, Errors: d.Errors, ErrorRate: d.ErrorRate()})
+		out.HardestItems = append(out.HardestItems, &metricsv1.ItemDifficulty{ItemId: d.ItemID, Attempts: d.Attempts, Errors: d.Errors, ErrorRate: d.ErrorRate(),
+			StrugglingStudents: d.StrugglingStudents})
 	}
 	return out
 }

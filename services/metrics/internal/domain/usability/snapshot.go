@@ -22,8 +22,8 @@ type Snapshot struct {
 	// (WrongAttempts + ErrorEvents) / (Attempts + ErrorEvents).
 	Attempts, WrongAttempts, ErrorEvents int64
 	MeanHesitation                       time.Duration
-	// FrustratedStudents stays 0 until the frustration detector writes
-	// frustration events.
+	// FrustratedStudents counts the students with a frustration event
+	// (by its trigger time) in the minute.
 	FrustratedStudents int64
 	HardestItems       []ItemDifficulty
 }
@@ -38,6 +38,9 @@ type ItemDifficulty struct {
 	ItemID string
 	// Attempts are answers; Errors are wrong answers and error events.
 	Attempts, Errors, ErrorEvents int64
+	// StrugglingStudents are the students on whom struggle, wheel spinning
+	// or rapid guessing fired for this item in the minute.
+	StrugglingStudents int64
 }
 
 // ErrorRate is Errors over attempts and error events, 0–1.
