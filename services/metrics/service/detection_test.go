@@ -330,3 +330,40 @@ func TestSnapshotsCountStrugglingStudents(t *testing.T) {
 		t.Fatalf("snapshot %v: want 2 frustrated students, 2 struggling on fractions-7", s)
 	}
 }
+
+// Idle is a server-side timer: it fires at the last event + the idle
+// timeout with nothing more arriving, within a second of it.
+func TestIdleFiresWithNoFurtherEvents(t *testing.T) {
+	e := newDetectionEnv(t, 1)
+	e.waitOwned(t, 8)
+	if _, err := e.cli.UpdateDetectionSettings(e.ctx, &metricsv1.UpdateDetectionSettingsRequest{
+		Settings:   &metricsv1.DetectionSettings{ClassroomId: "class-i", Thresholds: &metricsv1.DetectionThresholds{IdleTimeout: durationpb.New(3 * time.Second)}},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"thresholds.idle_timeout"}}}); err != nil {
+		t.Fatal(err)
+	}
+	last := time.Now()
+	pv := event("i1", "class-i", "s1", metricsv1.EventKind_EVENT_KIND_PAGE_VIEW, last.Add(-time.Second))
+	pv.ItemId, pv.Attrs = "fractions-7", map[string]string{"action": "start"}
+	key := event("i2", "class-i", "s1", metricsv1.EventKind_EVENT_KIND_KEYSTROKE, last)
+	// A second student finishes the item before going quiet: no idle.
+	pv2 := event("i3", "class-i", "s2", metricsv1.EventKind_EVENT_KIND_PAGE_VIEW, last.Add(-time.Second))
+	pv2.ItemId, pv2.Attrs = "fractions-7", map[string]string{"action": "start"}
+	fin := event("i4", "class-i", "s2", metricsv1.EventKind_EVENT_KIND_PAGE_VIEW, last)
+	fin.ItemId, fin.Attrs = "fractions-7", map[string]string{"action": "finish"}
+	e.record(t, pv, key, pv2, fin)
+	got := e.collect(t, &metricsv1.WatchFrustrationEventsRequest{ClassroomIds: []string{"class-i"}}, 1, 15*time.Second)
+	late := time.Since(last.Add(3 * time.Second))
+	if len(got) != 1 || got[0].GetIndicator() != metricsv1.Indicator_INDICATOR_IDLE || got[0].GetStudentId() != "s1" {
+		t.Fatalf("want one idle for s1, got %v", got)
+	}
+	if !got[0].GetTriggeredAt().AsTime().Equal(last.Add(3 * time.Second).Truncate(time.Microsecond)) {
+		t.Errorf("idle triggered at %v, want last event + 3 s", got[0].GetTriggeredAt().AsTime())
+	}
+	t.Logf("idle reported %v after its timeout", late)
+	if late > time.Second {
+		t.Errorf("idle reported %v after its timeout, want < 1 s", late)
+	}
+	if more := e.collect(t, &metricsv1.WatchFrustrationEventsRequest{ClassroomIds: []string{"class-i"}, AfterId: got[0].GetEventId()}, 1, 2*time.Second); len(more) != 0 {
+		t.Fatalf("more after the idle: %v", more)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/gaia-platform/gaia/internal/auth"
 	"github.com/gaia-platform/gaia/internal/domainerr"
 	"github.com/gaia-platform/gaia/internal/reqfield"
 	metricsv1 "github.com/gaia-platform/gaia/proto/gaia/metrics/v1"
@@ -39,7 +40,16 @@ func checkID(field, v string, required bool) error {
 	return nil
 }
 
-func classroomFilter(ids []string) ([]string, error) {
+// classroomFilter checks classroom_ids. The interceptor (internal/auth's
+// policy table) already checked each named classroom against the caller's
+// credential; what it cannot see is an empty list, which means "all". A
+// teacher sees only assigned classrooms, and the assignments belong to the
+// dashboard, so until this service can list them a teacher must name its
+// classrooms (never: all of them).
+func classroomFilter(ctx context.Context, ids []string) ([]string, error) {
+	if p, ok := auth.FromContext(ctx); ok && p.Role == auth.RoleTeacher && len(ids) == 0 {
+		return nil, domainerr.Invalid("classroom_ids", "a teacher must name the classrooms to read (those assigned to them)")
+	}
 	if len(ids) > maxFilterClassrooms {
 		return nil, domainerr.Invalid("classroom_ids", fmt.Sprintf("must name at most %d classrooms", maxFilterClassrooms))
 	}
@@ -62,7 +72,7 @@ func severityFilter(s metricsv1.Severity) (detect.Severity, error) {
 func (s *MetricsServer) ListFrustrationEvents(ctx context.Context, req *metricsv1.ListFrustrationEventsRequest) (*metricsv1.ListFrustrationEventsResponse, error) {
 	var f detect.ListFilter
 	var err error
-	if f.ClassroomIDs, err = classroomFilter(req.GetClassroomIds()); err != nil {
+	if f.ClassroomIDs, err = classroomFilter(ctx, req.GetClassroomIds()); err != nil {
 		return nil, err
 	}
 	if err := checkID("student_id", req.GetStudentId(), false); err != nil {
@@ -117,7 +127,7 @@ func (s *MetricsServer) ListFrustrationEvents(ctx context.Context, req *metricsv
 func (s *MetricsServer) WatchFrustrationEvents(req *metricsv1.WatchFrustrationEventsRequest, stream metricsv1.MetricsService_WatchFrustrationEventsServer) error {
 	var f detect.ListFilter
 	var err error
-	if f.ClassroomIDs, err = classroomFilter(req.GetClassroomIds()); err != nil {
+	if f.ClassroomIDs, err = classroomFilter(stream.Context(), req.GetClassroomIds()); err != nil {
 		return err
 	}
 	if f.MinSeverity, err = severityFilter(req.GetMinSeverity()); err != nil {
