@@ -85,6 +85,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	addTaskQueueCommands(root)
 	addMetricsCommands(root)
 	addDashboardCommands(root)
+	addDetectCommands(root)
 	for _, c := range root.Commands() {
 		c.Args = wrapArgs(c.Args)
 	}

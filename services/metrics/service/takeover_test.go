@@ -9,10 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/gaia-platform/gaia/internal/grpcclient"
 	"github.com/gaia-platform/gaia/internal/pgtest"
 	metricsv1 "github.com/gaia-platform/gaia/proto/gaia/metrics/v1"
 	"github.com/gaia-platform/gaia/services/coordinator/coordtest"
+	"github.com/gaia-platform/gaia/services/metrics/internal/domain/detect"
 )
 
 func freeAddr(t *testing.T) string {
@@ -229,4 +232,43 @@ func TestDetectorTakeoverAfterKill9(t *testing.T) {
 	if got != want {
 		t.Errorf("%d frustration events stored, want %d", got, want)
 	}
+	if t.Failed() {
+		dumpDetectorState(t, pool, partitions, killedAt)
+	}
+}
+
+// dumpDetectorState logs what a failed takeover test needs to be understood:
+// each partition's owner and checkpoint, and where each classroom's events
+// committed.
+func dumpDetectorState(t *testing.T, pool *pgxpool.Pool, partitions int, killedAt time.Time) {
+	ctx := context.Background()
+	rows, err := pool.Query(ctx, `SELECT partition, owner, fencing_token, event_xid::text, event_ord, checkpointed_at, claimed_at
+		FROM metrics.detector_partitions WHERE partitions = $1 ORDER BY partition`, partitions)
+	if err != nil {
+		t.Log(err)
+		return
+	}
+	for rows.Next() {
+		var n, ord int
+		var owner, xid string
+		var tok int64
+		var cp, cl *time.Time
+		_ = rows.Scan(&n, &owner, &tok, &xid, &ord, &cp, &cl)
+		t.Logf("partition %d: owner %s token %d position (%s, %d) checkpointed %v claimed %v (killed at %v)", n, owner, tok, xid, ord, cp, cl, killedAt)
+	}
+	rows.Close()
+	rows, err = pool.Query(ctx, `SELECT classroom_id, student_id, kind, commit_xid::text, min(commit_ord), count(*), min(received_at)
+		FROM metrics.usability_events GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 4`)
+	if err != nil {
+		t.Log(err)
+		return
+	}
+	for rows.Next() {
+		var c, s, k, xid string
+		var ord, n int
+		var at time.Time
+		_ = rows.Scan(&c, &s, &k, &xid, &ord, &n, &at)
+		t.Logf("%s (partition %d) %s: %d %s events in xid %s from ord %d, received %v", c, detect.PartitionOf(c, partitions), s, n, k, xid, ord, at)
+	}
+	rows.Close()
 }

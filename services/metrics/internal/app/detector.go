@@ -240,7 +240,8 @@ func (d *Detector) claim(ctx context.Context, n int, token uint64) error {
 	}
 	d.owned[n] = &partitionRun{ref: ref, engine: en, pos: cp.Events, ratingsXid: cp.RatingsXid, savedAt: d.now()}
 	d.log.Info("detector partition claimed", zap.Int("partition", n), zap.Uint64("fencing_token", token),
-		zap.Bool("from_checkpoint", cp.State != nil), zap.Int("stored_findings_loaded", len(reported)))
+		zap.Bool("from_checkpoint", cp.State != nil), zap.Int("stored_findings_loaded", len(reported)),
+		zap.Uint64("event_xid", cp.Events.Xid), zap.Int32("event_ord", cp.Events.Ord), zap.Time("checkpointed_at", cp.At))
 	return nil
 }
 
