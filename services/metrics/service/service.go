@@ -136,6 +136,13 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		s.locks = adapters.NewCoordinatorLocks(s.coord, cfg.JoinSecret)
 		s.ownership = app.NewOwnership(app.OwnershipConfig{LockTTL: cfg.DetectionLockTTL}, s.locks, s.detector, log.Named("detector-ownership"))
 	}
+	// The detector reads as soon as this replica commits events.
+	if s.detector != nil {
+		s.committer.OnCommit = func() {
+			s.rollups.Wake()
+			s.detector.Wake()
+		}
+	}
 
 	s.grpc = grpcserver.New(grpcserver.Options{Name: "metrics", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout, MaxRecvMsgSize: MaxRecvMsgSize, TLS: serverTLS})
 	metricsv1.RegisterMetricsServiceServer(s.grpc.GRPC(), &ports.MetricsServer{Ingest: ingest, Ratings: ratings, Snapshots: snapshots, Frustration: frustration})

@@ -24,38 +24,31 @@ func NewDetectorSource(pool *pgxpool.Pool) *DetectorSource { return &DetectorSou
 
 var _ detect.Source = (*DetectorSource)(nil)
 
-// Discover returns the horizon and the classrooms whose per-minute rollups
-// (written in the events' own transaction) changed at or after fromXid. A
-// rollup row overwritten by a later transaction still shows an xid at or
-// after fromXid, so no classroom with new events is missed.
-func (s *DetectorSource) Discover(ctx context.Context, fromXid uint64) (uint64, []string, error) {
+// Horizon is the xmin of a fresh snapshot.
+func (s *DetectorSource) Horizon(ctx context.Context) (uint64, error) {
 	var h string
-	var classrooms []string
-	err := s.pool.QueryRow(ctx, `
-		SELECT pg_snapshot_xmin(pg_current_snapshot())::text,
-		       ARRAY(SELECT DISTINCT classroom_id FROM metrics.classroom_minutes WHERE last_xid >= $1::text::xid8)`,
-		xidText(fromXid)).Scan(&h, &classrooms)
-	if err != nil {
-		return 0, nil, err
+	if err := s.pool.QueryRow(ctx, `SELECT pg_snapshot_xmin(pg_current_snapshot())::text`).Scan(&h); err != nil {
+		return 0, err
 	}
-	horizon, err := parseXid(h)
-	return horizon, classrooms, err
+	return parseXid(h)
 }
 
 // Read fetches the events, ratings and settings changes of q in one round trip.
 func (s *DetectorSource) Read(ctx context.Context, q detect.SourceQuery) (detect.SourceBatch, error) {
 	var out detect.SourceBatch
 	b := &pgx.Batch{}
-	if len(q.Classrooms) > 0 {
+	events := q.After.Xid < q.Horizon
+	if events {
+		// The global commit-order index (commit_xid, commit_ord); every
+		// replica reads every classroom's events and keeps its partitions'.
 		b.Queue(`
 			SELECT commit_xid::text, commit_ord, classroom_id, student_id, app_id, item_id, kind, correct, x, y,
 			       coalesce(attrs->>'action', ''), coalesce(attrs->>'key', ''), occurred_at
 			  FROM metrics.usability_events
-			 WHERE classroom_id = ANY($1)
-			   AND (commit_xid, commit_ord) > ($2::text::xid8, $3)
-			   AND commit_xid < $4::text::xid8
+			 WHERE (commit_xid, commit_ord) > ($1::text::xid8, $2)
+			   AND commit_xid < $3::text::xid8
 			 ORDER BY commit_xid, commit_ord
-			 LIMIT $5`, q.Classrooms, xidText(q.After.Xid), q.After.Ord, xidText(q.Horizon), q.Limit)
+			 LIMIT $4`, xidText(q.After.Xid), q.After.Ord, xidText(q.Horizon), q.Limit)
 	}
 	b.Queue(`
 		SELECT commit_xid::text, classroom_id, student_id, app_id, item_id, rating, occurred_at
@@ -70,7 +63,7 @@ func (s *DetectorSource) Read(ctx context.Context, q detect.SourceQuery) (detect
 	res := s.pool.SendBatch(ctx, b)
 	defer func() { _ = res.Close() }()
 
-	if len(q.Classrooms) > 0 {
+	if events {
 		rows, err := res.Query()
 		if err != nil {
 			return out, err

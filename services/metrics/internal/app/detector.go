@@ -124,6 +124,10 @@ func (d *Detector) change(c ownershipChange) {
 	d.poke()
 }
 
+// Wake makes the detector read now (the group committer calls it after each
+// local commit).
+func (d *Detector) Wake() { d.poke() }
+
 func (d *Detector) poke() {
 	select {
 	case d.wake <- struct{}{}:
@@ -271,15 +275,12 @@ func (d *Detector) round(ctx context.Context) error {
 		}
 		first = false
 	}
-	horizon, classrooms, err := d.source.Discover(ctx, after.Xid)
+	horizon, err := d.source.Horizon(ctx)
 	if err != nil {
 		return err
 	}
-	classrooms = slices.DeleteFunc(classrooms, func(c string) bool {
-		return d.owned[detect.PartitionOf(c, d.cfg.Partitions)] == nil
-	})
 	if horizon > after.Xid || horizon > ratingsFrom || horizon > d.settingsFrom {
-		batch, err := d.source.Read(ctx, detect.SourceQuery{Classrooms: classrooms, After: after, RatingsFrom: ratingsFrom,
+		batch, err := d.source.Read(ctx, detect.SourceQuery{After: after, RatingsFrom: ratingsFrom,
 			SettingsFrom: d.settingsFrom, Horizon: horizon, Limit: d.cfg.ReadLimit})
 		if err != nil {
 			return err

@@ -122,11 +122,10 @@ type CommittedRating struct {
 	Event Event
 }
 
-// SourceQuery asks for what committed in [after, horizon): the events of
-// some classrooms after a position, every rating and every settings change
-// from their own xids.
+// SourceQuery asks for what committed below the horizon: the events after
+// a position (in commit order, at most Limit), and every rating and settings
+// change from their own transaction ids.
 type SourceQuery struct {
-	Classrooms   []string
 	After        Position
 	RatingsFrom  uint64
 	SettingsFrom uint64
@@ -153,9 +152,9 @@ type SettingsChange struct {
 // order, never skipping a row that commits late: it only returns rows of
 // transactions below the horizon, and every transaction below it has ended.
 type Source interface {
-	// Discover returns the current horizon and the classrooms with events
-	// written by transactions at or after fromXid.
-	Discover(ctx context.Context, fromXid uint64) (horizon uint64, classrooms []string, err error)
+	// Horizon is the current horizon: the lowest transaction id still
+	// running.
+	Horizon(ctx context.Context) (uint64, error)
 	// Read runs the query.
 	Read(ctx context.Context, q SourceQuery) (SourceBatch, error)
 }
