@@ -52,6 +52,8 @@ func BenchmarkEngineObserve(b *testing.B) {
 // TestStateMemoryPerStudent reports the detector's memory per active student
 // (the target is at most 4 KB) after 10 minutes of a simulated lesson.
 func TestStateMemoryPerStudent(t *testing.T) {
+	lessonSeconds = 660
+	defer func() { lessonSeconds = 2400 }()
 	events := simulatedClasses(10) // 300 students
 	var cut int
 	for cut < len(events) && events[cut].OccurredAt.Before(at(600)) {
