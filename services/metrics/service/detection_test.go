@@ -2,8 +2,11 @@ package service_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -380,5 +383,61 @@ func TestIdleFiresWithNoFurtherEvents(t *testing.T) {
 	}
 	if more := e.collect(t, &metricsv1.WatchFrustrationEventsRequest{ClassroomIds: []string{"class-i"}, AfterId: got[0].GetEventId()}, 1, 2*time.Second); len(more) != 0 {
 		t.Fatalf("more after the idle: %v", more)
+	}
+}
+
+// The watch over REST: GET /v1/frustration-events:watch streams
+// newline-delimited JSON, resumable with after_id.
+func TestWatchOverREST(t *testing.T) {
+	e := newDetectionEnv(t, 1)
+	e.waitOwned(t, 8)
+	gw := startGateway(t, e.reps[0].Addr)
+	now := time.Now().Add(-time.Second)
+	e.record(t, clickAt("r1", "class-r", "s1", now, 9), clickAt("r2", "class-r", "s1", now.Add(100*time.Millisecond), 9),
+		clickAt("r3", "class-r", "s1", now.Add(200*time.Millisecond), 9))
+	if _, err := e.cli.SubmitRating(e.ctx, &metricsv1.SubmitRatingRequest{RatingId: "rr", StudentId: "s2", ClassroomId: "class-r",
+		AppId: "fractions-app", ItemId: "x", Rating: 2}); err != nil {
+		t.Fatal(err)
+	}
+	read := func(after uint64, want int) []map[string]any {
+		ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/v1/frustration-events:watch?classroom_ids=class-r&after_id=%d", gw, after), nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("watch: %s", resp.Status)
+		}
+		var out []map[string]any
+		dec := json.NewDecoder(resp.Body)
+		for len(out) < want {
+			var line struct {
+				Result map[string]any `json:"result"`
+				Error  any            `json:"error"`
+			}
+			if err := dec.Decode(&line); err != nil {
+				t.Fatalf("after %d lines: %v", len(out), err)
+			}
+			if line.Error != nil {
+				t.Fatalf("stream error %v", line.Error)
+			}
+			out = append(out, line.Result["event"].(map[string]any))
+		}
+		return out
+	}
+	got := read(0, 2)
+	if got[0]["indicator"] != "INDICATOR_RAGE_CLICK" || got[1]["indicator"] != "INDICATOR_LOW_RATING" {
+		t.Fatalf("events over REST: %v", got)
+	}
+	first, err := strconv.ParseUint(got[0]["event_id"].(string), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := read(first, 1)
+	if again[0]["event_id"] != got[1]["event_id"] {
+		t.Fatalf("resumed after %d: %v", first, again)
 	}
 }
