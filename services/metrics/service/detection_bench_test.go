@@ -1,0 +1,185 @@
+//go:build unix
+
+package service_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gaia-platform/gaia/internal/pgtest"
+	metricsv1 "github.com/gaia-platform/gaia/proto/gaia/metrics/v1"
+	"github.com/gaia-platform/gaia/services/coordinator/coordtest"
+	"github.com/gaia-platform/gaia/services/metrics/metricstest"
+)
+
+// Detection benchmarks: a real coordinator (one node, in process), a metrics
+// service with its detector, PostgreSQL, and the load generator on one
+// machine. One op is a whole measurement (-benchtime 1x).
+
+func startDetectionBench(b *testing.B) *metricstest.Metrics {
+	coord := coordtest.Start(b, 1, coordtest.Options{Quiet: true})
+	db := pgtest.NewDatabase(b)
+	svc := metricstest.Start(b, db, metricstest.Options{Quiet: true,
+		Detection: &metricstest.Detection{CoordinatorAddrs: coord.Addrs(), Partitions: 16, LockTTL: 5 * time.Second}})
+	pool := pgtest.Pool(b, db)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var n int
+		if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM metrics.detector_partitions WHERE fencing_token > 0`).Scan(&n); err != nil {
+			b.Fatal(err)
+		}
+		if n == 16 {
+			return svc
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("only %d detector partitions claimed", n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// BenchmarkDetectionLatency offers 10,000 events a second (batches of 10,
+// simulated classrooms) for 10 s and, every 100 ms, a probe: three fast
+// clicks of a new student in one batch. It reports the time from the
+// probe's commit (RecordMetrics answered) to its rage click arriving on
+// WatchFrustrationEvents, p50 and p99 — the detector's 200 ms report delay
+// included — beside RecordMetrics' own p99 in the same run.
+func BenchmarkDetectionLatency(b *testing.B) {
+	svc := startDetectionBench(b)
+	conns := dialN(b, svc.Addr, metricsBenchConns)
+	cli := metricsv1.NewMetricsServiceClient(conns[0])
+	for i := 0; i < b.N; i++ {
+		var probes []string
+		for p := range 16 {
+			probes = append(probes, fmt.Sprintf("probe-%d-%d", i, p))
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		stream, err := cli.WatchFrustrationEvents(ctx, &metricsv1.WatchFrustrationEventsRequest{ClassroomIds: probes})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var mu sync.Mutex
+		committed := map[string]time.Time{}
+		var lat []float64
+		received := make(chan struct{}, 1024)
+		go func() {
+			for {
+				resp, err := stream.Recv()
+				if err != nil {
+					return
+				}
+				e := resp.GetEvent()
+				if e.GetIndicator() != metricsv1.Indicator_INDICATOR_RAGE_CLICK {
+					continue
+				}
+				now := time.Now()
+				mu.Lock()
+				if at, ok := committed[e.GetStudentId()]; ok {
+					lat = append(lat, float64(now.Sub(at).Microseconds())/1000)
+				}
+				mu.Unlock()
+				received <- struct{}{}
+			}
+		}()
+		var sent atomic.Int64
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(100 * time.Millisecond)
+			defer tick.Stop()
+			for k := 0; ; k++ {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+				student := fmt.Sprintf("p%d", k)
+				at := time.Now().Add(-300 * time.Millisecond)
+				var evs []*metricsv1.UsabilityEvent
+				for c := range 3 {
+					evs = append(evs, clickAt(fmt.Sprintf("%s-%d-%d", student, i, c), probes[k%len(probes)], student, at.Add(time.Duration(c)*100*time.Millisecond), 50))
+				}
+				rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
+				_, err := metricsv1.NewMetricsServiceClient(conns[k%len(conns)]).RecordMetrics(rctx, &metricsv1.RecordMetricsRequest{Events: evs})
+				rcancel()
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				mu.Lock()
+				committed[student] = time.Now()
+				mu.Unlock()
+				sent.Add(1)
+			}
+		}()
+		rec, _ := offerLoad(b, conns, metricsLatencyInterval, fmt.Sprintf("det%d", i))
+		close(stop)
+		wg.Wait()
+		deadline := time.After(10 * time.Second)
+		for got := 0; got < int(sent.Load()); got++ {
+			select {
+			case <-received:
+			case <-deadline:
+				b.Fatalf("%d of %d probes detected within 10 s of the end", got, sent.Load())
+			}
+		}
+		cancel()
+		mu.Lock()
+		b.ReportMetric(float64(metricsLatencyRate), "offered-events/s")
+		b.ReportMetric(float64(len(lat)), "probes")
+		b.ReportMetric(percentile(lat, 50), "detect-p50-ms")
+		b.ReportMetric(percentile(lat, 99), "detect-p99-ms")
+		b.ReportMetric(percentile(rec, 99), "record-p99-ms")
+		mu.Unlock()
+	}
+}
+
+// BenchmarkDetectionThroughput sends GAIA_BENCH_METRICS_EVENTS events (default
+// 200,000) as fast as the service takes them, in batches of 100–1,000, and
+// measures how long the detector takes to have judged them all: the ingest
+// rate and the detector's rate over the same events, and their ratio (≥ 1:
+// the detector keeps up with ingest).
+func BenchmarkDetectionThroughput(b *testing.B) {
+	svc := startDetectionBench(b)
+	conns := dialN(b, svc.Addr, metricsBenchConns)
+	n := metricsBenchEvents(b)
+	for i := 0; i < b.N; i++ {
+		before := scrape(b, svc.PrometheusAddr)["gaia_detector_events_judged_total"]
+		sim := newClassroomSim(uint64(i + 11))
+		batches := metricsBenchBatches(sim, fmt.Sprintf("thr%d", i), n)
+		reqs := make([]*metricsv1.RecordMetricsRequest, len(batches))
+		for j, batch := range batches {
+			reqs[j] = &metricsv1.RecordMetricsRequest{}
+			for _, e := range batch {
+				reqs[j].Events = append(reqs[j].Events, eventToProto(e))
+			}
+		}
+		start := time.Now()
+		runParallel(b, len(reqs), metricsBenchClients, func(ctx context.Context, worker, j int) error {
+			_, err := metricsv1.NewMetricsServiceClient(conns[worker%len(conns)]).RecordMetrics(ctx, reqs[j])
+			return err
+		})
+		ingest := time.Since(start)
+		for {
+			judged := scrape(b, svc.PrometheusAddr)["gaia_detector_events_judged_total"] - before
+			if judged >= float64(n) {
+				break
+			}
+			if time.Since(start) > 10*time.Minute {
+				b.Fatalf("detector judged %.0f of %d events in 10 min", judged, n)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		detect := time.Since(start)
+		b.ReportMetric(float64(n), "events")
+		b.ReportMetric(float64(n)/ingest.Seconds(), "ingest-events/s")
+		b.ReportMetric(float64(n)/detect.Seconds(), "detector-events/s")
+		b.ReportMetric(ingest.Seconds()/detect.Seconds(), "ratio-to-ingest")
+	}
+}
