@@ -1476,6 +1476,8 @@ export interface components {
             disabled_indicators?: components["schemas"]["Indicator"][];
             /** @description When the settings last changed; unset for the defaults. */
             updated_at?: components["schemas"]["Timestamp"];
+            /** @description Output only: the thresholds set explicitly for this classroom (the others follow the sensitivity preset), by name, such as "idle_timeout". */
+            overridden_thresholds?: string[];
         };
         /** @description DetectionThresholds are the tunable rules of each indicator. Defaults come from published anchors (PostHog rage clicks, CTAT and Lumilo detectors, Beck & Gong). */
         DetectionThresholds: {
@@ -1556,7 +1558,7 @@ export interface components {
             hotspot_min_students?: number;
             /** @description ... struggle on the same item within this time (default 5 min). */
             hotspot_window?: components["schemas"]["Duration"];
-            /** @description An alert for the same student, indicator and item is not repeated within this time (default 5 min). */
+            /** @description An alert for the same alert key (classroom, student, indicator, and the item for struggle, wheel_spinning and classroom_hotspot) is not repeated within this time (default 10 min). */
             alert_cooldown?: components["schemas"]["Duration"];
         };
         /**
@@ -1735,7 +1737,7 @@ export interface components {
              */
             locks: string;
         };
-        /** @description GetDetectionSettingsResponse carries the settings. */
+        /** @description GetDetectionSettingsResponse carries the settings, with the effective thresholds (preset and explicit ones resolved). */
         GetDetectionSettingsResponse: {
             /** @description The classroom's settings (the defaults when none were set). */
             settings?: components["schemas"]["DetectionSettings"];
@@ -5840,7 +5842,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description GetDetectionSettingsResponse carries the settings. */
+            /** @description GetDetectionSettingsResponse carries the settings, with the effective thresholds (preset and explicit ones resolved). */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -5938,7 +5940,7 @@ export interface operations {
     UpdateDetectionSettings: {
         parameters: {
             query?: {
-                /** @description Paths to change, such as "sensitivity" or "thresholds.idle_timeout"; empty replaces everything. */
+                /** @description Paths to change: "sensitivity", "thresholds", "thresholds.<name>" (such as "thresholds.idle_timeout"; a zero value returns that threshold to the preset's) or "disabled_indicators". Empty replaces everything, and then every non-zero threshold in settings becomes an explicit one. */
                 update_mask?: string;
             };
             header?: never;
