@@ -305,7 +305,8 @@ func (h *Hub) Subscribe(ctx context.Context, teacherID string, requested []strin
 		return alert.ErrDashboardClosed
 	}
 	ts := h.teachers[teacherID]
-	if ts == nil {
+	fresh := ts == nil
+	if fresh {
 		ts = &teacherSubs{id: teacherID, subs: map[*subscription]struct{}{}}
 		h.teachers[teacherID] = ts
 		h.setClassroomsLocked(ts, assigned)
@@ -322,6 +323,13 @@ func (h *Hub) Subscribe(ctx context.Context, teacherID string, requested []strin
 		}
 		h.mu.Unlock()
 	}()
+	if fresh {
+		// An assignment changed between the read above and the registration
+		// found no subscription to update; read again now that there is one.
+		if err := h.TeacherChanged(ctx, teacherID); err != nil {
+			return err
+		}
+	}
 
 	if err := out.Registered(); err != nil {
 		return err
