@@ -101,8 +101,16 @@ func schemaNames(files []*protogen.File) map[protoreflect.FullName]string {
 	return names
 }
 
+// nestedName is a message's or enum's name within its package, without dots.
+// An RPC's answer (GetTaskResponse) is published as GetTaskResult: generators
+// such as oapi-codegen name their own per-operation wrapper <OperationId>Response,
+// which would collide with the schema.
 func nestedName(full, pkg protoreflect.FullName) string {
-	return strings.ReplaceAll(strings.TrimPrefix(string(full), string(pkg)+"."), ".", "")
+	n := strings.ReplaceAll(strings.TrimPrefix(string(full), string(pkg)+"."), ".", "")
+	if base, ok := strings.CutSuffix(n, "Response"); ok && base != "" {
+		n = base + "Result"
+	}
+	return n
 }
 
 // ref is a reference to a component schema.

@@ -68,7 +68,7 @@ export interface GaiaClient {
    * first attempt, so a retry of a batch that was in fact stored counts as
    * duplicates instead of storing twice.
    */
-  recordMetrics(events: Schemas["UsabilityEvent"][], options?: RetryOptions): Promise<Schemas["RecordMetricsResponse"]>;
+  recordMetrics(events: Schemas["UsabilityEvent"][], options?: RetryOptions): Promise<Schemas["RecordMetricsResult"]>;
 }
 
 export function createGaiaClient(options: GaiaClientOptions): GaiaClient {
@@ -91,7 +91,7 @@ export function createGaiaClient(options: GaiaClientOptions): GaiaClient {
     }
   }
 
-  async function recordMetrics(events: Schemas["UsabilityEvent"][], opts: RetryOptions = {}): Promise<Schemas["RecordMetricsResponse"]> {
+  async function recordMetrics(events: Schemas["UsabilityEvent"][], opts: RetryOptions = {}): Promise<Schemas["RecordMetricsResult"]> {
     const body = { events: events.map((e) => (e.event_id ? e : { ...e, event_id: crypto.randomUUID() })) };
     const attempts = opts.attempts ?? 5;
     let delay = opts.baseDelayMs ?? 200;

@@ -1165,7 +1165,7 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         /** @description AcknowledgeAlertResponse carries the alert. */
-        AcknowledgeAlertResponse: {
+        AcknowledgeAlertResult: {
             /** @description The alert after the change. */
             alert?: components["schemas"]["Alert"];
         };
@@ -1183,7 +1183,7 @@ export interface components {
             wait_timeout?: components["schemas"]["Duration"];
         };
         /** @description AcquireLockResponse carries the granted lock. */
-        AcquireLockResponse: {
+        AcquireLockResult: {
             /** @description The granted lock, with its fencing token. */
             lock?: components["schemas"]["Lock"];
         };
@@ -1197,7 +1197,7 @@ export interface components {
             grpc_address?: string;
         };
         /** @description AddVoterResponse carries the new configuration. */
-        AddVoterResponse: {
+        AddVoterResult: {
             /** @description The cluster's members after the change. */
             nodes: components["schemas"]["Node"][];
         };
@@ -1279,12 +1279,12 @@ export interface components {
             [key: string]: unknown;
         };
         /** @description AssignClassroomResponse carries the assignment. */
-        AssignClassroomResponse: {
+        AssignClassroomResult: {
             /** @description The assignment. */
             assignment?: components["schemas"]["ClassroomAssignment"];
         };
         /** @description CancelTaskResponse carries the cancelled task. */
-        CancelTaskResponse: {
+        CancelTaskResult: {
             /** @description The task after the change. */
             task?: components["schemas"]["Task"];
         };
@@ -1314,7 +1314,7 @@ export interface components {
             wait?: components["schemas"]["Duration"];
         };
         /** @description ClaimTasksResponse carries the claims, possibly none. */
-        ClaimTasksResponse: {
+        ClaimTasksResult: {
             /** @description The claims granted; empty when no task was ready within wait. */
             claims: components["schemas"]["Claim"][];
         };
@@ -1364,7 +1364,7 @@ export interface components {
             hardest_items: components["schemas"]["ItemDifficulty"][];
         };
         /** @description CompleteTaskResponse carries the completed task. */
-        CompleteTaskResponse: {
+        CompleteTaskResult: {
             /** @description The task after the change. */
             task?: components["schemas"]["Task"];
         };
@@ -1378,7 +1378,7 @@ export interface components {
             claims?: components["schemas"]["CompletedClaim"][];
         };
         /** @description CompleteTasksResponse answers each claim of the batch, in order. */
-        CompleteTasksResponse: {
+        CompleteTasksResult: {
             /** @description One result per claim of the request, in order. */
             results: components["schemas"]["CompletedClaimResult"][];
         };
@@ -1420,7 +1420,7 @@ export interface components {
             metadata?: components["schemas"]["JsonObject"];
         };
         /** @description CreateLessonResponse carries the new lesson. */
-        CreateLessonResponse: {
+        CreateLessonResult: {
             /** @description The new lesson. */
             lesson?: components["schemas"]["Lesson"];
         };
@@ -1456,9 +1456,9 @@ export interface components {
             revoked_by: string;
         };
         /** @description DeleteSessionAffinityResponse confirms the removal. */
-        DeleteSessionAffinityResponse: Record<string, never>;
+        DeleteSessionAffinityResult: Record<string, never>;
         /** @description DeregisterSessionResponse carries the session in its final state. */
-        DeregisterSessionResponse: {
+        DeregisterSessionResult: {
             /** @description The session in its final state. */
             session?: components["schemas"]["Session"];
             /** @description Keys of the locks released with the session. */
@@ -1593,7 +1593,7 @@ export interface components {
             claim_timeout?: components["schemas"]["Duration"];
         };
         /** @description EnqueueTaskResponse carries the task. */
-        EnqueueTaskResponse: {
+        EnqueueTaskResult: {
             /** @description The new task, or the existing one when duplicate is true. */
             task?: components["schemas"]["Task"];
             /** @description True when the key already existed and the existing task is returned. */
@@ -1605,9 +1605,9 @@ export interface components {
             tasks?: components["schemas"]["EnqueueTaskRequest"][];
         };
         /** @description EnqueueTasksResponse answers each task of the batch, in order. */
-        EnqueueTasksResponse: {
+        EnqueueTasksResult: {
             /** @description One result per task of the request, in order. */
-            results: components["schemas"]["EnqueueTaskResponse"][];
+            results: components["schemas"]["EnqueueTaskResult"][];
         };
         /** @description Every error, of a unary call or as the last line of a stream, has this shape. */
         ErrorResponse: {
@@ -1630,12 +1630,12 @@ export interface components {
          */
         EventKind: "EVENT_KIND_UNSPECIFIED" | "EVENT_KIND_ATTEMPT" | "EVENT_KIND_ERROR" | "EVENT_KIND_KEYSTROKE" | "EVENT_KIND_CLICK" | "EVENT_KIND_HINT" | "EVENT_KIND_HESITATION" | "EVENT_KIND_FOCUS_LOST" | "EVENT_KIND_PAGE_VIEW";
         /** @description ExtendClaimResponse carries the new lease expiry. */
-        ExtendClaimResponse: {
+        ExtendClaimResult: {
             /** @description The claim's new lease expiry. */
             lease_expires_at?: components["schemas"]["Timestamp"];
         };
         /** @description FailTaskResponse says what became of the task. */
-        FailTaskResponse: {
+        FailTaskResult: {
             /** @description The task after the change. */
             task?: components["schemas"]["Task"];
             /** @description True when the task will run again at task.run_at. */
@@ -1673,7 +1673,7 @@ export interface components {
             detected_at?: components["schemas"]["Timestamp"];
         };
         /** @description GetClassroomOverviewResponse shows every recently active student. */
-        GetClassroomOverviewResponse: {
+        GetClassroomOverviewResult: {
             /** @description The classroom's id. */
             classroom_id: string;
             /** @description Students in state order (critical first), then by id. */
@@ -1686,12 +1686,12 @@ export interface components {
             alerts_enabled: boolean;
         };
         /** @description GetClassroomSnapshotResponse carries the snapshot. */
-        GetClassroomSnapshotResponse: {
+        GetClassroomSnapshotResult: {
             /** @description The rollup. */
             snapshot?: components["schemas"]["ClassroomSnapshot"];
         };
         /** @description GetClusterStatusResponse describes the cluster as seen by the answering node. */
-        GetClusterStatusResponse: {
+        GetClusterStatusResult: {
             /** @description The current leader; unset while there is none. */
             leader?: components["schemas"]["LeaderInfo"];
             /** @description Every member of the Raft configuration. */
@@ -1738,24 +1738,24 @@ export interface components {
             locks: string;
         };
         /** @description GetDetectionSettingsResponse carries the settings, with the effective thresholds (preset and explicit ones resolved). */
-        GetDetectionSettingsResponse: {
+        GetDetectionSettingsResult: {
             /** @description The classroom's settings (the defaults when none were set). */
             settings?: components["schemas"]["DetectionSettings"];
             /** @description True when the classroom has no settings of its own and these are the defaults. */
             defaults: boolean;
         };
         /** @description GetLessonResponse carries the lesson. */
-        GetLessonResponse: {
+        GetLessonResult: {
             /** @description The lesson with its progress. */
             lesson?: components["schemas"]["Lesson"];
         };
         /** @description GetLockResponse carries the lock. */
-        GetLockResponse: {
+        GetLockResult: {
             /** @description The held lock. */
             lock?: components["schemas"]["Lock"];
         };
         /** @description GetRatingSummaryResponse summarises the ratings. */
-        GetRatingSummaryResponse: {
+        GetRatingSummaryResult: {
             /**
              * Format: int64
              * @description Number of ratings in the window.
@@ -1775,12 +1775,12 @@ export interface components {
             end_time?: components["schemas"]["Timestamp"];
         };
         /** @description GetSessionResponse carries the session. */
-        GetSessionResponse: {
+        GetSessionResult: {
             /** @description The session. */
             session?: components["schemas"]["Session"];
         };
         /** @description GetTaskResponse carries the task. */
-        GetTaskResponse: {
+        GetTaskResult: {
             /** @description The task. */
             task?: components["schemas"]["Task"];
         };
@@ -1804,7 +1804,7 @@ export interface components {
             activity?: string;
         };
         /** @description HeartbeatResponse acknowledges one beat. */
-        HeartbeatResponse: {
+        HeartbeatResult: {
             /** @description New lease expiry. */
             lease_expires_at?: components["schemas"]["Timestamp"];
             /** @description The leader that holds the session's timer. */
@@ -1816,7 +1816,7 @@ export interface components {
         };
         /** @description One line of the Heartbeat stream: either a result or, as the last line, the error that ended the stream (the same ErrorResponse that unary calls answer with). */
         HeartbeatStreamItem: {
-            result: components["schemas"]["HeartbeatResponse"];
+            result: components["schemas"]["HeartbeatResult"];
         } | components["schemas"]["ErrorResponse"];
         /**
          * @description Indicator is a kind of frustration or struggle the detector recognises.
@@ -1889,7 +1889,7 @@ export interface components {
             ttl?: components["schemas"]["Duration"];
         };
         /** @description IssueCredentialResponse carries the credential and, once only, its token. */
-        IssueCredentialResponse: {
+        IssueCredentialResult: {
             /** @description The record of the new credential. */
             credential?: components["schemas"]["Credential"];
             /** @description The bearer token: "authorization: Bearer <token>". */
@@ -1992,47 +1992,47 @@ export interface components {
             updated_at?: components["schemas"]["Timestamp"];
         };
         /** @description ListAlertsResponse is one page of alerts. */
-        ListAlertsResponse: {
+        ListAlertsResult: {
             /** @description This page of alerts, newest first. */
             alerts: components["schemas"]["Alert"][];
             /** @description Pass as page_token to get the next page; empty on the last page. */
             next_page_token: string;
         };
         /** @description ListClassroomSnapshotsResponse is one page of snapshots, oldest first. */
-        ListClassroomSnapshotsResponse: {
+        ListClassroomSnapshotsResult: {
             /** @description This page of rollups, oldest first. */
             snapshots: components["schemas"]["ClassroomSnapshot"][];
             /** @description Pass as page_token to get the next page; empty on the last page. */
             next_page_token: string;
         };
         /** @description ListCredentialsResponse lists every issued credential. */
-        ListCredentialsResponse: {
+        ListCredentialsResult: {
             /** @description Every credential issued, revoked ones included, without tokens. */
             credentials: components["schemas"]["Credential"][];
         };
         /** @description ListFrustrationEventsResponse is one page of events. */
-        ListFrustrationEventsResponse: {
+        ListFrustrationEventsResult: {
             /** @description This page of events, oldest first. */
             events: components["schemas"]["FrustrationEvent"][];
             /** @description Pass as page_token to get the next page; empty on the last page. */
             next_page_token: string;
         };
         /** @description ListLessonsResponse is one page of lessons. */
-        ListLessonsResponse: {
+        ListLessonsResult: {
             /** @description This page of lessons. */
             lessons: components["schemas"]["Lesson"][];
             /** @description Pass as page_token to get the next page; empty on the last page. */
             next_page_token: string;
         };
         /** @description ListLocksResponse is one page of locks, ordered by key. */
-        ListLocksResponse: {
+        ListLocksResult: {
             /** @description This page of held locks, ordered by key. */
             locks: components["schemas"]["Lock"][];
             /** @description Pass as page_token to get the next page; empty on the last page. */
             next_page_token: string;
         };
         /** @description ListRevocationsResponse lists the revocations still in force. */
-        ListRevocationsResponse: {
+        ListRevocationsResult: {
             /** @description The revocations still in force. */
             revocations: components["schemas"]["Revocation"][];
             /**
@@ -2043,28 +2043,28 @@ export interface components {
             index: string;
         };
         /** @description ListSessionAffinitiesResponse is one page of affinities. */
-        ListSessionAffinitiesResponse: {
+        ListSessionAffinitiesResult: {
             /** @description This page of affinities. */
             affinities: components["schemas"]["SessionAffinity"][];
             /** @description Pass as page_token to get the next page; empty on the last page. */
             next_page_token: string;
         };
         /** @description ListSessionsResponse is one page of sessions, ordered by name. */
-        ListSessionsResponse: {
+        ListSessionsResult: {
             /** @description This page of sessions, ordered by name. */
             sessions: components["schemas"]["Session"][];
             /** @description Empty on the last page. */
             next_page_token: string;
         };
         /** @description ListTasksResponse is one page of tasks. */
-        ListTasksResponse: {
+        ListTasksResult: {
             /** @description This page of tasks, newest first. */
             tasks: components["schemas"]["Task"][];
             /** @description Pass as page_token to get the next page; empty on the last page. */
             next_page_token: string;
         };
         /** @description ListTeacherClassroomsResponse lists the teacher's classrooms. */
-        ListTeacherClassroomsResponse: {
+        ListTeacherClassroomsResult: {
             /** @description The teacher's classrooms. */
             assignments: components["schemas"]["ClassroomAssignment"][];
             /** @description False when TEACHER_DASHBOARD_ENABLED=false: no new alerts are raised, the history stays readable. */
@@ -2184,7 +2184,7 @@ export interface components {
             count: string;
         };
         /** @description RecordInterventionResponse carries the stored intervention. */
-        RecordInterventionResponse: {
+        RecordInterventionResult: {
             /** @description The recorded intervention. */
             intervention?: components["schemas"]["Intervention"];
         };
@@ -2194,7 +2194,7 @@ export interface components {
             events?: components["schemas"]["UsabilityEvent"][];
         };
         /** @description RecordMetricsResponse counts what happened to the batch. */
-        RecordMetricsResponse: {
+        RecordMetricsResult: {
             /**
              * Format: int32
              * @description Events newly stored.
@@ -2231,7 +2231,7 @@ export interface components {
             join_secret?: string;
         };
         /** @description RegisterSessionResponse carries the new session and its credentials. */
-        RegisterSessionResponse: {
+        RegisterSessionResult: {
             /** @description The new session. */
             session?: components["schemas"]["Session"];
             /** @description Secret that authenticates this session on every later call. Shown once. */
@@ -2271,12 +2271,12 @@ export interface components {
             fencing_token?: string;
         };
         /** @description ReleaseLockResponse confirms the release. */
-        ReleaseLockResponse: {
+        ReleaseLockResult: {
             /** @description The waiter the lock went to, if any. */
             next_owner_session_id: string;
         };
         /** @description RemoveServerResponse carries the new configuration. */
-        RemoveServerResponse: {
+        RemoveServerResult: {
             /** @description The cluster's members after the change. */
             nodes: components["schemas"]["Node"][];
         };
@@ -2298,17 +2298,17 @@ export interface components {
             ttl?: components["schemas"]["Duration"];
         };
         /** @description RenewLockResponse carries the renewed lock. */
-        RenewLockResponse: {
+        RenewLockResult: {
             /** @description The lock with its new expiry. */
             lock?: components["schemas"]["Lock"];
         };
         /** @description ResolveAlertResponse carries the alert. */
-        ResolveAlertResponse: {
+        ResolveAlertResult: {
             /** @description The alert after the change. */
             alert?: components["schemas"]["Alert"];
         };
         /** @description RetryTaskResponse carries the revived task. */
-        RetryTaskResponse: {
+        RetryTaskResult: {
             /** @description The task after the change. */
             task?: components["schemas"]["Task"];
         };
@@ -2320,7 +2320,7 @@ export interface components {
             expires_at?: components["schemas"]["Timestamp"];
         };
         /** @description RevokeCredentialResponse carries the revoked credential. */
-        RevokeCredentialResponse: {
+        RevokeCredentialResult: {
             /** @description The credential, now revoked. */
             credential?: components["schemas"]["Credential"];
         };
@@ -2479,7 +2479,7 @@ export interface components {
          */
         SessionTier: "SESSION_TIER_UNSPECIFIED" | "SESSION_TIER_HIGH_LEVEL" | "SESSION_TIER_MANAGER" | "SESSION_TIER_WORKER";
         /** @description SetSessionAffinityResponse carries the affinity. */
-        SetSessionAffinityResponse: {
+        SetSessionAffinityResult: {
             /** @description The affinity as stored. */
             affinity?: components["schemas"]["SessionAffinity"];
         };
@@ -2585,14 +2585,14 @@ export interface components {
             occurred_at?: components["schemas"]["Timestamp"];
         };
         /** @description SubmitRatingResponse carries the stored rating. */
-        SubmitRatingResponse: {
+        SubmitRatingResult: {
             /** @description The stored rating. */
             rating?: components["schemas"]["Rating"];
             /** @description True when rating_id was already stored. */
             duplicate: boolean;
         };
         /** @description SubscribeAlertsResponse carries one alert, or a heartbeat. */
-        SubscribeAlertsResponse: {
+        SubscribeAlertsResult: {
             /** @description One alert. */
             alert?: components["schemas"]["Alert"];
             /** @description Set, with no alert, once the stored alerts have all been sent and live delivery begins, then whenever nothing else was sent for 15 s: a client (or a proxy) can tell a quiet stream from a dead connection and, over REST, sees the response start at once. */
@@ -2600,7 +2600,7 @@ export interface components {
         };
         /** @description One line of the SubscribeAlerts stream: either a result or, as the last line, the error that ended the stream (the same ErrorResponse that unary calls answer with). */
         SubscribeAlertsStreamItem: {
-            result: components["schemas"]["SubscribeAlertsResponse"];
+            result: components["schemas"]["SubscribeAlertsResult"];
         } | components["schemas"]["ErrorResponse"];
         /** @description Task is a unit of work. */
         Task: {
@@ -2698,19 +2698,19 @@ export interface components {
             node_id?: string;
         };
         /** @description TransferLeadershipResponse names the new leader. */
-        TransferLeadershipResponse: {
+        TransferLeadershipResult: {
             /** @description The leader after the transfer. */
             leader?: components["schemas"]["LeaderInfo"];
         };
         /** @description UnassignClassroomResponse confirms it. */
-        UnassignClassroomResponse: Record<string, never>;
+        UnassignClassroomResult: Record<string, never>;
         /** @description UpdateDetectionSettingsResponse carries the new settings. */
-        UpdateDetectionSettingsResponse: {
+        UpdateDetectionSettingsResult: {
             /** @description The settings after the change. */
             settings?: components["schemas"]["DetectionSettings"];
         };
         /** @description UpdateLessonResponse carries the changed lesson. */
-        UpdateLessonResponse: {
+        UpdateLessonResult: {
             /** @description The lesson after the change. */
             lesson?: components["schemas"]["Lesson"];
         };
@@ -2755,27 +2755,27 @@ export interface components {
             };
         };
         /** @description VerifySessionResponse carries the session the token belongs to. */
-        VerifySessionResponse: {
+        VerifySessionResult: {
             /** @description The session the token belongs to, with its liveness. */
             session?: components["schemas"]["Session"];
         };
         /** @description WatchFrustrationEventsResponse carries one event. */
-        WatchFrustrationEventsResponse: {
+        WatchFrustrationEventsResult: {
             /** @description One frustration event. */
             event?: components["schemas"]["FrustrationEvent"];
         };
         /** @description One line of the WatchFrustrationEvents stream: either a result or, as the last line, the error that ended the stream (the same ErrorResponse that unary calls answer with). */
         WatchFrustrationEventsStreamItem: {
-            result: components["schemas"]["WatchFrustrationEventsResponse"];
+            result: components["schemas"]["WatchFrustrationEventsResult"];
         } | components["schemas"]["ErrorResponse"];
         /** @description WatchSessionsResponse carries one event. */
-        WatchSessionsResponse: {
+        WatchSessionsResult: {
             /** @description One committed change to a session. */
             event?: components["schemas"]["SessionEvent"];
         };
         /** @description One line of the WatchSessions stream: either a result or, as the last line, the error that ended the stream (the same ErrorResponse that unary calls answer with). */
         WatchSessionsStreamItem: {
-            result: components["schemas"]["WatchSessionsResponse"];
+            result: components["schemas"]["WatchSessionsResult"];
         } | components["schemas"]["ErrorResponse"];
         /**
          * @description Weekday is a day of the week, as used by time windows.
@@ -2816,7 +2816,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ListCredentialsResponse"];
+                    "application/json": components["schemas"]["ListCredentialsResult"];
                 };
             };
             /**
@@ -2913,7 +2913,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["IssueCredentialResponse"];
+                    "application/json": components["schemas"]["IssueCredentialResult"];
                 };
             };
             /**
@@ -3022,7 +3022,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["RevokeCredentialResponse"];
+                    "application/json": components["schemas"]["RevokeCredentialResult"];
                 };
             };
             /**
@@ -3123,7 +3123,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ListRevocationsResponse"];
+                    "application/json": components["schemas"]["ListRevocationsResult"];
                 };
             };
             /**
@@ -3230,7 +3230,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ListSessionsResponse"];
+                    "application/json": components["schemas"]["ListSessionsResult"];
                 };
             };
             /**
@@ -3327,7 +3327,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["RegisterSessionResponse"];
+                    "application/json": components["schemas"]["RegisterSessionResult"];
                 };
             };
             /**
@@ -3569,7 +3569,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["GetSessionResponse"];
+                    "application/json": components["schemas"]["GetSessionResult"];
                 };
             };
             /**
@@ -3684,7 +3684,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["DeregisterSessionResponse"];
+                    "application/json": components["schemas"]["DeregisterSessionResult"];
                 };
             };
             /**
@@ -3809,7 +3809,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["VerifySessionResponse"];
+                    "application/json": components["schemas"]["VerifySessionResult"];
                 };
             };
             /**
@@ -4024,7 +4024,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["AcquireLockResponse"];
+                    "application/json": components["schemas"]["AcquireLockResult"];
                 };
             };
             /**
@@ -4167,7 +4167,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["RenewLockResponse"];
+                    "application/json": components["schemas"]["RenewLockResult"];
                 };
             };
             /**
@@ -4286,7 +4286,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ReleaseLockResponse"];
+                    "application/json": components["schemas"]["ReleaseLockResult"];
                 };
             };
             /**
@@ -4403,7 +4403,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["GetLockResponse"];
+                    "application/json": components["schemas"]["GetLockResult"];
                 };
             };
             /**
@@ -4516,7 +4516,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ListLocksResponse"];
+                    "application/json": components["schemas"]["ListLocksResult"];
                 };
             };
             /**
@@ -4608,7 +4608,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["GetClusterStatusResponse"];
+                    "application/json": components["schemas"]["GetClusterStatusResult"];
                 };
             };
             /**
@@ -4705,7 +4705,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["AddVoterResponse"];
+                    "application/json": components["schemas"]["AddVoterResult"];
                 };
             };
             /**
@@ -4810,7 +4810,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["RemoveServerResponse"];
+                    "application/json": components["schemas"]["RemoveServerResult"];
                 };
             };
             /**
@@ -4920,7 +4920,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["TransferLeadershipResponse"];
+                    "application/json": components["schemas"]["TransferLeadershipResult"];
                 };
             };
             /**
@@ -5027,7 +5027,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["RecordMetricsResponse"];
+                    "application/json": components["schemas"]["RecordMetricsResult"];
                 };
             };
             /**
@@ -5145,7 +5145,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SubmitRatingResponse"];
+                    "application/json": components["schemas"]["SubmitRatingResult"];
                 };
             };
             /**
@@ -5269,7 +5269,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["GetRatingSummaryResponse"];
+                    "application/json": components["schemas"]["GetRatingSummaryResult"];
                 };
             };
             /**
@@ -5392,7 +5392,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ListFrustrationEventsResponse"];
+                    "application/json": components["schemas"]["ListFrustrationEventsResult"];
                 };
             };
             /**
@@ -5613,7 +5613,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["GetClassroomSnapshotResponse"];
+                    "application/json": components["schemas"]["GetClassroomSnapshotResult"];
                 };
             };
             /**
@@ -5741,7 +5741,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ListClassroomSnapshotsResponse"];
+                    "application/json": components["schemas"]["ListClassroomSnapshotsResult"];
                 };
             };
             /**
@@ -5848,7 +5848,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["GetDetectionSettingsResponse"];
+                    "application/json": components["schemas"]["GetDetectionSettingsResult"];
                 };
             };
             /**
@@ -5963,7 +5963,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["UpdateDetectionSettingsResponse"];
+                    "application/json": components["schemas"]["UpdateDetectionSettingsResult"];
                 };
             };
             /**
@@ -6206,7 +6206,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ListAlertsResponse"];
+                    "application/json": components["schemas"]["ListAlertsResult"];
                 };
             };
             /**
@@ -6321,7 +6321,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["AcknowledgeAlertResponse"];
+                    "application/json": components["schemas"]["AcknowledgeAlertResult"];
                 };
             };
             /**
@@ -6462,7 +6462,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ResolveAlertResponse"];
+                    "application/json": components["schemas"]["ResolveAlertResult"];
                 };
             };
             /**
@@ -6603,7 +6603,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["RecordInterventionResponse"];
+                    "application/json": components["schemas"]["RecordInterventionResult"];
                 };
             };
             /**
@@ -6741,7 +6741,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["AssignClassroomResponse"];
+                    "application/json": components["schemas"]["AssignClassroomResult"];
                 };
             };
             /**
@@ -6859,7 +6859,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["UnassignClassroomResponse"];
+                    "application/json": components["schemas"]["UnassignClassroomResult"];
                 };
             };
             /**
@@ -6978,7 +6978,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ListTeacherClassroomsResponse"];
+                    "application/json": components["schemas"]["ListTeacherClassroomsResult"];
                 };
             };
             /**
@@ -7088,7 +7088,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["GetClassroomOverviewResponse"];
+                    "application/json": components["schemas"]["GetClassroomOverviewResult"];
                 };
             };
             /**
@@ -7205,7 +7205,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ListTasksResponse"];
+                    "application/json": components["schemas"]["ListTasksResult"];
                 };
             };
             /**
@@ -7302,7 +7302,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["EnqueueTaskResponse"];
+                    "application/json": components["schemas"]["EnqueueTaskResult"];
                 };
             };
             /**
@@ -7420,7 +7420,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["EnqueueTasksResponse"];
+                    "application/json": components["schemas"]["EnqueueTasksResult"];
                 };
             };
             /**
@@ -7538,7 +7538,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ClaimTasksResponse"];
+                    "application/json": components["schemas"]["ClaimTasksResult"];
                 };
             };
             /**
@@ -7669,7 +7669,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ExtendClaimResponse"];
+                    "application/json": components["schemas"]["ExtendClaimResult"];
                 };
             };
             /**
@@ -7800,7 +7800,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["CompleteTaskResponse"];
+                    "application/json": components["schemas"]["CompleteTaskResult"];
                 };
             };
             /**
@@ -7919,7 +7919,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["CompleteTasksResponse"];
+                    "application/json": components["schemas"]["CompleteTasksResult"];
                 };
             };
             /**
@@ -8052,7 +8052,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["FailTaskResponse"];
+                    "application/json": components["schemas"]["FailTaskResult"];
                 };
             };
             /**
@@ -8177,7 +8177,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["CancelTaskResponse"];
+                    "application/json": components["schemas"]["CancelTaskResult"];
                 };
             };
             /**
@@ -8304,7 +8304,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["RetryTaskResponse"];
+                    "application/json": components["schemas"]["RetryTaskResult"];
                 };
             };
             /**
@@ -8424,7 +8424,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["GetTaskResponse"];
+                    "application/json": components["schemas"]["GetTaskResult"];
                 };
             };
             /**
@@ -8533,7 +8533,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["GetTaskResponse"];
+                    "application/json": components["schemas"]["GetTaskResult"];
                 };
             };
             /**
@@ -8644,7 +8644,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ListLessonsResponse"];
+                    "application/json": components["schemas"]["ListLessonsResult"];
                 };
             };
             /**
@@ -8741,7 +8741,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["CreateLessonResponse"];
+                    "application/json": components["schemas"]["CreateLessonResult"];
                 };
             };
             /**
@@ -8845,7 +8845,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["GetLessonResponse"];
+                    "application/json": components["schemas"]["GetLessonResult"];
                 };
             };
             /**
@@ -8974,7 +8974,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["UpdateLessonResponse"];
+                    "application/json": components["schemas"]["UpdateLessonResult"];
                 };
             };
             /**
@@ -9105,7 +9105,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SetSessionAffinityResponse"];
+                    "application/json": components["schemas"]["SetSessionAffinityResult"];
                 };
             };
             /**
@@ -9223,7 +9223,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["DeleteSessionAffinityResponse"];
+                    "application/json": components["schemas"]["DeleteSessionAffinityResult"];
                 };
             };
             /**
@@ -9337,7 +9337,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ListSessionAffinitiesResponse"];
+                    "application/json": components["schemas"]["ListSessionAffinitiesResult"];
                 };
             };
             /**
@@ -9438,7 +9438,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ListSessionAffinitiesResponse"];
+                    "application/json": components["schemas"]["ListSessionAffinitiesResult"];
                 };
             };
             /**
