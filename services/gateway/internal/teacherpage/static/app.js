@@ -49,7 +49,8 @@ async function api(method, path, body) {
   const text = await res.text();
   let data = {};
   try { data = text ? JSON.parse(text) : {}; } catch (e) { data = { message: text }; }
-  if (!res.ok) throw new Error(data.message || res.status + " " + res.statusText);
+  // Every API error is {"error": {"code", "message", "details"}} (openapi.json).
+  if (!res.ok) throw new Error((data.error && data.error.message) || data.message || res.status + " " + res.statusText);
   return data;
 }
 
@@ -190,7 +191,7 @@ async function connect() {
     if (!res.ok) {
       const text = await res.text();
       let msg = text;
-      try { msg = JSON.parse(text).message; } catch (e) { /* not JSON */ }
+      try { const body = JSON.parse(text); msg = (body.error && body.error.message) || body.message; } catch (e) { /* not JSON */ }
       throw new Error(msg || res.statusText);
     }
     const reader = res.body.getReader();
