@@ -23,7 +23,7 @@ type DetectorConfig struct {
 	// CheckpointInterval is how often each partition saves its checkpoint
 	// (default 5 s). A takeover replays at most this much.
 	CheckpointInterval time.Duration
-	// ReadLimit bounds the events read in one round (default 20,000).
+	// ReadLimit bounds the events read in one round (default 50,000).
 	ReadLimit int
 	// Engine tunes each partition's engine (its Settings is the detector's).
 	Engine detect.Options
@@ -42,7 +42,7 @@ func (c *DetectorConfig) defaults() {
 		c.CheckpointInterval = 5 * time.Second
 	}
 	if c.ReadLimit <= 0 {
-		c.ReadLimit = 20000
+		c.ReadLimit = 50000
 	}
 }
 
@@ -292,11 +292,19 @@ func (d *Detector) round(ctx context.Context) error {
 		p.unwritten = append(p.unwritten, p.engine.Tick(now)...)
 	}
 	d.writeAll(ctx)
+	// One checkpoint a round at most, the most overdue: a partition's state
+	// can be megabytes, and saving them all in one round would stall
+	// detection for every classroom at once.
+	due := -1
 	for n, p := range d.owned {
-		if now.Sub(p.savedAt) >= d.cfg.CheckpointInterval && len(p.unwritten) == 0 {
-			if err := d.checkpoint(ctx, p); err != nil {
-				d.fail(n, err)
-			}
+		if now.Sub(p.savedAt) >= d.cfg.CheckpointInterval && len(p.unwritten) == 0 &&
+			(due < 0 || p.savedAt.Before(d.owned[due].savedAt)) {
+			due = n
+		}
+	}
+	if due >= 0 {
+		if err := d.checkpoint(ctx, d.owned[due]); err != nil {
+			d.fail(due, err)
 		}
 	}
 	d.met.roundSeconds.Observe(d.now().Sub(start).Seconds())
