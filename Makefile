@@ -39,9 +39,13 @@ METRICS_BENCH_EVENTS ?= 200000
 METRICS_BENCH_SOAK   ?= 5m
 # The TypeScript client generated from the OpenAPI document.
 TS_CLIENT := clients/typescript
+# The teacher pipeline end to end (POST /v1/metrics → alert at 500 subscribed
+# teachers) also runs apart; DASHBOARD_BENCH_SECONDS is each load's length.
+DASHBOARD_BENCHES       := ^BenchmarkAlertLatency$$
+DASHBOARD_BENCH_SECONDS ?= 10
 BENCH_DATABASE_URL ?= $(or $(GAIA_TEST_DATABASE_URL),$(DATABASE_URL),postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable)
 
-.PHONY: all run test test-typescript build generate generate-check docs-assets lint breaking tools bench bench-taskqueue bench-metrics clean help
+.PHONY: all run test test-typescript build generate generate-check docs-assets lint breaking tools bench bench-taskqueue bench-metrics bench-dashboard clean help
 .DEFAULT_GOAL := help
 
 help: ## List the targets
@@ -133,10 +137,11 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 1m)
 	done
 
 bench: ## Run the benchmarks and print their figures
-	$(GO) test -run '^$$' -bench . -skip '$(QUEUE_BENCHES)|$(METRICS_BENCHES)' -benchtime $(BENCH_TIME) -benchmem ./...
+	$(GO) test -run '^$$' -bench . -skip '$(QUEUE_BENCHES)|$(METRICS_BENCHES)|$(DASHBOARD_BENCHES)' -benchtime $(BENCH_TIME) -benchmem ./...
 	$(GO) run ./services/coordinator/cmd/failoverbench
 	@$(MAKE) --no-print-directory bench-taskqueue
 	@$(MAKE) --no-print-directory bench-metrics
+	@$(MAKE) --no-print-directory bench-dashboard
 
 # Each program makes its own database on the server and drops it after. The
 # last line sets the two throughputs side by side.
@@ -172,6 +177,20 @@ bench-metrics: ## Metrics ingest against raw COPY, REST group commit, latency an
 		/^BenchmarkDetectionLatency/ { printf "Detection at %d events/s: commit to WatchFrustrationEvents p50 %.0f ms, p99 %.0f ms over %d probes (200 ms report delay included; RecordMetrics p99 %.2f ms in the same run)\n", metric("offered-events/s"), metric("detect-p50-ms"), metric("detect-p99-ms"), metric("probes"), metric("record-p99-ms") } \
 		/^BenchmarkDetectionThroughput/ { printf "Detector throughput over %d events: %.0f events/s judged against %.0f events/s ingested; ratio %.2f\n", metric("events"), metric("detector-events/s"), metric("ingest-events/s"), metric("ratio-to-ingest") } \
 		/^BenchmarkMetricsMemory/ { printf "Metrics service memory over %.0f s: RSS %.1f MB after warm-up, %.1f MB at the end, %.1f MB at most\n", metric("seconds"), metric("rss-after-warmup-MB"), metric("rss-end-MB"), metric("rss-max-MB") }' "$$out"
+
+# The teacher pipeline: rage clicks posted to POST /v1/metrics until their alert
+# reaches each of 5 subscribed teachers (500 in all), with no other load (the
+# baseline) and at 1,000 and 10,000 background events/s.
+bench-dashboard: ## Detection to teacher: end-to-end alert latency at 500 subscribed teachers
+	@set -o pipefail; out=$$(mktemp); trap 'rm -f "$$out"' EXIT; \
+	GAIA_BENCH_ALERT_SECONDS=$(DASHBOARD_BENCH_SECONDS) GAIA_TEST_DATABASE_URL='$(BENCH_DATABASE_URL)' \
+		$(GO) test -run '^$$' -bench '$(DASHBOARD_BENCHES)' -benchtime 1x -timeout 30m ./services/gateway/service | tee "$$out" || exit 1; \
+	awk ' \
+		function metric(unit,   i) { for (i = 2; i < NF; i++) if ($$(i+1) == unit) return $$i; return "" } \
+		/^BenchmarkAlertLatency/ { b50 = metric("baseline-p50-ms"); b99 = metric("baseline-p99-ms"); \
+			printf "Alert latency, POST /v1/metrics to 500 subscribed teachers: no load p50 %.0f ms, p99 %.0f ms\n", b50, b99; \
+			printf "  at %.0f events/s: p50 %.0f ms, p99 %.0f ms (%.2fx / %.2fx the no-load figures), %d missed\n", metric("at-1000-events/s"), metric("at-1000-p50-ms"), metric("at-1000-p99-ms"), metric("at-1000-p50-ms") / b50, metric("at-1000-p99-ms") / b99, metric("at-1000-missed"); \
+			printf "  at %.0f events/s: p50 %.0f ms, p99 %.0f ms (%.2fx / %.2fx the no-load figures), %d missed\n", metric("at-10000-events/s"), metric("at-10000-p50-ms"), metric("at-10000-p99-ms"), metric("at-10000-p50-ms") / b50, metric("at-10000-p99-ms") / b99, metric("at-10000-missed") }' "$$out"
 
 tools: $(TOOL_STAMPS) ## Install the pinned tools into ./bin
 
