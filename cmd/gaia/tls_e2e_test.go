@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/gaia-platform/gaia/internal/grpcclient"
+	"github.com/gaia-platform/gaia/internal/openapitest"
 	"github.com/gaia-platform/gaia/internal/tlsconfig"
 )
 
@@ -72,7 +73,7 @@ func TestUpWithTLS(t *testing.T) {
 	if !strings.HasPrefix(gw.URL, "https://") {
 		t.Fatalf("gateway URL = %q, want https://", gw.URL)
 	}
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: trusted.ClientConfig(""), ForceAttemptHTTP2: true}}
+	client := &http.Client{Transport: openapitest.Transport(t, &http.Transport{TLSClientConfig: trusted.ClientConfig(""), ForceAttemptHTTP2: true})}
 	defer client.CloseIdleConnections()
 	resp, err := client.Get(gw.URL + "/v1/cluster/status")
 	if err != nil {

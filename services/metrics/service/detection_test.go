@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/gaia-platform/gaia/internal/openapitest"
 	"github.com/gaia-platform/gaia/internal/pgtest"
 	metricsv1 "github.com/gaia-platform/gaia/proto/gaia/metrics/v1"
 	"github.com/gaia-platform/gaia/services/coordinator/coordtest"
@@ -403,7 +404,7 @@ func TestWatchOverREST(t *testing.T) {
 		ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
 		defer cancel()
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/v1/frustration-events:watch?classroom_ids=class-r&after_id=%d", gw, after), nil)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := openapitest.Client(t).Do(req) // every line checked against openapi.json
 		if err != nil {
 			t.Fatal(err)
 		}
