@@ -11,6 +11,11 @@ PROTOC_GEN_GO_GRPC_VERSION  := v1.6.2
 GRPC_GATEWAY_VERSION        := v2.33.0
 STATICCHECK_VERSION         := v0.8.2
 GRPCURL_VERSION             := v1.9.4
+GOVULNCHECK_VERSION         := v1.9.0
+# The Go vulnerability database as the module proxy serves it (the OSV files
+# of golang.org/x/vulndb), so that govulncheck needs no access to vuln.go.dev.
+# Move this pin forward to check against newer reports.
+VULNDB_VERSION              := v0.0.0-20261105234957-e22db6528018
 
 TOOLS := buf@$(BUF_VERSION) \
 	protoc-gen-go@$(PROTOC_GEN_GO_VERSION) \
@@ -136,6 +141,19 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 1m)
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	done
 
+# govulncheck against a database built, offline, from the pinned
+# golang.org/x/vulndb module: indexdb (from the same module) turns its OSV
+# files into the database layout govulncheck reads with -db file://.
+VULNDB_DIR := $(BIN)/vulndb-$(VULNDB_VERSION)
+vulncheck: $(BIN)/.stamp-govulncheck-$(GOVULNCHECK_VERSION) $(VULNDB_DIR)/index/db.json ## govulncheck with the vulnerability database from the module proxy
+	$(BIN)/govulncheck -db file://$(VULNDB_DIR) ./...
+
+$(VULNDB_DIR)/index/db.json:
+	GOBIN=$(BIN) $(GO) install golang.org/x/vulndb/cmd/indexdb@$(VULNDB_VERSION)
+	@osv=$$(cd "$$(mktemp -d)" && $(GO) mod download -json golang.org/x/vulndb@$(VULNDB_VERSION) | sed -n 's/^\t"Dir": "\(.*\)",$$/\1/p'); \
+		test -d "$$osv/data/osv" || { echo "no OSV files in golang.org/x/vulndb@$(VULNDB_VERSION)"; exit 1; }; \
+		rm -rf $(VULNDB_DIR) && $(BIN)/indexdb -vulns "$$osv/data/osv" -out $(VULNDB_DIR)
+
 bench: ## Run the benchmarks and print their figures
 	$(GO) test -run '^$$' -bench . -skip '$(QUEUE_BENCHES)|$(METRICS_BENCHES)|$(DASHBOARD_BENCHES)' -benchtime $(BENCH_TIME) -benchmem ./...
 	$(GO) run ./services/coordinator/cmd/failoverbench
@@ -209,6 +227,9 @@ $(BIN)/.stamp-protoc-gen-grpc-gateway-%:
 $(BIN)/.stamp-staticcheck-%:
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$*
 	@rm -f $(BIN)/.stamp-staticcheck-* && touch $@
+$(BIN)/.stamp-govulncheck-%:
+	GOBIN=$(BIN) $(GO) install golang.org/x/vuln/cmd/govulncheck@$*
+	@rm -f $(BIN)/.stamp-govulncheck-* && touch $@
 $(BIN)/.stamp-grpcurl-%:
 	GOBIN=$(BIN) $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@$*
 	@rm -f $(BIN)/.stamp-grpcurl-* && touch $@
