@@ -13,11 +13,9 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/gaia-platform/gaia/internal/grpcclient"
 	dashboardv1 "github.com/gaia-platform/gaia/proto/gaia/dashboard/v1"
 	metricsv1 "github.com/gaia-platform/gaia/proto/gaia/metrics/v1"
 )
@@ -33,45 +31,16 @@ func addDashboardCommands(root *cobra.Command) {
 	root.AddCommand(newTeacherCommand(), newAlertsCommand())
 }
 
-type dashboardFlags struct {
-	rpcFlags
-	addr addrFlag
-}
+// dashboardFlags and dashboardClient are the dashboard commands' connection
+// flags and client (see serviceFlags).
+type (
+	dashboardFlags  = serviceFlags[dashboardv1.DashboardServiceClient]
+	dashboardClient = serviceClient[dashboardv1.DashboardServiceClient]
+)
 
 func newDashboardGroup(use, short string) (*cobra.Command, *dashboardFlags) {
-	f := &dashboardFlags{addr: addrFlag{flag: "dashboard", env: dashboardAddrEnv, def: defaultDashboardAddr}}
-	cmd := newCommandGroup(use, short)
-	pf := cmd.PersistentFlags()
-	f.addr.register(pf, "dashboard gRPC address, host:port")
-	f.register(pf, "the dashboard")
-	return cmd, f
-}
-
-type dashboardClient struct {
-	conn *grpc.ClientConn
-	api  dashboardv1.DashboardServiceClient
-}
-
-func (c *dashboardClient) Close() error { return c.conn.Close() }
-
-func (f *dashboardFlags) connect(cmd *cobra.Command) (*dashboardClient, error) {
-	addr, badAddr := f.addr.resolve(cmd, "host:port")
-	if checkHostPort(f.addr.flag, addr) != nil {
-		return nil, badAddr
-	}
-	dialOpts, err := cliDialOptions()
-	if err != nil {
-		return nil, err
-	}
-	conn, err := grpcclient.Dial(addr, append(dialOpts, grpc.WithDisableRetry())...)
-	if err != nil {
-		return nil, badAddr
-	}
-	return &dashboardClient{conn: conn, api: dashboardv1.NewDashboardServiceClient(conn)}, nil
-}
-
-func (f *dashboardFlags) call(cmd *cobra.Command, fn func(context.Context, *dashboardClient) error) error {
-	return callService(cmd, &f.rpcFlags, 0, f.connect, fn)
+	return newServiceGroup(use, short, addrFlag{flag: "dashboard", env: dashboardAddrEnv, def: defaultDashboardAddr},
+		"dashboard gRPC address, host:port", "the dashboard", dashboardv1.NewDashboardServiceClient)
 }
 
 func newTeacherCommand() *cobra.Command {

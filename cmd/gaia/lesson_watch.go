@@ -33,7 +33,7 @@ watching past 100 %.`,
 				return err
 			}
 			defer c.Close()
-			return watchLesson(cmd.Context(), c.lessons, args[0], every, forever, f.json, f.timeout, cmd.OutOrStdout(), isTerminal(cmd.OutOrStdout()))
+			return watchLesson(cmd.Context(), c.api.lessons, args[0], every, forever, f.json, f.timeout, cmd.OutOrStdout(), isTerminal(cmd.OutOrStdout()))
 		},
 	}
 	cmd.Flags().DurationVar(&every, "every", 500*time.Millisecond, "how often to look")

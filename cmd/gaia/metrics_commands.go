@@ -13,13 +13,11 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/gaia-platform/gaia/internal/grpcclient"
 	metricsv1 "github.com/gaia-platform/gaia/proto/gaia/metrics/v1"
 )
 
@@ -35,45 +33,16 @@ func addMetricsCommands(root *cobra.Command) {
 	root.AddCommand(newMetricsCommand(), newRatingsCommand(), newClassroomCommand())
 }
 
-type metricsFlags struct {
-	rpcFlags
-	addr addrFlag
-}
+// metricsFlags and metricsClient are the metrics commands' connection flags
+// and client (see serviceFlags).
+type (
+	metricsFlags  = serviceFlags[metricsv1.MetricsServiceClient]
+	metricsClient = serviceClient[metricsv1.MetricsServiceClient]
+)
 
 func newMetricsGroup(use, short string) (*cobra.Command, *metricsFlags) {
-	f := &metricsFlags{addr: addrFlag{flag: "metrics", env: metricsAddrEnv, def: defaultMetricsAddr}}
-	cmd := newCommandGroup(use, short)
-	pf := cmd.PersistentFlags()
-	f.addr.register(pf, "metrics service gRPC address, host:port")
-	f.register(pf, "the metrics service (each request)")
-	return cmd, f
-}
-
-type metricsClient struct {
-	conn *grpc.ClientConn
-	api  metricsv1.MetricsServiceClient
-}
-
-func (c *metricsClient) Close() error { return c.conn.Close() }
-
-func (f *metricsFlags) connect(cmd *cobra.Command) (*metricsClient, error) {
-	addr, badAddr := f.addr.resolve(cmd, "host:port")
-	if checkHostPort(f.addr.flag, addr) != nil {
-		return nil, badAddr
-	}
-	dialOpts, err := cliDialOptions()
-	if err != nil {
-		return nil, err
-	}
-	conn, err := grpcclient.Dial(addr, append(dialOpts, grpc.WithDisableRetry())...)
-	if err != nil {
-		return nil, badAddr
-	}
-	return &metricsClient{conn: conn, api: metricsv1.NewMetricsServiceClient(conn)}, nil
-}
-
-func (f *metricsFlags) call(cmd *cobra.Command, fn func(context.Context, *metricsClient) error) error {
-	return callService(cmd, &f.rpcFlags, 0, f.connect, fn)
+	return newServiceGroup(use, short, addrFlag{flag: "metrics", env: metricsAddrEnv, def: defaultMetricsAddr},
+		"metrics service gRPC address, host:port", "the metrics service (each request)", metricsv1.NewMetricsServiceClient)
 }
 
 func newMetricsCommand() *cobra.Command {

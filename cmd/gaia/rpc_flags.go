@@ -14,9 +14,12 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/gaia-platform/gaia/internal/grpcclient"
 )
 
 // The plumbing every command that calls a GAIA service shares, whichever
@@ -231,4 +234,58 @@ func listPages[T any](ctx context.Context, limit int, page func(ctx context.Cont
 		}
 		token = next
 	}
+}
+
+// serviceFlags are the connection and output flags of a command group that
+// calls one service at one address (the task queue, metrics, the dashboard);
+// C is the group's client stubs.
+type serviceFlags[C any] struct {
+	rpcFlags
+	addr  addrFlag
+	stubs func(grpc.ClientConnInterface) C
+}
+
+// newServiceGroup builds a command group whose subcommands share the
+// connection flags: addr (described by what) and --timeout (waitsFor) and
+// --json. stubs makes the group's client stubs on a connection.
+func newServiceGroup[C any](use, short string, addr addrFlag, what, waitsFor string, stubs func(grpc.ClientConnInterface) C) (*cobra.Command, *serviceFlags[C]) {
+	f := &serviceFlags[C]{addr: addr, stubs: stubs}
+	cmd := newCommandGroup(use, short)
+	pf := cmd.PersistentFlags()
+	f.addr.register(pf, what)
+	f.register(pf, waitsFor)
+	return cmd, f
+}
+
+// serviceClient is a connection to a service and its stubs. The CLI makes one
+// call per run, so it does not retry: an unreachable server is reported at
+// once as unavailable.
+type serviceClient[C any] struct {
+	conn *grpc.ClientConn
+	api  C
+}
+
+func (c *serviceClient[C]) Close() error { return c.conn.Close() }
+
+// connect builds a client from the address flag, falling back to the
+// environment.
+func (f *serviceFlags[C]) connect(cmd *cobra.Command) (*serviceClient[C], error) {
+	addr, badAddr := f.addr.resolve(cmd, "host:port")
+	if checkHostPort(f.addr.flag, addr) != nil {
+		return nil, badAddr
+	}
+	dialOpts, err := cliDialOptions()
+	if err != nil {
+		return nil, err
+	}
+	conn, err := grpcclient.Dial(addr, append(dialOpts, grpc.WithDisableRetry())...)
+	if err != nil {
+		return nil, badAddr
+	}
+	return &serviceClient[C]{conn: conn, api: f.stubs(conn)}, nil
+}
+
+// call runs fn against the service; see callService.
+func (f *serviceFlags[C]) call(cmd *cobra.Command, fn func(context.Context, *serviceClient[C]) error) error {
+	return callService(cmd, &f.rpcFlags, 0, f.connect, fn)
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -14,7 +13,6 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/gaia-platform/gaia/internal/grpcclient"
 	taskqueuev1 "github.com/gaia-platform/gaia/proto/gaia/taskqueue/v1"
 )
 
@@ -40,59 +38,26 @@ func addTaskQueueCommands(root *cobra.Command) {
 	root.AddCommand(newTaskCommand(), newLessonCommand(), newAffinityCommand())
 }
 
-// taskQueueFlags are the connection and output flags that every task, lesson
-// and affinity command takes.
-type taskQueueFlags struct {
-	rpcFlags
-	addr addrFlag
-}
-
-// newTaskQueueGroup builds a command group (task, lesson, affinity) whose
-// subcommands share the connection flags.
-func newTaskQueueGroup(use, short string) (*cobra.Command, *taskQueueFlags) {
-	f := &taskQueueFlags{addr: addrFlag{flag: "taskqueue", env: taskQueueAddrEnv, def: defaultTaskQueueAddr}}
-	cmd := newCommandGroup(use, short)
-	pf := cmd.PersistentFlags()
-	f.addr.register(pf, "task queue gRPC address, host:port")
-	f.register(pf, "the task queue")
-	return cmd, f
-}
-
-// taskQueueClient is a connection to the taskqueue service. The CLI makes one
-// call per run, so it does not retry: an unreachable server is reported at
-// once as unavailable.
-type taskQueueClient struct {
-	conn    *grpc.ClientConn
+// taskQueueStubs are the task queue's two services.
+type taskQueueStubs struct {
 	tasks   taskqueuev1.TaskServiceClient
 	lessons taskqueuev1.LessonServiceClient
 }
 
-func (c *taskQueueClient) Close() error { return c.conn.Close() }
+// taskQueueFlags and taskQueueClient are the connection flags and client of
+// every task, lesson and affinity command (see serviceFlags).
+type (
+	taskQueueFlags  = serviceFlags[taskQueueStubs]
+	taskQueueClient = serviceClient[taskQueueStubs]
+)
 
-// connect builds a client from --taskqueue, falling back to the environment.
-func (f *taskQueueFlags) connect(cmd *cobra.Command) (*taskQueueClient, error) {
-	addr, badAddr := f.addr.resolve(cmd, "host:port")
-	if checkHostPort(f.addr.flag, addr) != nil {
-		return nil, badAddr
-	}
-	dialOpts, err := cliDialOptions()
-	if err != nil {
-		return nil, err
-	}
-	conn, err := grpcclient.Dial(addr, append(dialOpts, grpc.WithDisableRetry())...)
-	if err != nil {
-		return nil, badAddr
-	}
-	return &taskQueueClient{
-		conn:    conn,
-		tasks:   taskqueuev1.NewTaskServiceClient(conn),
-		lessons: taskqueuev1.NewLessonServiceClient(conn),
-	}, nil
-}
-
-// call runs fn against the task queue; see callService.
-func (f *taskQueueFlags) call(cmd *cobra.Command, fn func(context.Context, *taskQueueClient) error) error {
-	return callService(cmd, &f.rpcFlags, 0, f.connect, fn)
+// newTaskQueueGroup builds a command group (task, lesson, affinity) whose
+// subcommands share the connection flags.
+func newTaskQueueGroup(use, short string) (*cobra.Command, *taskQueueFlags) {
+	return newServiceGroup(use, short, addrFlag{flag: "taskqueue", env: taskQueueAddrEnv, def: defaultTaskQueueAddr},
+		"task queue gRPC address, host:port", "the task queue", func(conn grpc.ClientConnInterface) taskQueueStubs {
+			return taskQueueStubs{tasks: taskqueuev1.NewTaskServiceClient(conn), lessons: taskqueuev1.NewLessonServiceClient(conn)}
+		})
 }
 
 // checkIntRange rejects an integer flag outside lo..hi.

@@ -64,7 +64,7 @@ higher score wins.
 				return err
 			}
 			return f.call(cmd, func(ctx context.Context, c *taskQueueClient) error {
-				resp, err := c.lessons.SetSessionAffinity(ctx, req)
+				resp, err := c.api.lessons.SetSessionAffinity(ctx, req)
 				if err != nil {
 					return err
 				}
@@ -93,7 +93,7 @@ func newAffinityListCommand(f *taskQueueFlags) *cobra.Command {
 			return f.call(cmd, func(ctx context.Context, c *taskQueueClient) error {
 				affinities, _, err := listPages(ctx, 0, func(ctx context.Context, size int32, token string) ([]*taskqueuev1.SessionAffinity, string, error) {
 					req.PageSize, req.PageToken = size, token
-					resp, err := c.lessons.ListSessionAffinities(ctx, &req)
+					resp, err := c.api.lessons.ListSessionAffinities(ctx, &req)
 					return resp.GetAffinities(), resp.GetNextPageToken(), err
 				})
 				if err != nil {
@@ -120,7 +120,7 @@ func newAffinityDeleteCommand(f *taskQueueFlags) *cobra.Command {
 				return err
 			}
 			return f.call(cmd, func(ctx context.Context, c *taskQueueClient) error {
-				resp, err := c.lessons.DeleteSessionAffinity(ctx, &req)
+				resp, err := c.api.lessons.DeleteSessionAffinity(ctx, &req)
 				if err != nil {
 					return err
 				}

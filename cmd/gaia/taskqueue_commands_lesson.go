@@ -31,7 +31,7 @@ func newLessonCreateCommand(f *taskQueueFlags) *cobra.Command {
 			}
 			req.Priority = int32(priority)
 			return f.call(cmd, func(ctx context.Context, c *taskQueueClient) error {
-				resp, err := c.lessons.CreateLesson(ctx, &req)
+				resp, err := c.api.lessons.CreateLesson(ctx, &req)
 				if err != nil {
 					return err
 				}
@@ -62,7 +62,7 @@ func newLessonListCommand(f *taskQueueFlags) *cobra.Command {
 			return f.call(cmd, func(ctx context.Context, c *taskQueueClient) error {
 				lessons, next, err := listPages(ctx, limit, func(ctx context.Context, size int32, token string) ([]*taskqueuev1.Lesson, string, error) {
 					req.PageSize, req.PageToken = size, token
-					resp, err := c.lessons.ListLessons(ctx, req)
+					resp, err := c.api.lessons.ListLessons(ctx, req)
 					return resp.GetLessons(), resp.GetNextPageToken(), err
 				})
 				if err != nil {
@@ -85,7 +85,7 @@ func newLessonGetCommand(f *taskQueueFlags) *cobra.Command {
 		Args:  wrapArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return f.call(cmd, func(ctx context.Context, c *taskQueueClient) error {
-				resp, err := c.lessons.GetLesson(ctx, &taskqueuev1.GetLessonRequest{LessonId: args[0]})
+				resp, err := c.api.lessons.GetLesson(ctx, &taskqueuev1.GetLessonRequest{LessonId: args[0]})
 				if err != nil {
 					return err
 				}

@@ -81,7 +81,7 @@ func newTaskEnqueueCommand(f *taskQueueFlags) *cobra.Command {
 				return err
 			}
 			return f.call(cmd, func(ctx context.Context, c *taskQueueClient) error {
-				resp, err := c.tasks.EnqueueTask(ctx, req)
+				resp, err := c.api.tasks.EnqueueTask(ctx, req)
 				if err != nil {
 					return err
 				}
@@ -148,7 +148,7 @@ func newTaskListCommand(f *taskQueueFlags) *cobra.Command {
 			return f.call(cmd, func(ctx context.Context, c *taskQueueClient) error {
 				tasks, next, err := listPages(ctx, l.limit, func(ctx context.Context, size int32, token string) ([]*taskqueuev1.Task, string, error) {
 					req.PageSize, req.PageToken = size, token
-					resp, err := c.tasks.ListTasks(ctx, req)
+					resp, err := c.api.tasks.ListTasks(ctx, req)
 					return resp.GetTasks(), resp.GetNextPageToken(), err
 				})
 				if err != nil {
@@ -184,7 +184,7 @@ func newTaskGetCommand(f *taskQueueFlags) *cobra.Command {
 				req.IdempotencyKey = ""
 			}
 			return f.call(cmd, func(ctx context.Context, c *taskQueueClient) error {
-				resp, err := c.tasks.GetTask(ctx, req)
+				resp, err := c.api.tasks.GetTask(ctx, req)
 				if err != nil {
 					return err
 				}
@@ -205,7 +205,7 @@ func newTaskCancelCommand(f *taskQueueFlags) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req := &taskqueuev1.CancelTaskRequest{TaskId: args[0], Reason: reason}
 			return f.call(cmd, func(ctx context.Context, c *taskQueueClient) error {
-				resp, err := c.tasks.CancelTask(ctx, req)
+				resp, err := c.api.tasks.CancelTask(ctx, req)
 				if err != nil {
 					return err
 				}
@@ -234,7 +234,7 @@ func newTaskRetryCommand(f *taskQueueFlags) *cobra.Command {
 			}
 			req := &taskqueuev1.RetryTaskRequest{TaskId: args[0], ResetAttempts: reset, RunAt: runAt}
 			return f.call(cmd, func(ctx context.Context, c *taskQueueClient) error {
-				resp, err := c.tasks.RetryTask(ctx, req)
+				resp, err := c.api.tasks.RetryTask(ctx, req)
 				if err != nil {
 					return err
 				}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
 	// The zone names --window takes must resolve on machines without a zone
 	// database, such as distroless containers.
 	_ "time/tzdata"

@@ -157,9 +157,25 @@ func (c *Coordinator) gainLeadership(ctx context.Context) {
 		}
 	}
 	c.leaderLoops.Add(3)
-	go c.sessionSweeper(lctx)
-	go c.lockSweeper(lctx)
-	go c.purgeLoop(lctx)
+	go c.leaderLoop(lctx, sweepInterval(c.cfg.HeartbeatInterval), c.judgeLeases)
+	go c.leaderLoop(lctx, sweepInterval(c.cfg.HeartbeatInterval), c.expireLocks)
+	go c.leaderLoop(lctx, min(c.cfg.SessionRetention/4, 10*time.Minute), c.purgeSessions)
+}
+
+// leaderLoop runs step every interval, with the leader's time, until ctx
+// ends with this node's leadership.
+func (c *Coordinator) leaderLoop(ctx context.Context, interval time.Duration, step func(ctx context.Context, now time.Time)) {
+	defer c.leaderLoops.Done()
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		step(ctx, c.now())
+	}
 }
 
 func (c *Coordinator) loseLeadership() {

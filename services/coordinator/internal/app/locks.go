@@ -166,44 +166,34 @@ func (c *Coordinator) lockView(l state.Lock) LockView {
 	return LockView{Lock: l, Waiters: c.waiters.count(l.Key)}
 }
 
-// lockSweeper commits the expiry of locks whose TTL ran out. A lock is never
+// expireLocks commits the expiry of locks whose TTL ran out; the leader runs
+// it every sweep interval. A lock is never
 // taken early: after a leader change, a lock lives at least a full TTL from
 // the moment this node took over, whatever the old leader's clock said.
-func (c *Coordinator) lockSweeper(ctx context.Context) {
-	defer c.leaderLoops.Done()
-	tick := time.NewTicker(sweepInterval(c.cfg.HeartbeatInterval))
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
+func (c *Coordinator) expireLocks(ctx context.Context, now time.Time) {
+	c.mu.Lock()
+	since := c.leaderSince
+	c.mu.Unlock()
+	var due []fsm.LockGrant
+	for _, l := range c.store.Locks("") {
+		deadline := l.ExpiresAt
+		if floor := since.Add(l.TTL); floor.After(deadline) {
+			deadline = floor
 		}
-		now := c.now()
-		c.mu.Lock()
-		since := c.leaderSince
-		c.mu.Unlock()
-		var due []fsm.LockGrant
-		for _, l := range c.store.Locks("") {
-			deadline := l.ExpiresAt
-			if floor := since.Add(l.TTL); floor.After(deadline) {
-				deadline = floor
-			}
-			if !now.Before(deadline) {
-				due = append(due, fsm.LockGrant{Key: l.Key, Fencing: l.FencingToken})
-			}
+		if !now.Before(deadline) {
+			due = append(due, fsm.LockGrant{Key: l.Key, Fencing: l.FencingToken})
 		}
-		if len(due) == 0 {
-			continue
-		}
-		res, err := c.apply(ctx, fsm.CmdExpireLocks, fsm.ExpireLocks{At: now, Locks: due})
-		if err != nil {
-			c.log.Warn("lock expiry not committed", zap.Error(err))
-			continue
-		}
-		if freed := res.(fsm.ExpireResult).Freed; len(freed) > 0 {
-			c.log.Info("locks expired", zap.Strings("keys", freed))
-		}
+	}
+	if len(due) == 0 {
+		return
+	}
+	res, err := c.apply(ctx, fsm.CmdExpireLocks, fsm.ExpireLocks{At: now, Locks: due})
+	if err != nil {
+		c.log.Warn("lock expiry not committed", zap.Error(err))
+		return
+	}
+	if freed := res.(fsm.ExpireResult).Freed; len(freed) > 0 {
+		c.log.Info("locks expired", zap.Strings("keys", freed))
 	}
 }
 

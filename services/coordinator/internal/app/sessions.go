@@ -309,34 +309,24 @@ func (c *Coordinator) view(s state.Session, now time.Time) SessionView {
 	return v
 }
 
-// sessionSweeper judges leases: a session whose lease ran out becomes
+// judgeLeases judges leases, every sweep interval while this node leads: a
+// session whose lease ran out becomes
 // suspect; one still silent half a heartbeat interval later fails, so that a
 // silent session fails within the lease timeout plus one heartbeat interval.
-func (c *Coordinator) sessionSweeper(ctx context.Context) {
-	defer c.leaderLoops.Done()
-	tick := time.NewTicker(sweepInterval(c.cfg.HeartbeatInterval))
-	defer tick.Stop()
+func (c *Coordinator) judgeLeases(_ context.Context, now time.Time) {
 	failGrace := c.cfg.HeartbeatInterval / 2
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
+	for id, lastBeat := range c.leases.Overdue(now, 0) {
+		s, ok := c.store.Session(id)
+		if !ok || !s.Status.Live() {
+			c.leases.Forget(id)
+			continue
 		}
-		now := c.now()
-		for id, lastBeat := range c.leases.Overdue(now, 0) {
-			s, ok := c.store.Session(id)
-			if !ok || !s.Status.Live() {
-				c.leases.Forget(id)
-				continue
-			}
-			l, _ := c.leases.Get(id)
-			switch {
-			case now.After(l.ExpiresAt.Add(failGrace)):
-				c.proposeTransition(id, state.StatusFailed, lastBeat)
-			case s.Status != state.StatusSuspect:
-				c.proposeTransition(id, state.StatusSuspect, lastBeat)
-			}
+		l, _ := c.leases.Get(id)
+		switch {
+		case now.After(l.ExpiresAt.Add(failGrace)):
+			c.proposeTransition(id, state.StatusFailed, lastBeat)
+		case s.Status != state.StatusSuspect:
+			c.proposeTransition(id, state.StatusSuspect, lastBeat)
 		}
 	}
 }
@@ -347,21 +337,11 @@ func sweepInterval(heartbeat time.Duration) time.Duration {
 	return min(max(heartbeat/20, 5*time.Millisecond), 100*time.Millisecond)
 }
 
-// purgeLoop forgets failed and deregistered sessions after their retention.
-func (c *Coordinator) purgeLoop(ctx context.Context) {
-	defer c.leaderLoops.Done()
-	tick := time.NewTicker(min(c.cfg.SessionRetention/4, 10*time.Minute))
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		now := c.now()
-		if _, err := c.apply(ctx, fsm.CmdPurgeSessions, fsm.PurgeSessions{At: now, Before: now.Add(-c.cfg.SessionRetention)}); err != nil {
-			c.log.Warn("session purge not committed", zap.Error(err))
-		}
+// purgeSessions forgets failed and deregistered sessions after their
+// retention.
+func (c *Coordinator) purgeSessions(ctx context.Context, now time.Time) {
+	if _, err := c.apply(ctx, fsm.CmdPurgeSessions, fsm.PurgeSessions{At: now, Before: now.Add(-c.cfg.SessionRetention)}); err != nil {
+		c.log.Warn("session purge not committed", zap.Error(err))
 	}
 }
 

@@ -58,16 +58,23 @@ func (t *Tracker) shard(id string) *shard {
 	return &t.shards[h%shards]
 }
 
-// Beat records a heartbeat at now and returns the new lease expiry.
-func (t *Tracker) Beat(id string, now time.Time, taskCount int32, activity string) time.Time {
-	s := t.shard(id)
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// lease returns id's lease, made empty if there is none. The caller holds
+// s.mu.
+func (s *shard) lease(id string) *Lease {
 	l := s.leases[id]
 	if l == nil {
 		l = &Lease{}
 		s.leases[id] = l
 	}
+	return l
+}
+
+// Beat records a heartbeat at now and returns the new lease expiry.
+func (t *Tracker) Beat(id string, now time.Time, taskCount int32, activity string) time.Time {
+	s := t.shard(id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.lease(id)
 	l.LastBeat = now
 	l.ExpiresAt = now.Add(t.leaseTimeout)
 	l.TaskCount = taskCount
@@ -84,11 +91,7 @@ func (t *Tracker) Arm(id string, from time.Time) {
 	s := t.shard(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	l := s.leases[id]
-	if l == nil {
-		l = &Lease{}
-		s.leases[id] = l
-	}
+	l := s.lease(id)
 	if exp := from.Add(t.leaseTimeout); exp.After(l.ExpiresAt) {
 		l.ExpiresAt = exp
 		if l.LastBeat.IsZero() || l.LastBeat.Before(from) {
