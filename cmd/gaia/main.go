@@ -14,6 +14,7 @@
 //	gaia metrics send                             usability events from JSON lines (metrics_commands.go)
 //	gaia ratings summary                          students' ratings (metrics_commands.go)
 //	gaia classroom snapshots                      a classroom's per-minute rollups (metrics_commands.go)
+//	gaia detect watch|settings                    frustration events and detection settings (detect_commands.go)
 //	gaia teacher assign|unassign|classrooms       teachers' classrooms (dashboard_commands.go)
 //	gaia alerts list|watch|ack|resolve|intervene  teachers' alerts (dashboard_commands.go)
 //
