@@ -26,7 +26,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // Permanent), locks come with fencing tokens, and shutdown deregisters.
 func TestRunWorksTasksAndSettlesThem(t *testing.T) {
 	coord := coordtest.Start(t, 1, coordtest.Options{Quiet: true})
-	q := queuetest.Start(t, pgtest.NewDatabase(t), coord.Addrs(), queuetest.Options{Quiet: true})
+	q := queuetest.Start(t, pgtest.NewDatabase(t), coord.Addrs(), queuetest.Options{Quiet: true, Keys: coord.Keys})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -119,7 +119,7 @@ func TestRunWorksTasksAndSettlesThem(t *testing.T) {
 // the handler's context ends at once and nothing is settled by the worker.
 func TestRunStopsATaskWhoseClaimIsLost(t *testing.T) {
 	coord := coordtest.Start(t, 1, coordtest.Options{Quiet: true})
-	q := queuetest.Start(t, pgtest.NewDatabase(t), coord.Addrs(), queuetest.Options{Quiet: true})
+	q := queuetest.Start(t, pgtest.NewDatabase(t), coord.Addrs(), queuetest.Options{Quiet: true, Keys: coord.Keys})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	r, err := q.Tasks().EnqueueTask(ctx, &taskqueuev1.EnqueueTaskRequest{IdempotencyKey: "long", TaskType: "t", ClaimTimeout: durationpb.New(3 * time.Second)})

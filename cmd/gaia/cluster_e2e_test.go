@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/gaia-platform/gaia/internal/auth/authtest"
 	coordinatorv1 "github.com/gaia-platform/gaia/proto/gaia/coordinator/v1"
 	"github.com/gaia-platform/gaia/services/coordinator/client"
 )
@@ -55,8 +57,20 @@ func TestThreeCoordinatorProcesses(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		nodes = append(nodes, &coordinatorProcess{id: fmt.Sprintf("node-%d", i), grpcAddr: freeLoopbackAddr(t), raftAddr: freeLoopbackAddr(t)})
 	}
+	// The nodes verify and issue with one key pair; the followers join with
+	// an admin credential, and the CLI below presents it too.
+	keys := authtest.New(t)
+	admin := keys.Admin(t)
+	adminFile := filepath.Join(t.TempDir(), "admin.token")
+	if err := os.WriteFile(adminFile, []byte(admin), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(tokenEnv, admin)
 	start := func(n *coordinatorProcess) {
 		env := []string{
+			"AUTH_PUBLIC_KEYS_FILE=" + keys.PublicKeysFile,
+			"AUTH_SIGNING_KEY_FILE=" + keys.SigningKeyFile,
+			"AUTH_TOKEN_FILE=" + adminFile,
 			"CLUSTER_ENABLED=true",
 			"CLUSTER_NODE_ID=" + n.id,
 			"COORDINATOR_LISTEN_ADDR=" + n.grpcAddr,
@@ -128,7 +142,7 @@ func TestThreeCoordinatorProcesses(t *testing.T) {
 	}
 
 	// Register, beat and lock through a follower only.
-	cl, err := client.New(client.Options{Addrs: []string{follower.grpcAddr}})
+	cl, err := client.New(client.Options{Addrs: []string{follower.grpcAddr}, Token: admin})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,13 +205,13 @@ func TestThreeCoordinatorProcesses(t *testing.T) {
 	// So does the gateway's REST route.
 	gwAddr := freeLoopbackAddr(t)
 	gw := exec.Command(filepath.Join(dir, "gateway"))
-	gw.Env = cleanEnv("GATEWAY_LISTEN_ADDR="+gwAddr, "COORDINATOR_ADDR="+follower.grpcAddr, "LOG_LEVEL=warn")
+	gw.Env = cleanEnv("GATEWAY_LISTEN_ADDR="+gwAddr, "COORDINATOR_ADDR="+follower.grpcAddr, "LOG_LEVEL=warn", "AUTH_PUBLIC_KEYS_FILE="+keys.PublicKeysFile)
 	if err := gw.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = gw.Process.Signal(syscall.SIGTERM); _ = gw.Wait() }()
 	waitUntil(t, 20*time.Second, "gateway /v1/cluster/status", func() bool {
-		resp, err := httpGetQuiet(t, "http://"+gwAddr+"/v1/cluster/status")
+		resp, err := httpGetQuietAs(t, admin, "http://"+gwAddr+"/v1/cluster/status")
 		if err != nil {
 			return false
 		}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
 	"strings"
 	"time"
 
@@ -15,20 +14,18 @@ import (
 const (
 	defaultCoordinatorAddr = "127.0.0.1:7001"
 	coordinatorAddrEnv     = "COORDINATOR_ADDR"
-	adminTokenEnv          = "CLUSTER_ADMIN_TOKEN"
 )
 
 // addCoordinatorCommands adds the cluster, session and lock commands.
 func addCoordinatorCommands(root *cobra.Command) {
-	root.AddCommand(newClusterCommand(), newSessionCommand(), newLockCommand())
+	root.AddCommand(newClusterCommand(), newSessionCommand(), newLockCommand(), newAuthCommand())
 }
 
 // coordinatorFlags are the connection and output flags that every cluster,
 // session and lock command takes.
 type coordinatorFlags struct {
 	rpcFlags
-	addrs      addrFlag
-	adminToken string
+	addrs addrFlag
 }
 
 // newCoordinatorGroup builds a command group (cluster, session, lock) whose
@@ -38,7 +35,6 @@ func newCoordinatorGroup(use, short string) (*cobra.Command, *coordinatorFlags) 
 	cmd := newCommandGroup(use, short)
 	pf := cmd.PersistentFlags()
 	f.addrs.register(pf, "coordinator gRPC addresses, comma-separated; any node will do")
-	pf.StringVar(&f.adminToken, "admin-token", "", "cluster admin token (default $"+adminTokenEnv+")")
 	f.register(pf, "the coordinator, retries included")
 	return cmd, f
 }
@@ -46,15 +42,11 @@ func newCoordinatorGroup(use, short string) (*cobra.Command, *coordinatorFlags) 
 // connect builds a client from the flags, falling back to the environment.
 func (f *coordinatorFlags) connect(cmd *cobra.Command) (*client.Client, error) {
 	list, badAddrs := f.addrList(cmd)
-	token := f.adminToken
-	if !cmd.Flags().Changed("admin-token") {
-		token = os.Getenv(adminTokenEnv)
-	}
 	dialOpts, err := cliDialOptions()
 	if err != nil {
 		return nil, err
 	}
-	c, err := client.New(client.Options{Addrs: list, AdminToken: token, DialOptions: dialOpts})
+	c, err := client.New(client.Options{Addrs: list, Token: cliToken(cmd), DialOptions: dialOpts})
 	if err != nil {
 		return nil, badAddrs
 	}

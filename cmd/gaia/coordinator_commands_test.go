@@ -348,7 +348,7 @@ func TestClusterStatusJSONAgainstAFakeCoordinator(t *testing.T) {
 	addr := startFakeCoordinator(t, fake)
 
 	var stdout, stderr bytes.Buffer
-	if code := run([]string{"cluster", "status", "--json", "--coordinator", addr, "--admin-token", "s3cret"}, &stdout, &stderr); code != 0 {
+	if code := run([]string{"cluster", "status", "--json", "--coordinator", addr, "--token", "s3cret"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d; stderr: %s", code, stderr.String())
 	}
 	out := stdout.String()

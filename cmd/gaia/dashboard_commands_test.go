@@ -18,6 +18,7 @@ import (
 func TestTeacherAndAlertsCommands(t *testing.T) {
 	feed := dashboardtest.StartFeed(t)
 	dash := dashboardtest.Start(t, pgtest.NewDatabase(t), dashboardtest.Options{MetricsAddr: feed.Addr, Quiet: true})
+	t.Setenv(tokenEnv, dash.AdminToken)
 	cli := func(args ...string) (int, string) {
 		t.Helper()
 		var out, errOut bytes.Buffer

@@ -74,7 +74,8 @@ func cleanEnv(extra ...string) []string {
 		switch {
 		case strings.HasPrefix(name, "CLUSTER_"), strings.HasPrefix(name, "RAFT_"), strings.HasPrefix(name, "SESSION_"), strings.HasPrefix(name, "TLS_"),
 			strings.HasPrefix(name, "TASK_"), strings.HasSuffix(name, "_LISTEN_ADDR"), strings.HasSuffix(name, "_ADDR"),
-			strings.HasSuffix(name, "_ENABLED"), name == "DATABASE_URL", name == "LOG_LEVEL", name == "LOG_FORMAT", name == "SHUTDOWN_TIMEOUT":
+			strings.HasSuffix(name, "_ENABLED"), name == "DATABASE_URL", name == "LOG_LEVEL", name == "LOG_FORMAT", name == "SHUTDOWN_TIMEOUT",
+			strings.HasPrefix(name, "AUTH_"), name == "GAIA_AUTH", name == "GAIA_TOKEN":
 			continue
 		}
 		env = append(env, kv)
@@ -175,7 +176,11 @@ func (p *upProcess) interruptAndWait(t *testing.T) {
 	}
 }
 
+// upEnv is the environment of a `gaia up` with its Raft data in dataDir. Its
+// credentials go beside it (auth/), and the test's own in-process CLI looks
+// for them there, as the CLI on the machine running `gaia up` does by itself.
 func upEnv(t *testing.T, dataDir string) []string {
+	t.Setenv(authDirEnv, filepath.Join(filepath.Dir(dataDir), "auth"))
 	return cleanEnv(
 		"DATABASE_URL="+pgtest.NewDatabase(t),
 		"CLUSTER_DATA_DIR="+dataDir,
@@ -204,7 +209,7 @@ func TestUpServesEverything(t *testing.T) {
 	}
 
 	wantServices := map[string][]string{
-		"coordinator": {"gaia.coordinator.v1.SessionService", "gaia.coordinator.v1.LockService", "gaia.coordinator.v1.ClusterService"},
+		"coordinator": {"gaia.coordinator.v1.SessionService", "gaia.coordinator.v1.LockService", "gaia.coordinator.v1.ClusterService", "gaia.coordinator.v1.AuthService"},
 		"taskqueue":   {"gaia.taskqueue.v1.TaskService", "gaia.taskqueue.v1.LessonService"},
 		"metrics":     {"gaia.metrics.v1.MetricsService"},
 		"dashboard":   {"gaia.dashboard.v1.DashboardService"},
@@ -273,13 +278,26 @@ func TestUpServesEverything(t *testing.T) {
 	if js := httpGet(t, gw+"/ui/app.js", http.StatusOK); !strings.Contains(js, "alerts:subscribe") {
 		t.Errorf("/ui/app.js is not the teacher page's script: %.200s", js)
 	}
+	// Secure by default: without a credential the API answers 401, with the
+	// demo teacher's 403, with the printed admin one it answers.
+	admin, teacher := readCredential(t, ready, "admin"), readCredential(t, ready, "teacher")
+	httpGetAs(t, "", gw+"/v1/cluster/status", http.StatusUnauthorized)
+	httpGetAs(t, teacher, gw+"/v1/cluster/status", http.StatusForbidden)
+	// The demo teacher sees its own classrooms (demo-classroom, assigned on
+	// first start), not another teacher's; the demo app sees neither.
+	app := readCredential(t, ready, "app")
+	if got := httpGetAs(t, teacher, gw+"/v1/teachers/demo-teacher/classrooms", http.StatusOK); !strings.Contains(got, "demo-classroom") {
+		t.Errorf("the demo teacher's classrooms = %s, want demo-classroom", got)
+	}
+	httpGetAs(t, teacher, gw+"/v1/teachers/someone-else/classrooms", http.StatusForbidden)
+	httpGetAs(t, app, gw+"/v1/teachers/demo-teacher/classrooms", http.StatusForbidden)
 	// The single-node Raft has elected itself.
-	status := httpGet(t, gw+"/v1/cluster/status", http.StatusOK)
+	status := httpGetAs(t, admin, gw+"/v1/cluster/status", http.StatusOK)
 	if !strings.Contains(status, `"NODE_STATE_LEADER"`) || !strings.Contains(status, `"NODE_SUFFRAGE_VOTER"`) {
 		t.Errorf("/v1/cluster/status = %s, want this node as leader and voter", status)
 	}
 	// The detector's history answers through the REST path (empty so far).
-	if got := httpGet(t, gw+"/v1/frustration-events", http.StatusOK); !strings.Contains(got, `"events"`) {
+	if got := httpGetAs(t, admin, gw+"/v1/frustration-events", http.StatusOK); !strings.Contains(got, `"events"`) {
 		t.Errorf("GET /v1/frustration-events = %s, want a list of events", got)
 	}
 
@@ -292,7 +310,11 @@ func TestUpServesEverything(t *testing.T) {
 	if ready.Event != "ready" {
 		t.Fatalf("restart: first event = %+v; logs:\n%s", ready, p.logs())
 	}
-	status = httpGet(t, "http://"+ready.Services["gateway"].Address+"/v1/cluster/status", http.StatusOK)
+	// The credentials of the first start are kept and still work.
+	if got := readCredential(t, ready, "admin"); got != admin {
+		t.Errorf("the admin credential changed across a restart")
+	}
+	status = httpGetAs(t, admin, "http://"+ready.Services["gateway"].Address+"/v1/cluster/status", http.StatusOK)
 	if !strings.Contains(status, `"NODE_STATE_LEADER"`) {
 		t.Errorf("after restart /v1/cluster/status = %s, want a leader", status)
 	}
@@ -357,10 +379,53 @@ func httpGet(t *testing.T, url string, wantStatus int) string {
 	return string(b)
 }
 
-// httpGetQuiet fetches a URL without failing the test on a status, for
-// polling; the exchange is still checked against the OpenAPI document.
-func httpGetQuiet(t *testing.T, url string) (string, error) {
-	resp, err := openapitest.Client(t).Get(url)
+// httpGetAs is httpGet presenting token; with "" it presents none, which
+// the document forbids on secured routes, so only the answer is checked.
+func httpGetAs(t *testing.T, token, url string, wantStatus int) string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := openapitest.ClientForBadRequests(t)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+		client = openapitest.Client(t)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != wantStatus {
+		t.Errorf("GET %s = %d %s, want %d", url, resp.StatusCode, body, wantStatus)
+	}
+	return string(body)
+}
+
+// readCredential reads the local credential `gaia up` reported for role.
+func readCredential(t *testing.T, ready upReport, role string) string {
+	t.Helper()
+	file, ok := ready.Credentials[role]
+	if !ok {
+		t.Fatalf("the ready event names no %s credential: %+v", role, ready.Credentials)
+	}
+	tok, err := readTokenFile(file)
+	if err != nil || tok == "" {
+		t.Fatalf("read %s: %q, %v", file, tok, err)
+	}
+	return tok
+}
+
+// httpGetQuietAs is httpGetQuiet presenting token.
+func httpGetQuietAs(t *testing.T, token, url string) (string, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := openapitest.Client(t).Do(req)
 	if err != nil {
 		return "", err
 	}
@@ -375,7 +440,7 @@ func httpGetQuiet(t *testing.T, url string) (string, error) {
 // TestUpWithoutPostgreSQL says what to do instead of hanging or crashing.
 func TestUpWithoutPostgreSQL(t *testing.T) {
 	cmd := exec.Command(filepath.Join(binaries(t), "gaia"), "up")
-	cmd.Env = cleanEnv("DATABASE_URL=postgres://postgres@127.0.0.1:1/gaia?sslmode=disable&connect_timeout=2", "CLUSTER_DATA_DIR="+t.TempDir())
+	cmd.Env = cleanEnv("DATABASE_URL=postgres://postgres@127.0.0.1:1/gaia?sslmode=disable&connect_timeout=2", "CLUSTER_DATA_DIR="+t.TempDir(), authDirEnv+"="+t.TempDir())
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	err := cmd.Run()
@@ -417,11 +482,13 @@ func TestBadConfigurationStopsStartUp(t *testing.T) {
 		{"gateway", nil, "LOG_LEVEL=loud", "LOG_LEVEL"},
 		{"gaia", []string{"up"}, "SESSION_HEARTBEAT_INTERVAL=1m", "SESSION_HEARTBEAT_INTERVAL"},
 		{"gaia", []string{"migrate"}, "DATABASE_URL=::not a url::", "DATABASE_URL"},
+		{"coordinator", nil, "CLUSTER_ADMIN_TOKEN=s3cret", "CLUSTER_ADMIN_TOKEN"},
+		{"taskqueue", nil, "GAIA_AUTH=maybe", "GAIA_AUTH"},
 	}
 	for _, c := range cases {
 		t.Run(c.binary+"/"+c.want, func(t *testing.T) {
 			cmd := exec.Command(filepath.Join(dir, c.binary), c.args...)
-			cmd.Env = cleanEnv(c.env, "CLUSTER_DATA_DIR="+t.TempDir())
+			cmd.Env = cleanEnv(c.env, "CLUSTER_DATA_DIR="+t.TempDir(), authDirEnv+"="+t.TempDir())
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			err := cmd.Run()

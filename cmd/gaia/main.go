@@ -86,6 +86,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	addTokenFlag(root)
 	root.AddCommand(newUpCommand(), newMigrateCommand(), newVersionCommand(), newCertsCommand())
 	addCoordinatorCommands(root)
 	addTaskQueueCommands(root)

@@ -19,6 +19,7 @@ import (
 // posts nothing else, and reads the snapshots back as a table and as JSON.
 func TestMetricsCommandsAgainstARealService(t *testing.T) {
 	svc := metricstest.Start(t, pgtest.NewDatabase(t), metricstest.Options{Quiet: true})
+	t.Setenv(tokenEnv, svc.AdminToken)
 	now := time.Now().UTC().Format(time.RFC3339Nano)
 	var lines []string
 	for i := range 25 {

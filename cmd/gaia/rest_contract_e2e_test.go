@@ -23,6 +23,8 @@ type restClient struct {
 	t    *testing.T
 	base string
 	http *http.Client
+	// token is the credential presented ("" presents none).
+	token string
 }
 
 // call sends a JSON request and decodes the answer into out (when not nil),
@@ -44,6 +46,9 @@ func (c restClient) call(method, path string, body any, want int, out any) strin
 		c.t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		c.t.Fatalf("%s %s: %v", method, path, err)
@@ -83,8 +88,9 @@ func TestUpRESTContract(t *testing.T) {
 	}
 	defer p.interruptAndWait(t)
 	gw := "http://" + ready.Services["gateway"].Address
-	api := restClient{t: t, base: gw, http: openapitest.Client(t)}
-	bad := restClient{t: t, base: gw, http: openapitest.ClientForBadRequests(t)}
+	admin := readCredential(t, ready, "admin")
+	api := restClient{t: t, base: gw, http: openapitest.Client(t), token: admin}
+	bad := restClient{t: t, base: gw, http: openapitest.ClientForBadRequests(t), token: admin}
 
 	// Sessions: register two, one labelled.
 	var reg struct {
@@ -151,6 +157,7 @@ func TestUpRESTContract(t *testing.T) {
 	// The session watch streams NDJSON; read until our session shows up.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	req, _ := http.NewRequestWithContext(ctx, "GET", gw+"/v1/sessions:watch?after_index=0&types=SESSION_EVENT_TYPE_SNAPSHOT&types=SESSION_EVENT_TYPE_ACTIVE", nil)
+	req.Header.Set("Authorization", "Bearer "+admin)
 	resp, err := api.http.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -278,7 +278,7 @@ func (f *serviceFlags[C]) connect(cmd *cobra.Command) (*serviceClient[C], error)
 	if err != nil {
 		return nil, err
 	}
-	conn, err := grpcclient.Dial(addr, append(dialOpts, grpc.WithDisableRetry())...)
+	conn, err := grpcclient.Dial(addr, append(dialOpts, grpc.WithDisableRetry(), grpcclient.WithBearer(cliToken(cmd)))...)
 	if err != nil {
 		return nil, badAddr
 	}

@@ -48,11 +48,12 @@ func startSystem(t *testing.T) *gaiaSystem {
 	t.Cleanup(func() { p.interruptAndWait(t) })
 	s := &gaiaSystem{up: p, coordinator: ready.Services["coordinator"].Address, taskqueue: ready.Services["taskqueue"].Address}
 	var err error
-	if s.coord, err = client.New(client.Options{Addrs: []string{s.coordinator}}); err != nil {
+	admin := readCredential(t, ready, "admin")
+	if s.coord, err = client.New(client.Options{Addrs: []string{s.coordinator}, Token: admin}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.coord.Close() })
-	conn, err := grpcclient.Dial(s.taskqueue)
+	conn, err := grpcclient.Dial(s.taskqueue, grpcclient.WithBearer(admin))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,7 @@ func TestUpTaskQueueScenario(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	conn, err := grpcclient.Dial(ready.Services["taskqueue"].Address)
+	conn, err := grpcclient.Dial(ready.Services["taskqueue"].Address, grpcclient.WithBearer(readCredential(t, ready, "admin")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,24 @@ func TestUpTaskQueueScenario(t *testing.T) {
 		t.Fatalf("enqueue over gRPC: %+v, %v", first, err)
 	}
 	gw := "http://" + ready.Services["gateway"].Address
-	resp, err := openapitest.Client(t).Post(gw+"/v1/tasks", "application/json", strings.NewReader(`{"idempotency_key":"lesson-42/step-1","task_type":"code_review"}`))
+	body := `{"idempotency_key":"lesson-42/step-1","task_type":"code_review"}`
+	// Without a credential the queue is closed: the issue-9 attack read and
+	// cancelled anyone's tasks.
+	resp, err := openapitest.ClientForBadRequests(t).Post(gw+"/v1/tasks", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("POST /v1/tasks without a credential: %d, want 401", resp.StatusCode)
+	}
+	req, err := http.NewRequest(http.MethodPost, gw+"/v1/tasks", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+readCredential(t, ready, "admin"))
+	resp, err = openapitest.Client(t).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

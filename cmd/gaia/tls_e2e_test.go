@@ -75,7 +75,17 @@ func TestUpWithTLS(t *testing.T) {
 	}
 	client := &http.Client{Transport: openapitest.Transport(t, &http.Transport{TLSClientConfig: trusted.ClientConfig(""), ForceAttemptHTTP2: true})}
 	defer client.CloseIdleConnections()
-	resp, err := client.Get(gw.URL + "/v1/cluster/status")
+	admin := readCredential(t, ready, "admin")
+	authed := func(method, url, body string) (*http.Response, error) {
+		req, err := http.NewRequest(method, url, strings.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Authorization", "Bearer "+admin)
+		req.Header.Set("Content-Type", "application/json")
+		return client.Do(req)
+	}
+	resp, err := authed(http.MethodGet, gw.URL+"/v1/cluster/status", "")
 	if err != nil {
 		t.Fatalf("GET over HTTPS: %v", err)
 	}
@@ -87,7 +97,7 @@ func TestUpWithTLS(t *testing.T) {
 	if resp.ProtoMajor != 2 {
 		t.Errorf("HTTPS negotiated %s, want HTTP/2", resp.Proto)
 	}
-	resp, err = client.Post(gw.URL+"/v1/lessons", "application/json", strings.NewReader(`{"project":"web","name":"over-tls"}`))
+	resp, err = authed(http.MethodPost, gw.URL+"/v1/lessons", `{"project":"web","name":"over-tls"}`)
 	if err != nil {
 		t.Fatal(err)
 	}

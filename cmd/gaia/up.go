@@ -73,7 +73,10 @@ type upReport struct {
 	Database string                     `json:"database,omitempty"`
 	Services map[string]upServiceReport `json:"services,omitempty"`
 	TLS      *upTLSReport               `json:"tls,omitempty"`
-	Error    string                     `json:"error,omitempty"`
+	// Credentials name the file of each local credential, by role
+	// (admin, service, app, teacher); absent with GAIA_AUTH=off.
+	Credentials map[string]string `json:"credentials,omitempty"`
+	Error       string            `json:"error,omitempty"`
 }
 
 type upServiceReport struct {
@@ -182,9 +185,18 @@ func up(parent context.Context, cfg upConfig, stdout io.Writer, asJSON bool, rea
 	if err := ensureDatabase(ctx, cfg, log); err != nil {
 		return err
 	}
+	keys, err := prepareLocalKeys(&cfg)
+	if err != nil {
+		return err
+	}
 
 	l := newLauncher(log)
-	if err := startServices(ctx, l, cfg, readyTimeout); err != nil {
+	var clientTLS *tlsconfig.Source
+	if secure != nil {
+		clientTLS = secure.client
+	}
+	creds, err := startServices(ctx, l, cfg, keys, clientTLS, readyTimeout)
+	if err != nil {
 		l.stopAll()
 		return err
 	}
@@ -199,7 +211,7 @@ func up(parent context.Context, cfg upConfig, stdout io.Writer, asJSON bool, rea
 		return err
 	}
 
-	announceReady(cfg, secure, l.started, stdout, asJSON, log)
+	announceReady(cfg, secure, l.started, creds, stdout, asJSON, log)
 	defer func() { _ = os.Remove(filepath.Join(cfg.dataDir(), upStateFile)) }()
 
 	stopHard, runErr := awaitStop(ctx, stop, l.failed, log)
@@ -235,7 +247,7 @@ func ensureDatabase(ctx context.Context, cfg upConfig, log *zap.Logger) error {
 // announceReady prints where everything runs (the summary, or one JSON
 // line), and records it for the CLI on this machine, which reads it to know
 // whether to use TLS.
-func announceReady(cfg upConfig, secure *upTLS, started []*runningService, stdout io.Writer, asJSON bool, log *zap.Logger) {
+func announceReady(cfg upConfig, secure *upTLS, started []*runningService, creds []*localCredential, stdout io.Writer, asJSON bool, log *zap.Logger) {
 	report := upReport{Event: "ready", Version: buildinfo.Read().Version, Database: pg.Redact(cfg.taskqueue.DatabaseURL), Services: map[string]upServiceReport{}}
 	state := upState{TLS: secure != nil, Addrs: map[string]string{}}
 	if secure != nil {
@@ -243,6 +255,12 @@ func announceReady(cfg upConfig, secure *upTLS, started []*runningService, stdou
 		var err error
 		if state.CAFile, err = filepath.Abs(secure.layout.CAFile()); err != nil {
 			state.CAFile = secure.layout.CAFile()
+		}
+	}
+	if len(creds) > 0 {
+		report.Credentials = map[string]string{}
+		for _, c := range creds {
+			report.Credentials[c.label] = c.file
 		}
 	}
 	for _, s := range started {
@@ -258,7 +276,7 @@ func announceReady(cfg upConfig, secure *upTLS, started []*runningService, stdou
 	if asJSON {
 		_ = writeJSON(stdout, report)
 	} else {
-		printUp(stdout, report, started)
+		printUp(stdout, report, started, creds)
 	}
 }
 
@@ -283,7 +301,7 @@ func awaitStop(ctx context.Context, stopSignals context.CancelFunc, failed <-cha
 	return func() { signal.Stop(hard) }, runErr
 }
 
-func printUp(w io.Writer, r upReport, services []*runningService) {
+func printUp(w io.Writer, r upReport, services []*runningService, creds []*localCredential) {
 	fmt.Fprintf(w, "GAIA %s is up.\n\n", r.Version)
 	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
 	var gatewayAddr, coordAddr string
@@ -300,14 +318,34 @@ func printUp(w io.Writer, r upReport, services []*runningService) {
 	}
 	fmt.Fprintf(tw, "  postgresql\t%s\tschemas taskqueue, metrics, dashboard migrated\n", r.Database)
 	_ = tw.Flush()
-	fmt.Fprintf(w, "\nTeacher dashboard: %s/?teacher=TEACHER_ID (give a teacher a classroom: gaia teacher assign --teacher TEACHER_ID --classroom CLASSROOM_ID)\n", gatewayAddr)
+	fmt.Fprintf(w, "\nTeacher dashboard: %s/?teacher=TEACHER_ID (give a teacher a classroom: gaia teacher assign --teacher TEACHER_ID --classroom CLASSROOM_ID;\nthe page presents the teacher's credential kept in the browser's localStorage \"gaia.token\")\n", gatewayAddr)
+	// The commands to try: with TLS, trust the CA; with credentials, present
+	// the admin one.
+	curl, grpcurl := "curl", "grpcurl -plaintext"
 	if r.TLS != nil {
 		ca := r.TLS.CAFile
 		fmt.Fprintf(w, "\nEvery hop is TLS; the CA is %s (the gaia CLI here finds it by itself).\n", ca)
-		fmt.Fprintf(w, "\nTry:\n  grpcurl -cacert %s %s list\n  curl --cacert %s %s/v1/cluster/status\n  curl --cacert %s %s/readyz\n\nPress Ctrl-C to stop.\n",
-			ca, coordAddr, ca, gatewayAddr, ca, gatewayAddr)
+		curl, grpcurl = "curl --cacert "+ca, "grpcurl -cacert "+ca
+	}
+	if len(creds) == 0 {
+		fmt.Fprintf(w, "\nGAIA_AUTH=off: every call is allowed without a credential.\n\nTry:\n  %s %s list\n  %s %s/v1/cluster/status\n\nPress Ctrl-C to stop.\n",
+			grpcurl, coordAddr, curl, gatewayAddr)
 		return
 	}
-	fmt.Fprintf(w, "\nPlaintext gRPC and HTTP (the Raft port is mutual TLS); gaia up --tls for TLS on every hop.\n")
-	fmt.Fprintf(w, "\nTry:\n  grpcurl -plaintext %s list\n  curl %s/v1/cluster/status\n  curl %s/readyz\n\nPress Ctrl-C to stop.\n", coordAddr, gatewayAddr, gatewayAddr)
+	if r.TLS == nil {
+		fmt.Fprintf(w, "\nPlaintext gRPC and HTTP (the Raft port is mutual TLS); gaia up --tls for TLS on every hop.\n")
+	}
+	fmt.Fprintf(w, "\nCredentials (kept in %s; the gaia CLI on this machine presents the admin one by itself):\n", filepath.Dir(creds[0].file))
+	var adminFile string
+	for _, c := range creds {
+		if c.label == "service" {
+			continue
+		}
+		if c.label == "admin" {
+			adminFile = c.file
+		}
+		fmt.Fprintf(w, "  %-8s %s  (%s)\n    %s\n", c.label, c.file, c.scope, c.token)
+	}
+	fmt.Fprintf(w, "\nTry:\n  gaia cluster status\n  %s -H \"Authorization: Bearer $(cat %s)\" %s/v1/cluster/status\n  %s -H \"authorization: Bearer $(cat %s)\" %s gaia.coordinator.v1.ClusterService/GetClusterStatus\n  %s %s/readyz\n\nPress Ctrl-C to stop.\n",
+		curl, adminFile, gatewayAddr, grpcurl, adminFile, coordAddr, curl, gatewayAddr)
 }

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/gaia-platform/gaia/internal/auth"
 	"github.com/gaia-platform/gaia/internal/grpcclient"
 	"github.com/gaia-platform/gaia/internal/process"
 	"github.com/gaia-platform/gaia/internal/tlsconfig"
@@ -92,7 +93,10 @@ func (l *launcher) stopAll() {
 
 // startServices starts the five services in dependency order, each dialling
 // the ones before it at the addresses they actually listen on.
-func startServices(ctx context.Context, l *launcher, cfg upConfig, readyTimeout time.Duration) error {
+//
+// Once the coordinator runs, the local credentials are issued through it
+// (first start) and the other services present the service one.
+func startServices(ctx context.Context, l *launcher, cfg upConfig, keys *auth.LocalKeys, clientTLS *tlsconfig.Source, readyTimeout time.Duration) ([]*localCredential, error) {
 	log := l.log
 	coordAddr, err := l.start("coordinator", "grpc", func(c context.Context) (process.Runner, net.Addr, string, error) {
 		s, err := coordinator.New(c, cfg.coordinator, log.Named("coordinator"))
@@ -110,8 +114,13 @@ func startServices(ctx context.Context, l *launcher, cfg upConfig, readyTimeout 
 		return s, s.Addr(), fmt.Sprintf("Raft %s, single node, data in %s", s.RaftAddr(), cfg.coordinator.Cluster.DataDir), nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
+	creds, err := ensureLocalCredentials(ctx, &cfg, keys, coordAddr, clientTLS, log)
+	if err != nil {
+		return nil, err
+	}
+	cfg.dashboard.CoordinatorAddr = coordAddr
 	cfg.taskqueue.CoordinatorAddrs = []string{coordAddr}
 	cfg.metrics.CoordinatorAddr = coordAddr
 	tqAddr, err := l.start("taskqueue", "grpc", func(c context.Context) (process.Runner, net.Addr, string, error) {
@@ -122,7 +131,7 @@ func startServices(ctx context.Context, l *launcher, cfg upConfig, readyTimeout 
 		return s, s.Addr(), "schema taskqueue; prometheus http://" + dialable(s.MetricsAddr()) + "/metrics", nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	metricsAddr, err := l.start("metrics", "grpc", func(c context.Context) (process.Runner, net.Addr, string, error) {
 		s, err := metrics.New(c, cfg.metrics, log.Named("metrics"))
@@ -132,7 +141,7 @@ func startServices(ctx context.Context, l *launcher, cfg upConfig, readyTimeout 
 		return s, s.Addr(), "schema metrics (events: " + s.StorageMode() + " partitions); prometheus http://" + dialable(s.PrometheusAddr()) + "/metrics", nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cfg.dashboard.MetricsAddr = metricsAddr
 	dashAddr, err := l.start("dashboard", "grpc", func(c context.Context) (process.Runner, net.Addr, string, error) {
@@ -143,7 +152,10 @@ func startServices(ctx context.Context, l *launcher, cfg upConfig, readyTimeout 
 		return s, s.Addr(), "schema dashboard", nil
 	})
 	if err != nil {
-		return err
+		return nil, err
+	}
+	if err := assignDemoClassroom(ctx, creds, dashAddr, clientTLS); err != nil {
+		return nil, err
 	}
 	cfg.gateway.Backends = gateway.Backends{Coordinator: coordAddr, TaskQueue: tqAddr, Metrics: metricsAddr, Dashboard: dashAddr}
 	_, err = l.start("gateway", "http", func(c context.Context) (process.Runner, net.Addr, string, error) {
@@ -157,7 +169,7 @@ func startServices(ctx context.Context, l *launcher, cfg upConfig, readyTimeout 
 		}
 		return s, s.Addr(), detail, nil
 	})
-	return err
+	return creds, err
 }
 
 // waitReady polls every service until it reports SERVING: gRPC health for the

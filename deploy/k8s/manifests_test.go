@@ -66,7 +66,7 @@ var talksTo = map[string][]string{
 // the keys they hold, with values shaped as real ones would be.
 var externalSecrets = map[string]map[string]string{
 	"gaia-database":           {"DATABASE_URL": "postgres://gaia:secret@db.example.com:5432/gaia?sslmode=require"},
-	"coordinator-credentials": {"CLUSTER_ADMIN_TOKEN": "admin-token", "CLUSTER_JOIN_SECRET": "join-secret"},
+	"coordinator-credentials": {"CLUSTER_JOIN_SECRET": "join-secret"},
 	// Mounted as files; the test writes real PEM for them (see materialize).
 	"coordinator-raft-tls": {"tls.crt": "", "tls.key": "", "ca.crt": ""},
 }

@@ -12,6 +12,9 @@ import (
 	"path/filepath"
 )
 
+// PublicKey is an Ed25519 public key, as verifiers hold them by key id.
+type PublicKey = ed25519.PublicKey
+
 // KeyID names a public key: the first 12 bytes of its SHA-256, base64url.
 // Verifiers pick the key by the token's "kid" header, so a new signing key
 // can be added to every verifier before the issuer switches to it.

@@ -13,8 +13,8 @@ import (
 
 // Default per-credential limits (AUTH_RATE_LIMIT, AUTH_RATE_BURST).
 const (
-	DefaultRate  = 500.0
-	DefaultBurst = 1000
+	DefaultRate  = 1000.0
+	DefaultBurst = 2000
 )
 
 // Limits are token-bucket rate limits per credential (per session for

@@ -54,11 +54,14 @@ func (p Policy) Allows(r Role) bool { return p.Public || slices.Contains(p.Roles
 
 // Role sets the table uses.
 var (
-	adminOnly  = []Role{RoleAdmin}
-	operators  = []Role{RoleAdmin, RoleOperator}
-	readers    = []Role{RoleAdmin, RoleOperator, RoleService}
-	sessions   = []Role{RoleAdmin, RoleOperator, RoleSession}
-	lockers    = []Role{RoleAdmin, RoleOperator, RoleSession, RoleService}
+	adminOnly = []Role{RoleAdmin}
+	operators = []Role{RoleAdmin, RoleOperator}
+	readers   = []Role{RoleAdmin, RoleOperator, RoleService}
+	// A service may run agent sessions of its own (the metrics detector
+	// holds partition locks as one), presenting its service credential
+	// beside the session token.
+	sessions   = []Role{RoleAdmin, RoleOperator, RoleSession, RoleService}
+	lockers    = sessions
 	services   = []Role{RoleAdmin, RoleService}
 	apps       = []Role{RoleAdmin, RoleApp, RoleService}
 	teachers   = []Role{RoleAdmin, RoleTeacher}

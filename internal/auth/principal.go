@@ -69,7 +69,8 @@ type Principal struct {
 	Projects []string
 	// Service names the calling service for RoleService.
 	Service string
-	// ExpiresAt is when the credential stops being valid.
+	// IssuedAt and ExpiresAt bound the credential's validity.
+	IssuedAt  time.Time
 	ExpiresAt time.Time
 }
 

@@ -208,6 +208,9 @@ func (c claims) principal(kid string) Principal {
 	if c.ExpiresAt != nil {
 		p.ExpiresAt = c.ExpiresAt.Time
 	}
+	if c.IssuedAt != nil {
+		p.IssuedAt = c.IssuedAt.Time
+	}
 	return p
 }
 
@@ -257,6 +260,12 @@ func (v *Verifier) SetKeys(keys map[string]ed25519.PublicKey) {
 		cp[k] = pub
 	}
 	v.keys.Store(&cp)
+}
+
+// KnowsKey reports whether tokens signed with key id kid are accepted.
+func (v *Verifier) KnowsKey(kid string) bool {
+	_, ok := (*v.keys.Load())[kid]
+	return ok
 }
 
 // Revocations is the revocation list this verifier consults.

@@ -95,7 +95,7 @@ func (k *Keys) Service(t testing.TB, name string) string {
 // given credential as its own, and no rate limits.
 func (k *Keys) Config(t testing.TB, token string) auth.Config {
 	t.Helper()
-	c := auth.Config{PublicKeysFile: k.PublicKeysFile, SigningKeyFile: k.SigningKeyFile, RevocationPoll: 100 * time.Millisecond, Limits: auth.Limits{Rate: -1}}
+	c := auth.Config{PublicKeysFile: k.PublicKeysFile, SigningKeyFile: k.SigningKeyFile, RevocationPoll: auth.DefaultRevocationPoll, Limits: auth.Limits{Rate: -1}}
 	if token != "" {
 		c.TokenFile = filepath.Join(t.TempDir(), "token")
 		if err := os.WriteFile(c.TokenFile, []byte(token), 0o600); err != nil {

@@ -1,7 +1,6 @@
 package client
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -12,7 +11,6 @@ import (
 	"google.golang.org/grpc"
 	grpcbackoff "google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/connectivity"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
 
@@ -28,9 +26,11 @@ const resolverScheme = "gaia-coordinator"
 type Options struct {
 	// Addrs are coordinator gRPC addresses (host:port); any node will do.
 	Addrs []string
-	// AdminToken is sent as "authorization: Bearer <token>" on ClusterService
-	// calls when set.
-	AdminToken string
+	// Token is the caller's credential, sent as "authorization: Bearer
+	// <token>" on every call when set: a service credential for services, an
+	// admin one for membership changes and credentials. Agent sessions need
+	// none (their session token travels in each request).
+	Token string
 	// Logger may be nil, which logs nothing.
 	Logger *zap.Logger
 	// DialOptions are added after the client's own, e.g. for tests.
@@ -45,6 +45,7 @@ type Client struct {
 	sessions coordinatorv1.SessionServiceClient
 	locks    coordinatorv1.LockServiceClient
 	cluster  coordinatorv1.ClusterServiceClient
+	auth     coordinatorv1.AuthServiceClient
 }
 
 // New builds a client over every address in opts.Addrs. It does not wait for
@@ -96,11 +97,8 @@ func New(opts Options) (*Client, error) {
 			},
 			MinConnectTimeout: 10 * time.Second,
 		}),
-		grpc.WithChainUnaryInterceptor(
-			adminTokenUnaryInterceptor(opts.AdminToken),
-			retryUnaryInterceptor(logger),
-		),
-		grpc.WithChainStreamInterceptor(adminTokenStreamInterceptor(opts.AdminToken)),
+		grpc.WithChainUnaryInterceptor(retryUnaryInterceptor(logger)),
+		grpcclient.WithBearer(opts.Token),
 	}
 	dialOpts = append(dialOpts, opts.DialOptions...)
 
@@ -114,6 +112,7 @@ func New(opts Options) (*Client, error) {
 		sessions: coordinatorv1.NewSessionServiceClient(conn),
 		locks:    coordinatorv1.NewLockServiceClient(conn),
 		cluster:  coordinatorv1.NewClusterServiceClient(conn),
+		auth:     coordinatorv1.NewAuthServiceClient(conn),
 	}, nil
 }
 
@@ -131,31 +130,13 @@ func (c *Client) Sessions() coordinatorv1.SessionServiceClient { return c.sessio
 // Locks is the LockService. Calls are retried on UNAVAILABLE.
 func (c *Client) Locks() coordinatorv1.LockServiceClient { return c.locks }
 
-// Cluster is the ClusterService, called with the admin token when one was
-// given. Calls are retried on UNAVAILABLE.
+// Cluster is the ClusterService; changes need an admin Token. Calls are
+// retried on UNAVAILABLE.
 func (c *Client) Cluster() coordinatorv1.ClusterServiceClient { return c.cluster }
 
-// clusterMethodPrefix starts the full method name of every ClusterService RPC.
-var clusterMethodPrefix = "/" + coordinatorv1.ClusterService_ServiceDesc.ServiceName + "/"
+// Auth is the AuthService: issuing and revoking credentials needs an admin
+// Token; ListRevocations a service one.
+func (c *Client) Auth() coordinatorv1.AuthServiceClient { return c.auth }
 
-// withAdminToken adds the admin credential to calls of the ClusterService, and
-// only to those: the token must not travel to services that have no business
-// seeing it.
-func withAdminToken(ctx context.Context, token, method string) context.Context {
-	if token == "" || !strings.HasPrefix(method, clusterMethodPrefix) {
-		return ctx
-	}
-	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
-}
-
-func adminTokenUnaryInterceptor(token string) grpc.UnaryClientInterceptor {
-	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		return invoker(withAdminToken(ctx, token, method), method, req, reply, cc, opts...)
-	}
-}
-
-func adminTokenStreamInterceptor(token string) grpc.StreamClientInterceptor {
-	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-		return streamer(withAdminToken(ctx, token, method), desc, cc, method, opts...)
-	}
-}
+// Conn is the client's connection, for other clients of the same cluster.
+func (c *Client) Conn() *grpc.ClientConn { return c.conn }

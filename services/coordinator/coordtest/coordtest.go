@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/grpc"
 
+	"github.com/gaia-platform/gaia/internal/auth/authtest"
 	"github.com/gaia-platform/gaia/internal/grpcclient"
 	"github.com/gaia-platform/gaia/internal/tlsconfig"
 	"github.com/gaia-platform/gaia/services/coordinator/client"
@@ -33,11 +34,18 @@ type Options struct {
 	HeartbeatTimeout  time.Duration // Raft; default 150ms
 	ElectionTimeout   time.Duration // Raft; default 300ms
 	SnapshotThreshold int           // default 8192
-	AdminToken        string
 	JoinSecret        string
 	// GRPCTLS serves the nodes' gRPC ports over TLS too (the Raft port is
 	// always mutual TLS, with the cluster's own CA in PKI).
 	GRPCTLS bool
+	// MaxLocksPerSession and MaxLiveSessions cap sessions (defaults: the
+	// service's).
+	MaxLocksPerSession int
+	MaxLiveSessions    int
+	// Keys sign and verify the cluster's credentials; nil makes new ones.
+	// Every node verifies with them and issues with them; nodes join with
+	// an admin credential, and Client calls as admin.
+	Keys *authtest.Keys
 	// Quiet logs only warnings and errors.
 	Quiet bool
 }
@@ -72,6 +80,10 @@ type Cluster struct {
 	// PKI.ClusterMember's CA only; with GRPCTLS the gRPC ports serve
 	// PKI.Service("coordinator").
 	PKI tlsconfig.DevLayout
+	// Keys are the cluster's signing keys (Options.Keys or new ones).
+	Keys *authtest.Keys
+	// AdminToken is an admin credential of the cluster.
+	AdminToken string
 }
 
 // Node is one coordinator of a cluster.
@@ -94,7 +106,11 @@ type Node struct {
 func Start(t testing.TB, n int, opts Options) *Cluster {
 	t.Helper()
 	opts.defaults()
-	c := &Cluster{t: t, opts: opts}
+	c := &Cluster{t: t, opts: opts, Keys: opts.Keys}
+	if c.Keys == nil {
+		c.Keys = authtest.New(t)
+	}
+	c.AdminToken = c.Keys.Admin(t)
 	dir := t.TempDir()
 	pki, err := tlsconfig.WriteDev(filepath.Join(dir, "certs"), nil)
 	if err != nil {
@@ -129,13 +145,13 @@ func (c *Cluster) config(node *Node, dataDir string, bootstrap bool) service.Con
 		AdvertiseAddr: node.RaftAddr,
 		DataDir:       dataDir,
 		Bootstrap:     bootstrap,
-		AdminToken:    c.opts.AdminToken,
 		JoinSecret:    c.opts.JoinSecret,
 		TLS:           c.PKI.ClusterMember(),
 	}
 	if c.opts.GRPCTLS {
 		cfg.TLS = c.PKI.Service("coordinator")
 	}
+	cfg.Auth = c.Keys.Config(c.t, c.AdminToken)
 	cfg.Raft = service.RaftConfig{
 		HeartbeatTimeout:  c.opts.HeartbeatTimeout,
 		ElectionTimeout:   c.opts.ElectionTimeout,
@@ -147,6 +163,8 @@ func (c *Cluster) config(node *Node, dataDir string, bootstrap bool) service.Con
 		LeaseTimeout:      c.opts.LeaseTimeout,
 		HeartbeatInterval: c.opts.HeartbeatInterval,
 		FailoverGrace:     c.opts.FailoverGrace,
+		MaxLocks:          c.opts.MaxLocksPerSession,
+		MaxPerJoinSecret:  c.opts.MaxLiveSessions,
 	}
 	return cfg
 }
@@ -343,7 +361,21 @@ func (c *Cluster) Client(nodes ...*Node) *client.Client {
 			addrs = append(addrs, n.GRPCAddr)
 		}
 	}
-	opts := client.Options{Addrs: addrs, AdminToken: c.opts.AdminToken}
+	return c.ClientAs(c.AdminToken, nodes...)
+}
+
+// ClientAs is Client presenting token ("" presents none, as an agent
+// session's client does).
+func (c *Cluster) ClientAs(token string, nodes ...*Node) *client.Client {
+	c.t.Helper()
+	addrs := c.Addrs()
+	if len(nodes) > 0 {
+		addrs = addrs[:0:0]
+		for _, n := range nodes {
+			addrs = append(addrs, n.GRPCAddr)
+		}
+	}
+	opts := client.Options{Addrs: addrs, Token: token}
 	if c.opts.GRPCTLS {
 		src, err := tlsconfig.Open(tlsconfig.ClientFiles(c.PKI.CAFile()), nil)
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/gaia-platform/gaia/internal/auth"
 	coordinatorv1 "github.com/gaia-platform/gaia/proto/gaia/coordinator/v1"
 	typev1 "github.com/gaia-platform/gaia/proto/gaia/type/v1"
 	"github.com/gaia-platform/gaia/services/coordinator/coordtest"
@@ -21,7 +22,7 @@ import (
 // follower and checks its specific code, the field it names, and that the
 // state is unchanged afterwards.
 func TestBadInputIsRefusedWithItsCode(t *testing.T) {
-	c := coordtest.Start(t, 3, coordtest.Options{AdminToken: "s3cret", Quiet: true})
+	c := coordtest.Start(t, 3, coordtest.Options{Quiet: true})
 	cl := c.Client(c.Followers()[0])
 	owner, otok := register(t, cl, "owner")
 	other, xtok := register(t, cl, "other")
@@ -150,8 +151,13 @@ func TestBadInputIsRefusedWithItsCode(t *testing.T) {
 			_, err := locks.ListLocks(ctx, &coordinatorv1.ListLocksRequest{PageSize: 5000})
 			return err
 		}, codes.InvalidArgument, "page_size"},
-		{"cluster change without the admin token", func(ctx context.Context) error {
+		{"cluster change with a forged credential", func(ctx context.Context) error {
 			_, err := c.Client(c.Nodes[0]).Cluster().RemoveServer(metadata.NewOutgoingContext(ctx, metadata.Pairs("authorization", "Bearer wrong")), &coordinatorv1.RemoveServerRequest{NodeId: "node-3"})
+			return err
+		}, codes.Unauthenticated, ""},
+		{"cluster change with an operator credential", func(ctx context.Context) error {
+			op := c.Keys.Token(t, auth.Spec{Role: auth.RoleOperator, TTL: time.Hour})
+			_, err := c.ClientAs(op, c.Nodes[0]).Cluster().RemoveServer(ctx, &coordinatorv1.RemoveServerRequest{NodeId: "node-3"})
 			return err
 		}, codes.PermissionDenied, ""},
 		{"remove an unknown node", func(ctx context.Context) error {

@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/gaia-platform/gaia/internal/grpcclient"
 	coordinatorv1 "github.com/gaia-platform/gaia/proto/gaia/coordinator/v1"
 	"github.com/gaia-platform/gaia/services/coordinator/coordtest"
 )
@@ -90,7 +91,7 @@ func benchName(prefix string) string {
 // nor the state store. One op is 2048 checks.
 func BenchmarkBaselineUnaryPing(b *testing.B) {
 	c := benchStart(b, 3, benchUnaryOptions)
-	conns := benchDialEach(b, benchAddrs(c.Leader()))
+	conns := benchDialEach(b, c.AdminToken, benchAddrs(c.Leader()))
 	benchUnary(b, c, conns, false, benchPing(conns))
 }
 
@@ -102,7 +103,7 @@ func BenchmarkRegisterSession(b *testing.B) {
 	c := benchStart(b, 3, benchUnaryOptions)
 	for _, via := range benchVias(c) {
 		b.Run("via="+via.name, func(b *testing.B) {
-			conns := benchDialEach(b, via.addrs)
+			conns := benchDialEach(b, c.AdminToken, via.addrs)
 			benchUnary(b, c, conns, true, func(ctx context.Context, w int, lat *[]time.Duration) error {
 				start := time.Now()
 				_, err := coordinatorv1.NewSessionServiceClient(conns[w]).RegisterSession(ctx, benchRegisterRequest(benchName("reg")))
@@ -122,7 +123,7 @@ func BenchmarkAcquireRelease(b *testing.B) {
 	c := benchStart(b, 3, benchUnaryOptions)
 	for _, via := range benchVias(c) {
 		b.Run("via="+via.name, func(b *testing.B) {
-			conns := benchDialEach(b, via.addrs)
+			conns := benchDialEach(b, c.AdminToken, via.addrs)
 			sessions := benchRegisterSessions(b, conns, len(conns), "lock")
 			measured := benchUnary(b, c, conns, true, func(ctx context.Context, w int, lat *[]time.Duration) error {
 				locks := coordinatorv1.NewLockServiceClient(conns[w])
@@ -162,7 +163,7 @@ func BenchmarkMemoryPerSession(b *testing.B) {
 	// in bolt's memory map, outside the Go heap, either way.
 	opts.SnapshotThreshold = 1 << 30
 	c := benchStart(b, 1, opts)
-	conns := benchDialEach(b, benchAddrs(c.Leader()))
+	conns := benchDialEach(b, c.AdminToken, benchAddrs(c.Leader()))
 	benchRegisterSessions(b, conns, len(conns), "warm") // connections and buffers up
 
 	before := benchHeap()
@@ -261,7 +262,7 @@ func BenchmarkHeartbeats(b *testing.B) {
 	})
 	setupTerm := benchTerm(c)
 	leader := c.Leader()
-	regConns := benchDialEach(b, benchAddrs(leader))
+	regConns := benchDialEach(b, c.AdminToken, benchAddrs(leader))
 	sessions := benchRegisterSessions(b, regConns, benchSessions, "hb")
 	hb := benchOpenHeartbeats(b, c, sessions)
 
@@ -342,11 +343,11 @@ func benchAddrs(n *coordtest.Node) []string {
 // benchDialEach opens one connection per address, plain gRPC with no retry or
 // balancing, so that the baseline and the measured calls travel alike. They
 // close in Cleanup.
-func benchDialEach(b *testing.B, addrs []string) []*grpc.ClientConn {
+func benchDialEach(b *testing.B, token string, addrs []string) []*grpc.ClientConn {
 	b.Helper()
 	conns := make([]*grpc.ClientConn, len(addrs))
 	for i, a := range addrs {
-		conn, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		conn, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()), grpcclient.WithBearer(token))
 		if err != nil {
 			benchFatalf(b, "%v", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/gaia-platform/gaia/internal/auth"
 	"github.com/gaia-platform/gaia/internal/config"
 	"github.com/gaia-platform/gaia/internal/tlsconfig"
 )
@@ -27,6 +28,9 @@ type Config struct {
 	Cluster ClusterConfig
 	Raft    RaftConfig
 	Session SessionConfig
+	// Auth verifies callers' credentials and, with AUTH_SIGNING_KEY_FILE,
+	// issues them (internal/auth).
+	Auth auth.Config
 }
 
 // ClusterConfig places the node in its cluster.
@@ -46,8 +50,6 @@ type ClusterConfig struct {
 	DeadServerGrace time.Duration
 	// JoinSecret, when set, must accompany every RegisterSession.
 	JoinSecret string
-	// AdminToken, when set, is required for cluster membership changes.
-	AdminToken string
 	// TLS is this member's certificate for the Raft port and the cluster CA
 	// that signs every member's (CLUSTER_TLS_CERT_FILE, CLUSTER_TLS_KEY_FILE,
 	// CLUSTER_TLS_CA_FILE; default the TLS_* files). The Raft transport is
@@ -72,6 +74,12 @@ type SessionConfig struct {
 	HeartbeatInterval time.Duration
 	// FailoverGrace extends every lease when a node becomes leader.
 	FailoverGrace time.Duration
+	// MaxLocks (SESSION_MAX_LOCKS) and MaxLabelBytes
+	// (SESSION_MAX_LABEL_BYTES) cap one session; MaxPerJoinSecret
+	// (CLUSTER_JOIN_SECRET_MAX_SESSIONS) caps live sessions.
+	MaxLocks         int
+	MaxLabelBytes    int
+	MaxPerJoinSecret int
 }
 
 // LoadConfig reads the coordinator's variables; problems are recorded in l.
@@ -100,7 +108,10 @@ func LoadConfig(l *config.Loader) Config {
 	c.Cluster.DeadServerGrace = l.Duration("CLUSTER_DEAD_SERVER_GRACE", 0, 0)
 	c.Cluster.DiscoveryNodes = l.DialAddrList("CLUSTER_DISCOVERY_NODES", nil)
 	c.Cluster.JoinSecret = l.String("CLUSTER_JOIN_SECRET", "")
-	c.Cluster.AdminToken = l.String("CLUSTER_ADMIN_TOKEN", "")
+	if v := l.String("CLUSTER_ADMIN_TOKEN", ""); v != "" {
+		l.Reject("CLUSTER_ADMIN_TOKEN", "(set)", "unset: membership changes need an admin credential now (gaia auth issue --role admin; a node that joins presents it through AUTH_TOKEN_FILE)")
+	}
+	c.Auth = auth.LoadConfig(l)
 	c.TLS = tlsconfig.Load(l, "", tlsconfig.Files{})
 	c.Cluster.TLS = tlsconfig.Load(l, "CLUSTER_", c.TLS)
 
@@ -112,6 +123,9 @@ func LoadConfig(l *config.Loader) Config {
 
 	c.Session.LeaseTimeout = l.Duration("SESSION_LEASE_TIMEOUT", 30*time.Second, 10*time.Millisecond)
 	c.Session.HeartbeatInterval = l.Duration("SESSION_HEARTBEAT_INTERVAL", 10*time.Second, 5*time.Millisecond)
+	c.Session.MaxLocks = l.Int("SESSION_MAX_LOCKS", 1000, 1, 1_000_000)
+	c.Session.MaxLabelBytes = l.Int("SESSION_MAX_LABEL_BYTES", 4096, 64, 1<<20)
+	c.Session.MaxPerJoinSecret = l.Int("CLUSTER_JOIN_SECRET_MAX_SESSIONS", 10000, 1, 10_000_000)
 	c.Session.FailoverGrace = l.Duration("SESSION_FAILOVER_GRACE", c.Session.HeartbeatInterval, 0)
 
 	if c.Raft.ElectionTimeout < c.Raft.HeartbeatTimeout {

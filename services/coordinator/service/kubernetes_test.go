@@ -29,6 +29,7 @@ import (
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/gaia-platform/gaia/internal/auth/authtest"
 	"github.com/gaia-platform/gaia/internal/config"
 	"github.com/gaia-platform/gaia/internal/grpcclient"
 	"github.com/gaia-platform/gaia/internal/tlsconfig"
@@ -100,6 +101,8 @@ type statefulSet struct {
 	discovery          string
 	bootstrapNodeID    string
 	member             tlsconfig.Files // the Raft member certificate every pod mounts
+	keys               *authtest.Keys  // the credential keys every pod mounts
+	admin, adminFile   string          // the admin credential pods join with, and its file
 }
 
 func newStatefulSet(t *testing.T, replicas int, deadServerGrace string) *statefulSet {
@@ -111,6 +114,12 @@ func newStatefulSet(t *testing.T, replicas int, deadServerGrace string) *statefu
 		t.Fatal(err)
 	}
 	ss.member = pki.ClusterMember()
+	ss.keys = authtest.New(t)
+	ss.admin = ss.keys.Admin(t)
+	ss.adminFile = filepath.Join(dir, "admin.token")
+	if err := os.WriteFile(ss.adminFile, []byte(ss.admin), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	var disc []string
 	for i := range replicas {
 		name := fmt.Sprintf("coordinator-%d.coordinator-raft.gaia.svc", i)
@@ -156,6 +165,9 @@ func (ss *statefulSet) env(p *pod) map[string]string {
 		"CLUSTER_TLS_CERT_FILE":              ss.member.CertFile,
 		"CLUSTER_TLS_KEY_FILE":               ss.member.KeyFile,
 		"CLUSTER_TLS_CA_FILE":                ss.member.CAFile,
+		"AUTH_PUBLIC_KEYS_FILE":              ss.keys.PublicKeysFile,
+		"AUTH_SIGNING_KEY_FILE":              ss.keys.SigningKeyFile,
+		"AUTH_TOKEN_FILE":                    ss.adminFile,
 		"SESSION_LEASE_TIMEOUT":              "1m", // sessions registered here never beat
 		"SESSION_HEARTBEAT_INTERVAL":         "10s",
 		"RAFT_SNAPSHOT_INTERVAL":             "1s",
@@ -292,7 +304,7 @@ func (ss *statefulSet) client(pods ...*pod) *client.Client {
 	for _, p := range pods {
 		addrs = append(addrs, net.JoinHostPort(p.name, strconv.Itoa(ss.grpcPort)))
 	}
-	cl, err := client.New(client.Options{Addrs: addrs, DialOptions: []grpc.DialOption{grpc.WithContextDialer(ss.dns.dial)}})
+	cl, err := client.New(client.Options{Addrs: addrs, Token: ss.admin, DialOptions: []grpc.DialOption{grpc.WithContextDialer(ss.dns.dial)}})
 	if err != nil {
 		ss.t.Fatal(err)
 	}
@@ -522,7 +534,7 @@ func TestDeletedPodIsRemovedAndReplaced(t *testing.T) {
 		r := ss.raftOf(gone)
 		return r != nil && r.AppliedIndex() >= want
 	})
-	conn, err := grpcclient.Dial("passthrough:///"+net.JoinHostPort(gone.name, strconv.Itoa(ss.grpcPort)), grpc.WithContextDialer(ss.dns.dial))
+	conn, err := grpcclient.Dial("passthrough:///"+net.JoinHostPort(gone.name, strconv.Itoa(ss.grpcPort)), grpc.WithContextDialer(ss.dns.dial), grpcclient.WithBearer(ss.admin))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -623,7 +635,7 @@ func TestReadinessNeedsALeader(t *testing.T) {
 	ss.kill(ss.pods[2])
 	alone := ss.pods[0]
 	eventually(t, 10*time.Second, "a pod without quorum not ready", func() bool { return !ss.ready(alone) })
-	conn, err := grpcclient.Dial("passthrough:///"+net.JoinHostPort(alone.name, strconv.Itoa(ss.grpcPort)), grpc.WithContextDialer(ss.dns.dial))
+	conn, err := grpcclient.Dial("passthrough:///"+net.JoinHostPort(alone.name, strconv.Itoa(ss.grpcPort)), grpc.WithContextDialer(ss.dns.dial), grpcclient.WithBearer(ss.admin))
 	if err != nil {
 		t.Fatal(err)
 	}

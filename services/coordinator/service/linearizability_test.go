@@ -184,7 +184,7 @@ func linClient(t *testing.T, c *coordtest.Cluster, node int) *client.Client {
 		}
 		return err
 	}
-	cl, err := client.New(client.Options{Addrs: addrs, DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(count)}})
+	cl, err := client.New(client.Options{Addrs: addrs, Token: c.AdminToken, DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(count)}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -127,7 +127,7 @@ func (s *Service) peerStatus(ctx context.Context, addr string) (*coordinatorv1.G
 	defer conn.Close()
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	return coordinatorv1.NewClusterServiceClient(conn).GetClusterStatus(cctx, &coordinatorv1.GetClusterStatusRequest{})
+	return coordinatorv1.NewClusterServiceClient(conn).GetClusterStatus(s.withOwnCredential(cctx), &coordinatorv1.GetClusterStatusRequest{})
 }
 
 func (s *Service) inConfiguration() bool {
@@ -151,13 +151,23 @@ func (s *Service) askToJoin(ctx context.Context, addr string) error {
 	defer conn.Close()
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if s.cfg.Cluster.AdminToken != "" {
-		cctx = metadata.AppendToOutgoingContext(cctx, "authorization", "Bearer "+s.cfg.Cluster.AdminToken)
-	}
+	// Joining is a membership change: AUTH_TOKEN_FILE must hold an admin
+	// credential.
+	cctx = s.withOwnCredential(cctx)
 	_, err = coordinatorv1.NewClusterServiceClient(conn).AddVoter(cctx, &coordinatorv1.AddVoterRequest{
 		NodeId:      s.cfg.Cluster.NodeID,
 		RaftAddress: s.RaftAddr(),
 		GrpcAddress: s.grpcAddr,
 	})
 	return err
+}
+
+// withOwnCredential adds this node's own credential (AUTH_TOKEN_FILE) to a
+// call it makes on its own behalf: a join, a status probe. Forwarded calls
+// never carry it; they carry their caller's.
+func (s *Service) withOwnCredential(ctx context.Context) context.Context {
+	if tok := s.auth.Token(); tok != "" {
+		return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok)
+	}
+	return ctx
 }

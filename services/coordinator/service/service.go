@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
+	"github.com/gaia-platform/gaia/internal/auth"
 	"github.com/gaia-platform/gaia/internal/grpcclient"
 	"github.com/gaia-platform/gaia/internal/grpcserver"
 	"github.com/gaia-platform/gaia/internal/telemetry"
@@ -53,6 +54,7 @@ type Service struct {
 	forward  *forward.Forwarder
 	grpcAddr string
 	tls      *tlsconfig.Source // gRPC; nil is plaintext
+	auth     *auth.Runtime
 	killed   atomic.Bool
 
 	metricsLis net.Listener
@@ -71,6 +73,10 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, opts ...Options) (*Se
 	var o Options
 	if len(opts) > 0 {
 		o = opts[0]
+	}
+	rt, signer, err := buildAuth(cfg.Auth, log)
+	if err != nil {
+		return nil, err
 	}
 	grpcTLS, err := tlsconfig.Open(cfg.TLS, log)
 	if err != nil {
@@ -124,19 +130,17 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, opts ...Options) (*Se
 		HeartbeatInterval: cfg.Session.HeartbeatInterval,
 		FailoverGrace:     cfg.Session.FailoverGrace,
 		JoinSecret:        cfg.Cluster.JoinSecret,
-		AdminToken:        cfg.Cluster.AdminToken,
+		Signer:            signer,
+		Limits:            app.Limits{MaxLocksPerSession: cfg.Session.MaxLocks, MaxLabelBytes: cfg.Session.MaxLabelBytes, MaxSessionsPerJoinSecret: cfg.Session.MaxPerJoinSecret},
 	}, node.Raft, node.Snapshots, machine, log)
 	fwd := forward.New(cfg.Cluster.NodeID, coord, grpcclient.WithTLS(grpcTLS))
 	fwd.Dial = s.dialGRPC
 
 	s.metrics = &collector{s: s, store: store}
-	srv := grpcserver.New(grpcserver.Options{Name: "coordinator", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout, TLS: grpcTLS},
+	srv := grpcserver.New(grpcserver.Options{Name: "coordinator", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout, TLS: grpcTLS, Auth: rt.Authorizer()},
 		grpc.ChainStreamInterceptor(s.metrics.countHeartbeats))
 	(&ports.Servers{App: coord, Forward: fwd}).Register(srv.GRPC())
 
-	if cfg.Cluster.AdminToken == "" {
-		log.Warn("CLUSTER_ADMIN_TOKEN is not set: anyone who reaches the coordinator can change cluster membership")
-	}
 	log.Info("coordinator ready",
 		zap.String("grpc_address", lis.Addr().String()),
 		zap.String("advertised_grpc_address", grpcAddr),
@@ -154,7 +158,32 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, opts ...Options) (*Se
 		s.registry = telemetry.NewRegistry()
 		s.registry.MustRegister(s.metrics)
 	}
+	s.auth = rt
 	return s, nil
+}
+
+// buildAuth reads the keys: the public ones every node verifies with, and
+// the signing key a node issues credentials with (optional: a node without
+// it answers IssueCredential with FAILED_PRECONDITION).
+func buildAuth(cfg auth.Config, log *zap.Logger) (*auth.Runtime, *auth.Signer, error) {
+	rt, err := auth.NewRuntime(cfg, nil, log.Named("auth"))
+	if err != nil {
+		return nil, nil, err
+	}
+	if cfg.SigningKeyFile == "" {
+		return rt, nil, nil
+	}
+	key, err := auth.ReadPrivateKey(cfg.SigningKeyFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("AUTH_SIGNING_KEY_FILE: %w", err)
+	}
+	signer := auth.NewSigner(key)
+	if v := rt.Verifier(); v != nil {
+		if !v.KnowsKey(signer.KeyID()) {
+			return nil, nil, fmt.Errorf("AUTH_SIGNING_KEY_FILE: its public key (kid %s) is not in AUTH_PUBLIC_KEYS_FILE, so nothing it signs would verify", signer.KeyID())
+		}
+	}
+	return rt, signer, nil
 }
 
 // ephemeralRaftCAValidity outlives any process: the CA exists only in memory.
@@ -239,6 +268,15 @@ func (s *Service) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		s.app.Run(appCtx)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		// This node's own replica is the revocation list.
+		s.auth.Run(appCtx, func(context.Context) ([]auth.Revoked, error) {
+			list, _ := s.app.Revocations()
+			return list, nil
+		})
 	}()
 	if s.cfg.Cluster.Enabled && len(s.cfg.Cluster.DiscoveryNodes) > 0 {
 		wg.Add(1)

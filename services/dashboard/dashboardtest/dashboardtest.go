@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/grpc"
 
+	"github.com/gaia-platform/gaia/internal/auth/authtest"
 	"github.com/gaia-platform/gaia/internal/grpcclient"
 	dashboardv1 "github.com/gaia-platform/gaia/proto/gaia/dashboard/v1"
 	"github.com/gaia-platform/gaia/services/dashboard/service"
@@ -30,13 +31,19 @@ type Options struct {
 	SubscriberBuffer int
 	// Quiet logs only warnings and errors.
 	Quiet bool
+	// Keys sign and verify credentials; nil makes new ones.
+	Keys *authtest.Keys
 }
 
 // Dashboard is a running dashboard service.
 type Dashboard struct {
-	t   testing.TB
-	cfg service.Config
-	log *zap.Logger
+	// Keys are the service's keys; AdminToken is the credential the
+	// connection presents.
+	Keys       *authtest.Keys
+	AdminToken string
+	t          testing.TB
+	cfg        service.Config
+	log        *zap.Logger
 	// Addr is the gRPC address.
 	Addr string
 	conn *grpc.ClientConn
@@ -54,7 +61,10 @@ func Start(t testing.TB, databaseURL string, opts Options) *Dashboard {
 	if opts.Quiet {
 		level = zap.WarnLevel
 	}
-	d := &Dashboard{t: t, log: zaptest.NewLogger(t, zaptest.Level(level)).Named("dashboard")}
+	if opts.Keys == nil {
+		opts.Keys = authtest.New(t)
+	}
+	d := &Dashboard{t: t, log: zaptest.NewLogger(t, zaptest.Level(level)).Named("dashboard"), Keys: opts.Keys, AdminToken: opts.Keys.Admin(t)}
 	d.cfg = service.Config{
 		ListenAddr:              "127.0.0.1:0",
 		DatabaseURL:             databaseURL,
@@ -62,6 +72,8 @@ func Start(t testing.TB, databaseURL string, opts Options) *Dashboard {
 		MetricsAddr:             opts.MetricsAddr,
 		TeacherDashboardEnabled: !opts.Disabled,
 		SubscriberBuffer:        opts.SubscriberBuffer,
+		CoordinatorAddr:         "127.0.0.1:1",
+		Auth:                    opts.Keys.Config(t, opts.Keys.Service(t, "dashboard")),
 	}
 	d.start()
 	t.Cleanup(func() {
@@ -88,7 +100,7 @@ func (d *Dashboard) start() {
 	d.cancel, d.done, d.running = cancel, make(chan error, 1), true
 	go func() { d.done <- svc.Run(ctx) }()
 	if d.conn == nil {
-		if d.conn, err = grpcclient.Dial(d.Addr); err != nil {
+		if d.conn, err = grpcclient.Dial(d.Addr, grpcclient.WithBearer(d.AdminToken)); err != nil {
 			d.t.Fatal(err)
 		}
 	}

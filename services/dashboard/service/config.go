@@ -3,6 +3,7 @@ package service
 import (
 	"time"
 
+	"github.com/gaia-platform/gaia/internal/auth"
 	"github.com/gaia-platform/gaia/internal/config"
 	"github.com/gaia-platform/gaia/internal/pg"
 	"github.com/gaia-platform/gaia/internal/tlsconfig"
@@ -25,6 +26,12 @@ type Config struct {
 	// SubscriberBuffer is how many alerts a live subscription may have
 	// waiting before it is cut as too slow (DASHBOARD_SUBSCRIBER_BUFFER).
 	SubscriberBuffer int
+	// CoordinatorAddr is the coordinator the revocation list comes from
+	// (COORDINATOR_ADDR).
+	CoordinatorAddr string
+	// Auth verifies callers and holds the service's own credential
+	// (internal/auth).
+	Auth auth.Config
 }
 
 // LoadConfig reads the dashboard service's variables; problems are recorded in l.
@@ -37,5 +44,7 @@ func LoadConfig(l *config.Loader) Config {
 		TeacherDashboardEnabled: l.Bool("TEACHER_DASHBOARD_ENABLED", true),
 		TLS:                     tlsconfig.Load(l, "", tlsconfig.Files{}),
 		SubscriberBuffer:        l.Int("DASHBOARD_SUBSCRIBER_BUFFER", 256, 1, 1<<16),
+		CoordinatorAddr:         l.DialAddr("COORDINATOR_ADDR", "127.0.0.1:7001"),
+		Auth:                    auth.LoadConfig(l),
 	}
 }

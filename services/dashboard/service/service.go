@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
+	"github.com/gaia-platform/gaia/internal/auth"
 	"github.com/gaia-platform/gaia/internal/grpcclient"
 	"github.com/gaia-platform/gaia/internal/grpcserver"
 	"github.com/gaia-platform/gaia/internal/pg"
@@ -42,6 +43,8 @@ type Service struct {
 	hub         *app.Hub
 	follower    *app.Follower // nil when TEACHER_DASHBOARD_ENABLED=false
 	dashboard   *app.Dashboard
+	auth        *auth.Runtime
+	tls         *tlsconfig.Source // gRPC, served and dialed; nil is plaintext
 }
 
 // New opens the listener and the database, and wires the service.
@@ -54,7 +57,12 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, log: log}
+	s := &Service{cfg: cfg, log: log, tls: serverTLS}
+	// The dashboard owns teachers' classroom assignments: the service itself
+	// is the classroom resolver of teachers' credentials.
+	if s.auth, err = auth.NewRuntime(cfg.Auth, s, log.Named("auth")); err != nil {
+		return nil, err
+	}
 	if s.lis, err = net.Listen("tcp", cfg.ListenAddr); err != nil {
 		return nil, fmt.Errorf("listen for grpc on %s: %w", cfg.ListenAddr, err)
 	}
@@ -78,13 +86,13 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	}
 	if cfg.TeacherDashboardEnabled {
 		// Dialled lazily: a metrics service that is down delays alerts, not start-up.
-		if s.metricsConn, err = grpcclient.Dial(cfg.MetricsAddr, grpcclient.WithTLS(serverTLS)); err != nil {
+		if s.metricsConn, err = grpcclient.Dial(cfg.MetricsAddr, grpcclient.WithTLS(serverTLS), grpcclient.WithBearer(s.auth.Token())); err != nil {
 			return fail(fmt.Errorf("dial metrics at %s: %w", cfg.MetricsAddr, err))
 		}
 		s.follower = app.NewFollower(adapters.NewMetricsFrustrationSource(s.metricsConn), repo, s.hub, log.Named("follower"))
 	}
 	s.dashboard = app.NewDashboard(repo, s.hub, cfg.TeacherDashboardEnabled)
-	s.grpc = grpcserver.New(grpcserver.Options{Name: "dashboard", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout, TLS: serverTLS})
+	s.grpc = grpcserver.New(grpcserver.Options{Name: "dashboard", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout, TLS: serverTLS, Auth: s.auth.Authorizer()})
 	dashboardv1.RegisterDashboardServiceServer(s.grpc.GRPC(), &ports.DashboardServer{Dashboard: s.dashboard})
 	log.Info("dashboard ready", zap.String("grpc_address", s.lis.Addr().String()),
 		zap.Bool("teacher_dashboard_enabled", cfg.TeacherDashboardEnabled), zap.String("metrics_address", cfg.MetricsAddr))
@@ -113,6 +121,9 @@ func (s *Service) Run(ctx context.Context) error {
 		}()
 	}
 	start(s.hub.Run)
+	start(func(ctx context.Context) {
+		s.auth.PollCoordinator(ctx, s.cfg.CoordinatorAddr, grpcclient.WithTLS(s.tls))
+	})
 	start(func(ctx context.Context) {
 		adapters.Listen(ctx, s.pool, []string{adapters.AlertsChannel, adapters.AssignmentsChannel}, func(channel, payload string) {
 			var err error

@@ -3,6 +3,7 @@ package service
 import (
 	"time"
 
+	"github.com/gaia-platform/gaia/internal/auth"
 	"github.com/gaia-platform/gaia/internal/config"
 	"github.com/gaia-platform/gaia/internal/tlsconfig"
 )
@@ -21,6 +22,10 @@ type Config struct {
 	// TLS_KEY_FILE, and verifies the backends with TLS_CA_FILE; none means
 	// plain HTTP and plaintext gRPC.
 	TLS tlsconfig.Files
+	// Auth: the gateway verifies credentials only to count each against its
+	// own rate limit (AUTH_RATE_LIMIT, AUTH_RATE_BURST); the backends decide
+	// what a credential may do. The Authorization header passes through.
+	Auth auth.Config
 }
 
 // Backends are the gRPC addresses of the four services behind the gateway.
@@ -43,6 +48,7 @@ func LoadConfig(l *config.Loader) Config {
 			Metrics:     l.DialAddr("METRICS_ADDR", "127.0.0.1:7003"),
 			Dashboard:   l.DialAddr("DASHBOARD_ADDR", "127.0.0.1:7004"),
 		},
-		TLS: tlsconfig.Load(l, "", tlsconfig.Files{}),
+		TLS:  tlsconfig.Load(l, "", tlsconfig.Files{}),
+		Auth: auth.LoadConfig(l),
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
+	"github.com/gaia-platform/gaia/internal/auth"
 	"github.com/gaia-platform/gaia/internal/buildinfo"
 	"github.com/gaia-platform/gaia/internal/grpcclient"
 	"github.com/gaia-platform/gaia/internal/grpcserver"
@@ -42,6 +43,9 @@ type Service struct {
 	grpc  *grpcserver.Server
 	conns []*grpc.ClientConn
 	tls   *tlsconfig.Source // nil: plain HTTP
+	// limiter and verifier count REST calls per credential.
+	limiter  *auth.Limiter
+	verifier *auth.Verifier
 	// base is the context of every request; cancelling it ends REST streams
 	// when the gateway shuts down.
 	base       context.Context
@@ -59,7 +63,16 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, log: log, tls: serverTLS}
+	s := &Service{cfg: cfg, log: log, tls: serverTLS, limiter: auth.NewLimiter(cfg.Auth.Limits)}
+	if cfg.Auth.PublicKeysFile != "" {
+		keys, err := auth.ReadPublicKeys(cfg.Auth.PublicKeysFile)
+		if err != nil {
+			return nil, fmt.Errorf("AUTH_PUBLIC_KEYS_FILE: %w", err)
+		}
+		s.verifier = auth.NewVerifier(keys, nil)
+	} else {
+		log.Info("AUTH_PUBLIC_KEYS_FILE is not set: the gateway rate-limits per client address, not per credential")
+	}
 	dial := func(addr string) (*grpc.ClientConn, error) {
 		conn, err := grpcclient.Dial(addr, grpcclient.WithTLS(serverTLS))
 		if err != nil {
@@ -98,7 +111,10 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		"metrics":     conns.Metrics,
 		"dashboard":   conns.Dashboard,
 	}}
-	s.grpc = grpcserver.New(grpcserver.Options{Name: "gateway", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout})
+	// The gateway's own gRPC server has health and reflection only, both
+	// public in the policy table.
+	s.grpc = grpcserver.New(grpcserver.Options{Name: "gateway", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout,
+		Auth: auth.NewAuthorizer(auth.Options{Off: cfg.Auth.Off, Verifier: s.verifier, Limits: cfg.Auth.Limits})})
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -139,7 +155,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		protocols.SetUnencryptedHTTP2(true)
 	}
 	s.http = &http.Server{
-		Handler:           s.metrics.wrap(s.route(mux)),
+		Handler:           s.metrics.wrap(s.route(rateLimited(mux, s.limiter, s.verifier))),
 		Protocols:         protocols,
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return s.base },
@@ -221,6 +237,9 @@ func (s *Service) Run(ctx context.Context) error {
 		}()
 		defer func() { stopMetrics(); <-metricsDone }()
 	}
+	reloadCtx, stopReload := context.WithCancel(context.Background())
+	defer stopReload()
+	go s.reloadKeys(reloadCtx)
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.lis) }()
 	select {
@@ -242,6 +261,29 @@ func (s *Service) Run(ctx context.Context) error {
 		err = serveErr
 	}
 	return err
+}
+
+// reloadKeys re-reads AUTH_PUBLIC_KEYS_FILE now and then, so that a key
+// added for a rotation is picked up without a restart.
+func (s *Service) reloadKeys(ctx context.Context) {
+	if s.verifier == nil {
+		return
+	}
+	t := time.NewTicker(keyReloadInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		keys, err := auth.ReadPublicKeys(s.cfg.Auth.PublicKeysFile)
+		if err != nil {
+			s.log.Warn("cannot re-read the public keys; keeping the last ones", zap.Error(err))
+			continue
+		}
+		s.verifier.SetKeys(keys)
+	}
 }
 
 func (s *Service) closeConns() {

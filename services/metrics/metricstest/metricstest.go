@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/grpc"
 
+	"github.com/gaia-platform/gaia/internal/auth/authtest"
 	"github.com/gaia-platform/gaia/internal/grpcclient"
 	metricsv1 "github.com/gaia-platform/gaia/proto/gaia/metrics/v1"
 	"github.com/gaia-platform/gaia/services/metrics/service"
@@ -31,6 +32,10 @@ type Options struct {
 	// Detection runs the frustration detector against a coordinator; nil
 	// leaves it off.
 	Detection *Detection
+	// Keys sign and verify credentials; nil makes new ones (pass the
+	// coordinator's, coordtest.Cluster.Keys, when there is one: Detection
+	// needs them).
+	Keys *authtest.Keys
 }
 
 // Detection configures the detector of a test service.
@@ -50,7 +55,11 @@ type Metrics struct {
 	// Addr is the gRPC address; PrometheusAddr serves /metrics.
 	Addr           string
 	PrometheusAddr string
-	conn           *grpc.ClientConn
+	// Keys are the service's keys; AdminToken is the credential Conn
+	// presents.
+	Keys       *authtest.Keys
+	AdminToken string
+	conn       *grpc.ClientConn
 
 	mu      sync.Mutex
 	cancel  context.CancelFunc
@@ -71,7 +80,10 @@ func Start(t testing.TB, databaseURL string, opts Options) *Metrics {
 	if opts.Quiet {
 		level = zap.WarnLevel
 	}
-	m := &Metrics{t: t, log: zaptest.NewLogger(t, zaptest.Level(level)).Named("metrics")}
+	if opts.Keys == nil {
+		opts.Keys = authtest.New(t)
+	}
+	m := &Metrics{t: t, log: zaptest.NewLogger(t, zaptest.Level(level)).Named("metrics"), Keys: opts.Keys, AdminToken: opts.Keys.Admin(t)}
 	m.cfg = service.Config{
 		ListenAddr:              "127.0.0.1:0",
 		PrometheusAddr:          "127.0.0.1:0",
@@ -82,6 +94,7 @@ func Start(t testing.TB, databaseURL string, opts Options) *Metrics {
 		MaxBatch:                opts.MaxBatch,
 		Retention:               opts.Retention,
 		PartitionInterval:       time.Hour,
+		Auth:                    opts.Keys.Config(t, opts.Keys.Service(t, "metrics")),
 	}
 	if d := opts.Detection; d != nil {
 		m.cfg.FrustrationDetectionEnabled = true
@@ -120,7 +133,7 @@ func (m *Metrics) start() {
 	m.cancel, m.done, m.running = cancel, make(chan error, 1), true
 	go func() { m.done <- svc.Run(ctx) }()
 	if m.conn == nil {
-		if m.conn, err = grpcclient.Dial(m.Addr); err != nil {
+		if m.conn, err = grpcclient.Dial(m.Addr, grpcclient.WithBearer(m.AdminToken)); err != nil {
 			m.t.Fatal(err)
 		}
 	}

@@ -25,6 +25,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/gaia-platform/gaia/internal/auth/authtest"
 	"github.com/gaia-platform/gaia/internal/grpcclient"
 	"github.com/gaia-platform/gaia/internal/pgtest"
 	metricsv1 "github.com/gaia-platform/gaia/proto/gaia/metrics/v1"
@@ -146,10 +147,10 @@ func metricsBenchEvents(b *testing.B) int {
 	return metricsBenchDefaultEvents
 }
 
-func dialN(b *testing.B, addr string, n int) []*grpc.ClientConn {
+func dialN(b *testing.B, addr, token string, n int) []*grpc.ClientConn {
 	conns := make([]*grpc.ClientConn, n)
 	for i := range conns {
-		c, err := grpcclient.Dial(addr)
+		c, err := grpcclient.Dial(addr, grpcclient.WithBearer(token))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -167,7 +168,7 @@ func BenchmarkMetricsIngestThroughput(b *testing.B) {
 	n := metricsBenchEvents(b)
 	db := pgtest.NewDatabase(b)
 	svc := metricstest.Start(b, db, metricstest.Options{Quiet: true})
-	conns := dialN(b, svc.Addr, metricsBenchConns)
+	conns := dialN(b, svc.Addr, svc.AdminToken, metricsBenchConns)
 	pool := pgtest.Pool(b, db)
 	for i := 0; i < b.N; i++ {
 		sim := newClassroomSim(uint64(i + 1))
@@ -310,7 +311,7 @@ func BenchmarkMetricsIngestREST(b *testing.B) {
 func BenchmarkMetricsLatency(b *testing.B) {
 	db := pgtest.NewDatabase(b)
 	svc := metricstest.Start(b, db, metricstest.Options{Quiet: true})
-	conns := dialN(b, svc.Addr, metricsBenchConns)
+	conns := dialN(b, svc.Addr, svc.AdminToken, metricsBenchConns)
 	for i := 0; i < b.N; i++ {
 		rec, health := offerLoad(b, conns, metricsLatencyInterval, fmt.Sprintf("lat%d", i))
 		b.ReportMetric(float64(metricsLatencyRate), "offered-events/s")
@@ -403,8 +404,9 @@ func BenchmarkMetricsMemory(b *testing.B) {
 	}
 	bin := buildMetrics(b)
 	db := pgtest.NewDatabase(b)
-	proc := startMetricsProcess(b, bin, db, "127.0.0.1:0")
-	conns := dialN(b, proc.addr, metricsBenchConns)
+	keys := authtest.New(b)
+	proc := startMetricsProcess(b, keys, bin, db, "127.0.0.1:0")
+	conns := dialN(b, proc.addr, keys.Admin(b), metricsBenchConns)
 	for i := 0; i < b.N; i++ {
 		var samples []float64
 		done := make(chan struct{})

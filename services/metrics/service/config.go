@@ -3,6 +3,7 @@ package service
 import (
 	"time"
 
+	"github.com/gaia-platform/gaia/internal/auth"
 	"github.com/gaia-platform/gaia/internal/config"
 	"github.com/gaia-platform/gaia/internal/pg"
 	"github.com/gaia-platform/gaia/internal/tlsconfig"
@@ -48,6 +49,9 @@ type Config struct {
 	// services it dials (TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE); none
 	// means plaintext.
 	TLS tlsconfig.Files
+	// Auth verifies callers and holds the service's own credential
+	// (internal/auth).
+	Auth auth.Config
 }
 
 // LoadConfig reads the metrics service's variables; problems are recorded in l.
@@ -67,5 +71,6 @@ func LoadConfig(l *config.Loader) Config {
 		Retention:                   l.Duration("USABILITY_RETENTION", 30*24*time.Hour, time.Hour),
 		PartitionInterval:           time.Hour,
 		TLS:                         tlsconfig.Load(l, "", tlsconfig.Files{}),
+		Auth:                        auth.LoadConfig(l),
 	}
 }

@@ -23,7 +23,7 @@ import (
 func startDetectionBench(b *testing.B) *metricstest.Metrics {
 	coord := coordtest.Start(b, 1, coordtest.Options{Quiet: true})
 	db := pgtest.NewDatabase(b)
-	svc := metricstest.Start(b, db, metricstest.Options{Quiet: true,
+	svc := metricstest.Start(b, db, metricstest.Options{Quiet: true, Keys: coord.Keys,
 		Detection: &metricstest.Detection{CoordinatorAddrs: coord.Addrs(), Partitions: 16, LockTTL: 5 * time.Second}})
 	pool := pgtest.Pool(b, db)
 	deadline := time.Now().Add(30 * time.Second)
@@ -50,7 +50,7 @@ func startDetectionBench(b *testing.B) *metricstest.Metrics {
 // included — beside RecordMetrics' own p99 in the same run.
 func BenchmarkDetectionLatency(b *testing.B) {
 	svc := startDetectionBench(b)
-	conns := dialN(b, svc.Addr, metricsBenchConns)
+	conns := dialN(b, svc.Addr, svc.AdminToken, metricsBenchConns)
 	cli := metricsv1.NewMetricsServiceClient(conns[0])
 	for i := 0; i < b.N; i++ {
 		var probes []string
@@ -147,7 +147,7 @@ func BenchmarkDetectionLatency(b *testing.B) {
 // the detector keeps up with ingest).
 func BenchmarkDetectionThroughput(b *testing.B) {
 	svc := startDetectionBench(b)
-	conns := dialN(b, svc.Addr, metricsBenchConns)
+	conns := dialN(b, svc.Addr, svc.AdminToken, metricsBenchConns)
 	n := metricsBenchEvents(b)
 	for i := 0; i < b.N; i++ {
 		before := scrape(b, svc.PrometheusAddr)["gaia_detector_events_judged_total"]

@@ -40,7 +40,7 @@ func newDetectionEnv(t *testing.T, replicas int) *detectionEnv {
 	db := pgtest.NewDatabase(t)
 	e := &detectionEnv{db: db, coord: coord}
 	for range replicas {
-		e.reps = append(e.reps, metricstest.Start(t, db, metricstest.Options{Quiet: true,
+		e.reps = append(e.reps, metricstest.Start(t, db, metricstest.Options{Quiet: true, Keys: coord.Keys,
 			Detection: &metricstest.Detection{CoordinatorAddrs: coord.Addrs(), Partitions: 8, LockTTL: 2 * time.Second}}))
 	}
 	e.cli = e.reps[0].Client()

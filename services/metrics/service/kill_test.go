@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gaia-platform/gaia/internal/auth/authtest"
 	"github.com/gaia-platform/gaia/internal/grpcclient"
 	"github.com/gaia-platform/gaia/internal/pgtest"
 	metricsv1 "github.com/gaia-platform/gaia/proto/gaia/metrics/v1"
@@ -40,19 +41,21 @@ func buildMetrics(t testing.TB) string {
 
 // startMetricsProcess runs the binary; extra (NAME=value) override the
 // defaults, which leave the frustration detector off.
-func startMetricsProcess(t testing.TB, bin, db, addr string, extra ...string) *metricsProcess {
+func startMetricsProcess(t testing.TB, keys *authtest.Keys, bin, db, addr string, extra ...string) *metricsProcess {
 	t.Helper()
 	var env []string
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasSuffix(name, "_ADDR") || strings.HasPrefix(name, "USABILITY_") || name == "DATABASE_URL" || strings.HasPrefix(name, "LOG_") {
+		if strings.HasSuffix(name, "_ADDR") || strings.HasPrefix(name, "USABILITY_") || name == "DATABASE_URL" || strings.HasPrefix(name, "LOG_") || strings.HasPrefix(name, "AUTH_") || name == "GAIA_AUTH" {
 			continue
 		}
 		env = append(env, kv)
 	}
 	cmd := exec.Command(bin)
 	cmd.Env = append(env, "DATABASE_URL="+db, "METRICS_LISTEN_ADDR="+addr, "METRICS_PROMETHEUS_LISTEN_ADDR=127.0.0.1:0",
-		"LOG_FORMAT=json", "LOG_LEVEL=info", "FRUSTRATION_DETECTION_ENABLED=false")
+		"LOG_FORMAT=json", "LOG_LEVEL=info", "FRUSTRATION_DETECTION_ENABLED=false", "AUTH_PUBLIC_KEYS_FILE="+keys.PublicKeysFile,
+		// Durability under load is the point here, not the rate limits.
+		"AUTH_RATE_LIMIT=0")
 	cmd.Env = append(cmd.Env, extra...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -97,6 +100,7 @@ func TestKill9UnderLoadLosesNoAcknowledgedEvent(t *testing.T) {
 		t.Skip("builds and kills a process")
 	}
 	bin := buildMetrics(t)
+	keys := authtest.New(t)
 	db := pgtest.NewDatabase(t)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -104,9 +108,9 @@ func TestKill9UnderLoadLosesNoAcknowledgedEvent(t *testing.T) {
 	}
 	addr := lis.Addr().String()
 	_ = lis.Close()
-	proc := startMetricsProcess(t, bin, db, addr)
+	proc := startMetricsProcess(t, keys, bin, db, addr)
 
-	conn, err := grpcclient.Dial(addr)
+	conn, err := grpcclient.Dial(addr, grpcclient.WithBearer(keys.Admin(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +168,7 @@ func TestKill9UnderLoadLosesNoAcknowledgedEvent(t *testing.T) {
 	ackedAtKill := 0
 	acked.Range(func(_, _ any) bool { ackedAtKill++; return true })
 
-	startMetricsProcess(t, bin, db, addr)
+	startMetricsProcess(t, keys, bin, db, addr)
 	retried := 0
 	for _, req := range pending {
 		if req == nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -37,11 +38,18 @@ func startGateway(t testing.TB, metricsAddr string) string {
 	return "http://" + gw.Addr().String()
 }
 
-// post sends body to url through a client that checks every answer against
-// the OpenAPI document (not the request: some are bad on purpose).
-func post(t *testing.T, url, body string) (int, map[string]any) {
+// post sends body to url with the credential token, as an app would,
+// through a client that checks every answer against the OpenAPI document
+// (not the request: some are bad on purpose).
+func post(t *testing.T, token, url, body string) (int, map[string]any) {
 	t.Helper()
-	resp, err := openapitest.ClientForBadRequests(t).Post(url, "application/json", strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := openapitest.ClientForBadRequests(t).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,6 +61,16 @@ func post(t *testing.T, url, body string) (int, map[string]any) {
 		out = map[string]any{"raw": string(raw)}
 	}
 	return resp.StatusCode, out
+}
+
+// authGet is a GET presenting the credential token.
+func authGet(client *http.Client, token, url string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	return client.Do(req)
 }
 
 // TestRESTThroughTheGateway: what an app does over REST, retries and bad
@@ -67,11 +85,11 @@ func TestRESTThroughTheGateway(t *testing.T) {
 		{"event_id": "web-2", "app_id": "fractions", "classroom_id": "room-9", "student_id": "s-1", "kind": "EVENT_KIND_CLICK", "x": 10, "y": 20, "occurred_at": %q, "attrs": {"target": "submit"}},
 		{"event_id": "web-3", "app_id": "fractions", "classroom_id": "room-9", "student_id": "s-2", "kind": "EVENT_KIND_HESITATION", "value": 4.5, "occurred_at": %q}
 	]}`, now, now, now)
-	code, body := post(t, base+"/v1/metrics", good)
+	code, body := post(t, e.svc.AdminToken, base+"/v1/metrics", good)
 	if code != 200 || body["accepted"] != float64(3) || body["duplicates"] != float64(0) {
 		t.Fatalf("POST /v1/metrics: %d %v", code, body)
 	}
-	code, body = post(t, base+"/v1/metrics", good) // a retry
+	code, body = post(t, e.svc.AdminToken, base+"/v1/metrics", good) // a retry
 	if code != 200 || body["accepted"] != float64(0) || body["duplicates"] != float64(3) {
 		t.Fatalf("retried POST /v1/metrics: %d %v", code, body)
 	}
@@ -80,7 +98,7 @@ func TestRESTThroughTheGateway(t *testing.T) {
 		{"event_id": "web-4", "app_id": "fractions", "classroom_id": "room-9", "student_id": "s-3", "kind": "EVENT_KIND_HINT", "occurred_at": %q},
 		{"event_id": "web-5", "app_id": "fractions", "classroom_id": "room-9", "student_id": "s-3", "kind": "EVENT_KIND_HINT", "correct": true, "occurred_at": %q}
 	]}`, now, now)
-	code, body = post(t, base+"/v1/metrics", mixed)
+	code, body = post(t, e.svc.AdminToken, base+"/v1/metrics", mixed)
 	rejected, _ := body["rejected"].([]any)
 	if code != 200 || body["accepted"] != float64(1) || len(rejected) != 1 || rejected[0].(map[string]any)["field"] != "events[1].correct" {
 		t.Fatalf("mixed batch: %d %v", code, body)
@@ -99,31 +117,31 @@ func TestRESTThroughTheGateway(t *testing.T) {
 		{"unknown field", `{"events": [], "shout": 1}`, 400, "shout"},
 	}
 	for _, b := range bad {
-		code, body := post(t, base+"/v1/metrics", b.body)
+		code, body := post(t, e.svc.AdminToken, base+"/v1/metrics", b.body)
 		msg := errorMessage(body)
 		if code != b.code || !strings.Contains(msg, b.mention) {
 			t.Errorf("%s: %d %.300v; want %d mentioning %q", b.name, code, body, b.code, b.mention)
 		}
 	}
 	// Still healthy: a good batch goes through.
-	code, body = post(t, base+"/v1/metrics", strings.ReplaceAll(good, "web-", "after-"))
+	code, body = post(t, e.svc.AdminToken, base+"/v1/metrics", strings.ReplaceAll(good, "web-", "after-"))
 	if code != 200 || body["accepted"] != float64(3) {
 		t.Fatalf("after the bad input: %d %v", code, body)
 	}
 
 	// Ratings and their summary; a snapshot read back.
 	rating := `{"rating_id": "r-1", "student_id": "s-1", "classroom_id": "room-9", "app_id": "fractions", "item_id": "q1", "rating": 2, "feedback": "too hard"}`
-	if code, body := post(t, base+"/v1/ratings", rating); code != 200 || body["duplicate"] != false {
+	if code, body := post(t, e.svc.AdminToken, base+"/v1/ratings", rating); code != 200 || body["duplicate"] != false {
 		t.Fatalf("POST /v1/ratings: %d %v", code, body)
 	}
-	if code, body := post(t, base+"/v1/ratings", rating); code != 200 || body["duplicate"] != true {
+	if code, body := post(t, e.svc.AdminToken, base+"/v1/ratings", rating); code != 200 || body["duplicate"] != true {
 		t.Fatalf("retried POST /v1/ratings: %d %v", code, body)
 	}
-	if code, body := post(t, base+"/v1/ratings", strings.Replace(rating, `"rating": 2`, `"rating": 6`, 1)); code != 400 || !strings.Contains(errorMessage(body), "rating") {
+	if code, body := post(t, e.svc.AdminToken, base+"/v1/ratings", strings.Replace(rating, `"rating": 2`, `"rating": 6`, 1)); code != 400 || !strings.Contains(errorMessage(body), "rating") {
 		t.Fatalf("rating 6: %d %v", code, body)
 	}
 	api := openapitest.Client(t)
-	resp, err := api.Get(base + "/v1/ratings:summary?classroom_id=room-9")
+	resp, err := authGet(api, e.svc.AdminToken, base+"/v1/ratings:summary?classroom_id=room-9")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +161,7 @@ func TestRESTThroughTheGateway(t *testing.T) {
 		t.Fatalf("rating summary: %+v", sum)
 	}
 	waitRollups(t, e.pool(t))
-	resp, err = api.Get(base + "/v1/classrooms/room-9/snapshots")
+	resp, err = authGet(api, e.svc.AdminToken, base+"/v1/classrooms/room-9/snapshots")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
+	"github.com/gaia-platform/gaia/internal/auth"
 	"github.com/gaia-platform/gaia/internal/grpcclient"
 	"github.com/gaia-platform/gaia/internal/grpcserver"
 	"github.com/gaia-platform/gaia/internal/pg"
@@ -61,6 +62,8 @@ type Service struct {
 	ownership *app.Ownership
 	locks     *adapters.CoordinatorLocks
 	coord     *client.Client
+	auth      *auth.Runtime
+	tls       *tlsconfig.Source // gRPC, served and dialed; nil is plaintext
 }
 
 // New opens the listeners and the database, and wires the service.
@@ -73,7 +76,14 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, log: log}
+	s := &Service{cfg: cfg, log: log, tls: serverTLS}
+	// Teachers' classroom assignments live in the dashboard; until the
+	// metrics service looks them up (an auth.ClassroomResolver over the
+	// dashboard's ListTeacherClassrooms), a teacher's classroom-scoped call
+	// is refused here, never allowed.
+	if s.auth, err = auth.NewRuntime(cfg.Auth, nil, log.Named("auth")); err != nil {
+		return nil, err
+	}
 	if s.lis, err = net.Listen("tcp", cfg.ListenAddr); err != nil {
 		return nil, fmt.Errorf("listen for grpc on %s: %w", cfg.ListenAddr, err)
 	}
@@ -127,7 +137,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	s.notifier = adapters.NewFrustrationNotifier(s.pool, log.Named("frustration-notifier"))
 	frustration := app.NewFrustration(frustrationStore, frustrationStore, s.notifier)
 	if cfg.FrustrationDetectionEnabled {
-		if s.coord, err = client.New(client.Options{Addrs: strings.Split(cfg.CoordinatorAddr, ","), Logger: log.Named("coordinator-client"),
+		if s.coord, err = client.New(client.Options{Addrs: strings.Split(cfg.CoordinatorAddr, ","), Token: s.auth.Token(), Logger: log.Named("coordinator-client"),
 			DialOptions: []grpc.DialOption{grpcclient.WithTLS(serverTLS)}}); err != nil {
 			return fail(fmt.Errorf("coordinator client: %w", err))
 		}
@@ -144,7 +154,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		}
 	}
 
-	s.grpc = grpcserver.New(grpcserver.Options{Name: "metrics", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout, MaxRecvMsgSize: MaxRecvMsgSize, TLS: serverTLS})
+	s.grpc = grpcserver.New(grpcserver.Options{Name: "metrics", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout, MaxRecvMsgSize: MaxRecvMsgSize, TLS: serverTLS, Auth: s.auth.Authorizer()})
 	metricsv1.RegisterMetricsServiceServer(s.grpc.GRPC(), &ports.MetricsServer{Ingest: ingest, Ratings: ratings, Snapshots: snapshots, Frustration: frustration})
 	log.Info("metrics ready", zap.String("grpc_address", s.lis.Addr().String()), zap.String("prometheus_address", s.promLis.Addr().String()),
 		zap.String("event_storage", s.mode), zap.Bool("usability_metrics_enabled", cfg.UsabilityMetricsEnabled), zap.Duration("retention", cfg.Retention),
@@ -191,6 +201,9 @@ func (s *Service) Run(ctx context.Context) error {
 		start(s.retention.Run)
 	}
 	start(s.rollups.Run)
+	start(func(ctx context.Context) {
+		s.auth.PollCoordinator(ctx, s.cfg.CoordinatorAddr, grpcclient.WithTLS(s.tls))
+	})
 	var promErr error
 	start(func(ctx context.Context) { promErr = telemetry.Serve(ctx, s.promLis, s.registry) })
 	start(s.notifier.Run)

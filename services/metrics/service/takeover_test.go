@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
@@ -74,15 +76,19 @@ func TestDetectorTakeoverAfterKill9(t *testing.T) {
 	coord := coordtest.Start(t, 1, coordtest.Options{Quiet: true})
 	db := pgtest.NewDatabase(t)
 	const partitions, lockTTL = 8, 2 * time.Second
-	env := []string{"COORDINATOR_ADDR=" + coord.Addrs()[0], "FRUSTRATION_DETECTION_ENABLED=true",
+	serviceToken := filepath.Join(t.TempDir(), "service.token")
+	if err := os.WriteFile(serviceToken, []byte(coord.Keys.Service(t, "metrics")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"COORDINATOR_ADDR=" + coord.Addrs()[0], "FRUSTRATION_DETECTION_ENABLED=true", "AUTH_TOKEN_FILE=" + serviceToken,
 		fmt.Sprintf("DETECTION_PARTITIONS=%d", partitions), "DETECTION_LOCK_TTL=" + lockTTL.String()}
 	procs := []*metricsProcess{
-		startMetricsProcess(t, bin, db, freeAddr(t), env...),
-		startMetricsProcess(t, bin, db, freeAddr(t), env...),
+		startMetricsProcess(t, coord.Keys, bin, db, freeAddr(t), env...),
+		startMetricsProcess(t, coord.Keys, bin, db, freeAddr(t), env...),
 	}
 	var clis []metricsv1.MetricsServiceClient
 	for _, p := range procs {
-		conn, err := grpcclient.Dial(p.addr)
+		conn, err := grpcclient.Dial(p.addr, grpcclient.WithBearer(coord.AdminToken))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/grpc"
 
+	"github.com/gaia-platform/gaia/internal/auth/authtest"
 	"github.com/gaia-platform/gaia/internal/grpcclient"
 	taskqueuev1 "github.com/gaia-platform/gaia/proto/gaia/taskqueue/v1"
 	"github.com/gaia-platform/gaia/services/taskqueue/service"
@@ -26,6 +27,10 @@ type Options struct {
 	ReapInterval time.Duration // default 100ms
 	// Quiet logs only warnings and errors.
 	Quiet bool
+	// Keys are the coordinator's signing keys (coordtest's Cluster.Keys):
+	// the queue verifies callers with them and calls the coordinator with a
+	// service credential they sign. Required.
+	Keys *authtest.Keys
 }
 
 // Queue is a running taskqueue service.
@@ -36,7 +41,9 @@ type Queue struct {
 	Addr string
 	// MetricsAddr serves /metrics.
 	MetricsAddr string
-	conn        *grpc.ClientConn
+	// AdminToken is the credential Conn presents.
+	AdminToken string
+	conn       *grpc.ClientConn
 
 	mu      sync.Mutex
 	cancel  context.CancelFunc
@@ -61,7 +68,10 @@ func Start(t testing.TB, databaseURL string, coordinatorAddrs []string, opts Opt
 	if opts.Quiet {
 		level = zap.WarnLevel
 	}
-	q := &Queue{t: t, log: zaptest.NewLogger(t, zaptest.Level(level)).Named("taskqueue")}
+	if opts.Keys == nil {
+		t.Fatal("queuetest: Options.Keys must be the coordinator's keys (coordtest.Cluster.Keys)")
+	}
+	q := &Queue{t: t, log: zaptest.NewLogger(t, zaptest.Level(level)).Named("taskqueue"), AdminToken: opts.Keys.Admin(t)}
 	q.cfg = service.Config{
 		ListenAddr:       "127.0.0.1:0",
 		MetricsAddr:      "127.0.0.1:0",
@@ -73,6 +83,7 @@ func Start(t testing.TB, databaseURL string, coordinatorAddrs []string, opts Opt
 		Retention:        7 * 24 * time.Hour,
 		DeadRetention:    30 * 24 * time.Hour,
 		ReapInterval:     opts.ReapInterval,
+		Auth:             opts.Keys.Config(t, opts.Keys.Service(t, "taskqueue")),
 	}
 	q.start()
 	t.Cleanup(func() {
@@ -102,7 +113,7 @@ func (q *Queue) start() {
 	q.cancel, q.done, q.running = cancel, make(chan error, 1), true
 	go func() { q.done <- svc.Run(ctx) }()
 	if q.conn == nil {
-		if q.conn, err = grpcclient.Dial(q.Addr); err != nil {
+		if q.conn, err = grpcclient.Dial(q.Addr, grpcclient.WithBearer(q.AdminToken)); err != nil {
 			q.t.Fatal(err)
 		}
 	}
@@ -135,5 +146,6 @@ func (q *Queue) Lessons() taskqueuev1.LessonServiceClient {
 	return taskqueuev1.NewLessonServiceClient(q.conn)
 }
 
-// Conn is the client connection to the queue.
+// Conn is the client connection to the queue; it presents an admin
+// credential unless a call carries its own authorization.
 func (q *Queue) Conn() *grpc.ClientConn { return q.conn }

@@ -86,8 +86,8 @@ func BenchmarkTaskQueueThroughput(b *testing.B) {
 	var jobsPerSec []float64
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		q := queuetest.Start(b, pgtest.NewDatabase(b), coord.Addrs(), queuetest.Options{Quiet: true, ReapInterval: time.Second})
-		conns := queueBenchDial(b, q.Addr, queueBenchConns)
+		q := queuetest.Start(b, pgtest.NewDatabase(b), coord.Addrs(), queuetest.Options{Quiet: true, ReapInterval: time.Second, Keys: coord.Keys})
+		conns := queueBenchDial(b, q.Addr, q.AdminToken, queueBenchConns)
 		sessions := queueBenchRegister(b, coord, queueBenchSessions, queueBenchSessionCapacity)
 		cpu := queueBenchCPU()
 		b.StartTimer()
@@ -112,8 +112,8 @@ func BenchmarkTaskQueueThroughput(b *testing.B) {
 // goroutines every 20 ms: the baseline. One op is 10 s.
 func BenchmarkTaskQueueClaimLatency(b *testing.B) {
 	coord := coordtest.Start(b, 1, queueBenchCoordOptions)
-	q := queuetest.Start(b, pgtest.NewDatabase(b), coord.Addrs(), queuetest.Options{Quiet: true, ReapInterval: time.Second})
-	conns := queueBenchDial(b, q.Addr, queueBenchConns)
+	q := queuetest.Start(b, pgtest.NewDatabase(b), coord.Addrs(), queuetest.Options{Quiet: true, ReapInterval: time.Second, Keys: coord.Keys})
+	conns := queueBenchDial(b, q.Addr, q.AdminToken, queueBenchConns)
 	var claims, completes, health []time.Duration
 	var enqueued, claimed int
 	for i := 0; i < b.N; i++ {
@@ -176,11 +176,11 @@ func queueBenchRegister(b *testing.B, coord *coordtest.Cluster, n, capacity int)
 	return out
 }
 
-func queueBenchDial(b *testing.B, addr string, n int) []*grpc.ClientConn {
+func queueBenchDial(b *testing.B, addr, token string, n int) []*grpc.ClientConn {
 	b.Helper()
 	conns := make([]*grpc.ClientConn, n)
 	for i := range conns {
-		conn, err := grpcclient.Dial(addr)
+		conn, err := grpcclient.Dial(addr, grpcclient.WithBearer(token))
 		if err != nil {
 			b.Fatal(err)
 		}

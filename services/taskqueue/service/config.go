@@ -3,6 +3,7 @@ package service
 import (
 	"time"
 
+	"github.com/gaia-platform/gaia/internal/auth"
 	"github.com/gaia-platform/gaia/internal/config"
 	"github.com/gaia-platform/gaia/internal/pg"
 	"github.com/gaia-platform/gaia/internal/tlsconfig"
@@ -35,6 +36,9 @@ type Config struct {
 	// services it dials (TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE); none
 	// means plaintext.
 	TLS tlsconfig.Files
+	// Auth verifies callers and holds the service's own credential
+	// (internal/auth).
+	Auth auth.Config
 }
 
 // LoadConfig reads the taskqueue service's variables; problems are recorded in l.
@@ -55,5 +59,6 @@ func LoadConfig(l *config.Loader) Config {
 		DeadRetention:    l.Duration("TASK_DEAD_RETENTION", 30*24*time.Hour, time.Minute),
 		ReapInterval:     l.Duration("TASK_REAP_INTERVAL", time.Second, 10*time.Millisecond),
 		TLS:              tlsconfig.Load(l, "", tlsconfig.Files{}),
+		Auth:             auth.LoadConfig(l),
 	}
 }

@@ -28,7 +28,7 @@ const pollInterval = 500 * time.Millisecond
 // that; every round must at least beat a poll interval plus slack.
 func TestWaitingClaimerWokenByNotification(t *testing.T) {
 	e := startQueueEnv(t, coordtest.Options{LeaseTimeout: time.Minute}, queuetest.Options{})
-	other := queuetest.Start(t, e.dbURL, e.coord.Addrs(), queuetest.Options{Quiet: true})
+	other := queuetest.Start(t, e.dbURL, e.coord.Addrs(), queuetest.Options{Quiet: true, Keys: e.coord.Keys})
 	ctx := testCtx(t, time.Minute)
 	w := e.register(ctx, "waiter", agentOpts{maxTasks: 10})
 	// The first claim verifies the session with the coordinator; later ones

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
+	"github.com/gaia-platform/gaia/internal/auth"
 	"github.com/gaia-platform/gaia/internal/grpcclient"
 	"github.com/gaia-platform/gaia/internal/grpcserver"
 	"github.com/gaia-platform/gaia/internal/pg"
@@ -47,6 +48,7 @@ type Service struct {
 	notifier   *adapters.ReadyNotifier
 	sessions   *adapters.CoordinatorSessions
 	registry   *prometheus.Registry
+	auth       *auth.Runtime
 }
 
 // New opens the listeners and the database, and wires the queue.
@@ -60,6 +62,9 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.auth, err = auth.NewRuntime(cfg.Auth, nil, log.Named("auth")); err != nil {
+		return nil, err
+	}
 	if s.lis, err = net.Listen("tcp", cfg.ListenAddr); err != nil {
 		return nil, fmt.Errorf("listen for grpc on %s: %w", cfg.ListenAddr, err)
 	}
@@ -71,7 +76,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		s.closeListeners()
 		return nil, err
 	}
-	if s.coord, err = client.New(client.Options{Addrs: cfg.CoordinatorAddrs, Logger: log.Named("coordinator-client"),
+	if s.coord, err = client.New(client.Options{Addrs: cfg.CoordinatorAddrs, Token: s.auth.Token(), Logger: log.Named("coordinator-client"),
 		DialOptions: []grpc.DialOption{grpcclient.WithTLS(serverTLS)}}); err != nil {
 		s.pool.Close()
 		s.closeListeners()
@@ -98,7 +103,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		Affinities: adapters.NewAffinityPostgresRepository(s.pool),
 	}, s.sessions, s.notifier, metrics, log)
 
-	s.grpc = grpcserver.New(grpcserver.Options{Name: "taskqueue", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout, TLS: serverTLS})
+	s.grpc = grpcserver.New(grpcserver.Options{Name: "taskqueue", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout, TLS: serverTLS, Auth: s.auth.Authorizer()})
 	(&ports.Servers{Queue: s.queue}).Register(s.grpc.GRPC())
 	log.Info("taskqueue ready", zap.String("grpc_address", s.lis.Addr().String()), zap.String("metrics_address", s.metricsLis.Addr().String()), zap.Strings("coordinator", cfg.CoordinatorAddrs))
 	return s, nil
@@ -130,6 +135,7 @@ func (s *Service) Run(ctx context.Context) error {
 			f(bg)
 		}()
 	}
+	start(func(ctx context.Context) { s.auth.Run(ctx, auth.RevocationsFrom(s.coord.Conn())) })
 	start(s.notifier.Run)
 	start(s.queue.Run)
 	start(func(ctx context.Context) {

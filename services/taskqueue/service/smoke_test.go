@@ -20,7 +20,7 @@ import (
 // completion that moves the lesson to 100 %.
 func TestEnqueueClaimComplete(t *testing.T) {
 	coord := coordtest.Start(t, 1, coordtest.Options{Quiet: true})
-	q := queuetest.Start(t, pgtest.NewDatabase(t), coord.Addrs(), queuetest.Options{Quiet: true})
+	q := queuetest.Start(t, pgtest.NewDatabase(t), coord.Addrs(), queuetest.Options{Quiet: true, Keys: coord.Keys})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 

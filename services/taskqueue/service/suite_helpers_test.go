@@ -45,6 +45,7 @@ func startQueueEnv(t *testing.T, co coordtest.Options, qo queuetest.Options) *qu
 	e.coordc = e.coord.Client()
 	e.dbURL = pgtest.NewDatabase(t)
 	e.db = pgtest.Pool(t, e.dbURL)
+	qo.Keys = e.coord.Keys
 	e.q = queuetest.Start(t, e.dbURL, e.coord.Addrs(), qo)
 	e.tasks, e.less = e.q.Tasks(), e.q.Lessons()
 	return e
@@ -69,6 +70,7 @@ func startLoadEnv(t *testing.T, co coordtest.Options, qo queuetest.Options) *que
 	if _, err := e.db.Exec(context.Background(), `ALTER DATABASE `+pgx.Identifier{name}.Sanitize()+` SET synchronous_commit = off`); err != nil {
 		t.Fatal(err)
 	}
+	qo.Keys = e.coord.Keys
 	e.q = queuetest.Start(t, e.dbURL, e.coord.Addrs(), qo)
 	e.tasks, e.less = e.q.Tasks(), e.q.Lessons()
 	return e

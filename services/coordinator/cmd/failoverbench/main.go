@@ -37,6 +37,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/gaia-platform/gaia/internal/auth"
 	"github.com/gaia-platform/gaia/internal/grpcclient"
 	"github.com/gaia-platform/gaia/internal/tlsconfig"
 	coordinatorv1 "github.com/gaia-platform/gaia/proto/gaia/coordinator/v1"
@@ -191,10 +192,24 @@ type node struct {
 type cluster struct {
 	bin   string
 	nodes []*node
+	// admin is the credential the bench reads cluster status with, and the
+	// nodes join with.
+	admin string
 }
 
 func newCluster(dir, bin string) (*cluster, error) {
 	c := &cluster{bin: bin}
+	keys, _, err := auth.EnsureLocalKeys(filepath.Join(dir, "auth"))
+	if err != nil {
+		return nil, err
+	}
+	if c.admin, _, err = keys.Signer.Sign(auth.Spec{Role: auth.RoleAdmin, Name: "failoverbench", TTL: 24 * time.Hour}); err != nil {
+		return nil, err
+	}
+	tokenFile := filepath.Join(keys.Dir, "admin.token")
+	if err := auth.WriteFileAtomic(tokenFile, []byte(c.admin), 0o600); err != nil {
+		return nil, err
+	}
 	var first string
 	// The Raft port speaks only mutual TLS; the members share one
 	// development certificate.
@@ -227,6 +242,9 @@ func newCluster(dir, bin string) (*cluster, error) {
 			"CLUSTER_TLS_CERT_FILE="+member.CertFile,
 			"CLUSTER_TLS_KEY_FILE="+member.KeyFile,
 			"CLUSTER_TLS_CA_FILE="+member.CAFile,
+			"AUTH_PUBLIC_KEYS_FILE="+keys.PublicKeysFile,
+			"AUTH_SIGNING_KEY_FILE="+keys.SigningKeyFile,
+			"AUTH_TOKEN_FILE="+tokenFile,
 		)
 		if i == 1 {
 			first = grpcAddr
@@ -254,7 +272,7 @@ func freeAddr() (string, error) {
 // node look slow to come back.
 func (c *cluster) start(n *node) error {
 	// No retries: the bench measures when a node answers, not when a retry does.
-	conn, err := grpcclient.Dial(n.grpcAddr, grpc.WithDisableRetry())
+	conn, err := grpcclient.Dial(n.grpcAddr, grpc.WithDisableRetry(), grpcclient.WithBearer(c.admin))
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/raft"
 	"go.uber.org/zap"
 
+	"github.com/gaia-platform/gaia/internal/auth"
 	"github.com/gaia-platform/gaia/internal/domainerr"
 	"github.com/gaia-platform/gaia/services/coordinator/internal/fsm"
 	"github.com/gaia-platform/gaia/services/coordinator/internal/liveness"
@@ -31,8 +32,12 @@ type Config struct {
 	FailoverGrace time.Duration
 	// JoinSecret, when set, must accompany every registration.
 	JoinSecret string
-	// AdminToken, when set, must accompany every cluster membership change.
-	AdminToken string
+	// Limits cap locks and labels per session and live sessions per join
+	// secret.
+	Limits Limits
+	// Signer issues credentials (AuthService); nil on a node without
+	// AUTH_SIGNING_KEY_FILE, which then cannot issue.
+	Signer *auth.Signer
 	// ApplyTimeout bounds how long a command may wait to be committed.
 	ApplyTimeout time.Duration
 	// SessionRetention is how long failed and deregistered sessions stay
@@ -68,6 +73,7 @@ type Coordinator struct {
 
 // New builds the use cases over a Raft node and its state machine.
 func New(cfg Config, r *raft.Raft, snapshots raft.SnapshotStore, f *fsm.FSM, log *zap.Logger) *Coordinator {
+	cfg.Limits.defaults()
 	if cfg.ApplyTimeout <= 0 {
 		cfg.ApplyTimeout = 5 * time.Second
 	}
@@ -285,20 +291,6 @@ func (c *Coordinator) authenticate(sessionID, token string) (state.Session, erro
 	return s, nil
 }
 
-// CheckAdmin enforces the admin credential on cluster changes.
-func (c *Coordinator) CheckAdmin(token string) error {
-	if c.cfg.AdminToken == "" {
-		return nil
-	}
-	if !secretsEqual(token, c.cfg.AdminToken) {
-		return ErrAdminRequired
-	}
-	return nil
-}
-
 func secretsEqual(a, b string) bool {
 	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }
-
-// ErrAdminRequired answers a cluster change without the admin credential.
-var ErrAdminRequired = domainerr.New(domainerr.PermissionDenied, "cluster changes need the admin token (authorization: Bearer <CLUSTER_ADMIN_TOKEN>)")

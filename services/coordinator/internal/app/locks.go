@@ -42,6 +42,9 @@ func (c *Coordinator) AcquireLock(ctx context.Context, ref LockRef, ttl, wait ti
 	if _, err := c.authenticate(sessionID, ref.Token); err != nil {
 		return LockView{}, err
 	}
+	if err := c.checkLockCap(sessionID, key); err != nil {
+		return LockView{}, err
+	}
 	try := func() (state.Lock, error) {
 		res, err := c.apply(ctx, fsm.CmdAcquireLock, fsm.AcquireLock{At: c.now(), Key: key, SessionID: sessionID, TTL: ttl})
 		if err != nil {

@@ -59,6 +59,9 @@ func (c *Coordinator) RegisterSession(ctx context.Context, in RegisterInput) (Re
 	if _, taken := c.store.SessionByName(in.Name); taken {
 		return Registration{}, state.ErrNameTaken
 	}
+	if err := c.checkRegistration(in.Labels); err != nil {
+		return Registration{}, err
+	}
 	token, err := randomToken()
 	if err != nil {
 		return Registration{}, err

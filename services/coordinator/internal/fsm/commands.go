@@ -24,6 +24,9 @@ const (
 	CmdSetNode         CommandType = 7
 	CmdRemoveNode      CommandType = 8
 	CmdPurgeSessions   CommandType = 9
+	// Credentials (internal/auth) take numbers from 20 up.
+	CmdIssueCredential  CommandType = 20
+	CmdRevokeCredential CommandType = 21
 )
 
 func (t CommandType) String() string {
@@ -46,6 +49,10 @@ func (t CommandType) String() string {
 		return "remove_node"
 	case CmdPurgeSessions:
 		return "purge_sessions"
+	case CmdIssueCredential:
+		return "issue_credential"
+	case CmdRevokeCredential:
+		return "revoke_credential"
 	}
 	return fmt.Sprintf("command(%d)", uint8(t))
 }
@@ -119,6 +126,26 @@ type RemoveNode struct {
 type PurgeSessions struct {
 	At     time.Time `json:"at"`
 	Before time.Time `json:"before"`
+}
+
+// IssueCredential records a credential the leader signed.
+type IssueCredential struct {
+	Credential state.Credential `json:"credential"`
+}
+
+// RevokeCredential revokes a credential. ExpiresAt, when set, lets an
+// unrecorded credential be revoked (until it would expire anyway).
+type RevokeCredential struct {
+	At        time.Time `json:"at"`
+	ID        string    `json:"id"`
+	By        string    `json:"by,omitempty"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+}
+
+// CredentialResult answers IssueCredential and RevokeCredential.
+type CredentialResult struct {
+	Credential state.Credential
+	Err        error
 }
 
 // Encode frames a command for the log.

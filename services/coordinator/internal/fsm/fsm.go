@@ -158,6 +158,21 @@ func (f *FSM) apply(index uint64, data []byte) (result any, freedLocks []string)
 			return err, nil
 		}
 		return PurgeResult{Purged: f.store.ApplyPurge(c.Before)}, nil
+
+	case CmdIssueCredential:
+		var c IssueCredential
+		if err := decode(&c); err != nil {
+			return CredentialResult{Err: err}, nil
+		}
+		return CredentialResult{Credential: f.store.ApplyIssueCredential(c.Credential)}, nil
+
+	case CmdRevokeCredential:
+		var c RevokeCredential
+		if err := decode(&c); err != nil {
+			return CredentialResult{Err: err}, nil
+		}
+		cred, err := f.store.ApplyRevokeCredential(c.At, c.ID, c.By, c.ExpiresAt)
+		return CredentialResult{Credential: cred, Err: err}, nil
 	}
 	return fmt.Errorf("%w: type %d at index %d", state.ErrUnknownCommand, uint8(t), index), nil
 }

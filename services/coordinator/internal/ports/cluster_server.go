@@ -41,9 +41,6 @@ func (s *clusterServer) GetClusterStatus(ctx context.Context, _ *coordinatorv1.G
 }
 
 func (s *clusterServer) AddVoter(ctx context.Context, req *coordinatorv1.AddVoterRequest) (*coordinatorv1.AddVoterResponse, error) {
-	if err := s.App.CheckAdmin(bearer(ctx)); err != nil {
-		return nil, err
-	}
 	if req.GetNodeId() == "" {
 		return nil, domainerr.Invalid("node_id", "must not be empty")
 	}
@@ -65,9 +62,6 @@ func (s *clusterServer) AddVoter(ctx context.Context, req *coordinatorv1.AddVote
 }
 
 func (s *clusterServer) RemoveServer(ctx context.Context, req *coordinatorv1.RemoveServerRequest) (*coordinatorv1.RemoveServerResponse, error) {
-	if err := s.App.CheckAdmin(bearer(ctx)); err != nil {
-		return nil, err
-	}
 	if req.GetNodeId() == "" {
 		return nil, domainerr.Invalid("node_id", "must not be empty")
 	}
@@ -83,9 +77,6 @@ func (s *clusterServer) RemoveServer(ctx context.Context, req *coordinatorv1.Rem
 }
 
 func (s *clusterServer) TransferLeadership(ctx context.Context, req *coordinatorv1.TransferLeadershipRequest) (*coordinatorv1.TransferLeadershipResponse, error) {
-	if err := s.App.CheckAdmin(bearer(ctx)); err != nil {
-		return nil, err
-	}
 	return serve(ctx, s.Forward, func(fctx context.Context, conn *grpc.ClientConn) (*coordinatorv1.TransferLeadershipResponse, error) {
 		return coordinatorv1.NewClusterServiceClient(conn).TransferLeadership(fctx, req)
 	}, func() (*coordinatorv1.TransferLeadershipResponse, error) {

@@ -1,5 +1,5 @@
 // Package ports is the coordinator's gRPC surface, one server per service
-// (session_server.go, lock_server.go, cluster_server.go): handlers validate
+// (session_server.go, lock_server.go, cluster_server.go, auth_server.go): handlers validate
 // requests, convert between protobuf and the app's types, call one use case
 // and return its errors for the shared interceptor to map. A node that does
 // not lead passes the request on to the leader unchanged (package forward).
@@ -9,27 +9,26 @@ package ports
 
 import (
 	"context"
-	"strings"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/metadata"
 
 	coordinatorv1 "github.com/gaia-platform/gaia/proto/gaia/coordinator/v1"
 	"github.com/gaia-platform/gaia/services/coordinator/internal/app"
 	"github.com/gaia-platform/gaia/services/coordinator/internal/forward"
 )
 
-// Servers holds the coordinator's three gRPC services.
+// Servers holds the coordinator's gRPC services.
 type Servers struct {
 	App     *app.Coordinator
 	Forward *forward.Forwarder
 }
 
-// Register adds the three services to s.
+// Register adds the services to s.
 func (p *Servers) Register(s *grpc.Server) {
 	coordinatorv1.RegisterSessionServiceServer(s, &sessionServer{Servers: p})
 	coordinatorv1.RegisterLockServiceServer(s, &lockServer{Servers: p})
 	coordinatorv1.RegisterClusterServiceServer(s, &clusterServer{Servers: p})
+	coordinatorv1.RegisterAuthServiceServer(s, &authServer{Servers: p})
 }
 
 // serve answers a request here when this node leads (local) and passes it
@@ -45,15 +44,4 @@ func serve[R any](ctx context.Context, f *forward.Forwarder, remote func(context
 		return remote(fctx, conn)
 	}
 	return local()
-}
-
-// bearer is the token of an "authorization: Bearer <token>" header.
-func bearer(ctx context.Context) string {
-	md, _ := metadata.FromIncomingContext(ctx)
-	for _, v := range md.Get("authorization") {
-		if tok, ok := strings.CutPrefix(v, "Bearer "); ok {
-			return tok
-		}
-	}
-	return ""
 }

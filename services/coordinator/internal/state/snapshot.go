@@ -4,12 +4,15 @@ import "sort"
 
 // Dump is the whole state in a form that encodes deterministically.
 type Dump struct {
-	Index          uint64    `json:"index"`
-	Sessions       []Session `json:"sessions"`
-	Locks          []Lock    `json:"locks"`
-	Nodes          []Node    `json:"nodes"`
-	Events         []Event   `json:"events"`
-	DroppedThrough uint64    `json:"dropped_through"`
+	Index    uint64    `json:"index"`
+	Sessions []Session `json:"sessions"`
+	Locks    []Lock    `json:"locks"`
+	Nodes    []Node    `json:"nodes"`
+	Events   []Event   `json:"events"`
+	// Credentials are issued credentials' records (internal/auth); absent
+	// from snapshots older than them.
+	Credentials    []Credential `json:"credentials,omitempty"`
+	DroppedThrough uint64       `json:"dropped_through"`
 }
 
 // Dump copies the whole state.
@@ -33,6 +36,10 @@ func (s *Store) Dump() Dump {
 	for _, n := range s.nodes {
 		d.Nodes = append(d.Nodes, n)
 	}
+	for _, c := range s.credentials {
+		d.Credentials = append(d.Credentials, *c)
+	}
+	sortCredentials(d.Credentials)
 	sort.Slice(d.Sessions, func(i, j int) bool { return d.Sessions[i].ID < d.Sessions[j].ID })
 	sort.Slice(d.Locks, func(i, j int) bool { return d.Locks[i].Key < d.Locks[j].Key })
 	sort.Slice(d.Nodes, func(i, j int) bool { return d.Nodes[i].ID < d.Nodes[j].ID })
@@ -62,6 +69,10 @@ func (s *Store) Restore(d Dump) {
 	}
 	for _, n := range d.Nodes {
 		s.nodes[n.ID] = n
+	}
+	for i := range d.Credentials {
+		c := d.Credentials[i]
+		s.credentials[c.ID] = &c
 	}
 	s.events = append([]Event(nil), d.Events...)
 	s.droppedThrough = d.DroppedThrough

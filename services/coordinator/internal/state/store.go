@@ -19,6 +19,7 @@ type Store struct {
 	locks          map[string]*Lock
 	locksBySession map[string]map[string]struct{}
 	nodes          map[string]Node
+	credentials    map[string]*Credential
 	events         []Event
 	retention      int
 	droppedThrough uint64 // index of the newest event no longer retained
@@ -39,6 +40,7 @@ func (s *Store) reset() {
 	s.locks = map[string]*Lock{}
 	s.locksBySession = map[string]map[string]struct{}{}
 	s.nodes = map[string]Node{}
+	s.credentials = map[string]*Credential{}
 	s.events = nil
 	s.droppedThrough = 0
 	s.index = 0
@@ -136,6 +138,13 @@ func (s *Store) lockKeysOfLocked(sessionID string) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// LockCount is how many locks a session holds.
+func (s *Store) LockCount(sessionID string) int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.locksBySession[sessionID])
 }
 
 // Counts returns how many sessions are live and how many locks are held.
