@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gaia-platform/gaia/internal/auth"
 	"github.com/gaia-platform/gaia/services/dashboard/dashboardtest"
 )
 
@@ -17,11 +18,13 @@ import (
 func TestSubscribeAlertsOverREST(t *testing.T) {
 	sys := startSystem(t, dashboardtest.Options{})
 	sys.assign("t-rest", "room-rest", "")
+	teacher := sys.coord.Keys.Token(t, auth.Spec{Role: auth.RoleTeacher, TeacherID: "t-rest", TTL: time.Hour})
 	get := func(path string) *http.Response {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(sys.ctx, 60*time.Second)
 		t.Cleanup(cancel)
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, sys.base+path, nil)
+		req.Header.Set("Authorization", "Bearer "+teacher)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

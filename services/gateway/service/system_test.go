@@ -38,7 +38,9 @@ func startSystem(t testing.TB, dashOpts dashboardtest.Options) *system {
 	t.Cleanup(cancel)
 	s.ctx = ctx
 	s.coord = coordtest.Start(t, 1, coordtest.Options{Quiet: true})
-	s.metrics = metricstest.Start(t, s.db, metricstest.Options{Quiet: true,
+	// One key pair for every service, the coordinator's.
+	dashOpts.Keys = s.coord.Keys
+	s.metrics = metricstest.Start(t, s.db, metricstest.Options{Quiet: true, Keys: s.coord.Keys,
 		Detection: &metricstest.Detection{CoordinatorAddrs: s.coord.Addrs(), Partitions: 4, LockTTL: 2 * time.Second}})
 	dashOpts.MetricsAddr, dashOpts.Quiet = s.metrics.Addr, true
 	s.dash = dashboardtest.Start(t, s.db, dashOpts)
@@ -82,15 +84,16 @@ func (s *system) rageClick(classroom, student string) []restEvent {
 // test unless every one is accepted.
 func (s *system) post(events []restEvent) {
 	s.t.Helper()
-	if err := postEvents(s.ctx, s.base, events); err != nil {
+	if err := postEvents(s.ctx, s.base, s.coord.AdminToken, events); err != nil {
 		s.t.Fatal(err)
 	}
 }
 
-func postEvents(ctx context.Context, base string, events []restEvent) error {
+func postEvents(ctx context.Context, base, token string, events []restEvent) error {
 	body, _ := json.Marshal(map[string]any{"events": events})
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/metrics", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/gaia-platform/gaia/internal/auth"
 	dashboardv1 "github.com/gaia-platform/gaia/proto/gaia/dashboard/v1"
 	"github.com/gaia-platform/gaia/services/dashboard/dashboardtest"
 	"github.com/gaia-platform/gaia/services/gateway/service"
@@ -107,6 +108,12 @@ func TestTeacherPageInBrowser(t *testing.T) {
 	base, ctx, cli := sys.base, sys.ctx, sys.dash.Client()
 	dash := sys.dash
 	sys.assign("ms-rivera", "room-7", "Year 7 maths")
+	// The page presents the teacher's own credential, kept where the page
+	// reads it (localStorage "gaia.token").
+	signIn := func(teacher string) chromedp.Action {
+		tok := sys.coord.Keys.Token(t, auth.Spec{Role: auth.RoleTeacher, TeacherID: teacher, TTL: time.Hour})
+		return chromedp.Tasks{chromedp.Navigate(base + "/healthz"), chromedp.Evaluate(`localStorage.setItem("gaia.token", "`+tok+`")`, nil)}
+	}
 	raise := func(student string) time.Time {
 		start := time.Now()
 		sys.post(sys.rageClick("room-7", student))
@@ -127,9 +134,10 @@ func TestTeacherPageInBrowser(t *testing.T) {
 	}
 
 	// Empty state first: a teacher with no classroom is told so.
-	run("empty state", 20*time.Second, chromedp.Navigate(base+"/?teacher=nobody"), chromedp.WaitVisible("#no-classrooms", chromedp.ByQuery))
+	run("empty state", 20*time.Second, signIn("nobody"), chromedp.Navigate(base+"/?teacher=nobody"), chromedp.WaitVisible("#no-classrooms", chromedp.ByQuery))
 
 	run("open the classroom", 20*time.Second,
+		signIn("ms-rivera"),
 		chromedp.Navigate(base+"/?teacher=ms-rivera"),
 		chromedp.WaitVisible(`a[href^="/classrooms/room-7"]`, chromedp.ByQuery),
 		chromedp.Click(`a[href^="/classrooms/room-7"]`, chromedp.ByQuery),
