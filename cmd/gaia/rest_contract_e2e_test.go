@@ -241,7 +241,7 @@ func TestUpRESTContract(t *testing.T) {
 	api.call("POST", "/v1/sessions/"+reg.Session.SessionID+":deregister", map[string]any{"session_token": reg.SessionToken}, 200, nil)
 
 	// The TypeScript client, built and run by Node against the same gateway.
-	runTypeScriptSmoke(t, gw)
+	runTypeScriptSmoke(t, gw, admin)
 }
 
 // runTypeScriptSmoke builds clients/typescript and runs its smoke script (a
@@ -249,7 +249,7 @@ func TestUpRESTContract(t *testing.T) {
 // lost answer, a refused stream) against the gateway at base. Without Node or
 // the client's npm packages (make test installs them) it skips, except under
 // CI, where it fails.
-func runTypeScriptSmoke(t *testing.T, base string) {
+func runTypeScriptSmoke(t *testing.T, base, token string) {
 	t.Helper()
 	dir := filepath.Join("..", "..", "clients", "typescript") // tests run in cmd/gaia
 	node, err := exec.LookPath("node")
@@ -265,7 +265,7 @@ func runTypeScriptSmoke(t *testing.T, base string) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build the TypeScript client: %v\n%s", err, out)
 	}
-	smoke := exec.Command(node, filepath.Join("scripts", "smoke.mjs"), base)
+	smoke := exec.Command(node, filepath.Join("scripts", "smoke.mjs"), base, token)
 	smoke.Dir = dir
 	out, err := smoke.CombinedOutput()
 	t.Logf("TypeScript client: %s", out)

@@ -3,7 +3,8 @@
 // payload, posts a metrics batch whose first answer is lost on the way back
 // (the retry must reuse the event ids and count as duplicates), and reads a
 // refused stream as a GaiaError. Prints one JSON line; exits 1 on a failure.
-// Usage: node scripts/smoke.mjs http://127.0.0.1:8080
+// Usage: node scripts/smoke.mjs http://127.0.0.1:8080 [TOKEN] (default $GAIA_TOKEN: the
+// credential presented, e.g. $(cat data/auth/admin.token))
 import { createGaiaClient, GaiaError } from "../dist/index.js";
 
 const baseUrl = process.argv[2];
@@ -19,7 +20,8 @@ const lossyFetch = async (input, init) => {
   if (url.endsWith("/v1/metrics") && ++metricsCalls === 1) throw new TypeError("network error (simulated)");
   return response;
 };
-const gaia = createGaiaClient({ baseUrl, fetch: lossyFetch });
+const token = process.argv[3] ?? process.env.GAIA_TOKEN;
+const gaia = createGaiaClient({ baseUrl, fetch: lossyFetch, token });
 const name = `ts_${Date.now()}`;
 
 const watching = new AbortController();
