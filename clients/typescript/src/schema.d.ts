@@ -95,7 +95,7 @@ export interface paths {
          * RegisterSession registers a new agent session and issues its session token.
          * @description RegisterSession registers a new agent session and issues its session token. Registering a name that belongs to a live session is ALREADY_EXISTS; a name whose session failed or deregistered may be reused.
          *
-         *     **Authorization:** a bearer credential of role `admin`, `operator`, or no credential at all for an agent session, which proves itself with its `session_id` and `session_token` in the request (RegisterSession: the cluster's `join_secret`).
+         *     **Authorization:** a bearer credential of role `admin`, `operator`, `service`, or no credential at all for an agent session, which proves itself with its `session_id` and `session_token` in the request (RegisterSession: the cluster's `join_secret`).
          */
         post: operations["RegisterSession"];
         delete?: never;
@@ -117,7 +117,7 @@ export interface paths {
          * Heartbeat keeps a session's lease alive.
          * @description Heartbeat keeps a session's lease alive. The client sends a request at least every heartbeat_interval; each is answered with the new lease expiry. Any node accepts the stream. The stream ends with FAILED_PRECONDITION when the session has been failed or deregistered, NOT_FOUND when it is unknown, and UNAUTHENTICATED when the token is wrong.
          *
-         *     **Authorization:** a bearer credential of role `admin`, `operator`, or no credential at all for an agent session, which proves itself with its `session_id` and `session_token` in the request (RegisterSession: the cluster's `join_secret`).
+         *     **Authorization:** a bearer credential of role `admin`, `operator`, `service`, or no credential at all for an agent session, which proves itself with its `session_id` and `session_token` in the request (RegisterSession: the cluster's `join_secret`).
          *
          *     **Streaming.** The answer is `application/x-ndjson`: one JSON object per line (see HeartbeatStreamItem), each `{"result": …}`, flushed as it happens; when the stream fails, its last line is `{"error": {"code": …, "message": …}}`, the same ErrorResponse as a unary call's. An error before the first result is answered like a unary call's, with its HTTP status. In a browser, read it with `fetch` and `response.body.pipeThrough(new TextDecoderStream())`, splitting on newlines (clients/typescript does this). A stream stays open until the server or the client ends it; reconnect with the resumption parameter to continue where it stopped.
          */
@@ -163,7 +163,7 @@ export interface paths {
          * DeregisterSession ends a session on purpose; its locks are released in the same committed command.
          * @description DeregisterSession ends a session on purpose; its locks are released in the same committed command.
          *
-         *     **Authorization:** a bearer credential of role `admin`, `operator`, or no credential at all for an agent session, which proves itself with its `session_id` and `session_token` in the request (RegisterSession: the cluster's `join_secret`).
+         *     **Authorization:** a bearer credential of role `admin`, `operator`, `service`, or no credential at all for an agent session, which proves itself with its `session_id` and `session_token` in the request (RegisterSession: the cluster's `join_secret`).
          */
         post: operations["DeregisterSession"];
         delete?: never;
@@ -847,7 +847,7 @@ export interface paths {
          * ClaimTasks claims up to max_tasks ready tasks for a session, waiting up to wait for work.
          * @description ClaimTasks claims up to max_tasks ready tasks for a session, waiting up to wait for work. The session must be available (FAILED_PRECONDITION otherwise); capacity is its max_concurrent_tasks minus its current claims. Order: lessons the session has affinity with (inside the affinity's window), then priority, then age.
          *
-         *     **Authorization:** a bearer credential of role `admin`, `operator`, or no credential at all for an agent session, which proves itself with its `session_id` and `session_token` in the request (RegisterSession: the cluster's `join_secret`).
+         *     **Authorization:** a bearer credential of role `admin`, `operator`, `service`, or no credential at all for an agent session, which proves itself with its `session_id` and `session_token` in the request (RegisterSession: the cluster's `join_secret`).
          */
         post: operations["ClaimTasks"];
         delete?: never;
@@ -869,7 +869,7 @@ export interface paths {
          * ExtendClaim pushes a claim's lease further.
          * @description ExtendClaim pushes a claim's lease further. A stale claim token is FAILED_PRECONDITION.
          *
-         *     **Authorization:** a bearer credential of role `admin`, `operator`, or no credential at all for an agent session, which proves itself with its `session_id` and `session_token` in the request (RegisterSession: the cluster's `join_secret`).
+         *     **Authorization:** a bearer credential of role `admin`, `operator`, `service`, or no credential at all for an agent session, which proves itself with its `session_id` and `session_token` in the request (RegisterSession: the cluster's `join_secret`).
          */
         post: operations["ExtendClaim"];
         delete?: never;
@@ -891,7 +891,7 @@ export interface paths {
          * CompleteTask settles a claimed task as completed.
          * @description CompleteTask settles a claimed task as completed. A stale claim token is FAILED_PRECONDITION.
          *
-         *     **Authorization:** a bearer credential of role `admin`, `operator`, or no credential at all for an agent session, which proves itself with its `session_id` and `session_token` in the request (RegisterSession: the cluster's `join_secret`).
+         *     **Authorization:** a bearer credential of role `admin`, `operator`, `service`, or no credential at all for an agent session, which proves itself with its `session_id` and `session_token` in the request (RegisterSession: the cluster's `join_secret`).
          */
         post: operations["CompleteTask"];
         delete?: never;
@@ -913,7 +913,7 @@ export interface paths {
          * CompleteTasks settles up to 1000 claims of one session as completed in one transaction (one commit for the batch).
          * @description CompleteTasks settles up to 1000 claims of one session as completed in one transaction (one commit for the batch). Each claim is answered on its own, in order: a stale claim token fails only that claim. A malformed request fails the whole batch with INVALID_ARGUMENT naming claims[i]; a bad session fails it as CompleteTask would.
          *
-         *     **Authorization:** a bearer credential of role `admin`, `operator`, or no credential at all for an agent session, which proves itself with its `session_id` and `session_token` in the request (RegisterSession: the cluster's `join_secret`).
+         *     **Authorization:** a bearer credential of role `admin`, `operator`, `service`, or no credential at all for an agent session, which proves itself with its `session_id` and `session_token` in the request (RegisterSession: the cluster's `join_secret`).
          */
         post: operations["CompleteTasks"];
         delete?: never;
@@ -935,7 +935,7 @@ export interface paths {
          * FailTask settles a claimed task as failed.
          * @description FailTask settles a claimed task as failed. A retryable failure is retried with exponential backoff and jitter until max_attempts; then the task is dead.
          *
-         *     **Authorization:** a bearer credential of role `admin`, `operator`, or no credential at all for an agent session, which proves itself with its `session_id` and `session_token` in the request (RegisterSession: the cluster's `join_secret`).
+         *     **Authorization:** a bearer credential of role `admin`, `operator`, `service`, or no credential at all for an agent session, which proves itself with its `session_id` and `session_token` in the request (RegisterSession: the cluster's `join_secret`).
          */
         post: operations["FailTask"];
         delete?: never;
