@@ -404,6 +404,7 @@ func TestWatchOverREST(t *testing.T) {
 		ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
 		defer cancel()
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/v1/frustration-events:watch?classroom_ids=class-r&after_id=%d", gw, after), nil)
+		req.Header.Set("Authorization", "Bearer "+e.reps[0].AdminToken)
 		resp, err := openapitest.Client(t).Do(req) // every line checked against openapi.json
 		if err != nil {
 			t.Fatal(err)
