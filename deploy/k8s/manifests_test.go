@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -30,6 +31,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
+	"github.com/gaia-platform/gaia/internal/auth"
 	"github.com/gaia-platform/gaia/internal/config"
 	"github.com/gaia-platform/gaia/internal/pg"
 	"github.com/gaia-platform/gaia/internal/process"
@@ -41,15 +43,28 @@ import (
 	taskqueue "github.com/gaia-platform/gaia/services/taskqueue/service"
 )
 
-// loaders read each GAIA binary's configuration, as its main does.
-var loaders = map[string]func(*config.Loader){
-	"coordinator": func(l *config.Loader) { coordinator.LoadConfig(l) },
-	"taskqueue":   func(l *config.Loader) { taskqueue.LoadConfig(l) },
-	"metrics":     func(l *config.Loader) { metrics.LoadConfig(l) },
-	"dashboard":   func(l *config.Loader) { dashboard.LoadConfig(l) },
-	"gateway":     func(l *config.Loader) { gateway.LoadConfig(l) },
+// loaders read each GAIA binary's configuration, as its main does, and
+// return its credentials settings (nil for the CLI, which serves nothing).
+var loaders = map[string]func(*config.Loader) *auth.Config{
+	"coordinator": func(l *config.Loader) *auth.Config { c := coordinator.LoadConfig(l); return &c.Auth },
+	"taskqueue":   func(l *config.Loader) *auth.Config { c := taskqueue.LoadConfig(l); return &c.Auth },
+	"metrics":     func(l *config.Loader) *auth.Config { c := metrics.LoadConfig(l); return &c.Auth },
+	"dashboard":   func(l *config.Loader) *auth.Config { c := dashboard.LoadConfig(l); return &c.Auth },
+	"gateway":     func(l *config.Loader) *auth.Config { c := gateway.LoadConfig(l); return &c.Auth },
 	// The CLI's migrate command (migration Jobs).
-	"gaia": func(l *config.Loader) { pg.URL(l, "DATABASE_URL", pg.DefaultURL) },
+	"gaia": func(l *config.Loader) *auth.Config { pg.URL(l, "DATABASE_URL", pg.DefaultURL); return nil },
+}
+
+// presents is the role of the credential (AUTH_TOKEN_FILE) each service
+// must hold: the coordinator joins the cluster and asks its peers for their
+// status as an admin; the services that call others (and poll the
+// coordinator's revocation list) as a service. The gateway presents none:
+// it passes its callers' credentials through.
+var presents = map[string]auth.Role{
+	"coordinator": auth.RoleAdmin,
+	"taskqueue":   auth.RoleService,
+	"metrics":     auth.RoleService,
+	"dashboard":   auth.RoleService,
 }
 
 // talksTo is DESIGN.md's "talks to" column: the GAIA workloads each one may
@@ -58,8 +73,10 @@ var talksTo = map[string][]string{
 	"coordinator": {"coordinator"},
 	"taskqueue":   {"coordinator"},
 	"metrics":     {"coordinator"},
-	"dashboard":   {"metrics"},
-	"gateway":     {"coordinator", "taskqueue", "metrics", "dashboard"},
+	// Plus the coordinator for the revocation list every service polls
+	// (docs/SECURITY.md).
+	"dashboard": {"metrics", "coordinator"},
+	"gateway":   {"coordinator", "taskqueue", "metrics", "dashboard"},
 }
 
 // externalSecrets are the Secrets an operator creates (docs/DEPLOY.md) and
@@ -67,14 +84,27 @@ var talksTo = map[string][]string{
 var externalSecrets = map[string]map[string]string{
 	"gaia-database":           {"DATABASE_URL": "postgres://gaia:secret@db.example.com:5432/gaia?sslmode=require"},
 	"coordinator-credentials": {"CLUSTER_JOIN_SECRET": "join-secret"},
-	// Mounted as files; the test writes real PEM for them (see materialize).
-	"coordinator-raft-tls": {"tls.crt": "", "tls.key": "", "ca.crt": ""},
+	// Mounted as files; the test writes real PEM, keys and credentials for
+	// them (see materialize).
+	"coordinator-raft-tls":   {"tls.crt": "", "tls.key": "", "ca.crt": ""},
+	"gaia-auth-public-keys":  {"public.pem": ""},
+	"gaia-auth-signing-key":  {"signing.key": ""},
+	"gaia-coordinator-token": {"token": ""},
+	"gaia-service-token":     {"token": ""},
 }
 
 // pki is a development PKI whose files stand in for mounted certificate
 // Secrets, so that the binaries' loaders, which read and parse them at
 // start, see real certificates.
 var pki tlsconfig.DevLayout
+
+// authFiles stand in for the credential Secrets an operator creates: a
+// signing key, its public key, and an admin and a service credential it
+// signed, as docs/DEPLOY.md makes them.
+var authFiles struct {
+	keys                 *auth.LocalKeys
+	adminToken, svcToken string
+}
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "gaia-k8s-pki-")
@@ -84,17 +114,45 @@ func TestMain(m *testing.M) {
 	if pki, err = tlsconfig.WriteDev(dir, nil); err != nil {
 		panic(err)
 	}
+	if authFiles.keys, _, err = auth.EnsureLocalKeys(filepath.Join(dir, "auth")); err != nil {
+		panic(err)
+	}
+	for _, c := range []struct {
+		file *string
+		spec auth.Spec
+	}{
+		{&authFiles.adminToken, auth.Spec{Role: auth.RoleAdmin, Name: "k8s-test-admin"}},
+		{&authFiles.svcToken, auth.Spec{Role: auth.RoleService, Service: "k8s-test", Name: "k8s-test-services"}},
+	} {
+		tok, _, err := authFiles.keys.Signer.Sign(c.spec)
+		if err != nil {
+			panic(err)
+		}
+		*c.file = filepath.Join(dir, "auth", string(c.spec.Role)+".token")
+		if err := os.WriteFile(*c.file, []byte(tok+"\n"), 0o600); err != nil {
+			panic(err)
+		}
+	}
 	code := m.Run()
 	_ = os.RemoveAll(dir)
 	os.Exit(code)
 }
 
-// secretFile is the stand-in for key of a certificate Secret.
+// secretFile is the stand-in for key of an external certificate or
+// credential Secret.
 func secretFile(secret, key string) (string, bool) {
 	var f tlsconfig.Files
 	switch {
 	case secret == "coordinator-raft-tls" || strings.HasPrefix(secret, "coordinator-raft-tls-"):
 		f = pki.ClusterMember()
+	case secret == "gaia-auth-public-keys" && key == "public.pem":
+		return authFiles.keys.PublicKeysFile, true
+	case secret == "gaia-auth-signing-key" && key == "signing.key":
+		return authFiles.keys.SigningKeyFile, true
+	case secret == "gaia-coordinator-token" && key == "token":
+		return authFiles.adminToken, true
+	case secret == "gaia-service-token" && key == "token":
+		return authFiles.svcToken, true
 	default:
 		return "", false
 	}
@@ -111,9 +169,11 @@ func secretFile(secret, key string) (string, bool) {
 
 // materialize replaces every value that is a path inside a Secret volume
 // the container mounts with a real file holding what that key would, after
-// checking the Secret has the key.
+// checking the Secret has the key: the rendered Secret's own data when the
+// kustomization generates it, else a stand-in.
 func materialize(t *testing.T, o objects, ps corev1.PodSpec, c corev1.Container, env map[string]string) {
 	t.Helper()
+	var dir string
 	for name, val := range env {
 		for _, m := range c.VolumeMounts {
 			if !strings.HasPrefix(val, strings.TrimSuffix(m.MountPath, "/")+"/") {
@@ -134,6 +194,17 @@ func materialize(t *testing.T, o objects, ps corev1.PodSpec, c corev1.Container,
 			}
 			if _, ok := keys[key]; !ok {
 				t.Errorf("container %s: %s=%s, but Secret %s has no key %s", c.Name, name, val, vol.Secret.SecretName, key)
+				continue
+			}
+			if s, ok := o.secrets[vol.Secret.SecretName]; ok {
+				if dir == "" {
+					dir = t.TempDir()
+				}
+				file := filepath.Join(dir, name)
+				if err := os.WriteFile(file, s.Data[key], 0o600); err != nil {
+					t.Fatal(err)
+				}
+				env[name] = file
 				continue
 			}
 			file, ok := secretFile(vol.Secret.SecretName, key)
@@ -474,6 +545,13 @@ func checkPod(t *testing.T, r rendering, o objects, w workload) {
 				checkProbePort(t, cid, c, p)
 			}
 		}
+		// Secret files not readable by everyone need the pod's group.
+		for _, v := range ps.Volumes {
+			if v.Secret != nil && v.Secret.DefaultMode != nil && *v.Secret.DefaultMode&0o004 == 0 &&
+				(psc == nil || psc.FSGroup == nil) && slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == v.Name }) {
+				t.Errorf("%s: Secret volume %s is readable by its group only, and the pod sets no fsGroup", cid, v.Name)
+			}
+		}
 		// Writable places must be volumes: the root filesystem is read-only.
 		for _, m := range c.VolumeMounts {
 			if !slices.ContainsFunc(ps.Volumes, func(v corev1.Volume) bool { return v.Name == m.Name }) &&
@@ -628,9 +706,11 @@ func checkEnv(t *testing.T, r rendering, o objects, w workload, c corev1.Contain
 	}
 	l := config.NewLoader(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	process.LoadCommon(l, "json")
-	loaders[bin](l)
+	authCfg := loaders[bin](l)
 	if err := l.Err(); err != nil {
 		t.Errorf("%s/%s container %s: %s refuses its configuration: %v", w.kind, w.name, c.Name, bin, err)
+	} else if authCfg != nil {
+		checkAuth(t, fmt.Sprintf("%s/%s container %s", w.kind, w.name, c.Name), bin, *authCfg)
 	}
 	// Listen addresses are declared container ports.
 	for name, val := range env {
@@ -649,6 +729,60 @@ func checkEnv(t *testing.T, r rendering, o objects, w workload, c corev1.Contain
 		p, _ := strconv.Atoi(a)
 		if !slices.ContainsFunc(c.Ports, func(cp corev1.ContainerPort) bool { return int(cp.ContainerPort) == p }) {
 			t.Errorf("%s/%s: scrape annotation port %s is not a container port", w.kind, w.name, a)
+		}
+	}
+}
+
+// devCredentialMargin: the dev overlay's committed credentials must stay
+// valid this long, so that they are remade (auth/generate.sh) before the
+// overlay stops working.
+const devCredentialMargin = 30 * 24 * time.Hour
+
+// checkAuth: the service starts with its credentials as its main builds
+// them (auth.NewRuntime reads the public keys and its own credential), the
+// coordinator holds a signing key whose public key the others accept, and
+// each service presents a valid credential of the role its calls need.
+func checkAuth(t *testing.T, id, bin string, cfg auth.Config) {
+	if cfg.Off {
+		t.Errorf("%s: GAIA_AUTH=off lets every call through; never in a manifest", id)
+		return
+	}
+	if cfg.PublicKeysFile == "" {
+		t.Errorf("%s: no AUTH_PUBLIC_KEYS_FILE: mount the Secret gaia-auth-public-keys", id)
+		return
+	}
+	rt, err := auth.NewRuntime(cfg, nil, nil)
+	if err != nil {
+		t.Errorf("%s: %s would not start: %v", id, bin, err)
+		return
+	}
+	if bin == "coordinator" {
+		if cfg.SigningKeyFile == "" {
+			t.Errorf("%s: no AUTH_SIGNING_KEY_FILE: the coordinator could not issue credentials", id)
+		} else if key, err := auth.ReadPrivateKey(cfg.SigningKeyFile); err != nil {
+			t.Errorf("%s: AUTH_SIGNING_KEY_FILE: %v", id, err)
+		} else if kid := auth.NewSigner(key).KeyID(); !rt.Verifier().KnowsKey(kid) {
+			t.Errorf("%s: the signing key (kid %s) is not in AUTH_PUBLIC_KEYS_FILE; the coordinator would refuse to start", id, kid)
+		}
+	} else if cfg.SigningKeyFile != "" {
+		t.Errorf("%s: AUTH_SIGNING_KEY_FILE belongs on the coordinators only", id)
+	}
+	role, ok := presents[bin]
+	switch {
+	case !ok && cfg.TokenFile != "":
+		t.Errorf("%s: %s presents no credential of its own; AUTH_TOKEN_FILE is unused", id, bin)
+	case !ok:
+	case rt.Token() == "":
+		t.Errorf("%s: no AUTH_TOKEN_FILE: %s must present a %s credential (Secret %s)", id, bin, role, map[bool]string{true: "gaia-coordinator-token", false: "gaia-service-token"}[bin == "coordinator"])
+	default:
+		p, err := rt.Verifier().Verify(rt.Token())
+		switch {
+		case err != nil:
+			t.Errorf("%s: AUTH_TOKEN_FILE does not verify against AUTH_PUBLIC_KEYS_FILE: %v", id, err)
+		case p.Role != role:
+			t.Errorf("%s: AUTH_TOKEN_FILE holds a credential of role %s; %s needs role %s", id, p.Role, bin, role)
+		case time.Until(p.ExpiresAt) < devCredentialMargin:
+			t.Errorf("%s: AUTH_TOKEN_FILE expires %s: remake the dev credentials (deploy/k8s/overlays/dev/auth/generate.sh)", id, p.ExpiresAt.Format(time.DateOnly))
 		}
 	}
 }
