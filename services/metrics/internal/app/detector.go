@@ -67,6 +67,25 @@ type Detector struct {
 	owned        map[int]*partitionRun
 	settings     map[string]*detect.Config
 	settingsFrom uint64
+	// ahead is the next read, started while the current batch is judged
+	// when that batch was cut at the read limit (nil when none is running).
+	ahead *readAhead
+}
+
+// readAhead is a horizon and read started on another goroutine for the
+// query the next round is expected to make. The round uses it only when its
+// own query turns out the same (ownership may have changed in between);
+// Read depends on nothing but the query and committed rows below the
+// horizon, so the result is what the round would have read itself with a
+// horizon taken a moment earlier.
+type readAhead struct {
+	q    detect.SourceQuery // Horizon and Limit unset
+	done chan struct{}
+	// Set before done is closed.
+	horizon uint64
+	read    bool
+	batch   detect.SourceBatch
+	err     error
 }
 
 type ownershipChange struct {
@@ -168,6 +187,7 @@ func (d *Detector) Run(ctx context.Context) {
 }
 
 func (d *Detector) shutdown() {
+	d.dropReadAhead()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	d.applyChanges(ctx)
@@ -275,15 +295,24 @@ func (d *Detector) round(ctx context.Context) error {
 		}
 		first = false
 	}
-	horizon, err := d.source.Horizon(ctx)
+	q := detect.SourceQuery{After: after, RatingsFrom: ratingsFrom, SettingsFrom: d.settingsFrom}
+	horizon, read, batch, err := d.fetch(ctx, q)
 	if err != nil {
 		return err
 	}
-	if horizon > after.Xid || horizon > ratingsFrom || horizon > d.settingsFrom {
-		batch, err := d.source.Read(ctx, detect.SourceQuery{After: after, RatingsFrom: ratingsFrom,
-			SettingsFrom: d.settingsFrom, Horizon: horizon, Limit: d.cfg.ReadLimit})
-		if err != nil {
-			return err
+	if read {
+		if len(batch.Events) > 0 {
+			// Events are flowing: read on from where this batch ends while
+			// it is judged and its findings written. judge moves every
+			// owned partition to at least the batch's end and the ratings
+			// and settings to at least horizon, so the next round asks for
+			// exactly this unless ownership changes first.
+			end := batchEnd(batch, horizon)
+			next := detect.SourceQuery{After: after, RatingsFrom: max(ratingsFrom, horizon), SettingsFrom: horizon}
+			if next.After.Before(end) {
+				next.After = end
+			}
+			d.startReadAhead(ctx, next)
 		}
 		d.judge(batch, horizon)
 	}
@@ -311,16 +340,59 @@ func (d *Detector) round(ctx context.Context) error {
 	return nil
 }
 
+// fetch takes a horizon and, when anything can lie below it, reads q up to
+// it. A read started ahead for the same query is used instead of a new one;
+// one for another query is dropped.
+func (d *Detector) fetch(ctx context.Context, q detect.SourceQuery) (horizon uint64, read bool, batch detect.SourceBatch, err error) {
+	if a := d.ahead; a != nil {
+		d.ahead = nil
+		<-a.done
+		if a.q == q {
+			return a.horizon, a.read, a.batch, a.err
+		}
+	}
+	return d.readOnce(ctx, q)
+}
+
+func (d *Detector) readOnce(ctx context.Context, q detect.SourceQuery) (uint64, bool, detect.SourceBatch, error) {
+	horizon, err := d.source.Horizon(ctx)
+	if err != nil {
+		return 0, false, detect.SourceBatch{}, err
+	}
+	if horizon <= q.After.Xid && horizon <= q.RatingsFrom && horizon <= q.SettingsFrom {
+		return horizon, false, detect.SourceBatch{}, nil
+	}
+	q.Horizon, q.Limit = horizon, d.cfg.ReadLimit
+	batch, err := d.source.Read(ctx, q)
+	if err != nil {
+		return 0, false, detect.SourceBatch{}, err
+	}
+	return horizon, true, batch, nil
+}
+
+func (d *Detector) startReadAhead(ctx context.Context, q detect.SourceQuery) {
+	a := &readAhead{q: q, done: make(chan struct{})}
+	d.ahead = a
+	go func() {
+		defer close(a.done)
+		a.horizon, a.read, a.batch, a.err = d.readOnce(ctx, q)
+	}()
+}
+
+// dropReadAhead waits for a read started ahead and discards it.
+func (d *Detector) dropReadAhead() {
+	if a := d.ahead; a != nil {
+		d.ahead = nil
+		<-a.done
+	}
+}
+
 // judge feeds a batch to the engines. A settings change applies to what
 // committed after it: the batch is cut at each change (by transaction id)
 // and the change applied between the pieces. Within a piece each partition
 // gets what is past its own position, sorted by occurred_at (stable, so
 // that commit order breaks ties) to spare the engines needless reordering.
 func (d *Detector) judge(b detect.SourceBatch, horizon uint64) {
-	var last detect.Position
-	if len(b.Events) > 0 {
-		last = b.Events[len(b.Events)-1].Pos
-	}
 	ev, rt := b.Events, b.Ratings
 	for i := 0; i <= len(b.Settings); i++ {
 		cut := uint64(1<<64 - 1)
@@ -343,10 +415,7 @@ func (d *Detector) judge(b detect.SourceBatch, horizon uint64) {
 		}
 	}
 	d.settingsFrom = horizon
-	end := detect.Position{Xid: horizon, Ord: -1}
-	if b.Full {
-		end = last
-	}
+	end := batchEnd(b, horizon)
 	for _, p := range d.owned {
 		if p.pos.Before(end) {
 			p.pos = end
@@ -356,6 +425,15 @@ func (d *Detector) judge(b detect.SourceBatch, horizon uint64) {
 	if b.Full {
 		d.poke() // more is waiting
 	}
+}
+
+// batchEnd is the position a batch read up to horizon has covered: its last
+// event when it was cut at the read limit, else everything below horizon.
+func batchEnd(b detect.SourceBatch, horizon uint64) detect.Position {
+	if b.Full {
+		return b.Events[len(b.Events)-1].Pos
+	}
+	return detect.Position{Xid: horizon, Ord: -1}
 }
 
 func (d *Detector) judgePiece(events []detect.Committed, ratings []detect.CommittedRating) {
