@@ -4,6 +4,13 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := $(CURDIR)/bin
 export PATH := $(BIN):$(PATH)
+# The Go toolchain is pinned like every other tool: go1.26.8, the machine's,
+# links standard-library code with known vulnerabilities (net/http, crypto/tls,
+# crypto/x509, html/template, mime/multipart) that `make vulncheck` reports and
+# go1.26.9 fixes. The go command fetches this toolchain once from the module
+# proxy and caches it. GOTOOLCHAIN=local make … uses whatever go is installed.
+GO_TOOLCHAIN ?= go1.26.11
+export GOTOOLCHAIN ?= $(GO_TOOLCHAIN)
 
 BUF_VERSION                 := v1.75.0
 PROTOC_GEN_GO_VERSION       := v1.36.12
