@@ -8,6 +8,10 @@ package service_test
 // address of its own (127.0.N+1.G, a new one each time the pod is
 // recreated, as pod IPs change), and vanishes when the pod is deleted. Every
 // pod listens on the same ports, as in Kubernetes.
+//
+// It is one file of more than 500 lines on purpose: every scenario (rolling
+// restart, dead-server cleanup, readiness, restore) drives the same simulated
+// StatefulSet, DNS and pod lifecycle defined here, and reads best beside it.
 
 import (
 	"context"
