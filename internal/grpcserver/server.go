@@ -43,6 +43,18 @@ type Options struct {
 	// TLS, when set, serves TLS with its current certificate (reloaded when
 	// the files change); nil serves plaintext.
 	TLS *tlsconfig.Source
+	// HealthListener, when set, also serves grpc.health.v1 — and nothing
+	// else — in plaintext on this listener, from the same health server as
+	// the main port, so every service name (the coordinator's "readiness"
+	// and "liveness" too) answers identically there. It is for probes that
+	// cannot speak TLS (the kubelet's native gRPC probe); health statuses
+	// carry no data and the port takes no credentials, so plaintext exposes
+	// nothing. Serve closes it.
+	HealthListener net.Listener
+	// HealthListenAddr, when HealthListener is nil and this is not empty, is
+	// where Serve listens for that plaintext health-only port
+	// (<SERVICE>_HEALTH_LISTEN_ADDR); Serve fails if it cannot listen there.
+	HealthListenAddr string
 }
 
 // Server is a grpc.Server with GAIA's interceptors, health and reflection,
@@ -55,6 +67,11 @@ type Server struct {
 	health          *health.Server
 	auth            *auth.Authorizer
 	auditLog        *zap.Logger
+	// healthLis and healthGRPC serve health alone in plaintext; nil when
+	// Options.HealthListener is unset.
+	healthLis  net.Listener
+	healthAddr string
+	healthGRPC *grpc.Server
 
 	// drainCtx is cancelled when shutdown starts; stream handlers' contexts
 	// hang off it.
@@ -101,6 +118,18 @@ func New(opts Options, extra ...grpc.ServerOption) *Server {
 	s.grpc = grpc.NewServer(serverOpts...)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
+	if opts.HealthListener != nil || opts.HealthListenAddr != "" {
+		s.healthLis, s.healthAddr = opts.HealthListener, opts.HealthListenAddr
+		// No interceptors: health needs no credentials, and any other
+		// method is UNIMPLEMENTED because no other service is registered.
+		s.healthGRPC = grpc.NewServer(
+			grpc.MaxRecvMsgSize(64<<10),
+			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+				MinTime:             KeepaliveMinPingInterval,
+				PermitWithoutStream: true,
+			}))
+		healthpb.RegisterHealthServer(s.healthGRPC, s.health)
+	}
 	return s
 }
 
@@ -127,6 +156,16 @@ func (s *Server) Draining() <-chan struct{} { return s.drainCtx.Done() }
 // running, for the process to exit under it.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	addr := lis.Addr().String()
+	if s.healthGRPC != nil && s.healthLis == nil {
+		var lc net.ListenConfig
+		hl, err := lc.Listen(ctx, "tcp", s.healthAddr)
+		if err != nil {
+			_ = lis.Close()
+			s.startDrain()
+			return fmt.Errorf("listen for grpc health on %s: %w", s.healthAddr, err)
+		}
+		s.healthLis = hl
+	}
 	for name := range s.grpc.GetServiceInfo() {
 		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
@@ -135,6 +174,21 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	served := make(chan error, 1)
 	go func() { served <- s.grpc.Serve(lis) }()
 	s.log.Info("grpc server serving", zap.String("server", s.name), zap.String("addr", addr))
+	if s.healthGRPC != nil {
+		// The health port outlives the main port's drain, so probes see
+		// NOT_SERVING rather than a refused connection while it drains.
+		healthServed := make(chan struct{})
+		go func() {
+			defer close(healthServed)
+			if err := s.healthGRPC.Serve(s.healthLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				s.log.Error("grpc health listener failed", zap.String("server", s.name),
+					zap.String("addr", s.healthLis.Addr().String()), zap.Error(err))
+			}
+		}()
+		defer func() { s.healthGRPC.Stop(); <-healthServed }()
+		s.log.Info("grpc health serving in plaintext", zap.String("server", s.name),
+			zap.String("addr", s.healthLis.Addr().String()))
+	}
 
 	select {
 	case err := <-served:

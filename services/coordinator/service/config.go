@@ -14,6 +14,9 @@ import (
 type Config struct {
 	// ListenAddr is the gRPC listen address (COORDINATOR_LISTEN_ADDR).
 	ListenAddr string
+	// HealthListenAddr, when set, also serves gRPC health alone, in plaintext
+	// (COORDINATOR_HEALTH_LISTEN_ADDR), for probes that cannot speak TLS; empty serves none.
+	HealthListenAddr string
 	// AdvertiseAddr is the gRPC address other nodes forward to
 	// (COORDINATOR_ADVERTISE_ADDR); empty derives it from the listener.
 	AdvertiseAddr string
@@ -89,10 +92,11 @@ func LoadConfig(l *config.Loader) Config {
 		host = "node-1"
 	}
 	c := Config{
-		ListenAddr:      l.ListenAddr("COORDINATOR_LISTEN_ADDR", ":7001"),
-		AdvertiseAddr:   l.DialAddr("COORDINATOR_ADVERTISE_ADDR", ""),
-		MetricsAddr:     l.ListenAddr("COORDINATOR_PROMETHEUS_LISTEN_ADDR", ""),
-		ShutdownTimeout: l.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, time.Millisecond),
+		ListenAddr:       l.ListenAddr("COORDINATOR_LISTEN_ADDR", ":7001"),
+		HealthListenAddr: l.ListenAddr("COORDINATOR_HEALTH_LISTEN_ADDR", ""),
+		AdvertiseAddr:    l.DialAddr("COORDINATOR_ADVERTISE_ADDR", ""),
+		MetricsAddr:      l.ListenAddr("COORDINATOR_PROMETHEUS_LISTEN_ADDR", ""),
+		ShutdownTimeout:  l.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, time.Millisecond),
 	}
 	c.Cluster.Enabled = l.Bool("CLUSTER_ENABLED", false)
 	c.Cluster.NodeID = l.NonEmpty("CLUSTER_NODE_ID", host)

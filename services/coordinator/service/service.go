@@ -137,7 +137,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, opts ...Options) (*Se
 	fwd.Dial = s.dialGRPC
 
 	s.metrics = &collector{s: s, store: store}
-	srv := grpcserver.New(grpcserver.Options{Name: "coordinator", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout, TLS: grpcTLS, Auth: rt.Authorizer()},
+	srv := grpcserver.New(grpcserver.Options{Name: "coordinator", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout, HealthListenAddr: cfg.HealthListenAddr, TLS: grpcTLS, Auth: rt.Authorizer()},
 		grpc.ChainStreamInterceptor(s.metrics.countHeartbeats))
 	(&ports.Servers{App: coord, Forward: fwd}).Register(srv.GRPC())
 

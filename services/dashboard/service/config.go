@@ -12,9 +12,12 @@ import (
 // Config is the dashboard service's configuration, read from the environment.
 type Config struct {
 	// ListenAddr is the gRPC listen address (DASHBOARD_LISTEN_ADDR).
-	ListenAddr      string
-	DatabaseURL     string
-	ShutdownTimeout time.Duration
+	ListenAddr string
+	// HealthListenAddr, when set, also serves gRPC health alone, in plaintext
+	// (DASHBOARD_HEALTH_LISTEN_ADDR), for probes that cannot speak TLS; empty serves none.
+	HealthListenAddr string
+	DatabaseURL      string
+	ShutdownTimeout  time.Duration
 	// MetricsAddr is the metrics service to follow for frustration events.
 	MetricsAddr string
 	// TeacherDashboardEnabled turns alerts on (TEACHER_DASHBOARD_ENABLED).
@@ -38,6 +41,7 @@ type Config struct {
 func LoadConfig(l *config.Loader) Config {
 	return Config{
 		ListenAddr:              l.ListenAddr("DASHBOARD_LISTEN_ADDR", ":7004"),
+		HealthListenAddr:        l.ListenAddr("DASHBOARD_HEALTH_LISTEN_ADDR", ""),
 		DatabaseURL:             pg.URL(l, "DATABASE_URL", pg.DefaultURL),
 		ShutdownTimeout:         l.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, time.Millisecond),
 		MetricsAddr:             l.DialAddr("METRICS_ADDR", "127.0.0.1:7003"),

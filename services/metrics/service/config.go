@@ -13,6 +13,9 @@ import (
 type Config struct {
 	// ListenAddr is the gRPC listen address (METRICS_LISTEN_ADDR).
 	ListenAddr string
+	// HealthListenAddr, when set, also serves gRPC health alone, in plaintext
+	// (METRICS_HEALTH_LISTEN_ADDR), for probes that cannot speak TLS; empty serves none.
+	HealthListenAddr string
 	// PrometheusAddr serves Prometheus metrics at /metrics
 	// (METRICS_PROMETHEUS_LISTEN_ADDR).
 	PrometheusAddr  string
@@ -58,6 +61,7 @@ type Config struct {
 func LoadConfig(l *config.Loader) Config {
 	return Config{
 		ListenAddr:                  l.ListenAddr("METRICS_LISTEN_ADDR", ":7003"),
+		HealthListenAddr:            l.ListenAddr("METRICS_HEALTH_LISTEN_ADDR", ""),
 		PrometheusAddr:              l.ListenAddr("METRICS_PROMETHEUS_LISTEN_ADDR", ":9103"),
 		DatabaseURL:                 pg.URL(l, "DATABASE_URL", pg.DefaultURL),
 		ShutdownTimeout:             l.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, time.Millisecond),

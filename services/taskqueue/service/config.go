@@ -13,6 +13,9 @@ import (
 type Config struct {
 	// ListenAddr is the gRPC listen address (TASKQUEUE_LISTEN_ADDR).
 	ListenAddr string
+	// HealthListenAddr, when set, also serves gRPC health alone, in plaintext
+	// (TASKQUEUE_HEALTH_LISTEN_ADDR), for probes that cannot speak TLS; empty serves none.
+	HealthListenAddr string
 	// MetricsAddr serves Prometheus metrics at /metrics
 	// (TASKQUEUE_PROMETHEUS_LISTEN_ADDR; every service's Prometheus listener
 	// is <SERVICE>_PROMETHEUS_LISTEN_ADDR).
@@ -49,6 +52,7 @@ func LoadConfig(l *config.Loader) Config {
 	}
 	return Config{
 		ListenAddr:       l.ListenAddr("TASKQUEUE_LISTEN_ADDR", ":7002"),
+		HealthListenAddr: l.ListenAddr("TASKQUEUE_HEALTH_LISTEN_ADDR", ""),
 		MetricsAddr:      l.ListenAddr("TASKQUEUE_PROMETHEUS_LISTEN_ADDR", ":9102"),
 		DatabaseURL:      pg.URL(l, "DATABASE_URL", pg.DefaultURL),
 		ShutdownTimeout:  l.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, time.Millisecond),
