@@ -52,6 +52,13 @@ type Policy struct {
 // Allows reports whether role may call the method (scope aside).
 func (p Policy) Allows(r Role) bool { return p.Public || slices.Contains(p.Roles, r) }
 
+// Handler notes of the task queue's project scope (docs/SECURITY.md,
+// "Operators limited to projects").
+const (
+	taskProject = "the lesson's project, for an operator limited to projects (RequireProject); another project's looks missing"
+	projectList = "an operator limited to projects lists its projects only"
+)
+
 // Role sets the table uses.
 var (
 	adminOnly = []Role{RoleAdmin}
@@ -106,25 +113,25 @@ var policies = map[string]Policy{
 	coordinatorv1.AuthService_ListRevocations_FullMethodName:  {Roles: services, Scope: ScopeNone},
 
 	// gaia.taskqueue.v1.TaskService
-	taskqueuev1.TaskService_EnqueueTask_FullMethodName:   {Roles: operators, Scope: ScopeRequest, Handler: "the lesson's project (RequireProject)"},
-	taskqueuev1.TaskService_EnqueueTasks_FullMethodName:  {Roles: operators, Scope: ScopeRequest, Handler: "the lessons' projects (RequireProject)"},
+	taskqueuev1.TaskService_EnqueueTask_FullMethodName:   {Roles: operators, Scope: ScopeRequest, Handler: taskProject},
+	taskqueuev1.TaskService_EnqueueTasks_FullMethodName:  {Roles: operators, Scope: ScopeRequest, Handler: taskProject},
 	taskqueuev1.TaskService_ClaimTasks_FullMethodName:    {Roles: sessions, Scope: ScopeSessionToken},
 	taskqueuev1.TaskService_ExtendClaim_FullMethodName:   {Roles: sessions, Scope: ScopeSessionToken},
 	taskqueuev1.TaskService_CompleteTask_FullMethodName:  {Roles: sessions, Scope: ScopeSessionToken},
 	taskqueuev1.TaskService_CompleteTasks_FullMethodName: {Roles: sessions, Scope: ScopeSessionToken},
 	taskqueuev1.TaskService_FailTask_FullMethodName:      {Roles: sessions, Scope: ScopeSessionToken},
-	taskqueuev1.TaskService_CancelTask_FullMethodName:    {Roles: operators, Scope: ScopeRequest, Audit: true},
-	taskqueuev1.TaskService_RetryTask_FullMethodName:     {Roles: operators, Scope: ScopeRequest, Audit: true},
-	taskqueuev1.TaskService_GetTask_FullMethodName:       {Roles: operators, Scope: ScopeRequest},
-	taskqueuev1.TaskService_ListTasks_FullMethodName:     {Roles: operators, Scope: ScopeRequest},
+	taskqueuev1.TaskService_CancelTask_FullMethodName:    {Roles: operators, Scope: ScopeRequest, Audit: true, Handler: taskProject},
+	taskqueuev1.TaskService_RetryTask_FullMethodName:     {Roles: operators, Scope: ScopeRequest, Audit: true, Handler: taskProject},
+	taskqueuev1.TaskService_GetTask_FullMethodName:       {Roles: operators, Scope: ScopeRequest, Handler: taskProject},
+	taskqueuev1.TaskService_ListTasks_FullMethodName:     {Roles: operators, Scope: ScopeRequest, Handler: projectList},
 	// gaia.taskqueue.v1.LessonService
 	taskqueuev1.LessonService_CreateLesson_FullMethodName:          {Roles: operators, Scope: ScopeRequest},
-	taskqueuev1.LessonService_GetLesson_FullMethodName:             {Roles: operators, Scope: ScopeRequest},
-	taskqueuev1.LessonService_ListLessons_FullMethodName:           {Roles: operators, Scope: ScopeRequest},
-	taskqueuev1.LessonService_UpdateLesson_FullMethodName:          {Roles: operators, Scope: ScopeRequest, Audit: true},
-	taskqueuev1.LessonService_SetSessionAffinity_FullMethodName:    {Roles: operators, Scope: ScopeRequest, Audit: true},
-	taskqueuev1.LessonService_ListSessionAffinities_FullMethodName: {Roles: operators, Scope: ScopeRequest},
-	taskqueuev1.LessonService_DeleteSessionAffinity_FullMethodName: {Roles: operators, Scope: ScopeRequest, Audit: true},
+	taskqueuev1.LessonService_GetLesson_FullMethodName:             {Roles: operators, Scope: ScopeRequest, Handler: taskProject},
+	taskqueuev1.LessonService_ListLessons_FullMethodName:           {Roles: operators, Scope: ScopeRequest, Handler: projectList},
+	taskqueuev1.LessonService_UpdateLesson_FullMethodName:          {Roles: operators, Scope: ScopeRequest, Audit: true, Handler: taskProject},
+	taskqueuev1.LessonService_SetSessionAffinity_FullMethodName:    {Roles: operators, Scope: ScopeRequest, Audit: true, Handler: taskProject},
+	taskqueuev1.LessonService_ListSessionAffinities_FullMethodName: {Roles: operators, Scope: ScopeRequest, Handler: projectList},
+	taskqueuev1.LessonService_DeleteSessionAffinity_FullMethodName: {Roles: operators, Scope: ScopeRequest, Audit: true, Handler: taskProject},
 
 	// gaia.metrics.v1.MetricsService
 	metricsv1.MetricsService_RecordMetrics_FullMethodName:           {Roles: apps, Scope: ScopeRequest},

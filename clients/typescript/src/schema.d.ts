@@ -795,7 +795,7 @@ export interface paths {
          * ListTasks lists tasks, filtered and paged, newest first.
          * @description ListTasks lists tasks, filtered and paged, newest first.
          *
-         *     **Authorization:** a bearer credential of role `admin`, `operator`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise.
+         *     **Authorization:** a bearer credential of role `admin`, `operator`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise. Also checked: an operator limited to projects lists its projects only.
          */
         get: operations["ListTasks"];
         put?: never;
@@ -803,7 +803,7 @@ export interface paths {
          * EnqueueTask adds a task.
          * @description EnqueueTask adds a task. Enqueueing an idempotency key that already exists returns the existing task with duplicate=true and changes nothing.
          *
-         *     **Authorization:** a bearer credential of role `admin`, `operator`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise. Also checked: the lesson's project (RequireProject).
+         *     **Authorization:** a bearer credential of role `admin`, `operator`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise. Also checked: the lesson's project, for an operator limited to projects (RequireProject); another project's looks missing.
          */
         post: operations["EnqueueTask"];
         delete?: never;
@@ -825,7 +825,7 @@ export interface paths {
          * EnqueueTasks adds up to 1000 tasks in one transaction, each idempotent by key.
          * @description EnqueueTasks adds up to 1000 tasks in one transaction, each idempotent by key. One invalid task fails the whole batch with INVALID_ARGUMENT naming its index.
          *
-         *     **Authorization:** a bearer credential of role `admin`, `operator`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise. Also checked: the lessons' projects (RequireProject).
+         *     **Authorization:** a bearer credential of role `admin`, `operator`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise. Also checked: the lesson's project, for an operator limited to projects (RequireProject); another project's looks missing.
          */
         post: operations["EnqueueTasks"];
         delete?: never;
@@ -957,7 +957,7 @@ export interface paths {
          * CancelTask cancels a task that has not finished.
          * @description CancelTask cancels a task that has not finished. A claimed task's holder learns of it on its next ExtendClaim or CompleteTask (FAILED_PRECONDITION).
          *
-         *     **Authorization:** a bearer credential of role `admin`, `operator`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise. Every call is audit-logged with its caller.
+         *     **Authorization:** a bearer credential of role `admin`, `operator`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise. Also checked: the lesson's project, for an operator limited to projects (RequireProject); another project's looks missing. Every call is audit-logged with its caller.
          */
         post: operations["CancelTask"];
         delete?: never;
@@ -979,7 +979,7 @@ export interface paths {
          * RetryTask brings a dead or cancelled task back to pending.
          * @description RetryTask brings a dead or cancelled task back to pending.
          *
-         *     **Authorization:** a bearer credential of role `admin`, `operator`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise. Every call is audit-logged with its caller.
+         *     **Authorization:** a bearer credential of role `admin`, `operator`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise. Also checked: the lesson's project, for an operator limited to projects (RequireProject); another project's looks missing. Every call is audit-logged with its caller.
          */
         post: operations["RetryTask"];
         delete?: never;
@@ -999,7 +999,7 @@ export interface paths {
          * GetTask returns one task by id or by idempotency key.
          * @description GetTask returns one task by id or by idempotency key.
          *
-         *     **Authorization:** a bearer credential of role `admin`, `operator`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise.
+         *     **Authorization:** a bearer credential of role `admin`, `operator`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise. Also checked: the lesson's project, for an operator limited to projects (RequireProject); another project's looks missing.
          */
         get: operations["GetTask"];
         put?: never;
@@ -1021,7 +1021,7 @@ export interface paths {
          * GetTask returns one task by id or by idempotency key.
          * @description GetTask returns one task by id or by idempotency key.
          *
-         *     **Authorization:** a bearer credential of role `admin`, `operator`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise.
+         *     **Authorization:** a bearer credential of role `admin`, `operator`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise. Also checked: the lesson's project, for an operator limited to projects (RequireProject); another project's looks missing.
          */
         get: operations["LookupTask"];
         put?: never;
@@ -1043,7 +1043,7 @@ export interface paths {
          * ListLessons lists lessons, filtered and paged.
          * @description ListLessons lists lessons, filtered and paged.
          *
-         *     **Authorization:** a bearer credential of role `admin`, `operator`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise.
+         *     **Authorization:** a bearer credential of role `admin`, `operator`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise. Also checked: an operator limited to projects lists its projects only.
          */
         get: operations["ListLessons"];
         put?: never;
@@ -1071,7 +1071,7 @@ export interface paths {
          * GetLesson returns a lesson with its progress.
          * @description GetLesson returns a lesson with its progress.
          *
-         *     **Authorization:** a bearer credential of role `admin`, `operator`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise.
+         *     **Authorization:** a bearer credential of role `admin`, `operator`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise. Also checked: the lesson's project, for an operator limited to projects (RequireProject); another project's looks missing.
          */
         get: operations["GetLesson"];
         put?: never;
@@ -1083,7 +1083,7 @@ export interface paths {
          * UpdateLesson changes the fields named in update_mask.
          * @description UpdateLesson changes the fields named in update_mask.
          *
-         *     **Authorization:** a bearer credential of role `admin`, `operator`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise. Every call is audit-logged with its caller.
+         *     **Authorization:** a bearer credential of role `admin`, `operator`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise. Also checked: the lesson's project, for an operator limited to projects (RequireProject); another project's looks missing. Every call is audit-logged with its caller.
          */
         patch: operations["UpdateLesson"];
         trace?: never;
@@ -1100,7 +1100,7 @@ export interface paths {
          * SetSessionAffinity creates or replaces a session's affinity for a lesson.
          * @description SetSessionAffinity creates or replaces a session's affinity for a lesson.
          *
-         *     **Authorization:** a bearer credential of role `admin`, `operator`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise. Every call is audit-logged with its caller.
+         *     **Authorization:** a bearer credential of role `admin`, `operator`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise. Also checked: the lesson's project, for an operator limited to projects (RequireProject); another project's looks missing. Every call is audit-logged with its caller.
          */
         put: operations["SetSessionAffinity"];
         post?: never;
@@ -1108,7 +1108,7 @@ export interface paths {
          * DeleteSessionAffinity removes a session's affinity for a lesson.
          * @description DeleteSessionAffinity removes a session's affinity for a lesson.
          *
-         *     **Authorization:** a bearer credential of role `admin`, `operator`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise. Every call is audit-logged with its caller.
+         *     **Authorization:** a bearer credential of role `admin`, `operator`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise. Also checked: the lesson's project, for an operator limited to projects (RequireProject); another project's looks missing. Every call is audit-logged with its caller.
          */
         delete: operations["DeleteSessionAffinity"];
         options?: never;
@@ -1127,7 +1127,7 @@ export interface paths {
          * ListSessionAffinities lists affinities by session name or lesson.
          * @description ListSessionAffinities lists affinities by session name or lesson.
          *
-         *     **Authorization:** a bearer credential of role `admin`, `operator`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise.
+         *     **Authorization:** a bearer credential of role `admin`, `operator`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise. Also checked: an operator limited to projects lists its projects only.
          */
         get: operations["ListSessionAffinities"];
         put?: never;
@@ -1149,7 +1149,7 @@ export interface paths {
          * ListSessionAffinities lists affinities by session name or lesson.
          * @description ListSessionAffinities lists affinities by session name or lesson.
          *
-         *     **Authorization:** a bearer credential of role `admin`, `operator`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise.
+         *     **Authorization:** a bearer credential of role `admin`, `operator`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise. Also checked: an operator limited to projects lists its projects only.
          */
         get: operations["ListAllSessionAffinities"];
         put?: never;

@@ -74,8 +74,9 @@ func (r *AffinityPostgresRepository) ListAffinities(ctx context.Context, f task.
 		SELECT `+affinityColumns+` FROM taskqueue.session_affinities
 		WHERE ($1 = '' OR session_name = $1) AND ($2::uuid IS NULL OR lesson_id = $2)
 		  AND (session_name, lesson_id::text) > ($3, $4)
+		  AND ($6::text[] IS NULL OR lesson_id IN (SELECT lesson_id FROM taskqueue.lessons WHERE project = ANY($6)))
 		ORDER BY session_name, lesson_id::text LIMIT $5`,
-		f.SessionName, nullUUID(f.LessonID), f.AfterSessionName, f.AfterLessonID, f.Limit)
+		f.SessionName, nullUUID(f.LessonID), f.AfterSessionName, f.AfterLessonID, f.Limit, nullStrings(f.Projects))
 	if err != nil {
 		return nil, err
 	}

@@ -74,7 +74,8 @@ func (r *LessonPostgresRepository) ListLessons(ctx context.Context, f task.Lesso
 		SELECT `+lessonColumns+` FROM taskqueue.lessons
 		WHERE ($1 = '' OR project = $1)
 		  AND ($2::timestamptz IS NULL OR (created_at, lesson_id) < ($2, $3::uuid))
-		ORDER BY created_at DESC, lesson_id DESC LIMIT $4`, f.Project, after, nullUUID(f.AfterID), f.Limit)
+		  AND ($5::text[] IS NULL OR project = ANY($5))
+		ORDER BY created_at DESC, lesson_id DESC LIMIT $4`, f.Project, after, nullUUID(f.AfterID), f.Limit, nullStrings(f.Projects))
 }
 
 // UpdateLesson changes the given fields. A new priority is copied to the

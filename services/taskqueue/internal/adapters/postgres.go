@@ -44,6 +44,14 @@ func nullUUID(s string) *string {
 	return &s
 }
 
+// nullStrings is NULL for an empty list, for optional text[] filters.
+func nullStrings(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
+}
+
 // mapFK turns a lesson foreign-key violation (a lesson deleted meanwhile)
 // into a domain error.
 func mapFK(err error) error {

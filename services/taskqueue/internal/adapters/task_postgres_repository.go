@@ -295,8 +295,9 @@ func (r *TaskPostgresRepository) List(ctx context.Context, f task.ListFilter) ([
 		  AND ($3::uuid IS NULL OR t.lesson_id = $3)
 		  AND ($4 = '' OR t.claimed_by_session_id = $4)
 		  AND ($5::timestamptz IS NULL OR (t.created_at, t.task_id) < ($5, $6::uuid))
+		  AND ($8::text[] IS NULL OR t.lesson_id IN (SELECT lesson_id FROM taskqueue.lessons WHERE project = ANY($8)))
 		ORDER BY t.created_at DESC, t.task_id DESC
-		LIMIT $7`, states, types, nullUUID(f.LessonID), f.ClaimedBySessionID, after, nullUUID(f.AfterID), f.Limit)
+		LIMIT $7`, states, types, nullUUID(f.LessonID), f.ClaimedBySessionID, after, nullUUID(f.AfterID), f.Limit, nullStrings(f.Projects))
 }
 
 // requeueSet takes a claim back; the attempt it used counts, so a task out

@@ -12,6 +12,9 @@ import (
 
 // Enqueue adds tasks, filling in defaults.
 func (q *Queue) Enqueue(ctx context.Context, tasks []task.NewTask) ([]task.Enqueued, error) {
+	if err := q.enqueueInScope(ctx, tasks); err != nil {
+		return nil, err
+	}
 	for i := range tasks {
 		t := &tasks[i]
 		id, err := uuid.NewRandom()
@@ -42,6 +45,9 @@ func (q *Queue) Enqueue(ctx context.Context, tasks []task.NewTask) ([]task.Enque
 	}
 	if fresh > 0 {
 		q.notifier.Wake()
+	}
+	if err := q.duplicatesInScope(ctx, out); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -1,7 +1,8 @@
 // Package app holds the task queue's use cases, a file each:
 // enqueue_tasks.go, claim_tasks.go (long-poll), settle_claims.go (extend,
 // complete, fail), manage_tasks.go (cancel, retry, get, list), lessons.go,
-// affinities.go, and background.go, the work that takes back claims whose
+// affinities.go, project_scope.go (what an operator limited to projects may
+// touch), and background.go, the work that takes back claims whose
 // holder is gone and prunes finished tasks. It talks to PostgreSQL only
 // through the domain's repositories and to the coordinator only through
 // task.Sessions.

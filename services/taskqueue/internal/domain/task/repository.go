@@ -26,14 +26,19 @@ type ListFilter struct {
 	Types              []string
 	LessonID           string
 	ClaimedBySessionID string
-	AfterCreatedAt     time.Time
-	AfterID            string
-	Limit              int
+	// Projects, when set, keeps only tasks whose lesson is in one of them
+	// (a caller limited to projects; lessonless tasks are left out).
+	Projects       []string
+	AfterCreatedAt time.Time
+	AfterID        string
+	Limit          int
 }
 
 // LessonFilter selects lessons; newest first, keyset cursor After*.
 type LessonFilter struct {
-	Project        string
+	Project string
+	// Projects, when set, keeps only lessons of these projects.
+	Projects       []string
 	AfterCreatedAt time.Time
 	AfterID        string
 	Limit          int
@@ -41,8 +46,10 @@ type LessonFilter struct {
 
 // AffinityFilter selects affinities by session name and/or lesson.
 type AffinityFilter struct {
-	SessionName      string
-	LessonID         string
+	SessionName string
+	LessonID    string
+	// Projects, when set, keeps only affinities of these projects' lessons.
+	Projects         []string
 	AfterSessionName string
 	AfterLessonID    string
 	Limit            int
