@@ -141,6 +141,7 @@ var policies = map[string]Policy{
 	metricsv1.MetricsService_WatchFrustrationEvents_FullMethodName:  {Roles: classViews, Scope: ScopeRequest, Handler: "no classroom_ids means the teacher's assigned classrooms"},
 	metricsv1.MetricsService_GetClassroomSnapshot_FullMethodName:    {Roles: classViews, Scope: ScopeRequest},
 	metricsv1.MetricsService_ListClassroomSnapshots_FullMethodName:  {Roles: classViews, Scope: ScopeRequest},
+	metricsv1.MetricsService_ListClassroomStudents_FullMethodName:   {Roles: classViews, Scope: ScopeRequest},
 	metricsv1.MetricsService_GetDetectionSettings_FullMethodName:    {Roles: classViews, Scope: ScopeRequest},
 	metricsv1.MetricsService_UpdateDetectionSettings_FullMethodName: {Roles: teachers, Scope: ScopeRequest, Audit: true},
 

@@ -572,6 +572,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/classrooms/{classroom_id}/students": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * ListClassroomStudents lists the students of a classroom with an event that happened within active_within of now, by s...
+         * @description ListClassroomStudents lists the students of a classroom with an event that happened within active_within of now, by student id, with their last event time, event count and the item they are on.
+         *
+         *     **Authorization:** a bearer credential of role `admin`, `teacher`, `service`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise.
+         */
+        get: operations["ListClassroomStudents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/classrooms/{classroom_id}/detection-settings": {
         parameters: {
             query?: never;
@@ -1363,6 +1385,21 @@ export interface components {
             /** @description The items with the highest error rate, hardest first, at most 5. */
             hardest_items: components["schemas"]["ItemDifficulty"][];
         };
+        /** @description ClassroomStudent is one recently active student of a classroom. */
+        ClassroomStudent: {
+            /** @description Pseudonymous student id. */
+            student_id: string;
+            /** @description When the student's latest event in the window happened. */
+            last_event_at?: components["schemas"]["Timestamp"];
+            /**
+             * Format: int64
+             * @description The student's events in the window.
+             * @example 42
+             */
+            events: string;
+            /** @description The item of the student's latest event about an item, unless that event finished it (a page view with action=finish); empty otherwise. */
+            current_item_id: string;
+        };
         /** @description CompleteTaskResponse carries the completed task. */
         CompleteTaskResult: {
             /** @description The task after the change. */
@@ -2002,6 +2039,13 @@ export interface components {
         ListClassroomSnapshotsResult: {
             /** @description This page of rollups, oldest first. */
             snapshots: components["schemas"]["ClassroomSnapshot"][];
+            /** @description Pass as page_token to get the next page; empty on the last page. */
+            next_page_token: string;
+        };
+        /** @description ListClassroomStudentsResponse is one page of students, by student id. */
+        ListClassroomStudentsResult: {
+            /** @description This page of students, ordered by student id. */
+            students: components["schemas"]["ClassroomStudent"][];
             /** @description Pass as page_token to get the next page; empty on the last page. */
             next_page_token: string;
         };
@@ -5809,6 +5853,108 @@ export interface operations {
              *     - `UNIMPLEMENTED` (12): usability metrics are turned off on this deployment (USABILITY_METRICS_ENABLED=false)
              */
             501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /**
+             * @description Service Unavailable. The error's `code` is one of:
+             *     - `UNAVAILABLE` (14): a backend is unreachable or has no Raft leader at the moment; retry with backoff
+             */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    ListClassroomStudents: {
+        parameters: {
+            query?: {
+                /** @description Only students with an event that happened within this long before now; unset means 30 minutes, at most 24 hours. */
+                active_within?: components["schemas"]["Duration"];
+                /** @description 1–1000; defaults to 100. */
+                page_size?: number;
+                /** @description The next_page_token of the previous page; empty for the first page. */
+                page_token?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The classroom's id. */
+                classroom_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description ListClassroomStudentsResponse is one page of students, by student id. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListClassroomStudentsResult"];
+                };
+            };
+            /**
+             * @description Bad Request. The error's `code` is one of:
+             *     - `INVALID_ARGUMENT` (3): the request is malformed or a field is invalid; the message names the field
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /**
+             * @description Unauthorized. The error's `code` is one of:
+             *     - `UNAUTHENTICATED` (16): no credential, or one that is not valid (expired, revoked, badly signed)
+             */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /**
+             * @description Forbidden. The error's `code` is one of:
+             *     - `PERMISSION_DENIED` (7): the credential's role or scope does not allow this call
+             */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /**
+             * @description Too Many Requests. The error's `code` is one of:
+             *     - `RESOURCE_EXHAUSTED` (8): the credential is over its rate limit (AUTH_RATE_LIMIT); retry later
+             */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /**
+             * @description Internal Server Error. The error's `code` is one of:
+             *     - `INTERNAL` (13): an unexpected server error (details are in the server's log)
+             */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };

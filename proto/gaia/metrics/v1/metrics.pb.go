@@ -1977,6 +1977,209 @@ func (x *ListClassroomSnapshotsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// ListClassroomStudentsRequest selects a classroom's recently active students.
+type ListClassroomStudentsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The classroom's id.
+	ClassroomId string `protobuf:"bytes,1,opt,name=classroom_id,json=classroomId,proto3" json:"classroom_id,omitempty"`
+	// Only students with an event that happened within this long before now;
+	// unset means 30 minutes, at most 24 hours.
+	ActiveWithin *durationpb.Duration `protobuf:"bytes,2,opt,name=active_within,json=activeWithin,proto3" json:"active_within,omitempty"`
+	// 1–1000; defaults to 100.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty for the first page.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListClassroomStudentsRequest) Reset() {
+	*x = ListClassroomStudentsRequest{}
+	mi := &file_gaia_metrics_v1_metrics_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListClassroomStudentsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListClassroomStudentsRequest) ProtoMessage() {}
+
+func (x *ListClassroomStudentsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gaia_metrics_v1_metrics_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListClassroomStudentsRequest.ProtoReflect.Descriptor instead.
+func (*ListClassroomStudentsRequest) Descriptor() ([]byte, []int) {
+	return file_gaia_metrics_v1_metrics_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ListClassroomStudentsRequest) GetClassroomId() string {
+	if x != nil {
+		return x.ClassroomId
+	}
+	return ""
+}
+
+func (x *ListClassroomStudentsRequest) GetActiveWithin() *durationpb.Duration {
+	if x != nil {
+		return x.ActiveWithin
+	}
+	return nil
+}
+
+func (x *ListClassroomStudentsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListClassroomStudentsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ClassroomStudent is one recently active student of a classroom.
+type ClassroomStudent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Pseudonymous student id.
+	StudentId string `protobuf:"bytes,1,opt,name=student_id,json=studentId,proto3" json:"student_id,omitempty"`
+	// When the student's latest event in the window happened.
+	LastEventAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=last_event_at,json=lastEventAt,proto3" json:"last_event_at,omitempty"`
+	// The student's events in the window.
+	Events int64 `protobuf:"varint,3,opt,name=events,proto3" json:"events,omitempty"`
+	// The item of the student's latest event about an item, unless that event
+	// finished it (a page view with action=finish); empty otherwise.
+	CurrentItemId string `protobuf:"bytes,4,opt,name=current_item_id,json=currentItemId,proto3" json:"current_item_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClassroomStudent) Reset() {
+	*x = ClassroomStudent{}
+	mi := &file_gaia_metrics_v1_metrics_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClassroomStudent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClassroomStudent) ProtoMessage() {}
+
+func (x *ClassroomStudent) ProtoReflect() protoreflect.Message {
+	mi := &file_gaia_metrics_v1_metrics_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClassroomStudent.ProtoReflect.Descriptor instead.
+func (*ClassroomStudent) Descriptor() ([]byte, []int) {
+	return file_gaia_metrics_v1_metrics_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ClassroomStudent) GetStudentId() string {
+	if x != nil {
+		return x.StudentId
+	}
+	return ""
+}
+
+func (x *ClassroomStudent) GetLastEventAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastEventAt
+	}
+	return nil
+}
+
+func (x *ClassroomStudent) GetEvents() int64 {
+	if x != nil {
+		return x.Events
+	}
+	return 0
+}
+
+func (x *ClassroomStudent) GetCurrentItemId() string {
+	if x != nil {
+		return x.CurrentItemId
+	}
+	return ""
+}
+
+// ListClassroomStudentsResponse is one page of students, by student id.
+type ListClassroomStudentsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// This page of students, ordered by student id.
+	Students []*ClassroomStudent `protobuf:"bytes,1,rep,name=students,proto3" json:"students,omitempty"`
+	// Pass as page_token to get the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListClassroomStudentsResponse) Reset() {
+	*x = ListClassroomStudentsResponse{}
+	mi := &file_gaia_metrics_v1_metrics_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListClassroomStudentsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListClassroomStudentsResponse) ProtoMessage() {}
+
+func (x *ListClassroomStudentsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gaia_metrics_v1_metrics_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListClassroomStudentsResponse.ProtoReflect.Descriptor instead.
+func (*ListClassroomStudentsResponse) Descriptor() ([]byte, []int) {
+	return file_gaia_metrics_v1_metrics_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ListClassroomStudentsResponse) GetStudents() []*ClassroomStudent {
+	if x != nil {
+		return x.Students
+	}
+	return nil
+}
+
+func (x *ListClassroomStudentsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 // DetectionThresholds are the tunable rules of each indicator. Defaults come from
 // published anchors (PostHog rage clicks, CTAT and Lumilo detectors, Beck & Gong).
 type DetectionThresholds struct {
@@ -2030,7 +2233,7 @@ type DetectionThresholds struct {
 
 func (x *DetectionThresholds) Reset() {
 	*x = DetectionThresholds{}
-	mi := &file_gaia_metrics_v1_metrics_proto_msgTypes[21]
+	mi := &file_gaia_metrics_v1_metrics_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2042,7 +2245,7 @@ func (x *DetectionThresholds) String() string {
 func (*DetectionThresholds) ProtoMessage() {}
 
 func (x *DetectionThresholds) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_metrics_v1_metrics_proto_msgTypes[21]
+	mi := &file_gaia_metrics_v1_metrics_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2055,7 +2258,7 @@ func (x *DetectionThresholds) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DetectionThresholds.ProtoReflect.Descriptor instead.
 func (*DetectionThresholds) Descriptor() ([]byte, []int) {
-	return file_gaia_metrics_v1_metrics_proto_rawDescGZIP(), []int{21}
+	return file_gaia_metrics_v1_metrics_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DetectionThresholds) GetRageClickMinClicks() int32 {
@@ -2220,7 +2423,7 @@ type DetectionSettings struct {
 
 func (x *DetectionSettings) Reset() {
 	*x = DetectionSettings{}
-	mi := &file_gaia_metrics_v1_metrics_proto_msgTypes[22]
+	mi := &file_gaia_metrics_v1_metrics_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2232,7 +2435,7 @@ func (x *DetectionSettings) String() string {
 func (*DetectionSettings) ProtoMessage() {}
 
 func (x *DetectionSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_metrics_v1_metrics_proto_msgTypes[22]
+	mi := &file_gaia_metrics_v1_metrics_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2245,7 +2448,7 @@ func (x *DetectionSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DetectionSettings.ProtoReflect.Descriptor instead.
 func (*DetectionSettings) Descriptor() ([]byte, []int) {
-	return file_gaia_metrics_v1_metrics_proto_rawDescGZIP(), []int{22}
+	return file_gaia_metrics_v1_metrics_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DetectionSettings) GetClassroomId() string {
@@ -2301,7 +2504,7 @@ type GetDetectionSettingsRequest struct {
 
 func (x *GetDetectionSettingsRequest) Reset() {
 	*x = GetDetectionSettingsRequest{}
-	mi := &file_gaia_metrics_v1_metrics_proto_msgTypes[23]
+	mi := &file_gaia_metrics_v1_metrics_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2313,7 +2516,7 @@ func (x *GetDetectionSettingsRequest) String() string {
 func (*GetDetectionSettingsRequest) ProtoMessage() {}
 
 func (x *GetDetectionSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_metrics_v1_metrics_proto_msgTypes[23]
+	mi := &file_gaia_metrics_v1_metrics_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2326,7 +2529,7 @@ func (x *GetDetectionSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDetectionSettingsRequest.ProtoReflect.Descriptor instead.
 func (*GetDetectionSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_gaia_metrics_v1_metrics_proto_rawDescGZIP(), []int{23}
+	return file_gaia_metrics_v1_metrics_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetDetectionSettingsRequest) GetClassroomId() string {
@@ -2350,7 +2553,7 @@ type GetDetectionSettingsResponse struct {
 
 func (x *GetDetectionSettingsResponse) Reset() {
 	*x = GetDetectionSettingsResponse{}
-	mi := &file_gaia_metrics_v1_metrics_proto_msgTypes[24]
+	mi := &file_gaia_metrics_v1_metrics_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2362,7 +2565,7 @@ func (x *GetDetectionSettingsResponse) String() string {
 func (*GetDetectionSettingsResponse) ProtoMessage() {}
 
 func (x *GetDetectionSettingsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_metrics_v1_metrics_proto_msgTypes[24]
+	mi := &file_gaia_metrics_v1_metrics_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2375,7 +2578,7 @@ func (x *GetDetectionSettingsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDetectionSettingsResponse.ProtoReflect.Descriptor instead.
 func (*GetDetectionSettingsResponse) Descriptor() ([]byte, []int) {
-	return file_gaia_metrics_v1_metrics_proto_rawDescGZIP(), []int{24}
+	return file_gaia_metrics_v1_metrics_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetDetectionSettingsResponse) GetSettings() *DetectionSettings {
@@ -2408,7 +2611,7 @@ type UpdateDetectionSettingsRequest struct {
 
 func (x *UpdateDetectionSettingsRequest) Reset() {
 	*x = UpdateDetectionSettingsRequest{}
-	mi := &file_gaia_metrics_v1_metrics_proto_msgTypes[25]
+	mi := &file_gaia_metrics_v1_metrics_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2420,7 +2623,7 @@ func (x *UpdateDetectionSettingsRequest) String() string {
 func (*UpdateDetectionSettingsRequest) ProtoMessage() {}
 
 func (x *UpdateDetectionSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_metrics_v1_metrics_proto_msgTypes[25]
+	mi := &file_gaia_metrics_v1_metrics_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2433,7 +2636,7 @@ func (x *UpdateDetectionSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateDetectionSettingsRequest.ProtoReflect.Descriptor instead.
 func (*UpdateDetectionSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_gaia_metrics_v1_metrics_proto_rawDescGZIP(), []int{25}
+	return file_gaia_metrics_v1_metrics_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *UpdateDetectionSettingsRequest) GetSettings() *DetectionSettings {
@@ -2461,7 +2664,7 @@ type UpdateDetectionSettingsResponse struct {
 
 func (x *UpdateDetectionSettingsResponse) Reset() {
 	*x = UpdateDetectionSettingsResponse{}
-	mi := &file_gaia_metrics_v1_metrics_proto_msgTypes[26]
+	mi := &file_gaia_metrics_v1_metrics_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2473,7 +2676,7 @@ func (x *UpdateDetectionSettingsResponse) String() string {
 func (*UpdateDetectionSettingsResponse) ProtoMessage() {}
 
 func (x *UpdateDetectionSettingsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gaia_metrics_v1_metrics_proto_msgTypes[26]
+	mi := &file_gaia_metrics_v1_metrics_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2486,7 +2689,7 @@ func (x *UpdateDetectionSettingsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateDetectionSettingsResponse.ProtoReflect.Descriptor instead.
 func (*UpdateDetectionSettingsResponse) Descriptor() ([]byte, []int) {
-	return file_gaia_metrics_v1_metrics_proto_rawDescGZIP(), []int{26}
+	return file_gaia_metrics_v1_metrics_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *UpdateDetectionSettingsResponse) GetSettings() *DetectionSettings {
@@ -2655,6 +2858,21 @@ const file_gaia_metrics_v1_metrics_proto_rawDesc = "" +
 	"page_token\x18\x05 \x01(\tR\tpageToken\"\x8a\x01\n" +
 	"\x1eListClassroomSnapshotsResponse\x12@\n" +
 	"\tsnapshots\x18\x01 \x03(\v2\".gaia.metrics.v1.ClassroomSnapshotR\tsnapshots\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xbd\x01\n" +
+	"\x1cListClassroomStudentsRequest\x12!\n" +
+	"\fclassroom_id\x18\x01 \x01(\tR\vclassroomId\x12>\n" +
+	"\ractive_within\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\factiveWithin\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"\xb1\x01\n" +
+	"\x10ClassroomStudent\x12\x1d\n" +
+	"\n" +
+	"student_id\x18\x01 \x01(\tR\tstudentId\x12>\n" +
+	"\rlast_event_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vlastEventAt\x12\x16\n" +
+	"\x06events\x18\x03 \x01(\x03R\x06events\x12&\n" +
+	"\x0fcurrent_item_id\x18\x04 \x01(\tR\rcurrentItemId\"\x86\x01\n" +
+	"\x1dListClassroomStudentsResponse\x12=\n" +
+	"\bstudents\x18\x01 \x03(\v2!.gaia.metrics.v1.ClassroomStudentR\bstudents\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x96\n" +
 	"\n" +
 	"\x13DetectionThresholds\x121\n" +
@@ -2731,7 +2949,7 @@ const file_gaia_metrics_v1_metrics_proto_rawDesc = "" +
 	"\x17SENSITIVITY_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fSENSITIVITY_LOW\x10\x01\x12\x16\n" +
 	"\x12SENSITIVITY_NORMAL\x10\x02\x12\x14\n" +
-	"\x10SENSITIVITY_HIGH\x10\x032\x8e\b\n" +
+	"\x10SENSITIVITY_HIGH\x10\x032\x86\t\n" +
 	"\x0eMetricsService\x12^\n" +
 	"\rRecordMetrics\x12%.gaia.metrics.v1.RecordMetricsRequest\x1a&.gaia.metrics.v1.RecordMetricsResponse\x12[\n" +
 	"\fSubmitRating\x12$.gaia.metrics.v1.SubmitRatingRequest\x1a%.gaia.metrics.v1.SubmitRatingResponse\x12g\n" +
@@ -2739,7 +2957,8 @@ const file_gaia_metrics_v1_metrics_proto_rawDesc = "" +
 	"\x15ListFrustrationEvents\x12-.gaia.metrics.v1.ListFrustrationEventsRequest\x1a..gaia.metrics.v1.ListFrustrationEventsResponse\x12{\n" +
 	"\x16WatchFrustrationEvents\x12..gaia.metrics.v1.WatchFrustrationEventsRequest\x1a/.gaia.metrics.v1.WatchFrustrationEventsResponse0\x01\x12s\n" +
 	"\x14GetClassroomSnapshot\x12,.gaia.metrics.v1.GetClassroomSnapshotRequest\x1a-.gaia.metrics.v1.GetClassroomSnapshotResponse\x12y\n" +
-	"\x16ListClassroomSnapshots\x12..gaia.metrics.v1.ListClassroomSnapshotsRequest\x1a/.gaia.metrics.v1.ListClassroomSnapshotsResponse\x12s\n" +
+	"\x16ListClassroomSnapshots\x12..gaia.metrics.v1.ListClassroomSnapshotsRequest\x1a/.gaia.metrics.v1.ListClassroomSnapshotsResponse\x12v\n" +
+	"\x15ListClassroomStudents\x12-.gaia.metrics.v1.ListClassroomStudentsRequest\x1a..gaia.metrics.v1.ListClassroomStudentsResponse\x12s\n" +
 	"\x14GetDetectionSettings\x12,.gaia.metrics.v1.GetDetectionSettingsRequest\x1a-.gaia.metrics.v1.GetDetectionSettingsResponse\x12|\n" +
 	"\x17UpdateDetectionSettings\x12/.gaia.metrics.v1.UpdateDetectionSettingsRequest\x1a0.gaia.metrics.v1.UpdateDetectionSettingsResponseB?Z=github.com/gaia-platform/gaia/proto/gaia/metrics/v1;metricsv1b\x06proto3"
 
@@ -2756,7 +2975,7 @@ func file_gaia_metrics_v1_metrics_proto_rawDescGZIP() []byte {
 }
 
 var file_gaia_metrics_v1_metrics_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_gaia_metrics_v1_metrics_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_gaia_metrics_v1_metrics_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_gaia_metrics_v1_metrics_proto_goTypes = []any{
 	(EventKind)(0),                          // 0: gaia.metrics.v1.EventKind
 	(Indicator)(0),                          // 1: gaia.metrics.v1.Indicator
@@ -2783,90 +3002,98 @@ var file_gaia_metrics_v1_metrics_proto_goTypes = []any{
 	(*GetClassroomSnapshotResponse)(nil),    // 22: gaia.metrics.v1.GetClassroomSnapshotResponse
 	(*ListClassroomSnapshotsRequest)(nil),   // 23: gaia.metrics.v1.ListClassroomSnapshotsRequest
 	(*ListClassroomSnapshotsResponse)(nil),  // 24: gaia.metrics.v1.ListClassroomSnapshotsResponse
-	(*DetectionThresholds)(nil),             // 25: gaia.metrics.v1.DetectionThresholds
-	(*DetectionSettings)(nil),               // 26: gaia.metrics.v1.DetectionSettings
-	(*GetDetectionSettingsRequest)(nil),     // 27: gaia.metrics.v1.GetDetectionSettingsRequest
-	(*GetDetectionSettingsResponse)(nil),    // 28: gaia.metrics.v1.GetDetectionSettingsResponse
-	(*UpdateDetectionSettingsRequest)(nil),  // 29: gaia.metrics.v1.UpdateDetectionSettingsRequest
-	(*UpdateDetectionSettingsResponse)(nil), // 30: gaia.metrics.v1.UpdateDetectionSettingsResponse
-	nil,                                     // 31: gaia.metrics.v1.UsabilityEvent.AttrsEntry
-	nil,                                     // 32: gaia.metrics.v1.FrustrationEvent.EvidenceEntry
-	(*timestamppb.Timestamp)(nil),           // 33: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),             // 34: google.protobuf.Duration
-	(*fieldmaskpb.FieldMask)(nil),           // 35: google.protobuf.FieldMask
+	(*ListClassroomStudentsRequest)(nil),    // 25: gaia.metrics.v1.ListClassroomStudentsRequest
+	(*ClassroomStudent)(nil),                // 26: gaia.metrics.v1.ClassroomStudent
+	(*ListClassroomStudentsResponse)(nil),   // 27: gaia.metrics.v1.ListClassroomStudentsResponse
+	(*DetectionThresholds)(nil),             // 28: gaia.metrics.v1.DetectionThresholds
+	(*DetectionSettings)(nil),               // 29: gaia.metrics.v1.DetectionSettings
+	(*GetDetectionSettingsRequest)(nil),     // 30: gaia.metrics.v1.GetDetectionSettingsRequest
+	(*GetDetectionSettingsResponse)(nil),    // 31: gaia.metrics.v1.GetDetectionSettingsResponse
+	(*UpdateDetectionSettingsRequest)(nil),  // 32: gaia.metrics.v1.UpdateDetectionSettingsRequest
+	(*UpdateDetectionSettingsResponse)(nil), // 33: gaia.metrics.v1.UpdateDetectionSettingsResponse
+	nil,                                     // 34: gaia.metrics.v1.UsabilityEvent.AttrsEntry
+	nil,                                     // 35: gaia.metrics.v1.FrustrationEvent.EvidenceEntry
+	(*timestamppb.Timestamp)(nil),           // 36: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),             // 37: google.protobuf.Duration
+	(*fieldmaskpb.FieldMask)(nil),           // 38: google.protobuf.FieldMask
 }
 var file_gaia_metrics_v1_metrics_proto_depIdxs = []int32{
 	0,  // 0: gaia.metrics.v1.UsabilityEvent.kind:type_name -> gaia.metrics.v1.EventKind
-	33, // 1: gaia.metrics.v1.UsabilityEvent.occurred_at:type_name -> google.protobuf.Timestamp
-	31, // 2: gaia.metrics.v1.UsabilityEvent.attrs:type_name -> gaia.metrics.v1.UsabilityEvent.AttrsEntry
+	36, // 1: gaia.metrics.v1.UsabilityEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	34, // 2: gaia.metrics.v1.UsabilityEvent.attrs:type_name -> gaia.metrics.v1.UsabilityEvent.AttrsEntry
 	4,  // 3: gaia.metrics.v1.RecordMetricsRequest.events:type_name -> gaia.metrics.v1.UsabilityEvent
 	6,  // 4: gaia.metrics.v1.RecordMetricsResponse.rejected:type_name -> gaia.metrics.v1.RejectedEvent
-	33, // 5: gaia.metrics.v1.Rating.occurred_at:type_name -> google.protobuf.Timestamp
-	33, // 6: gaia.metrics.v1.SubmitRatingRequest.occurred_at:type_name -> google.protobuf.Timestamp
+	36, // 5: gaia.metrics.v1.Rating.occurred_at:type_name -> google.protobuf.Timestamp
+	36, // 6: gaia.metrics.v1.SubmitRatingRequest.occurred_at:type_name -> google.protobuf.Timestamp
 	8,  // 7: gaia.metrics.v1.SubmitRatingResponse.rating:type_name -> gaia.metrics.v1.Rating
-	33, // 8: gaia.metrics.v1.GetRatingSummaryRequest.start_time:type_name -> google.protobuf.Timestamp
-	33, // 9: gaia.metrics.v1.GetRatingSummaryRequest.end_time:type_name -> google.protobuf.Timestamp
+	36, // 8: gaia.metrics.v1.GetRatingSummaryRequest.start_time:type_name -> google.protobuf.Timestamp
+	36, // 9: gaia.metrics.v1.GetRatingSummaryRequest.end_time:type_name -> google.protobuf.Timestamp
 	12, // 10: gaia.metrics.v1.GetRatingSummaryResponse.distribution:type_name -> gaia.metrics.v1.RatingBucket
-	33, // 11: gaia.metrics.v1.GetRatingSummaryResponse.start_time:type_name -> google.protobuf.Timestamp
-	33, // 12: gaia.metrics.v1.GetRatingSummaryResponse.end_time:type_name -> google.protobuf.Timestamp
+	36, // 11: gaia.metrics.v1.GetRatingSummaryResponse.start_time:type_name -> google.protobuf.Timestamp
+	36, // 12: gaia.metrics.v1.GetRatingSummaryResponse.end_time:type_name -> google.protobuf.Timestamp
 	1,  // 13: gaia.metrics.v1.FrustrationEvent.indicator:type_name -> gaia.metrics.v1.Indicator
 	2,  // 14: gaia.metrics.v1.FrustrationEvent.severity:type_name -> gaia.metrics.v1.Severity
-	32, // 15: gaia.metrics.v1.FrustrationEvent.evidence:type_name -> gaia.metrics.v1.FrustrationEvent.EvidenceEntry
-	33, // 16: gaia.metrics.v1.FrustrationEvent.triggered_at:type_name -> google.protobuf.Timestamp
-	33, // 17: gaia.metrics.v1.FrustrationEvent.detected_at:type_name -> google.protobuf.Timestamp
+	35, // 15: gaia.metrics.v1.FrustrationEvent.evidence:type_name -> gaia.metrics.v1.FrustrationEvent.EvidenceEntry
+	36, // 16: gaia.metrics.v1.FrustrationEvent.triggered_at:type_name -> google.protobuf.Timestamp
+	36, // 17: gaia.metrics.v1.FrustrationEvent.detected_at:type_name -> google.protobuf.Timestamp
 	1,  // 18: gaia.metrics.v1.ListFrustrationEventsRequest.indicators:type_name -> gaia.metrics.v1.Indicator
 	2,  // 19: gaia.metrics.v1.ListFrustrationEventsRequest.min_severity:type_name -> gaia.metrics.v1.Severity
-	33, // 20: gaia.metrics.v1.ListFrustrationEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	33, // 21: gaia.metrics.v1.ListFrustrationEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	36, // 20: gaia.metrics.v1.ListFrustrationEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	36, // 21: gaia.metrics.v1.ListFrustrationEventsRequest.end_time:type_name -> google.protobuf.Timestamp
 	14, // 22: gaia.metrics.v1.ListFrustrationEventsResponse.events:type_name -> gaia.metrics.v1.FrustrationEvent
 	2,  // 23: gaia.metrics.v1.WatchFrustrationEventsRequest.min_severity:type_name -> gaia.metrics.v1.Severity
 	14, // 24: gaia.metrics.v1.WatchFrustrationEventsResponse.event:type_name -> gaia.metrics.v1.FrustrationEvent
-	33, // 25: gaia.metrics.v1.ClassroomSnapshot.minute:type_name -> google.protobuf.Timestamp
-	34, // 26: gaia.metrics.v1.ClassroomSnapshot.mean_hesitation:type_name -> google.protobuf.Duration
+	36, // 25: gaia.metrics.v1.ClassroomSnapshot.minute:type_name -> google.protobuf.Timestamp
+	37, // 26: gaia.metrics.v1.ClassroomSnapshot.mean_hesitation:type_name -> google.protobuf.Duration
 	19, // 27: gaia.metrics.v1.ClassroomSnapshot.hardest_items:type_name -> gaia.metrics.v1.ItemDifficulty
-	33, // 28: gaia.metrics.v1.GetClassroomSnapshotRequest.minute:type_name -> google.protobuf.Timestamp
+	36, // 28: gaia.metrics.v1.GetClassroomSnapshotRequest.minute:type_name -> google.protobuf.Timestamp
 	20, // 29: gaia.metrics.v1.GetClassroomSnapshotResponse.snapshot:type_name -> gaia.metrics.v1.ClassroomSnapshot
-	33, // 30: gaia.metrics.v1.ListClassroomSnapshotsRequest.start_time:type_name -> google.protobuf.Timestamp
-	33, // 31: gaia.metrics.v1.ListClassroomSnapshotsRequest.end_time:type_name -> google.protobuf.Timestamp
+	36, // 30: gaia.metrics.v1.ListClassroomSnapshotsRequest.start_time:type_name -> google.protobuf.Timestamp
+	36, // 31: gaia.metrics.v1.ListClassroomSnapshotsRequest.end_time:type_name -> google.protobuf.Timestamp
 	20, // 32: gaia.metrics.v1.ListClassroomSnapshotsResponse.snapshots:type_name -> gaia.metrics.v1.ClassroomSnapshot
-	34, // 33: gaia.metrics.v1.DetectionThresholds.rage_click_max_interval:type_name -> google.protobuf.Duration
-	34, // 34: gaia.metrics.v1.DetectionThresholds.rapid_guessing_max_delay:type_name -> google.protobuf.Duration
-	34, // 35: gaia.metrics.v1.DetectionThresholds.error_burst_window:type_name -> google.protobuf.Duration
-	34, // 36: gaia.metrics.v1.DetectionThresholds.keystroke_thrash_window:type_name -> google.protobuf.Duration
-	34, // 37: gaia.metrics.v1.DetectionThresholds.idle_timeout:type_name -> google.protobuf.Duration
-	34, // 38: gaia.metrics.v1.DetectionThresholds.hotspot_window:type_name -> google.protobuf.Duration
-	34, // 39: gaia.metrics.v1.DetectionThresholds.alert_cooldown:type_name -> google.protobuf.Duration
-	3,  // 40: gaia.metrics.v1.DetectionSettings.sensitivity:type_name -> gaia.metrics.v1.Sensitivity
-	25, // 41: gaia.metrics.v1.DetectionSettings.thresholds:type_name -> gaia.metrics.v1.DetectionThresholds
-	1,  // 42: gaia.metrics.v1.DetectionSettings.disabled_indicators:type_name -> gaia.metrics.v1.Indicator
-	33, // 43: gaia.metrics.v1.DetectionSettings.updated_at:type_name -> google.protobuf.Timestamp
-	26, // 44: gaia.metrics.v1.GetDetectionSettingsResponse.settings:type_name -> gaia.metrics.v1.DetectionSettings
-	26, // 45: gaia.metrics.v1.UpdateDetectionSettingsRequest.settings:type_name -> gaia.metrics.v1.DetectionSettings
-	35, // 46: gaia.metrics.v1.UpdateDetectionSettingsRequest.update_mask:type_name -> google.protobuf.FieldMask
-	26, // 47: gaia.metrics.v1.UpdateDetectionSettingsResponse.settings:type_name -> gaia.metrics.v1.DetectionSettings
-	5,  // 48: gaia.metrics.v1.MetricsService.RecordMetrics:input_type -> gaia.metrics.v1.RecordMetricsRequest
-	9,  // 49: gaia.metrics.v1.MetricsService.SubmitRating:input_type -> gaia.metrics.v1.SubmitRatingRequest
-	11, // 50: gaia.metrics.v1.MetricsService.GetRatingSummary:input_type -> gaia.metrics.v1.GetRatingSummaryRequest
-	15, // 51: gaia.metrics.v1.MetricsService.ListFrustrationEvents:input_type -> gaia.metrics.v1.ListFrustrationEventsRequest
-	17, // 52: gaia.metrics.v1.MetricsService.WatchFrustrationEvents:input_type -> gaia.metrics.v1.WatchFrustrationEventsRequest
-	21, // 53: gaia.metrics.v1.MetricsService.GetClassroomSnapshot:input_type -> gaia.metrics.v1.GetClassroomSnapshotRequest
-	23, // 54: gaia.metrics.v1.MetricsService.ListClassroomSnapshots:input_type -> gaia.metrics.v1.ListClassroomSnapshotsRequest
-	27, // 55: gaia.metrics.v1.MetricsService.GetDetectionSettings:input_type -> gaia.metrics.v1.GetDetectionSettingsRequest
-	29, // 56: gaia.metrics.v1.MetricsService.UpdateDetectionSettings:input_type -> gaia.metrics.v1.UpdateDetectionSettingsRequest
-	7,  // 57: gaia.metrics.v1.MetricsService.RecordMetrics:output_type -> gaia.metrics.v1.RecordMetricsResponse
-	10, // 58: gaia.metrics.v1.MetricsService.SubmitRating:output_type -> gaia.metrics.v1.SubmitRatingResponse
-	13, // 59: gaia.metrics.v1.MetricsService.GetRatingSummary:output_type -> gaia.metrics.v1.GetRatingSummaryResponse
-	16, // 60: gaia.metrics.v1.MetricsService.ListFrustrationEvents:output_type -> gaia.metrics.v1.ListFrustrationEventsResponse
-	18, // 61: gaia.metrics.v1.MetricsService.WatchFrustrationEvents:output_type -> gaia.metrics.v1.WatchFrustrationEventsResponse
-	22, // 62: gaia.metrics.v1.MetricsService.GetClassroomSnapshot:output_type -> gaia.metrics.v1.GetClassroomSnapshotResponse
-	24, // 63: gaia.metrics.v1.MetricsService.ListClassroomSnapshots:output_type -> gaia.metrics.v1.ListClassroomSnapshotsResponse
-	28, // 64: gaia.metrics.v1.MetricsService.GetDetectionSettings:output_type -> gaia.metrics.v1.GetDetectionSettingsResponse
-	30, // 65: gaia.metrics.v1.MetricsService.UpdateDetectionSettings:output_type -> gaia.metrics.v1.UpdateDetectionSettingsResponse
-	57, // [57:66] is the sub-list for method output_type
-	48, // [48:57] is the sub-list for method input_type
-	48, // [48:48] is the sub-list for extension type_name
-	48, // [48:48] is the sub-list for extension extendee
-	0,  // [0:48] is the sub-list for field type_name
+	37, // 33: gaia.metrics.v1.ListClassroomStudentsRequest.active_within:type_name -> google.protobuf.Duration
+	36, // 34: gaia.metrics.v1.ClassroomStudent.last_event_at:type_name -> google.protobuf.Timestamp
+	26, // 35: gaia.metrics.v1.ListClassroomStudentsResponse.students:type_name -> gaia.metrics.v1.ClassroomStudent
+	37, // 36: gaia.metrics.v1.DetectionThresholds.rage_click_max_interval:type_name -> google.protobuf.Duration
+	37, // 37: gaia.metrics.v1.DetectionThresholds.rapid_guessing_max_delay:type_name -> google.protobuf.Duration
+	37, // 38: gaia.metrics.v1.DetectionThresholds.error_burst_window:type_name -> google.protobuf.Duration
+	37, // 39: gaia.metrics.v1.DetectionThresholds.keystroke_thrash_window:type_name -> google.protobuf.Duration
+	37, // 40: gaia.metrics.v1.DetectionThresholds.idle_timeout:type_name -> google.protobuf.Duration
+	37, // 41: gaia.metrics.v1.DetectionThresholds.hotspot_window:type_name -> google.protobuf.Duration
+	37, // 42: gaia.metrics.v1.DetectionThresholds.alert_cooldown:type_name -> google.protobuf.Duration
+	3,  // 43: gaia.metrics.v1.DetectionSettings.sensitivity:type_name -> gaia.metrics.v1.Sensitivity
+	28, // 44: gaia.metrics.v1.DetectionSettings.thresholds:type_name -> gaia.metrics.v1.DetectionThresholds
+	1,  // 45: gaia.metrics.v1.DetectionSettings.disabled_indicators:type_name -> gaia.metrics.v1.Indicator
+	36, // 46: gaia.metrics.v1.DetectionSettings.updated_at:type_name -> google.protobuf.Timestamp
+	29, // 47: gaia.metrics.v1.GetDetectionSettingsResponse.settings:type_name -> gaia.metrics.v1.DetectionSettings
+	29, // 48: gaia.metrics.v1.UpdateDetectionSettingsRequest.settings:type_name -> gaia.metrics.v1.DetectionSettings
+	38, // 49: gaia.metrics.v1.UpdateDetectionSettingsRequest.update_mask:type_name -> google.protobuf.FieldMask
+	29, // 50: gaia.metrics.v1.UpdateDetectionSettingsResponse.settings:type_name -> gaia.metrics.v1.DetectionSettings
+	5,  // 51: gaia.metrics.v1.MetricsService.RecordMetrics:input_type -> gaia.metrics.v1.RecordMetricsRequest
+	9,  // 52: gaia.metrics.v1.MetricsService.SubmitRating:input_type -> gaia.metrics.v1.SubmitRatingRequest
+	11, // 53: gaia.metrics.v1.MetricsService.GetRatingSummary:input_type -> gaia.metrics.v1.GetRatingSummaryRequest
+	15, // 54: gaia.metrics.v1.MetricsService.ListFrustrationEvents:input_type -> gaia.metrics.v1.ListFrustrationEventsRequest
+	17, // 55: gaia.metrics.v1.MetricsService.WatchFrustrationEvents:input_type -> gaia.metrics.v1.WatchFrustrationEventsRequest
+	21, // 56: gaia.metrics.v1.MetricsService.GetClassroomSnapshot:input_type -> gaia.metrics.v1.GetClassroomSnapshotRequest
+	23, // 57: gaia.metrics.v1.MetricsService.ListClassroomSnapshots:input_type -> gaia.metrics.v1.ListClassroomSnapshotsRequest
+	25, // 58: gaia.metrics.v1.MetricsService.ListClassroomStudents:input_type -> gaia.metrics.v1.ListClassroomStudentsRequest
+	30, // 59: gaia.metrics.v1.MetricsService.GetDetectionSettings:input_type -> gaia.metrics.v1.GetDetectionSettingsRequest
+	32, // 60: gaia.metrics.v1.MetricsService.UpdateDetectionSettings:input_type -> gaia.metrics.v1.UpdateDetectionSettingsRequest
+	7,  // 61: gaia.metrics.v1.MetricsService.RecordMetrics:output_type -> gaia.metrics.v1.RecordMetricsResponse
+	10, // 62: gaia.metrics.v1.MetricsService.SubmitRating:output_type -> gaia.metrics.v1.SubmitRatingResponse
+	13, // 63: gaia.metrics.v1.MetricsService.GetRatingSummary:output_type -> gaia.metrics.v1.GetRatingSummaryResponse
+	16, // 64: gaia.metrics.v1.MetricsService.ListFrustrationEvents:output_type -> gaia.metrics.v1.ListFrustrationEventsResponse
+	18, // 65: gaia.metrics.v1.MetricsService.WatchFrustrationEvents:output_type -> gaia.metrics.v1.WatchFrustrationEventsResponse
+	22, // 66: gaia.metrics.v1.MetricsService.GetClassroomSnapshot:output_type -> gaia.metrics.v1.GetClassroomSnapshotResponse
+	24, // 67: gaia.metrics.v1.MetricsService.ListClassroomSnapshots:output_type -> gaia.metrics.v1.ListClassroomSnapshotsResponse
+	27, // 68: gaia.metrics.v1.MetricsService.ListClassroomStudents:output_type -> gaia.metrics.v1.ListClassroomStudentsResponse
+	31, // 69: gaia.metrics.v1.MetricsService.GetDetectionSettings:output_type -> gaia.metrics.v1.GetDetectionSettingsResponse
+	33, // 70: gaia.metrics.v1.MetricsService.UpdateDetectionSettings:output_type -> gaia.metrics.v1.UpdateDetectionSettingsResponse
+	61, // [61:71] is the sub-list for method output_type
+	51, // [51:61] is the sub-list for method input_type
+	51, // [51:51] is the sub-list for extension type_name
+	51, // [51:51] is the sub-list for extension extendee
+	0,  // [0:51] is the sub-list for field type_name
 }
 
 func init() { file_gaia_metrics_v1_metrics_proto_init() }
@@ -2881,7 +3108,7 @@ func file_gaia_metrics_v1_metrics_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gaia_metrics_v1_metrics_proto_rawDesc), len(file_gaia_metrics_v1_metrics_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   29,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -30,6 +30,7 @@ const (
 	MetricsService_WatchFrustrationEvents_FullMethodName  = "/gaia.metrics.v1.MetricsService/WatchFrustrationEvents"
 	MetricsService_GetClassroomSnapshot_FullMethodName    = "/gaia.metrics.v1.MetricsService/GetClassroomSnapshot"
 	MetricsService_ListClassroomSnapshots_FullMethodName  = "/gaia.metrics.v1.MetricsService/ListClassroomSnapshots"
+	MetricsService_ListClassroomStudents_FullMethodName   = "/gaia.metrics.v1.MetricsService/ListClassroomStudents"
 	MetricsService_GetDetectionSettings_FullMethodName    = "/gaia.metrics.v1.MetricsService/GetDetectionSettings"
 	MetricsService_UpdateDetectionSettings_FullMethodName = "/gaia.metrics.v1.MetricsService/UpdateDetectionSettings"
 )
@@ -65,6 +66,10 @@ type MetricsServiceClient interface {
 	GetClassroomSnapshot(ctx context.Context, in *GetClassroomSnapshotRequest, opts ...grpc.CallOption) (*GetClassroomSnapshotResponse, error)
 	// ListClassroomSnapshots lists a classroom's per-minute rollups over a window.
 	ListClassroomSnapshots(ctx context.Context, in *ListClassroomSnapshotsRequest, opts ...grpc.CallOption) (*ListClassroomSnapshotsResponse, error)
+	// ListClassroomStudents lists the students of a classroom with an event
+	// that happened within active_within of now, by student id, with their last
+	// event time, event count and the item they are on.
+	ListClassroomStudents(ctx context.Context, in *ListClassroomStudentsRequest, opts ...grpc.CallOption) (*ListClassroomStudentsResponse, error)
 	// GetDetectionSettings returns a classroom's detection settings (the defaults
 	// when none were set).
 	GetDetectionSettings(ctx context.Context, in *GetDetectionSettingsRequest, opts ...grpc.CallOption) (*GetDetectionSettingsResponse, error)
@@ -160,6 +165,16 @@ func (c *metricsServiceClient) ListClassroomSnapshots(ctx context.Context, in *L
 	return out, nil
 }
 
+func (c *metricsServiceClient) ListClassroomStudents(ctx context.Context, in *ListClassroomStudentsRequest, opts ...grpc.CallOption) (*ListClassroomStudentsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListClassroomStudentsResponse)
+	err := c.cc.Invoke(ctx, MetricsService_ListClassroomStudents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *metricsServiceClient) GetDetectionSettings(ctx context.Context, in *GetDetectionSettingsRequest, opts ...grpc.CallOption) (*GetDetectionSettingsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetDetectionSettingsResponse)
@@ -211,6 +226,10 @@ type MetricsServiceServer interface {
 	GetClassroomSnapshot(context.Context, *GetClassroomSnapshotRequest) (*GetClassroomSnapshotResponse, error)
 	// ListClassroomSnapshots lists a classroom's per-minute rollups over a window.
 	ListClassroomSnapshots(context.Context, *ListClassroomSnapshotsRequest) (*ListClassroomSnapshotsResponse, error)
+	// ListClassroomStudents lists the students of a classroom with an event
+	// that happened within active_within of now, by student id, with their last
+	// event time, event count and the item they are on.
+	ListClassroomStudents(context.Context, *ListClassroomStudentsRequest) (*ListClassroomStudentsResponse, error)
 	// GetDetectionSettings returns a classroom's detection settings (the defaults
 	// when none were set).
 	GetDetectionSettings(context.Context, *GetDetectionSettingsRequest) (*GetDetectionSettingsResponse, error)
@@ -247,6 +266,9 @@ func (UnimplementedMetricsServiceServer) GetClassroomSnapshot(context.Context, *
 }
 func (UnimplementedMetricsServiceServer) ListClassroomSnapshots(context.Context, *ListClassroomSnapshotsRequest) (*ListClassroomSnapshotsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListClassroomSnapshots not implemented")
+}
+func (UnimplementedMetricsServiceServer) ListClassroomStudents(context.Context, *ListClassroomStudentsRequest) (*ListClassroomStudentsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListClassroomStudents not implemented")
 }
 func (UnimplementedMetricsServiceServer) GetDetectionSettings(context.Context, *GetDetectionSettingsRequest) (*GetDetectionSettingsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetDetectionSettings not implemented")
@@ -394,6 +416,24 @@ func _MetricsService_ListClassroomSnapshots_Handler(srv interface{}, ctx context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _MetricsService_ListClassroomStudents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListClassroomStudentsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetricsServiceServer).ListClassroomStudents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MetricsService_ListClassroomStudents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetricsServiceServer).ListClassroomStudents(ctx, req.(*ListClassroomStudentsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _MetricsService_GetDetectionSettings_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetDetectionSettingsRequest)
 	if err := dec(in); err != nil {
@@ -460,6 +500,10 @@ var MetricsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListClassroomSnapshots",
 			Handler:    _MetricsService_ListClassroomSnapshots_Handler,
+		},
+		{
+			MethodName: "ListClassroomStudents",
+			Handler:    _MetricsService_ListClassroomStudents_Handler,
 		},
 		{
 			MethodName: "GetDetectionSettings",

@@ -164,3 +164,32 @@ func (r *SnapshotPostgresRepository) Latest(ctx context.Context, classroomID str
 	}
 	return m.UTC(), err
 }
+
+// Students reads the classroom's students with events since since from the
+// raw events: the partitions before since are pruned, and within the others
+// the usability_events indexes lead with classroom_id, so one classroom's
+// rows are read, never another's.
+func (r *SnapshotPostgresRepository) Students(ctx context.Context, classroomID string, since time.Time, after string, limit int) ([]usability.ActiveStudent, error) {
+	rows, err := r.pool.Query(ctx, `
+		WITH s AS (
+			SELECT student_id, max(occurred_at) AS last_event_at, count(*) AS events
+			FROM metrics.usability_events
+			WHERE classroom_id = $1 AND occurred_at >= $2 AND student_id > $3
+			GROUP BY student_id ORDER BY student_id LIMIT $4)
+		SELECT s.student_id, s.last_event_at, s.events,
+			CASE WHEN cur.kind = 'page_view' AND cur.action = 'finish' THEN '' ELSE coalesce(cur.item_id, '') END
+		FROM s LEFT JOIN LATERAL (
+			SELECT e.item_id, e.kind, e.attrs->>'action' AS action FROM metrics.usability_events e
+			WHERE e.classroom_id = $1 AND e.student_id = s.student_id AND e.occurred_at >= $2 AND e.item_id <> ''
+			ORDER BY e.occurred_at DESC LIMIT 1) cur ON true
+		ORDER BY s.student_id`, classroomID, since, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (usability.ActiveStudent, error) {
+		var st usability.ActiveStudent
+		err := row.Scan(&st.StudentID, &st.LastEventAt, &st.Events, &st.CurrentItemID)
+		st.LastEventAt = st.LastEventAt.UTC()
+		return st, err
+	})
+}

@@ -60,3 +60,16 @@ func (s *Snapshots) List(ctx context.Context, classroomID string, from, to, afte
 	snaps, err := s.store.List(ctx, classroomID, usability.Minute(from), to, after, limit)
 	return snaps, from, to, err
 }
+
+// DefaultActiveWithin is how far back ListClassroomStudents looks by default;
+// MaxActiveWithin bounds it.
+const (
+	DefaultActiveWithin = 30 * time.Minute
+	MaxActiveWithin     = 24 * time.Hour
+)
+
+// Students returns up to limit of the classroom's students with an event
+// within activeWithin of now, by student id after the id after.
+func (s *Snapshots) Students(ctx context.Context, classroomID string, activeWithin time.Duration, after string, limit int) ([]usability.ActiveStudent, error) {
+	return s.store.Students(ctx, classroomID, s.now().Add(-activeWithin), after, limit)
+}

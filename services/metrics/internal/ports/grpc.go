@@ -180,6 +180,46 @@ func (s *MetricsServer) ListClassroomSnapshots(ctx context.Context, req *metrics
 	return resp, nil
 }
 
+// ListClassroomStudents pages a classroom's recently active students by id.
+func (s *MetricsServer) ListClassroomStudents(ctx context.Context, req *metricsv1.ListClassroomStudentsRequest) (*metricsv1.ListClassroomStudentsResponse, error) {
+	if err := classroomID(req.GetClassroomId()); err != nil {
+		return nil, err
+	}
+	within, err := reqfield.Duration("active_within", req.GetActiveWithin(), app.DefaultActiveWithin, time.Second, app.MaxActiveWithin)
+	if err != nil {
+		return nil, err
+	}
+	size, err := reqfield.PageSize(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	var after string
+	parts, err := reqfield.ParsePageToken(req.GetPageToken(), 2)
+	if err != nil {
+		return nil, err
+	}
+	if parts != nil {
+		if parts[0] != "student" {
+			return nil, reqfield.BadPageToken()
+		}
+		after = parts[1]
+	}
+	students, err := s.Snapshots.Students(ctx, req.GetClassroomId(), within, after, size+1)
+	if err != nil {
+		return nil, err
+	}
+	resp := &metricsv1.ListClassroomStudentsResponse{}
+	if len(students) > size {
+		students = students[:size]
+		resp.NextPageToken = reqfield.PageToken("student", students[len(students)-1].StudentID)
+	}
+	for _, st := range students {
+		resp.Students = append(resp.Students, &metricsv1.ClassroomStudent{StudentId: st.StudentID, LastEventAt: timestamppb.New(st.LastEventAt),
+			Events: st.Events, CurrentItemId: st.CurrentItemID})
+	}
+	return resp, nil
+}
+
 func classroomID(id string) error {
 	switch {
 	case id == "":

@@ -51,6 +51,19 @@ type SnapshotStore interface {
 	// Latest is the start of the last minute with events in the classroom
 	// strictly before t (zero when none).
 	Latest(ctx context.Context, classroomID string, before time.Time) (time.Time, error)
+	// Students returns up to limit students of the classroom, by student id
+	// after the id after, with an event that happened at or after since.
+	Students(ctx context.Context, classroomID string, since time.Time, after string, limit int) ([]ActiveStudent, error)
+}
+
+// ActiveStudent is a student's recent activity in a classroom.
+type ActiveStudent struct {
+	StudentID   string
+	LastEventAt time.Time
+	Events      int64
+	// CurrentItemID is the item of the latest event about an item, unless
+	// that event finished it; empty otherwise.
+	CurrentItemID string
 }
 
 // RollupFeed keeps the per-minute classroom rollups from the committed
