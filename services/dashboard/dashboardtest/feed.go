@@ -3,6 +3,8 @@ package dashboardtest
 import (
 	"context"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,12 +25,15 @@ type Feed struct {
 	t    testing.TB
 	Addr string
 
-	mu      sync.Mutex
-	events  []*metricsv1.FrustrationEvent
-	changed chan struct{}
-	watches int
-	stop    context.CancelFunc
-	served  chan error
+	mu     sync.Mutex
+	events []*metricsv1.FrustrationEvent
+	// students are the active students ListClassroomStudents returns, by
+	// classroom.
+	students map[string][]*metricsv1.ClassroomStudent
+	changed  chan struct{}
+	watches  int
+	stop     context.CancelFunc
+	served   chan error
 }
 
 // StartFeed serves a feed on a loopback port until the test ends.
@@ -107,6 +112,42 @@ func (f *Feed) Append(events ...*metricsv1.FrustrationEvent) []uint64 {
 	close(f.changed)
 	f.changed = make(chan struct{})
 	return ids
+}
+
+// SetStudents sets the students ListClassroomStudents returns for a
+// classroom (the metrics service's recently active students), in any order.
+func (f *Feed) SetStudents(classroomID string, students ...*metricsv1.ClassroomStudent) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.students == nil {
+		f.students = map[string][]*metricsv1.ClassroomStudent{}
+	}
+	sorted := slices.Clone(students)
+	slices.SortFunc(sorted, func(a, b *metricsv1.ClassroomStudent) int { return strings.Compare(a.GetStudentId(), b.GetStudentId()) })
+	f.students[classroomID] = sorted
+}
+
+// ListClassroomStudents serves the students set by SetStudents, by student
+// id, paged like the real service (the token is the last student id).
+func (f *Feed) ListClassroomStudents(_ context.Context, req *metricsv1.ListClassroomStudentsRequest) (*metricsv1.ListClassroomStudentsResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	size := int(req.GetPageSize())
+	if size <= 0 {
+		size = 100
+	}
+	resp := &metricsv1.ListClassroomStudentsResponse{}
+	for _, st := range f.students[req.GetClassroomId()] {
+		if st.GetStudentId() <= req.GetPageToken() {
+			continue
+		}
+		if len(resp.Students) == size {
+			resp.NextPageToken = resp.Students[size-1].GetStudentId()
+			break
+		}
+		resp.Students = append(resp.Students, proto.Clone(st).(*metricsv1.ClassroomStudent))
+	}
+	return resp, nil
 }
 
 // Watches is how many watches were opened so far.

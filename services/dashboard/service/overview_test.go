@@ -3,10 +3,12 @@ package service_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	dashboardv1 "github.com/gaia-platform/gaia/proto/gaia/dashboard/v1"
 	metricsv1 "github.com/gaia-platform/gaia/proto/gaia/metrics/v1"
@@ -29,6 +31,13 @@ func TestClassroomOverview(t *testing.T) {
 			Severity: metricsv1.Severity_SEVERITY_HIGH, Reasons: []string{"4 of 10 active students struggle on fractions-3"}},
 	)
 	e.waitAlerts(t, "t1", 7)
+	// The metrics service's active students: eve has no alert (ok, with her
+	// last activity); ann's events are newer than her alert.
+	lastEve, lastAnn := time.Now().Add(-2*time.Minute).UTC().Truncate(time.Second), time.Now().Add(time.Minute).UTC().Truncate(time.Second)
+	e.feed.SetStudents("room-a",
+		&metricsv1.ClassroomStudent{StudentId: "eve", LastEventAt: timestamppb.New(lastEve), Events: 12, CurrentItemId: "fractions-2"},
+		&metricsv1.ClassroomStudent{StudentId: "ann", LastEventAt: timestamppb.New(lastAnn), Events: 30, CurrentItemId: "fractions-4"})
+	e.feed.SetStudents("room-b", &metricsv1.ClassroomStudent{StudentId: "zed", LastEventAt: timestamppb.New(lastEve), Events: 1})
 	ov, err := e.cli.GetClassroomOverview(e.ctx, &dashboardv1.GetClassroomOverviewRequest{TeacherId: "t1", ClassroomId: "room-a"})
 	if err != nil {
 		t.Fatal(err)
@@ -41,15 +50,24 @@ func TestClassroomOverview(t *testing.T) {
 		{"cat", dashboardv1.StudentState_STUDENT_STATE_IDLE},
 		{"ben", dashboardv1.StudentState_STUDENT_STATE_MISUSE},
 		{"ann", dashboardv1.StudentState_STUDENT_STATE_STRUGGLE},
+		{"eve", dashboardv1.StudentState_STUDENT_STATE_OK},
 	}
 	if len(ov.GetStudents()) != len(want) {
 		t.Fatalf("overview lists %d students, want %d: %v", len(ov.GetStudents()), len(want), ov.GetStudents())
 	}
-	for i, w := range want {
+	for i, w := range want[:4] {
 		got := ov.GetStudents()[i]
 		if got.GetStudentId() != w.student || got.GetState() != w.state || len(got.GetReasons()) == 0 || len(got.GetOpenAlertIds()) == 0 {
 			t.Errorf("student %d = %v, want %s %v with reasons and open alerts", i, got, w.student, w.state)
 		}
+	}
+	if ann := ov.GetStudents()[3]; !ann.GetLastEventAt().AsTime().Equal(lastAnn) || ann.GetCurrentItemId() != "fractions-4" {
+		t.Errorf("ann = %v, want last activity %v on fractions-4 from the metrics service", ann, lastAnn)
+	}
+	eve := ov.GetStudents()[4]
+	if eve.GetStudentId() != "eve" || eve.GetState() != dashboardv1.StudentState_STUDENT_STATE_OK || len(eve.GetReasons()) != 0 ||
+		len(eve.GetOpenAlertIds()) != 0 || !eve.GetLastEventAt().AsTime().Equal(lastEve) || eve.GetCurrentItemId() != "fractions-2" {
+		t.Errorf("eve = %v, want ok, no reasons or alerts, last activity %v on fractions-2", eve, lastEve)
 	}
 	if h := ov.GetHotspots(); len(h) != 1 || h[0].GetItemId() != "fractions-3" || h[0].GetStudentId() != "" {
 		t.Fatalf("hotspots = %v, want the fractions-3 classroom alert", h)

@@ -84,14 +84,16 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	if err := s.hub.Start(ctx); err != nil {
 		return fail(err)
 	}
+	// Dialled lazily: a metrics service that is down delays alerts and
+	// overviews, not start-up. Overviews read the classroom's active students
+	// from it also while new alerts are off.
+	if s.metricsConn, err = grpcclient.Dial(cfg.MetricsAddr, grpcclient.WithTLS(serverTLS), grpcclient.WithBearer(s.auth.Token())); err != nil {
+		return fail(fmt.Errorf("dial metrics at %s: %w", cfg.MetricsAddr, err))
+	}
 	if cfg.TeacherDashboardEnabled {
-		// Dialled lazily: a metrics service that is down delays alerts, not start-up.
-		if s.metricsConn, err = grpcclient.Dial(cfg.MetricsAddr, grpcclient.WithTLS(serverTLS), grpcclient.WithBearer(s.auth.Token())); err != nil {
-			return fail(fmt.Errorf("dial metrics at %s: %w", cfg.MetricsAddr, err))
-		}
 		s.follower = app.NewFollower(adapters.NewMetricsFrustrationSource(s.metricsConn), repo, s.hub, log.Named("follower"))
 	}
-	s.dashboard = app.NewDashboard(repo, s.hub, cfg.TeacherDashboardEnabled)
+	s.dashboard = app.NewDashboard(repo, s.hub, adapters.NewMetricsStudentSource(s.metricsConn), cfg.TeacherDashboardEnabled)
 	s.grpc = grpcserver.New(grpcserver.Options{Name: "dashboard", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout, HealthListenAddr: cfg.HealthListenAddr, TLS: serverTLS, Auth: s.auth.Authorizer()})
 	dashboardv1.RegisterDashboardServiceServer(s.grpc.GRPC(), &ports.DashboardServer{Dashboard: s.dashboard})
 	log.Info("dashboard ready", zap.String("grpc_address", s.lis.Addr().String()),

@@ -20,17 +20,32 @@ const overviewLookback = time.Hour
 // maxOverviewAlerts bounds the alerts one overview reads.
 const maxOverviewAlerts = 5000
 
-// Dashboard is the teacher-facing use cases.
-type Dashboard struct {
-	repo    alert.Repository
-	hub     *Hub
-	enabled bool
-	now     func() time.Time
+// ActiveStudent is a student's recent activity as the metrics service saw it.
+type ActiveStudent struct {
+	StudentID     string
+	LastEventAt   time.Time
+	CurrentItemID string
 }
 
-// NewDashboard returns the use cases; enabled is TEACHER_DASHBOARD_ENABLED.
-func NewDashboard(repo alert.Repository, hub *Hub, enabled bool) *Dashboard {
-	return &Dashboard{repo: repo, hub: hub, enabled: enabled, now: time.Now}
+// StudentSource lists a classroom's recently active students (the metrics
+// service's ListClassroomStudents).
+type StudentSource interface {
+	ActiveStudents(ctx context.Context, classroomID string) ([]ActiveStudent, error)
+}
+
+// Dashboard is the teacher-facing use cases.
+type Dashboard struct {
+	repo     alert.Repository
+	hub      *Hub
+	students StudentSource
+	enabled  bool
+	now      func() time.Time
+}
+
+// NewDashboard returns the use cases; enabled is TEACHER_DASHBOARD_ENABLED;
+// students (nil: none) adds the students without alerts to overviews.
+func NewDashboard(repo alert.Repository, hub *Hub, students StudentSource, enabled bool) *Dashboard {
+	return &Dashboard{repo: repo, hub: hub, students: students, enabled: enabled, now: time.Now}
 }
 
 // AlertsEnabled says whether new alerts are raised.
@@ -170,8 +185,32 @@ func (d *Dashboard) Overview(ctx context.Context, teacherID, classroomID string)
 		}
 		byStudent[a.StudentID] = append(byStudent[a.StudentID], a)
 	}
+	statuses := map[string]*alert.StudentStatus{}
 	for id, as := range byStudent {
-		ov.Students = append(ov.Students, alert.Status(id, as, now))
+		st := alert.Status(id, as, now)
+		statuses[id] = &st
+	}
+	if d.students != nil {
+		active, err := d.students.ActiveStudents(ctx, classroomID)
+		if err != nil {
+			return Overview{}, err
+		}
+		for _, a := range active {
+			st, ok := statuses[a.StudentID]
+			if !ok {
+				statuses[a.StudentID] = &alert.StudentStatus{StudentID: a.StudentID, State: alert.StudentOK,
+					LastEventAt: a.LastEventAt, CurrentItemID: a.CurrentItemID}
+				continue
+			}
+			// The raw events are newer than any alert's trigger time.
+			if a.LastEventAt.After(st.LastEventAt) {
+				st.LastEventAt = a.LastEventAt
+				st.CurrentItemID = a.CurrentItemID
+			}
+		}
+	}
+	for _, st := range statuses {
+		ov.Students = append(ov.Students, *st)
 	}
 	slices.SortFunc(ov.Students, func(a, b alert.StudentStatus) int {
 		if c := cmp.Compare(b.State, a.State); c != 0 {
