@@ -91,6 +91,7 @@ var externalSecrets = map[string]map[string]string{
 	// Mounted as files; the test writes real PEM, keys and credentials for
 	// them (see materialize).
 	"coordinator-raft-tls":   {"tls.crt": "", "tls.key": "", "ca.crt": ""},
+	"gaia-grpc-tls":          {"tls.crt": "", "tls.key": "", "ca.crt": ""},
 	"gaia-auth-public-keys":  {"public.pem": ""},
 	"gaia-auth-signing-key":  {"signing.key": ""},
 	"gaia-coordinator-token": {"token": ""},
@@ -149,6 +150,8 @@ func secretFile(secret, key string) (string, bool) {
 	switch {
 	case secret == "coordinator-raft-tls" || strings.HasPrefix(secret, "coordinator-raft-tls-"):
 		f = pki.ClusterMember()
+	case secret == "gaia-grpc-tls":
+		f = pki.Service("gateway") // any service certificate the service CA signed
 	case secret == "gaia-auth-public-keys" && key == "public.pem":
 		return authFiles.keys.PublicKeysFile, true
 	case secret == "gaia-auth-signing-key" && key == "signing.key":
@@ -729,6 +732,7 @@ func checkEnv(t *testing.T, r rendering, o objects, w workload, c corev1.Contain
 			t.Errorf("%s/%s container %s: %s=%s is not a declared container port", w.kind, w.name, c.Name, name, val)
 		}
 	}
+	checkGRPCTLS(t, r, w, c, bin, env)
 	if a := w.annotations["prometheus.io/port"]; a != "" {
 		p, _ := strconv.Atoi(a)
 		if !slices.ContainsFunc(c.Ports, func(cp corev1.ContainerPort) bool { return int(cp.ContainerPort) == p }) {
@@ -1070,6 +1074,38 @@ func checkMonitors(t *testing.T, o objects) {
 		}
 		if !ok {
 			t.Errorf("ServiceMonitor %s finds no Service with its port", m.Metadata.Name)
+		}
+	}
+}
+
+// checkGRPCTLS: in prod every GAIA service serves and dials gRPC over TLS
+// (TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE, which the loader has already
+// read and parsed), and a gRPC probe never points at a TLS port: the
+// kubelet's gRPC probes speak plaintext only, so they must go to the
+// plaintext health-only port (<SERVICE>_HEALTH_LISTEN_ADDR).
+func checkGRPCTLS(t *testing.T, r rendering, w workload, c corev1.Container, bin string, env map[string]string) {
+	if w.kind == "Job" {
+		return
+	}
+	id := fmt.Sprintf("%s/%s container %s", w.kind, w.name, c.Name)
+	tlsOn := env[tlsconfig.CertFileVar] != "" && env[tlsconfig.KeyFileVar] != "" && env[tlsconfig.CAFileVar] != ""
+	if r.overlay == "prod" && !tlsOn {
+		t.Errorf("%s: prod must set %s, %s and %s (TLS on every gRPC hop)", id, tlsconfig.CertFileVar, tlsconfig.KeyFileVar, tlsconfig.CAFileVar)
+	}
+	if !tlsOn {
+		return
+	}
+	port := func(addr string) int32 {
+		p, _ := strconv.Atoi(addr[strings.LastIndex(addr, ":")+1:])
+		return int32(p)
+	}
+	healthVar := strings.ToUpper(bin) + "_HEALTH_LISTEN_ADDR"
+	for _, p := range []*corev1.Probe{c.StartupProbe, c.LivenessProbe, c.ReadinessProbe} {
+		if p == nil || p.GRPC == nil {
+			continue
+		}
+		if h := env[healthVar]; h == "" || port(h) != p.GRPC.Port {
+			t.Errorf("%s: gRPC probe on port %d, which serves TLS; the kubelet's gRPC probes speak plaintext, so probe %s (%q)", id, p.GRPC.Port, healthVar, h)
 		}
 	}
 }
