@@ -133,11 +133,13 @@ func startServices(ctx context.Context, l *launcher, cfg upConfig, keys *auth.Lo
 	if err != nil {
 		return nil, err
 	}
+	var metricsSvc *metrics.Service
 	metricsAddr, err := l.start("metrics", "grpc", func(c context.Context) (process.Runner, net.Addr, string, error) {
 		s, err := metrics.New(c, cfg.metrics, log.Named("metrics"))
 		if err != nil {
 			return nil, nil, "", err
 		}
+		metricsSvc = s
 		return s, s.Addr(), "schema metrics (events: " + s.StorageMode() + " partitions); prometheus http://" + dialable(s.PrometheusAddr()) + "/metrics", nil
 	})
 	if err != nil {
@@ -152,6 +154,11 @@ func startServices(ctx context.Context, l *launcher, cfg upConfig, keys *auth.Lo
 		return s, s.Addr(), "schema dashboard", nil
 	})
 	if err != nil {
+		return nil, err
+	}
+	// The metrics service checks teachers' classrooms with the dashboard,
+	// which starts after it: point it at where the dashboard listens.
+	if err := metricsSvc.UseDashboard(dashAddr); err != nil {
 		return nil, err
 	}
 	if err := assignDemoClassroom(ctx, creds, dashAddr, clientTLS); err != nil {

@@ -136,9 +136,9 @@ var policies = map[string]Policy{
 	// gaia.metrics.v1.MetricsService
 	metricsv1.MetricsService_RecordMetrics_FullMethodName:           {Roles: apps, Scope: ScopeRequest},
 	metricsv1.MetricsService_SubmitRating_FullMethodName:            {Roles: apps, Scope: ScopeRequest},
-	metricsv1.MetricsService_GetRatingSummary_FullMethodName:        {Roles: []Role{RoleAdmin, RoleApp, RoleTeacher, RoleService}, Scope: ScopeRequest, Handler: "an empty classroom_id/app_id means the caller's own (FromContext)"},
-	metricsv1.MetricsService_ListFrustrationEvents_FullMethodName:   {Roles: classViews, Scope: ScopeRequest, Handler: "no classroom_ids means the teacher's assigned classrooms"},
-	metricsv1.MetricsService_WatchFrustrationEvents_FullMethodName:  {Roles: classViews, Scope: ScopeRequest, Handler: "no classroom_ids means the teacher's assigned classrooms"},
+	metricsv1.MetricsService_GetRatingSummary_FullMethodName:        {Roles: []Role{RoleAdmin, RoleApp, RoleTeacher, RoleService}, Scope: ScopeRequest, Handler: "an empty app_id means an app's own (FromContext); a teacher must name classroom_id"},
+	metricsv1.MetricsService_ListFrustrationEvents_FullMethodName:   {Roles: classViews, Scope: ScopeRequest, Handler: "a teacher must name classroom_ids, each assigned to it"},
+	metricsv1.MetricsService_WatchFrustrationEvents_FullMethodName:  {Roles: classViews, Scope: ScopeRequest, Handler: "a teacher must name classroom_ids, each assigned to it"},
 	metricsv1.MetricsService_GetClassroomSnapshot_FullMethodName:    {Roles: classViews, Scope: ScopeRequest},
 	metricsv1.MetricsService_ListClassroomSnapshots_FullMethodName:  {Roles: classViews, Scope: ScopeRequest},
 	metricsv1.MetricsService_ListClassroomStudents_FullMethodName:   {Roles: classViews, Scope: ScopeRequest},

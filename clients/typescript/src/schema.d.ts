@@ -471,7 +471,7 @@ export interface paths {
          * GetRatingSummary summarises ratings for a classroom, app or item over a window.
          * @description GetRatingSummary summarises ratings for a classroom, app or item over a window.
          *
-         *     **Authorization:** a bearer credential of role `admin`, `app`, `teacher`, `service`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise. Also checked: an empty classroom_id/app_id means the caller's own (FromContext).
+         *     **Authorization:** a bearer credential of role `admin`, `app`, `teacher`, `service`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise. Also checked: an empty app_id means an app's own (FromContext); a teacher must name classroom_id.
          */
         get: operations["GetRatingSummary"];
         put?: never;
@@ -493,7 +493,7 @@ export interface paths {
          * ListFrustrationEvents lists detected frustration events, oldest first.
          * @description ListFrustrationEvents lists detected frustration events, oldest first.
          *
-         *     **Authorization:** a bearer credential of role `admin`, `teacher`, `service`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise. Also checked: no classroom_ids means the teacher's assigned classrooms.
+         *     **Authorization:** a bearer credential of role `admin`, `teacher`, `service`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise. Also checked: a teacher must name classroom_ids, each assigned to it.
          */
         get: operations["ListFrustrationEvents"];
         put?: never;
@@ -515,7 +515,7 @@ export interface paths {
          * WatchFrustrationEvents streams frustration events with ids greater than after_id, first those already stored, then ne...
          * @description WatchFrustrationEvents streams frustration events with ids greater than after_id, first those already stored, then new ones as they are detected. Resuming with the last id seen misses nothing and repeats nothing.
          *
-         *     **Authorization:** a bearer credential of role `admin`, `teacher`, `service`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise. Also checked: no classroom_ids means the teacher's assigned classrooms.
+         *     **Authorization:** a bearer credential of role `admin`, `teacher`, `service`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise. Also checked: a teacher must name classroom_ids, each assigned to it.
          *
          *     **Streaming.** The answer is `application/x-ndjson`: one JSON object per line (see WatchFrustrationEventsStreamItem), each `{"result": …}`, flushed as it happens; when the stream fails, its last line is `{"error": {"code": …, "message": …}}`, the same ErrorResponse as a unary call's. An error before the first result is answered like a unary call's, with its HTTP status. In a browser, read it with `fetch` and `response.body.pipeThrough(new TextDecoderStream())`, splitting on newlines (clients/typescript does this). A stream stays open until the server or the client ends it; reconnect with the resumption parameter to continue where it stopped.
          */

@@ -32,6 +32,11 @@ type Options struct {
 	// Detection runs the frustration detector against a coordinator; nil
 	// leaves it off.
 	Detection *Detection
+	// DashboardAddr is the dashboard service asked for teachers'
+	// classrooms (default 127.0.0.1:1, nothing: teachers' classroom calls
+	// answer UNAVAILABLE); TeacherClassroomsTTL defaults to 5 s.
+	DashboardAddr        string
+	TeacherClassroomsTTL time.Duration
 	// Keys sign and verify credentials; nil makes new ones (pass the
 	// coordinator's, coordtest.Cluster.Keys, when there is one: Detection
 	// needs them).
@@ -90,6 +95,8 @@ func Start(t testing.TB, databaseURL string, opts Options) *Metrics {
 		DatabaseURL:             databaseURL,
 		ShutdownTimeout:         2 * time.Second,
 		CoordinatorAddr:         "127.0.0.1:1",
+		DashboardAddr:           opts.DashboardAddr,
+		TeacherClassroomsTTL:    opts.TeacherClassroomsTTL,
 		UsabilityMetricsEnabled: !opts.Disabled,
 		MaxBatch:                opts.MaxBatch,
 		Retention:               opts.Retention,
@@ -107,6 +114,9 @@ func Start(t testing.TB, databaseURL string, opts Options) *Metrics {
 		if m.cfg.DetectionLockTTL == 0 {
 			m.cfg.DetectionLockTTL = 2 * time.Second
 		}
+	}
+	if m.cfg.DashboardAddr == "" {
+		m.cfg.DashboardAddr = "127.0.0.1:1"
 	}
 	m.start()
 	t.Cleanup(func() {

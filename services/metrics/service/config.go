@@ -23,6 +23,13 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// CoordinatorAddr is the coordinator that grants detector partition locks.
 	CoordinatorAddr string
+	// DashboardAddr is the dashboard service, asked which classrooms are
+	// assigned to a teacher (DASHBOARD_ADDR).
+	DashboardAddr string
+	// TeacherClassroomsTTL is how long a teacher's classrooms, as the
+	// dashboard listed them, are trusted (not a variable; default 5 s, so
+	// an unassignment takes effect within seconds; tests shorten it).
+	TeacherClassroomsTTL time.Duration
 	// UsabilityMetricsEnabled accepts usability events (USABILITY_METRICS_ENABLED).
 	UsabilityMetricsEnabled bool
 	// FrustrationDetectionEnabled runs the detector (FRUSTRATION_DETECTION_ENABLED);
@@ -57,6 +64,11 @@ type Config struct {
 	Auth auth.Config
 }
 
+// DefaultTeacherClassroomsTTL is how long a teacher's classroom list is
+// cached: an unassignment in the dashboard takes effect within it, as a
+// revocation does within the revocation poll.
+const DefaultTeacherClassroomsTTL = 5 * time.Second
+
 // LoadConfig reads the metrics service's variables; problems are recorded in l.
 func LoadConfig(l *config.Loader) Config {
 	return Config{
@@ -66,6 +78,8 @@ func LoadConfig(l *config.Loader) Config {
 		DatabaseURL:                 pg.URL(l, "DATABASE_URL", pg.DefaultURL),
 		ShutdownTimeout:             l.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, time.Millisecond),
 		CoordinatorAddr:             l.DialAddr("COORDINATOR_ADDR", "127.0.0.1:7001"),
+		DashboardAddr:               l.DialAddr("DASHBOARD_ADDR", "127.0.0.1:7004"),
+		TeacherClassroomsTTL:        DefaultTeacherClassroomsTTL,
 		UsabilityMetricsEnabled:     l.Bool("USABILITY_METRICS_ENABLED", true),
 		FrustrationDetectionEnabled: l.Bool("FRUSTRATION_DETECTION_ENABLED", true),
 		DetectionPartitions:         l.Int("DETECTION_PARTITIONS", 16, 1, 1024),

@@ -63,7 +63,11 @@ type Service struct {
 	locks     *adapters.CoordinatorLocks
 	coord     *client.Client
 	auth      *auth.Runtime
-	tls       *tlsconfig.Source // gRPC, served and dialed; nil is plaintext
+	// classrooms resolves teachers' classrooms over dashboardConn.
+	classrooms    *adapters.DashboardClassrooms
+	dashboardConn *grpc.ClientConn
+	dashboardMu   sync.Mutex
+	tls           *tlsconfig.Source // gRPC, served and dialed; nil is plaintext
 }
 
 // New opens the listeners and the database, and wires the service.
@@ -77,21 +81,31 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{cfg: cfg, log: log, tls: serverTLS}
-	// Teachers' classroom assignments live in the dashboard; until the
-	// metrics service looks them up (an auth.ClassroomResolver over the
-	// dashboard's ListTeacherClassrooms), a teacher's classroom-scoped call
-	// is refused here, never allowed.
-	if s.auth, err = auth.NewRuntime(cfg.Auth, nil, log.Named("auth")); err != nil {
+	// Teachers' classroom assignments live in the dashboard: a teacher's
+	// classroom-scoped call is checked against its ListTeacherClassrooms,
+	// asked with this service's credential and cached briefly.
+	ttl := cfg.TeacherClassroomsTTL
+	if ttl <= 0 {
+		ttl = DefaultTeacherClassroomsTTL
+	}
+	s.classrooms = adapters.NewDashboardClassrooms(ttl)
+	if s.auth, err = auth.NewRuntime(cfg.Auth, s.classrooms, log.Named("auth")); err != nil {
+		return nil, err
+	}
+	if err := s.UseDashboard(cfg.DashboardAddr); err != nil {
 		return nil, err
 	}
 	if s.lis, err = net.Listen("tcp", cfg.ListenAddr); err != nil {
+		s.closeDashboard()
 		return nil, fmt.Errorf("listen for grpc on %s: %w", cfg.ListenAddr, err)
 	}
 	if s.promLis, err = net.Listen("tcp", cfg.PrometheusAddr); err != nil {
 		_ = s.lis.Close()
+		s.closeDashboard()
 		return nil, fmt.Errorf("listen for prometheus on %s: %w", cfg.PrometheusAddr, err)
 	}
 	fail := func(err error) (*Service, error) {
+		s.closeDashboard()
 		if s.pool != nil {
 			s.pool.Close()
 		}
@@ -160,6 +174,35 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		zap.String("event_storage", s.mode), zap.Bool("usability_metrics_enabled", cfg.UsabilityMetricsEnabled), zap.Duration("retention", cfg.Retention),
 		zap.Bool("frustration_detection_enabled", cfg.FrustrationDetectionEnabled), zap.Int("detection_partitions", cfg.DetectionPartitions))
 	return s, nil
+}
+
+// UseDashboard points the teachers' classroom checks at the dashboard
+// service at addr (New dials DASHBOARD_ADDR; gaia up calls it again once the
+// dashboard listens). The connection is lazy: an unreachable dashboard
+// fails teachers' calls with UNAVAILABLE, not the start.
+func (s *Service) UseDashboard(addr string) error {
+	conn, err := grpcclient.Dial(addr, grpcclient.WithTLS(s.tls), grpcclient.WithBearer(s.auth.Token()))
+	if err != nil {
+		return fmt.Errorf("dashboard client for %s: %w", addr, err)
+	}
+	s.dashboardMu.Lock()
+	old := s.dashboardConn
+	s.dashboardConn = conn
+	s.classrooms.SetConn(conn, addr)
+	s.dashboardMu.Unlock()
+	if old != nil {
+		_ = old.Close()
+	}
+	return nil
+}
+
+func (s *Service) closeDashboard() {
+	s.dashboardMu.Lock()
+	defer s.dashboardMu.Unlock()
+	if s.dashboardConn != nil {
+		_ = s.dashboardConn.Close()
+		s.dashboardConn = nil
+	}
 }
 
 // ownerName names this replica in the detector's partitions table.
@@ -241,6 +284,7 @@ func (s *Service) Run(ctx context.Context) error {
 	<-committerDone
 	stop()
 	wg.Wait()
+	s.closeDashboard()
 	s.pool.Close()
 	if promErr != nil && !errors.Is(promErr, context.Canceled) {
 		err = errors.Join(err, fmt.Errorf("prometheus server: %w", promErr))

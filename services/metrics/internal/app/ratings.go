@@ -78,6 +78,12 @@ func (s *Ratings) Summary(ctx context.Context, f usability.RatingFilter) (usabil
 			return usability.RatingSummary{}, f, err
 		}
 	}
+	// A teacher sees the classrooms assigned to it (the interceptor checked
+	// a named one against the dashboard): an app's ratings across every
+	// classroom are not its to read.
+	if p, ok := auth.FromContext(ctx); ok && p.Role == auth.RoleTeacher && f.ClassroomID == "" {
+		return usability.RatingSummary{}, f, domainerr.Invalid("classroom_id", "a teacher must name one of its assigned classrooms")
+	}
 	if f.ClassroomID == "" && f.AppID == "" {
 		return usability.RatingSummary{}, f, domainerr.Invalid("classroom_id", "a classroom_id or an app_id is required")
 	}

@@ -43,9 +43,9 @@ func checkID(field, v string, required bool) error {
 // classroomFilter checks classroom_ids. The interceptor (internal/auth's
 // policy table) already checked each named classroom against the caller's
 // credential; what it cannot see is an empty list, which means "all". A
-// teacher sees only assigned classrooms, and the assignments belong to the
-// dashboard, so until this service can list them a teacher must name its
-// classrooms (never: all of them).
+// teacher sees only assigned classrooms, which the interceptor checks one by
+// one against the dashboard (auth.ClassroomResolver), so a teacher must name
+// its classrooms (never: all of them).
 func classroomFilter(ctx context.Context, ids []string) ([]string, error) {
 	if p, ok := auth.FromContext(ctx); ok && p.Role == auth.RoleTeacher && len(ids) == 0 {
 		return nil, domainerr.Invalid("classroom_ids", "a teacher must name the classrooms to read (those assigned to them)")
