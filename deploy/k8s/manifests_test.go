@@ -76,7 +76,9 @@ var presents = map[string]auth.Role{
 var talksTo = map[string][]string{
 	"coordinator": {"coordinator"},
 	"taskqueue":   {"coordinator"},
-	"metrics":     {"coordinator"},
+	// Plus the dashboard, asked which classrooms a teacher has
+	// (docs/SECURITY.md).
+	"metrics": {"coordinator", "dashboard"},
 	// Plus the coordinator for the revocation list every service polls
 	// (docs/SECURITY.md).
 	"dashboard": {"metrics", "coordinator"},
