@@ -291,6 +291,10 @@ func TestUpServesEverything(t *testing.T) {
 	}
 	httpGetAs(t, teacher, gw+"/v1/teachers/someone-else/classrooms", http.StatusForbidden)
 	httpGetAs(t, app, gw+"/v1/teachers/demo-teacher/classrooms", http.StatusForbidden)
+	// The metrics service asks the dashboard which classrooms the teacher
+	// has: the teacher page's snapshots of its classroom, not another's.
+	httpGetAs(t, teacher, gw+"/v1/classrooms/demo-classroom/snapshots", http.StatusOK)
+	httpGetAs(t, teacher, gw+"/v1/classrooms/someone-elses-room/snapshots", http.StatusForbidden)
 	// The single-node Raft has elected itself.
 	status := httpGetAs(t, admin, gw+"/v1/cluster/status", http.StatusOK)
 	if !strings.Contains(status, `"NODE_STATE_LEADER"`) || !strings.Contains(status, `"NODE_SUFFRAGE_VOTER"`) {
