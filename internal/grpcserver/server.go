@@ -192,12 +192,15 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 
 	select {
 	case err := <-served:
-		// The listener failed; there is nothing left to drain towards.
-		s.health.Shutdown()
-		s.startDrain()
-		s.grpc.Stop()
-		return fmt.Errorf("serve grpc on %s: %w", addr, err)
+		return s.failed(addr, err)
 	case <-ctx.Done():
+	}
+	// When the listener failed just as ctx ended, both are ready and select
+	// picks one at random: the failure must still be reported.
+	select {
+	case err := <-served:
+		return s.failed(addr, err)
+	default:
 	}
 
 	s.drain(addr)
@@ -206,6 +209,15 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 		return fmt.Errorf("serve grpc on %s: %w", addr, err)
 	}
 	return nil
+}
+
+// failed stops a server whose listener failed; there is nothing left to
+// drain towards.
+func (s *Server) failed(addr string, err error) error {
+	s.health.Shutdown()
+	s.startDrain()
+	s.grpc.Stop()
+	return fmt.Errorf("serve grpc on %s: %w", addr, err)
 }
 
 func (s *Server) drain(addr string) {

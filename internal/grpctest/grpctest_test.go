@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -65,7 +66,21 @@ func (r *cleanupRecorder) runCleanups() {
 func TestServeFailsTheTestWhenTheServerFails(t *testing.T) {
 	rec := &cleanupRecorder{TB: t}
 	// Stopping the server before it serves makes Serve return an error.
-	grpctest.Serve(rec, func(s *grpc.Server) { s.Stop() })
+	conn := grpctest.Serve(rec, func(s *grpc.Server) { s.Stop() })
+	// grpc closes the listener when Serve finds the server stopped: wait for
+	// that, so that the failure is there before the test ends.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", conn.Target())
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the stopped server's listener is still open after 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	rec.runCleanups()
 
 	if len(rec.errors) != 1 || !strings.Contains(rec.errors[0], "server stopped with an error") {
