@@ -151,7 +151,7 @@ func startServices(ctx context.Context, l *launcher, cfg upConfig, keys *auth.Lo
 		if err != nil {
 			return nil, nil, "", err
 		}
-		return s, s.Addr(), "schema dashboard", nil
+		return s, s.Addr(), "schema dashboard; prometheus http://" + dialable(s.PrometheusAddr()) + "/metrics", nil
 	})
 	if err != nil {
 		return nil, err

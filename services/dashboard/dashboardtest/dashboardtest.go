@@ -44,9 +44,10 @@ type Dashboard struct {
 	t          testing.TB
 	cfg        service.Config
 	log        *zap.Logger
-	// Addr is the gRPC address.
-	Addr string
-	conn *grpc.ClientConn
+	// Addr is the gRPC address; PrometheusAddr serves /metrics.
+	Addr           string
+	PrometheusAddr string
+	conn           *grpc.ClientConn
 
 	mu      sync.Mutex
 	cancel  context.CancelFunc
@@ -67,6 +68,7 @@ func Start(t testing.TB, databaseURL string, opts Options) *Dashboard {
 	d := &Dashboard{t: t, log: zaptest.NewLogger(t, zaptest.Level(level)).Named("dashboard"), Keys: opts.Keys, AdminToken: opts.Keys.Admin(t)}
 	d.cfg = service.Config{
 		ListenAddr:              "127.0.0.1:0",
+		PrometheusAddr:          "127.0.0.1:0",
 		DatabaseURL:             databaseURL,
 		ShutdownTimeout:         2 * time.Second,
 		MetricsAddr:             opts.MetricsAddr,
@@ -89,13 +91,13 @@ func (d *Dashboard) start() {
 	defer d.mu.Unlock()
 	cfg := d.cfg
 	if d.Addr != "" {
-		cfg.ListenAddr = d.Addr
+		cfg.ListenAddr, cfg.PrometheusAddr = d.Addr, d.PrometheusAddr
 	}
 	svc, err := service.New(context.Background(), cfg, d.log)
 	if err != nil {
 		d.t.Fatalf("start dashboard: %v", err)
 	}
-	d.Addr = svc.Addr().String()
+	d.Addr, d.PrometheusAddr = svc.Addr().String(), svc.PrometheusAddr().String()
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel, d.done, d.running = cancel, make(chan error, 1), true
 	go func() { d.done <- svc.Run(ctx) }()

@@ -275,6 +275,7 @@ func TestSlowSubscriberIsCutAndResumes(t *testing.T) {
 	if st.Code() != codes.ResourceExhausted {
 		t.Fatalf("a slow subscriber ended with %v after %d alerts, want RESOURCE_EXHAUSTED", cutErr, len(got))
 	}
+	waitScrape(t, e.dash.PrometheusAddr, `gaia_dashboard_subscribers_cut_slow_total 1`, "gaia_dashboard_subscribers_cut_slow_total")
 	var resume string
 	for _, d := range st.Details() {
 		if info, ok := d.(*errdetails.ErrorInfo); ok {

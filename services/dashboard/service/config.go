@@ -16,8 +16,11 @@ type Config struct {
 	// HealthListenAddr, when set, also serves gRPC health alone, in plaintext
 	// (DASHBOARD_HEALTH_LISTEN_ADDR), for probes that cannot speak TLS; empty serves none.
 	HealthListenAddr string
-	DatabaseURL      string
-	ShutdownTimeout  time.Duration
+	// PrometheusAddr serves Prometheus metrics at /metrics
+	// (DASHBOARD_PROMETHEUS_LISTEN_ADDR).
+	PrometheusAddr  string
+	DatabaseURL     string
+	ShutdownTimeout time.Duration
 	// MetricsAddr is the metrics service to follow for frustration events.
 	MetricsAddr string
 	// TeacherDashboardEnabled turns alerts on (TEACHER_DASHBOARD_ENABLED).
@@ -42,6 +45,7 @@ func LoadConfig(l *config.Loader) Config {
 	return Config{
 		ListenAddr:              l.ListenAddr("DASHBOARD_LISTEN_ADDR", ":7004"),
 		HealthListenAddr:        l.ListenAddr("DASHBOARD_HEALTH_LISTEN_ADDR", ""),
+		PrometheusAddr:          l.ListenAddr("DASHBOARD_PROMETHEUS_LISTEN_ADDR", ":9104"),
 		DatabaseURL:             pg.URL(l, "DATABASE_URL", pg.DefaultURL),
 		ShutdownTimeout:         l.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, time.Millisecond),
 		MetricsAddr:             l.DialAddr("METRICS_ADDR", "127.0.0.1:7003"),

@@ -9,11 +9,13 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
@@ -21,6 +23,7 @@ import (
 	"github.com/gaia-platform/gaia/internal/grpcclient"
 	"github.com/gaia-platform/gaia/internal/grpcserver"
 	"github.com/gaia-platform/gaia/internal/pg"
+	"github.com/gaia-platform/gaia/internal/telemetry"
 	"github.com/gaia-platform/gaia/internal/tlsconfig"
 	"github.com/gaia-platform/gaia/migrations"
 	dashboardv1 "github.com/gaia-platform/gaia/proto/gaia/dashboard/v1"
@@ -37,6 +40,8 @@ type Service struct {
 	cfg         Config
 	log         *zap.Logger
 	lis         net.Listener
+	promLis     net.Listener
+	registry    *prometheus.Registry
 	grpc        *grpcserver.Server
 	pool        *pgxpool.Pool
 	metricsConn *grpc.ClientConn
@@ -66,6 +71,10 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	if s.lis, err = net.Listen("tcp", cfg.ListenAddr); err != nil {
 		return nil, fmt.Errorf("listen for grpc on %s: %w", cfg.ListenAddr, err)
 	}
+	if s.promLis, err = net.Listen("tcp", cfg.PrometheusAddr); err != nil {
+		_ = s.lis.Close()
+		return nil, fmt.Errorf("listen for prometheus on %s: %w", cfg.PrometheusAddr, err)
+	}
 	fail := func(err error) (*Service, error) {
 		if s.pool != nil {
 			s.pool.Close()
@@ -74,6 +83,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 			_ = s.metricsConn.Close()
 		}
 		_ = s.lis.Close()
+		_ = s.promLis.Close()
 		return nil, err
 	}
 	if s.pool, err = pg.OpenSchema(ctx, cfg.DatabaseURL, Schema, files, log); err != nil {
@@ -81,6 +91,8 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	}
 	repo := adapters.NewAlertPostgresRepository(s.pool)
 	s.hub = app.NewHub(repo, cfg.SubscriberBuffer, log.Named("hub"))
+	s.registry = telemetry.NewRegistry()
+	app.NewMetrics(s.registry, s.hub)
 	if err := s.hub.Start(ctx); err != nil {
 		return fail(err)
 	}
@@ -96,13 +108,16 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	s.dashboard = app.NewDashboard(repo, s.hub, adapters.NewMetricsStudentSource(s.metricsConn), cfg.TeacherDashboardEnabled)
 	s.grpc = grpcserver.New(grpcserver.Options{Name: "dashboard", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout, HealthListenAddr: cfg.HealthListenAddr, TLS: serverTLS, Auth: s.auth.Authorizer()})
 	dashboardv1.RegisterDashboardServiceServer(s.grpc.GRPC(), &ports.DashboardServer{Dashboard: s.dashboard})
-	log.Info("dashboard ready", zap.String("grpc_address", s.lis.Addr().String()),
+	log.Info("dashboard ready", zap.String("grpc_address", s.lis.Addr().String()), zap.String("prometheus_address", s.promLis.Addr().String()),
 		zap.Bool("teacher_dashboard_enabled", cfg.TeacherDashboardEnabled), zap.String("metrics_address", cfg.MetricsAddr))
 	return s, nil
 }
 
 // Addr is where the gRPC server listens.
 func (s *Service) Addr() net.Addr { return s.lis.Addr() }
+
+// PrometheusAddr is where /metrics is served.
+func (s *Service) PrometheusAddr() net.Addr { return s.promLis.Addr() }
 
 // TeacherHasClassroom answers whether a classroom is assigned to a teacher:
 // the classroom scope of teachers' credentials.
@@ -146,6 +161,8 @@ func (s *Service) Run(ctx context.Context) error {
 	if s.follower != nil {
 		start(s.follower.Run)
 	}
+	var promErr error
+	start(func(ctx context.Context) { promErr = telemetry.Serve(ctx, s.promLis, s.registry) })
 	// The hub ends live subscriptions (telling each where to resume) before
 	// the gRPC server drains, so the drain does not wait on them.
 	stopHub := context.AfterFunc(ctx, stop)
@@ -157,5 +174,8 @@ func (s *Service) Run(ctx context.Context) error {
 		_ = s.metricsConn.Close()
 	}
 	s.pool.Close()
+	if promErr != nil && !errors.Is(promErr, context.Canceled) {
+		err = errors.Join(err, fmt.Errorf("prometheus server: %w", promErr))
+	}
 	return err
 }

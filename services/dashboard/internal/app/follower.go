@@ -106,6 +106,7 @@ func (f *Follower) follow(ctx context.Context) (progressed bool, err error) {
 			return progressed, err
 		}
 		progressed = true
+		f.hub.metrics.applied(batch, created, time.Now())
 		if len(created) > 0 {
 			f.hub.Poke()
 		}

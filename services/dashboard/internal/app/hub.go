@@ -56,6 +56,8 @@ type Hub struct {
 	log    *zap.Logger
 	buffer int
 	poke   chan struct{}
+	// metrics is set by NewMetrics before the hub runs; nil records nothing.
+	metrics *Metrics
 
 	mu       sync.Mutex
 	ready    bool
@@ -176,6 +178,9 @@ func (h *Hub) cutLocked(ts *teacherSubs, s *subscription, err error) {
 	}
 	s.cutErr = err
 	close(s.cut)
+	if err == nil {
+		h.metrics.slowCut()
+	}
 	h.removeLocked(ts, s)
 }
 
