@@ -21,11 +21,11 @@ import (
 // the client will get because error mapping runs inside it; authorization
 // runs inside error mapping so that its refusals are mapped like any error.
 func (s *Server) unaryInterceptors() []grpc.UnaryServerInterceptor {
-	return []grpc.UnaryServerInterceptor{s.recoverUnary, s.logUnary, s.mapErrorsUnary, s.authUnary}
+	return []grpc.UnaryServerInterceptor{s.recoverUnary, s.logUnary, s.mapErrorsUnary, s.refuseUnaryWhenDraining, s.authUnary}
 }
 
 func (s *Server) streamInterceptors() []grpc.StreamServerInterceptor {
-	return []grpc.StreamServerInterceptor{s.recoverStream, s.logStream, s.mapErrorsStream, s.authStream, s.cancelStreamOnDrain}
+	return []grpc.StreamServerInterceptor{s.recoverStream, s.logStream, s.mapErrorsStream, s.refuseStreamWhenDraining, s.authStream, s.cancelStreamOnDrain}
 }
 
 func (s *Server) recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
@@ -135,6 +135,30 @@ func mapError(err error) error {
 	return st.Err()
 }
 
+// errShuttingDown is what a client hears from a server that is draining:
+// UNAVAILABLE, so it retries on another replica.
+var errShuttingDown = status.Error(codes.Unavailable, "server is shutting down")
+
+// refuseUnaryWhenDraining refuses calls that arrive once the drain has
+// begun. GracefulStop closes the listener and sends GOAWAY a moment after
+// Draining() closes; a call that slips into that window, on a connection
+// accepted just before, would otherwise start work on a server that is
+// going away.
+func (s *Server) refuseUnaryWhenDraining(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if s.drainCtx.Err() != nil {
+		return nil, errShuttingDown
+	}
+	return handler(ctx, req)
+}
+
+// refuseStreamWhenDraining is refuseUnaryWhenDraining for streams.
+func (s *Server) refuseStreamWhenDraining(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if s.drainCtx.Err() != nil {
+		return errShuttingDown
+	}
+	return handler(srv, ss)
+}
+
 // cancelStreamOnDrain ends long-lived streams when the server starts to
 // drain, which GracefulStop alone would wait on until ShutdownTimeout. The
 // handler sees its Context() cancelled; if it returns because of that, the
@@ -152,7 +176,7 @@ func (s *Server) cancelStreamOnDrain(srv any, ss grpc.ServerStream, _ *grpc.Stre
 	err := handler(srv, &drainableStream{ServerStream: ss, ctx: ctx})
 	clientStillThere := ss.Context().Err() == nil
 	if err != nil && s.drainCtx.Err() != nil && clientStillThere && isCancellation(err) {
-		return status.Error(codes.Unavailable, "server is shutting down")
+		return errShuttingDown
 	}
 	return err
 }
