@@ -55,9 +55,14 @@ TS_CLIENT := clients/typescript
 # teachers) also runs apart; DASHBOARD_BENCH_SECONDS is each load's length.
 DASHBOARD_BENCHES       := ^BenchmarkAlertLatency$$
 DASHBOARD_BENCH_SECONDS ?= 10
+# The coordinator against etcd: both three-node clusters in one process, same
+# load generator (bench/etcd, a module of its own so that etcd stays out of
+# go.mod). ETCD_BENCH_TIME repeats each op (1x: 2,048 calls, one beat per stream).
+ETCD_BENCH_TIME    ?= 1x
+ETCD_BENCH_STREAMS ?= 2000
 BENCH_DATABASE_URL ?= $(or $(GAIA_TEST_DATABASE_URL),$(DATABASE_URL),postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable)
 
-.PHONY: all run test test-typescript build generate generate-check docs-assets lint breaking tools bench bench-taskqueue bench-metrics bench-dashboard clean help
+.PHONY: all run test test-typescript build generate generate-check docs-assets lint breaking tools bench bench-etcd bench-taskqueue bench-metrics bench-dashboard clean help
 .DEFAULT_GOAL := help
 
 help: ## List the targets
@@ -164,6 +169,7 @@ $(VULNDB_DIR)/index/db.json:
 bench: ## Run the benchmarks and print their figures
 	$(GO) test -run '^$$' -bench . -skip '$(QUEUE_BENCHES)|$(METRICS_BENCHES)|$(DASHBOARD_BENCHES)' -benchtime $(BENCH_TIME) -benchmem ./...
 	$(GO) run ./services/coordinator/cmd/failoverbench
+	@$(MAKE) --no-print-directory bench-etcd
 	@$(MAKE) --no-print-directory bench-taskqueue
 	@$(MAKE) --no-print-directory bench-metrics
 	@$(MAKE) --no-print-directory bench-dashboard
@@ -186,6 +192,25 @@ bench-taskqueue: ## The task queue against River: the same jobs on the same Post
 		END { if (river == "" || gaia == "") { print "task queue comparison: a figure is missing"; exit 1 } \
 			printf "Task queue, %d jobs each on one PostgreSQL: GAIA %.0f jobs/s, River %.0f jobs/s, GAIA/River %.2f\n", jobs, gaia, river, gaia / river; \
 			if (p50 != "") printf "Task queue claim latency at %d jobs/s: p50 %.2f ms, p99 %.2f ms (health check p50 %.2f ms, p99 %.2f ms)\n", rate, p50, p99, h50, h99 }'
+
+# The last lines set GAIA's figures beside etcd's from the same run. The
+# benchmark's full output (the clusters' warnings included) stays in
+# bench/etcd/last-run.txt.
+bench-etcd: ## The coordinator against etcd: puts, mutex cycles and keep-alives, three nodes each, in one run
+	@set -o pipefail; out=bench/etcd/last-run.txt; \
+	echo "== GAIA's coordinator and etcd, three nodes each (bench/etcd); load average $$(cut -d' ' -f1-3 /proc/loadavg)"; \
+	(cd bench/etcd && $(GO) test -run '^$$' -bench . -benchtime $(ETCD_BENCH_TIME) -timeout 30m -streams $(ETCD_BENCH_STREAMS)) > "$$out" 2>&1; \
+	rc=$$?; grep -E '^(Benchmark|--- FAIL|FAIL|ok|PASS)|bench_test.go' "$$out"; [ $$rc -eq 0 ] || exit $$rc; \
+	echo "== load average after: $$(cut -d' ' -f1-3 /proc/loadavg)"; \
+	awk ' \
+		function metric(unit,   i) { for (i = 2; i < NF; i++) if ($$(i+1) == unit) return $$i; return "" } \
+		/^BenchmarkVersusEtcd\// { split($$1, p, "/"); sys = p[3]; sub(/-[0-9]+$$/, "", sys); sub(/^system=/, "", sys); \
+			ops[p[2], sys] = metric("ops/s"); p99[p[2], sys] = metric("p99-ms"); el[p[2], sys] = metric("elections") } \
+		function line(w, what) { if (ops[w, "gaia"] == "" || ops[w, "etcd"] == "") { print what ": a figure is missing"; bad = 1; return } \
+			printf "%s: GAIA %.0f/s, etcd %.0f/s, GAIA/etcd %.2f (p99 %.1f / %.1f ms; elections %d / %d)\n", what, \
+				ops[w, "gaia"], ops[w, "etcd"], ops[w, "gaia"] / ops[w, "etcd"], p99[w, "gaia"], p99[w, "etcd"], el[w, "gaia"], el[w, "etcd"] } \
+		END { line("put", "Registrations against etcd puts"); line("mutex", "AcquireLock+ReleaseLock against etcd mutex Lock+Unlock (cycles)"); \
+			line("keepalive", "Heartbeats against etcd lease keep-alives"); exit bad }' "$$out"
 
 # Metrics ingest: gRPC batches against a raw pgx CopyFrom into the same table,
 # REST through the gateway, latency beside a bare gRPC round trip, and the
