@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/gaia-platform/gaia/internal/auth"
+	"github.com/gaia-platform/gaia/internal/background"
 	"github.com/gaia-platform/gaia/internal/grpcclient"
 	"github.com/gaia-platform/gaia/internal/grpcserver"
 	"github.com/gaia-platform/gaia/internal/pg"
@@ -94,9 +95,13 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		Retention:         cfg.Retention,
 		DeadRetention:     cfg.DeadRetention,
 		ReapInterval:      cfg.ReapInterval,
+		ReapTimeout:       30 * time.Second,
 		ReconcileInterval: 5 * time.Second,
+		ReconcileTimeout:  time.Minute,
+		LookupTimeout:     2 * time.Second,
 		PollInterval:      500 * time.Millisecond,
 		PruneInterval:     10 * time.Minute,
+		PruneTimeout:      5 * time.Minute,
 	}, app.Stores{
 		Tasks:      tasks,
 		Lessons:    adapters.NewLessonPostgresRepository(s.pool),
@@ -128,22 +133,20 @@ func (s *Service) Run(ctx context.Context) error {
 	bg, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	var metricsErr error
-	start := func(f func(context.Context)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			f(bg)
-		}()
+	// Each job restarts after a panic rather than ending the process (which,
+	// under `gaia up`, runs every service).
+	start := func(job string, f func(context.Context)) {
+		wg.Go(func() { background.Loop(bg, s.log, job, background.Options{}, f) })
 	}
-	start(func(ctx context.Context) { s.auth.Run(ctx, auth.RevocationsFrom(s.coord.Conn())) })
-	start(s.notifier.Run)
-	start(s.queue.Run)
-	start(func(ctx context.Context) {
+	start("revocations", func(ctx context.Context) { s.auth.Run(ctx, auth.RevocationsFrom(s.coord.Conn())) })
+	start("ready-notifier", s.notifier.Run)
+	start("queue", s.queue.Run)
+	start("session-watch", func(ctx context.Context) {
 		if err := s.sessions.Run(ctx, s.queue.SessionEnded); err != nil && ctx.Err() == nil {
 			s.log.Error("session watch stopped", zap.Error(err))
 		}
 	})
-	start(func(ctx context.Context) { metricsErr = telemetry.Serve(ctx, s.metricsLis, s.registry) })
+	start("metrics", func(ctx context.Context) { metricsErr = telemetry.Serve(ctx, s.metricsLis, s.registry) })
 
 	err := s.grpc.Serve(ctx, s.lis)
 	stop()

@@ -2,9 +2,11 @@ package app
 
 import (
 	"context"
-	"time"
+	"sync"
 
 	"go.uber.org/zap"
+
+	"github.com/gaia-platform/gaia/internal/background"
 
 	"github.com/gaia-platform/gaia/services/taskqueue/internal/domain/task"
 )
@@ -36,29 +38,21 @@ func (q *Queue) recordRequeues(rq []task.Requeued, why string) {
 
 // Run does the background work until ctx ends: the reaper of expired
 // claims, the reconciliation of claim holders with the coordinator, and
-// pruning. Every replica may run it; each step is safe to run concurrently.
+// pruning. Each is its own loop with its own deadline per run, so that a
+// coordinator that cannot be reached, or a slow prune, never delays lease
+// expiry; a panic in one is logged and counted, and the loop goes on. Every
+// replica may run them; each step is safe to run concurrently.
 func (q *Queue) Run(ctx context.Context) {
-	reap := time.NewTicker(q.cfg.ReapInterval)
-	defer reap.Stop()
-	reconcile := time.NewTicker(q.cfg.ReconcileInterval)
-	defer reconcile.Stop()
-	prune := time.NewTicker(q.cfg.PruneInterval)
-	defer prune.Stop()
-	// At start-up, at once: claims of sessions that ended while this replica
-	// was down go back now, not a reconcile interval later.
-	q.reconcile(ctx)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-reap.C:
-			q.reap(ctx)
-		case <-reconcile.C:
-			q.reconcile(ctx)
-		case <-prune.C:
-			q.prune(ctx)
-		}
-	}
+	opts := background.Options{OnPanic: func(job string, _ any) { q.metrics.panics.WithLabelValues(job).Inc() }}
+	var wg sync.WaitGroup
+	// Reconcile also runs at start-up, at once: claims of sessions that
+	// ended while this replica was down go back now, not an interval later.
+	wg.Go(func() { background.Every(ctx, q.log, "reaper", q.cfg.ReapInterval, q.cfg.ReapTimeout, opts, q.reap) })
+	wg.Go(func() {
+		background.Every(ctx, q.log, "reconciler", q.cfg.ReconcileInterval, q.cfg.ReconcileTimeout, opts, q.reconcile)
+	})
+	wg.Go(func() { background.Every(ctx, q.log, "pruner", q.cfg.PruneInterval, q.cfg.PruneTimeout, opts, q.prune) })
+	wg.Wait()
 }
 
 func (q *Queue) reap(ctx context.Context) {
@@ -90,7 +84,11 @@ func (q *Queue) reconcile(ctx context.Context) {
 		return
 	}
 	for _, id := range ids {
-		s, found, err := q.sessions.Lookup(ctx, id)
+		if ctx.Err() != nil {
+			q.log.Warn("reconciling claim holders ran out of time", zap.Int("holders", len(ids)))
+			return
+		}
+		s, found, err := q.lookup(ctx, id)
 		if err != nil {
 			q.log.Warn("checking a claim holder failed", zap.String("session_id", id), zap.Error(err))
 			continue
@@ -101,6 +99,15 @@ func (q *Queue) reconcile(ctx context.Context) {
 			q.SessionEnded(ctx, id, "session "+s.Name+" "+string(s.Status))
 		}
 	}
+}
+
+// lookup asks the coordinator about one holder, for LookupTimeout at most:
+// a coordinator that cannot be reached costs each holder that long, not the
+// client's whole retry budget.
+func (q *Queue) lookup(ctx context.Context, id string) (task.Session, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, q.cfg.LookupTimeout)
+	defer cancel()
+	return q.sessions.Lookup(ctx, id)
 }
 
 func (q *Queue) prune(ctx context.Context) {

@@ -18,6 +18,7 @@ type Metrics struct {
 	dead         *prometheus.CounterVec
 	requeued     *prometheus.CounterVec
 	claimLatency prometheus.Histogram
+	panics       *prometheus.CounterVec
 }
 
 // NewMetrics registers the queue's metrics, and a collector of queue depth
@@ -30,10 +31,11 @@ func NewMetrics(reg prometheus.Registerer, depth func(ctx context.Context) (map[
 		retried:   prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "gaia", Subsystem: "taskqueue", Name: "tasks_retried_total", Help: "Failed attempts scheduled for retry."}, []string{"task_type"}),
 		dead:      prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "gaia", Subsystem: "taskqueue", Name: "tasks_dead_total", Help: "Tasks that failed for good through FailTask."}, []string{"task_type"}),
 		requeued:  prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "gaia", Subsystem: "taskqueue", Name: "claims_requeued_total", Help: "Claims taken back because their lease expired or their session ended, by outcome."}, []string{"reason", "outcome"}),
+		panics:    prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "gaia", Subsystem: "taskqueue", Name: "background_panics_total", Help: "Panics recovered in background jobs (reaper, reconciler, pruner), by job."}, []string{"job"}),
 		claimLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "gaia", Subsystem: "taskqueue", Name: "claim_duration_seconds", Help: "ClaimTasks latency until tasks were handed out (long-poll waits included).",
 			Buckets: []float64{.001, .0025, .005, .01, .015, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}),
 	}
-	reg.MustRegister(m.enqueued, m.claimed, m.completed, m.retried, m.dead, m.requeued, m.claimLatency, &depthCollector{depth: depth})
+	reg.MustRegister(m.enqueued, m.claimed, m.completed, m.retried, m.dead, m.requeued, m.claimLatency, m.panics, &depthCollector{depth: depth})
 	return m
 }
 

@@ -24,15 +24,18 @@ type Config struct {
 	ClaimTimeout time.Duration
 	// Retention keeps completed and cancelled tasks; DeadRetention dead ones.
 	Retention, DeadRetention time.Duration
-	// ReapInterval is how often expired claims are taken back.
-	ReapInterval time.Duration
+	// ReapInterval is how often expired claims are taken back; ReapTimeout
+	// bounds one run.
+	ReapInterval, ReapTimeout time.Duration
 	// ReconcileInterval is how often claim holders are checked against the
-	// coordinator, for session failures the event stream missed.
-	ReconcileInterval time.Duration
+	// coordinator, for session failures the event stream missed;
+	// ReconcileTimeout bounds one run and LookupTimeout one holder's lookup.
+	ReconcileInterval, ReconcileTimeout, LookupTimeout time.Duration
 	// PollInterval bounds how long a waiting claimer trusts notifications alone.
 	PollInterval time.Duration
-	// PruneInterval is how often finished tasks past retention are deleted.
-	PruneInterval time.Duration
+	// PruneInterval is how often finished tasks past retention are deleted;
+	// PruneTimeout bounds one run.
+	PruneInterval, PruneTimeout time.Duration
 }
 
 // Notifier wakes waiting claimers.
