@@ -25,6 +25,9 @@ type Options struct {
 	MaxRetries   int           // default 3
 	ClaimTimeout time.Duration // default 10m
 	ReapInterval time.Duration // default 100ms
+	// MetricTaskTypes, when set, are the only task types with their own
+	// task_type label (TASK_METRIC_TYPES); default: the first 50 seen.
+	MetricTaskTypes []string
 	// Quiet logs only warnings and errors.
 	Quiet bool
 	// Keys are the coordinator's signing keys (coordtest's Cluster.Keys):
@@ -73,17 +76,19 @@ func Start(t testing.TB, databaseURL string, coordinatorAddrs []string, opts Opt
 	}
 	q := &Queue{t: t, log: zaptest.NewLogger(t, zaptest.Level(level)).Named("taskqueue"), AdminToken: opts.Keys.Admin(t)}
 	q.cfg = service.Config{
-		ListenAddr:       "127.0.0.1:0",
-		MetricsAddr:      "127.0.0.1:0",
-		DatabaseURL:      databaseURL,
-		ShutdownTimeout:  2 * time.Second,
-		CoordinatorAddrs: coordinatorAddrs,
-		MaxRetries:       opts.MaxRetries,
-		ClaimTimeout:     opts.ClaimTimeout,
-		Retention:        7 * 24 * time.Hour,
-		DeadRetention:    30 * 24 * time.Hour,
-		ReapInterval:     opts.ReapInterval,
-		Auth:             opts.Keys.Config(t, opts.Keys.Service(t, "taskqueue")),
+		ListenAddr:         "127.0.0.1:0",
+		MetricsAddr:        "127.0.0.1:0",
+		DatabaseURL:        databaseURL,
+		ShutdownTimeout:    2 * time.Second,
+		CoordinatorAddrs:   coordinatorAddrs,
+		MaxRetries:         opts.MaxRetries,
+		ClaimTimeout:       opts.ClaimTimeout,
+		Retention:          7 * 24 * time.Hour,
+		DeadRetention:      30 * 24 * time.Hour,
+		ReapInterval:       opts.ReapInterval,
+		MetricTaskTypes:    opts.MetricTaskTypes,
+		MetricMaxTaskTypes: 50,
+		Auth:               opts.Keys.Config(t, opts.Keys.Service(t, "taskqueue")),
 	}
 	q.start()
 	t.Cleanup(func() {

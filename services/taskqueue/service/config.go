@@ -1,6 +1,7 @@
 package service
 
 import (
+	"strings"
 	"time"
 
 	"github.com/gaia-platform/gaia/internal/auth"
@@ -35,6 +36,12 @@ type Config struct {
 	DeadRetention time.Duration
 	// ReapInterval is how often expired claims are taken back (TASK_REAP_INTERVAL).
 	ReapInterval time.Duration
+	// MetricTaskTypes are the task types that get their own task_type label
+	// in Prometheus metrics (TASK_METRIC_TYPES, comma-separated); every
+	// other type is counted as "other". When empty, the first
+	// MetricMaxTaskTypes distinct types seen do (TASK_METRIC_MAX_TYPES).
+	MetricTaskTypes    []string
+	MetricMaxTaskTypes int
 	// TLS is the gRPC port's certificate and the CA that verifies the
 	// services it dials (TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE); none
 	// means plaintext.
@@ -51,18 +58,31 @@ func LoadConfig(l *config.Loader) Config {
 		l.Reject("TASKQUEUE_METRICS_ADDR", old, "nothing: it was renamed TASKQUEUE_PROMETHEUS_LISTEN_ADDR")
 	}
 	return Config{
-		ListenAddr:       l.ListenAddr("TASKQUEUE_LISTEN_ADDR", ":7002"),
-		HealthListenAddr: l.ListenAddr("TASKQUEUE_HEALTH_LISTEN_ADDR", ""),
-		MetricsAddr:      l.ListenAddr("TASKQUEUE_PROMETHEUS_LISTEN_ADDR", ":9102"),
-		DatabaseURL:      pg.URL(l, "DATABASE_URL", pg.DefaultURL),
-		ShutdownTimeout:  l.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, time.Millisecond),
-		CoordinatorAddrs: l.DialAddrList("COORDINATOR_ADDR", []string{"127.0.0.1:7001"}),
-		MaxRetries:       l.Int("TASK_MAX_RETRIES", 3, 1, 100),
-		ClaimTimeout:     l.Duration("TASK_CLAIM_TIMEOUT", 10*time.Minute, time.Second),
-		Retention:        l.Duration("TASK_RETENTION", 7*24*time.Hour, time.Minute),
-		DeadRetention:    l.Duration("TASK_DEAD_RETENTION", 30*24*time.Hour, time.Minute),
-		ReapInterval:     l.Duration("TASK_REAP_INTERVAL", time.Second, 10*time.Millisecond),
-		TLS:              tlsconfig.Load(l, "", tlsconfig.Files{}),
-		Auth:             auth.LoadConfig(l),
+		ListenAddr:         l.ListenAddr("TASKQUEUE_LISTEN_ADDR", ":7002"),
+		HealthListenAddr:   l.ListenAddr("TASKQUEUE_HEALTH_LISTEN_ADDR", ""),
+		MetricsAddr:        l.ListenAddr("TASKQUEUE_PROMETHEUS_LISTEN_ADDR", ":9102"),
+		DatabaseURL:        pg.URL(l, "DATABASE_URL", pg.DefaultURL),
+		ShutdownTimeout:    l.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, time.Millisecond),
+		CoordinatorAddrs:   l.DialAddrList("COORDINATOR_ADDR", []string{"127.0.0.1:7001"}),
+		MaxRetries:         l.Int("TASK_MAX_RETRIES", 3, 1, 100),
+		ClaimTimeout:       l.Duration("TASK_CLAIM_TIMEOUT", 10*time.Minute, time.Second),
+		Retention:          l.Duration("TASK_RETENTION", 7*24*time.Hour, time.Minute),
+		DeadRetention:      l.Duration("TASK_DEAD_RETENTION", 30*24*time.Hour, time.Minute),
+		ReapInterval:       l.Duration("TASK_REAP_INTERVAL", time.Second, 10*time.Millisecond),
+		MetricTaskTypes:    taskTypeList(l.String("TASK_METRIC_TYPES", "")),
+		MetricMaxTaskTypes: l.Int("TASK_METRIC_MAX_TYPES", 50, 0, 10000),
+		TLS:                tlsconfig.Load(l, "", tlsconfig.Files{}),
+		Auth:               auth.LoadConfig(l),
 	}
+}
+
+// taskTypeList splits a comma-separated list, dropping blanks.
+func taskTypeList(raw string) []string {
+	var out []string
+	for _, t := range strings.Split(raw, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			out = append(out, t)
+		}
+	}
+	return out
 }

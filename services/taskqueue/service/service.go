@@ -88,7 +88,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	s.notifier = adapters.NewReadyNotifier(s.pool, log)
 	s.sessions = adapters.NewCoordinatorSessions(s.coord, log)
 	s.registry = telemetry.NewRegistry()
-	metrics := app.NewMetrics(s.registry, tasks.Depth)
+	metrics := app.NewMetrics(s.registry, &app.TypeLabels{Types: cfg.MetricTaskTypes, Max: cfg.MetricMaxTaskTypes}, tasks.Depth)
 	s.queue = app.New(app.Config{
 		MaxAttempts:       cfg.MaxRetries,
 		ClaimTimeout:      cfg.ClaimTimeout,

@@ -48,7 +48,7 @@ func (q *Queue) Claim(ctx context.Context, in ClaimInput) ([]task.Claim, error) 
 		if len(claims) > 0 || in.Wait <= 0 {
 			q.metrics.claimLatency.Observe(q.now().Sub(start).Seconds())
 			for _, c := range claims {
-				q.metrics.claimed.WithLabelValues(c.Task.Type).Inc()
+				q.metrics.typed(q.metrics.claimed, c.Task.Type).Inc()
 			}
 			return claims, nil
 		}

@@ -40,7 +40,7 @@ func (q *Queue) Enqueue(ctx context.Context, tasks []task.NewTask) ([]task.Enque
 	for _, e := range out {
 		if !e.Duplicate {
 			fresh++
-			q.metrics.enqueued.WithLabelValues(e.Task.Type).Inc()
+			q.metrics.typed(q.metrics.enqueued, e.Task.Type).Inc()
 		}
 	}
 	if fresh > 0 {

@@ -44,7 +44,7 @@ func (q *Queue) Complete(ctx context.Context, tok task.ClaimToken, sessionID, se
 	}
 	t, err := q.tasks.Complete(ctx, tok, sessionID, result)
 	if err == nil {
-		q.metrics.completed.WithLabelValues(t.Type).Inc()
+		q.metrics.typed(q.metrics.completed, t.Type).Inc()
 	}
 	return t, err
 }
@@ -61,7 +61,7 @@ func (q *Queue) CompleteMany(ctx context.Context, sessionID, sessionToken string
 	}
 	for i, t := range tasks {
 		if errs[i] == nil {
-			q.metrics.completed.WithLabelValues(t.Type).Inc()
+			q.metrics.typed(q.metrics.completed, t.Type).Inc()
 		}
 	}
 	return tasks, errs, nil
@@ -78,9 +78,9 @@ func (q *Queue) Fail(ctx context.Context, tok task.ClaimToken, sessionID, sessio
 		return t, retry, err
 	}
 	if retry {
-		q.metrics.retried.WithLabelValues(t.Type).Inc()
+		q.metrics.typed(q.metrics.retried, t.Type).Inc()
 	} else {
-		q.metrics.dead.WithLabelValues(t.Type).Inc()
+		q.metrics.typed(q.metrics.dead, t.Type).Inc()
 	}
 	return t, retry, nil
 }
