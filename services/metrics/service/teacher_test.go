@@ -152,6 +152,39 @@ func TestTeacherUnassignmentTakesEffectAfterTheTTL(t *testing.T) {
 	}
 }
 
+// An open watch is cut when its classroom is unassigned from the teacher,
+// within the resolver's TTL, with PERMISSION_DENIED naming the classroom.
+func TestTeacherWatchIsCutWhenUnassigned(t *testing.T) {
+	const ttl = time.Second
+	e := newTeacherEnv(t, ttl)
+	e.assign(t, "room-a")
+	ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
+	defer cancel()
+	stream, err := e.teacher.WatchFrustrationEvents(ctx, &metricsv1.WatchFrustrationEventsRequest{ClassroomIds: []string{"room-a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv := make(chan error, 1)
+	go func() {
+		_, err := stream.Recv()
+		recv <- err
+	}()
+	select {
+	case err := <-recv:
+		t.Fatalf("the watch of an assigned classroom ended: %v", err)
+	case <-time.After(2 * ttl):
+	}
+	if _, err := e.dash.Client().UnassignClassroom(e.ctx, &dashboardv1.UnassignClassroomRequest{TeacherId: "alice", ClassroomId: "room-a"}); err != nil {
+		t.Fatal(err)
+	}
+	unassigned := time.Now()
+	err = <-recv
+	if status.Code(err) != codes.PermissionDenied || !strings.Contains(status.Convert(err).Message(), "room-a") {
+		t.Fatalf("the watch after the unassignment: %v, want PERMISSION_DENIED naming room-a", err)
+	}
+	t.Logf("cut %v after the unassignment (TTL %v)", time.Since(unassigned).Round(time.Millisecond), ttl)
+}
+
 func TestTeacherCheckFailsClosedWithoutTheDashboard(t *testing.T) {
 	e := newTeacherEnv(t, time.Second)
 	e.assign(t, "room-a")

@@ -45,10 +45,17 @@ const watchPage = 500
 // in id order, first those stored, then new ones as they commit, until ctx
 // ends or send fails. Ids become visible in id order (the store's writers
 // serialise on one lock from drawing an id to commit), so reading after the
-// last id sent never skips one.
-func (f *Frustration) Watch(ctx context.Context, filter detect.ListFilter, send func(detect.FrustrationEvent) error) error {
+// last id sent never skips one. allowed, when not nil, is asked before every
+// read whether the caller may still see the filter's classrooms (a teacher's
+// may be unassigned meanwhile); its error ends the watch.
+func (f *Frustration) Watch(ctx context.Context, filter detect.ListFilter, allowed func(context.Context) error, send func(detect.FrustrationEvent) error) error {
 	filter.Limit = watchPage
 	for {
+		if allowed != nil {
+			if err := allowed(ctx); err != nil {
+				return err
+			}
+		}
 		changed := f.changes.Changed()
 		page, err := f.events.List(ctx, filter)
 		if err != nil {

@@ -134,7 +134,21 @@ func (s *MetricsServer) WatchFrustrationEvents(req *metricsv1.WatchFrustrationEv
 		return err
 	}
 	f.AfterID = req.GetAfterId()
-	return s.Frustration.Watch(stream.Context(), f, func(e detect.FrustrationEvent) error {
+	// The interceptor checked the classrooms when the stream opened; a
+	// teacher's are checked again before every read, so that an
+	// unassignment (seen within the resolver's cache TTL) cuts the stream.
+	var allowed func(context.Context) error
+	if p, ok := auth.FromContext(stream.Context()); ok && p.Role == auth.RoleTeacher {
+		allowed = func(ctx context.Context) error {
+			for _, id := range f.ClassroomIDs {
+				if err := auth.RequireClassroom(ctx, id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	return s.Frustration.Watch(stream.Context(), f, allowed, func(e detect.FrustrationEvent) error {
 		return stream.Send(&metricsv1.WatchFrustrationEventsResponse{Event: frustrationToProto(&e)})
 	})
 }
