@@ -2,9 +2,12 @@ package adapters
 
 import (
 	"context"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/gaia-platform/gaia/services/metrics/internal/domain/detect"
@@ -17,10 +20,35 @@ import (
 // below the xmin has ended.
 type DetectorSource struct {
 	pool *pgxpool.Pool
+
+	// names interns the ids and attributes read (classroom, student, app,
+	// item, action, key): a batch repeats a few thousand of them tens of
+	// thousands of times, and the engines keep them.
+	mu    sync.Mutex
+	names map[string]string
 }
 
+// maxInterned bounds the interned names; past it they start afresh.
+const maxInterned = 1 << 17
+
 // NewDetectorSource returns the source.
-func NewDetectorSource(pool *pgxpool.Pool) *DetectorSource { return &DetectorSource{pool: pool} }
+func NewDetectorSource(pool *pgxpool.Pool) *DetectorSource {
+	return &DetectorSource{pool: pool, names: map[string]string{}}
+}
+
+// intern returns b as a string, the same one for the same bytes. Callers
+// hold s.mu.
+func (s *DetectorSource) intern(b []byte) string {
+	if v, ok := s.names[string(b)]; ok {
+		return v
+	}
+	if len(s.names) >= maxInterned {
+		clear(s.names)
+	}
+	v := string(b)
+	s.names[v] = v
+	return v
+}
 
 var _ detect.Source = (*DetectorSource)(nil)
 
@@ -68,27 +96,31 @@ func (s *DetectorSource) Read(ctx context.Context, q detect.SourceQuery) (detect
 		if err != nil {
 			return out, err
 		}
-		var xid, kind, action, key string
-		var c detect.Committed
+		// Text columns are scanned as the driver's bytes (valid until the
+		// next row) and interned: no allocation for a name seen before.
+		var xid, classroom, student, app, item, kind, action, key pgtype.DriverBytes
+		var ord int32
 		var correct *bool
 		var x, y *int32
 		var at time.Time
-		_, err = pgx.ForEachRow(rows, []any{&xid, &c.Pos.Ord, &c.Event.ClassroomID, &c.Event.StudentID, &c.Event.AppID,
-			&c.Event.ItemID, &kind, &correct, &x, &y, &action, &key, &at}, func() error {
-			var err error
-			if c.Pos.Xid, err = parseXid(xid); err != nil {
+		out.Events = make([]detect.Committed, 0, min(q.Limit, 4096))
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		_, err = pgx.ForEachRow(rows, []any{&xid, &ord, &classroom, &student, &app, &item, &kind, &correct, &x, &y, &action, &key, &at}, func() error {
+			x64, err := strconv.ParseUint(string(xid), 10, 64)
+			if err != nil {
 				return err
 			}
-			ev := c
-			ev.Event.Kind = kindOf(kind)
-			ev.Event.Action, ev.Event.Key, ev.Event.OccurredAt = action, key, at
+			c := detect.Committed{Pos: detect.Position{Xid: x64, Ord: ord}, Event: detect.Event{
+				ClassroomID: s.intern(classroom), StudentID: s.intern(student), AppID: s.intern(app), ItemID: s.intern(item),
+				Kind: eventKinds[string(kind)], Action: s.intern(action), Key: s.intern(key), OccurredAt: at}}
 			if correct != nil {
-				ev.Event.Correct, ev.Event.HasCorrect = *correct, true
+				c.Event.Correct, c.Event.HasCorrect = *correct, true
 			}
 			if x != nil && y != nil {
-				ev.Event.X, ev.Event.Y, ev.Event.HasXY = *x, *y, true
+				c.Event.X, c.Event.Y, c.Event.HasXY = *x, *y, true
 			}
-			out.Events = append(out.Events, ev)
+			out.Events = append(out.Events, c)
 			return nil
 		})
 		if err != nil {
@@ -142,5 +174,3 @@ var eventKinds = map[string]detect.Kind{
 	"attempt": detect.KindAttempt, "error": detect.KindError, "keystroke": detect.KindKeystroke, "click": detect.KindClick,
 	"hint": detect.KindHint, "hesitation": detect.KindHesitation, "focus_lost": detect.KindFocusLost, "page_view": detect.KindPageView,
 }
-
-func kindOf(s string) detect.Kind { return eventKinds[s] }

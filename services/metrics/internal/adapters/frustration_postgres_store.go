@@ -1,10 +1,12 @@
 package adapters
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -78,70 +80,142 @@ func (s *FrustrationPostgresStore) Claim(ctx context.Context, p detect.Partition
 	return cp, nil
 }
 
-// fence locks the partition's row for the transaction and checks that p's
-// token is the newest.
-func fence(ctx context.Context, tx pgx.Tx, p detect.PartitionRef) error {
-	var token int64
-	err := tx.QueryRow(ctx, `SELECT fencing_token FROM metrics.detector_partitions WHERE partitions = $1 AND partition = $2 FOR UPDATE`,
-		p.Partitions, p.Partition).Scan(&token)
-	if errors.Is(err, pgx.ErrNoRows) || (err == nil && uint64(token) != p.Token) {
-		return detect.ErrFenced
+// fence locks the rows of the partitions written (in one order, so that
+// writers never deadlock) and returns the ones whose stored token is not the
+// writer's: a newer owner has claimed them.
+func fence(ctx context.Context, tx pgx.Tx, ws []detect.PartitionFindings) (map[detect.PartitionRef]bool, error) {
+	counts := make([]int32, len(ws))
+	parts := make([]int32, len(ws))
+	for i, w := range ws {
+		counts[i], parts[i] = int32(w.Ref.Partitions), int32(w.Ref.Partition)
 	}
-	return err
+	rows, err := tx.Query(ctx, `
+		SELECT partitions, partition, fencing_token FROM metrics.detector_partitions
+		 WHERE (partitions, partition) IN (SELECT * FROM unnest($1::int[], $2::int[]))
+		 ORDER BY partitions, partition
+		   FOR UPDATE`, counts, parts)
+	if err != nil {
+		return nil, err
+	}
+	tokens := map[[2]int]uint64{}
+	var count, part int32
+	var token int64
+	if _, err := pgx.ForEachRow(rows, []any{&count, &part, &token}, func() error {
+		tokens[[2]int{int(count), int(part)}] = uint64(token)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	fenced := map[detect.PartitionRef]bool{}
+	for _, w := range ws {
+		if t, ok := tokens[[2]int{w.Ref.Partitions, w.Ref.Partition}]; !ok || t != w.Ref.Token {
+			fenced[w.Ref] = true
+		}
+	}
+	return fenced, nil
 }
 
-// Write stores the detections of one partition in one transaction, fenced
-// by the owner's token, under their idempotency keys.
-func (s *FrustrationPostgresStore) Write(ctx context.Context, p detect.PartitionRef, ds []detect.Detection) ([]detect.FrustrationEvent, error) {
-	if len(ds) == 0 {
-		return nil, nil
+// Write stores the detections of several partitions in one transaction and
+// one INSERT, each partition fenced by its owner's token, under their
+// idempotency keys. Ids are drawn in the order given.
+func (s *FrustrationPostgresStore) Write(ctx context.Context, ws []detect.PartitionFindings) ([]detect.FrustrationEvent, []int, error) {
+	n := 0
+	for _, w := range ws {
+		n += len(w.Detections)
+	}
+	if n == 0 {
+		return nil, nil, nil
 	}
 	var out []detect.FrustrationEvent
+	var fencedParts []int
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		out = out[:0]
-		if err := fence(ctx, tx, p); err != nil {
+		out, fencedParts = out[:0], fencedParts[:0]
+		fenced, err := fence(ctx, tx, ws)
+		if err != nil {
 			return err
+		}
+		// Columns of the rows to insert, as arrays for one unnest.
+		var (
+			classrooms, keys, students, apps, items, indicators, reasons, evidence []string
+			severities                                                             []int16
+			triggered                                                              []time.Time
+			counts, parts                                                          []int32
+			tokens                                                                 []int64
+			pending                                                                []*detect.Detection
+		)
+		for _, w := range ws {
+			if fenced[w.Ref] {
+				fencedParts = append(fencedParts, w.Ref.Partition)
+				continue
+			}
+			for i := range w.Detections {
+				d := &w.Detections[i]
+				ev, err := json.Marshal(d.Evidence)
+				if err != nil {
+					return err
+				}
+				rs, err := json.Marshal(d.Reasons)
+				if err != nil {
+					return err
+				}
+				if d.Reasons == nil {
+					rs = []byte("[]")
+				}
+				classrooms, keys, students, apps, items = append(classrooms, d.ClassroomID), append(keys, d.IdempotencyKey()),
+					append(students, d.StudentID), append(apps, d.AppID), append(items, d.ItemID)
+				indicators, severities = append(indicators, d.Indicator.String()), append(severities, int16(d.Severity))
+				reasons, evidence, triggered = append(reasons, string(rs)), append(evidence, string(ev)), append(triggered, d.TriggeredAt)
+				counts, parts, tokens = append(counts, int32(w.Ref.Partitions)), append(parts, int32(w.Ref.Partition)), append(tokens, int64(w.Ref.Token))
+				pending = append(pending, d)
+			}
+		}
+		if len(pending) == 0 {
+			return nil
 		}
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(frustrationIDLock)); err != nil {
 			return err
 		}
-		batch := &pgx.Batch{}
-		for i := range ds {
-			d := &ds[i]
-			evidence, err := json.Marshal(d.Evidence)
-			if err != nil {
-				return err
-			}
-			reasons := d.Reasons
-			if reasons == nil {
-				reasons = []string{}
-			}
-			batch.Queue(`
-				INSERT INTO metrics.frustration_events (classroom_id, event_id, idempotency_key, student_id, app_id, item_id,
-					indicator, severity, reasons, evidence, triggered_at, detector_partitions, detector_partition, fencing_token)
-				VALUES ($1, nextval('metrics.frustration_event_ids'), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-				ON CONFLICT (classroom_id, idempotency_key) DO NOTHING
-				RETURNING event_id, detected_at`,
-				d.ClassroomID, d.IdempotencyKey(), d.StudentID, d.AppID, d.ItemID, d.Indicator.String(), int16(d.Severity),
-				reasons, evidence, d.TriggeredAt, p.Partitions, p.Partition, int64(p.Token))
-		}
-		res := tx.SendBatch(ctx, batch)
-		for i := range ds {
-			var id int64
-			var at time.Time
-			err := res.QueryRow().Scan(&id, &at)
-			if errors.Is(err, pgx.ErrNoRows) {
-				continue // already stored: a replay or a takeover found it again
-			}
-			if err != nil {
-				_ = res.Close()
-				return err
-			}
-			out = append(out, detect.FrustrationEvent{ID: uint64(id), Detection: ds[i], DetectedAt: at})
-		}
-		if err := res.Close(); err != nil {
+		// unnest keeps the arrays' order and ORDER BY n makes nextval
+		// follow it. reasons travel as JSON arrays: text[] cannot be
+		// unnested one array per row.
+		rows, err := tx.Query(ctx, `
+			INSERT INTO metrics.frustration_events (classroom_id, event_id, idempotency_key, student_id, app_id, item_id,
+				indicator, severity, reasons, evidence, triggered_at, detector_partitions, detector_partition, fencing_token)
+			SELECT classroom_id, nextval('metrics.frustration_event_ids'), idempotency_key, student_id, app_id, item_id,
+			       indicator, severity, ARRAY(SELECT jsonb_array_elements_text(reasons::jsonb)), evidence::jsonb, triggered_at,
+			       partitions, partition, fencing_token
+			  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::smallint[], $8::text[],
+			              $9::text[], $10::timestamptz[], $11::int[], $12::int[], $13::bigint[])
+			       WITH ORDINALITY AS r(classroom_id, idempotency_key, student_id, app_id, item_id, indicator, severity, reasons,
+			                            evidence, triggered_at, partitions, partition, fencing_token, n)
+			 ORDER BY n
+			ON CONFLICT (classroom_id, idempotency_key) DO NOTHING
+			RETURNING classroom_id, idempotency_key, event_id, detected_at`,
+			classrooms, keys, students, apps, items, indicators, severities, reasons, evidence, triggered, counts, parts, tokens)
+		if err != nil {
 			return err
 		}
+		type stored struct {
+			id int64
+			at time.Time
+		}
+		got := map[[2]string]stored{}
+		var classroom, key string
+		var st stored
+		if _, err := pgx.ForEachRow(rows, []any{&classroom, &key, &st.id, &st.at}, func() error {
+			got[[2]string{classroom, key}] = st
+			return nil
+		}); err != nil {
+			return err
+		}
+		// Rows already stored (a replay or a takeover found them again)
+		// return nothing.
+		for i, d := range pending {
+			if st, ok := got[[2]string{classrooms[i], keys[i]}]; ok {
+				out = append(out, detect.FrustrationEvent{ID: uint64(st.id), Detection: *d, DetectedAt: st.at})
+			}
+		}
+		slices.SortFunc(out, func(a, b detect.FrustrationEvent) int { return cmp.Compare(a.ID, b.ID) })
 		if len(out) > 0 {
 			if _, err := tx.Exec(ctx, `SELECT pg_notify($1, '')`, FrustrationNotifyChannel); err != nil {
 				return err
@@ -150,9 +224,9 @@ func (s *FrustrationPostgresStore) Write(ctx context.Context, p detect.Partition
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return out, nil
+	return out, fencedParts, nil
 }
 
 // SaveCheckpoint records the checkpoint, fenced by the owner's token.

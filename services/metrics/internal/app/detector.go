@@ -440,71 +440,105 @@ func (d *Detector) judgePiece(events []detect.Committed, ratings []detect.Commit
 	if len(events) == 0 && len(ratings) == 0 {
 		return
 	}
-	per := map[int][]detect.Event{}
-	for _, c := range events {
+	// Each owned partition's share, as pointers into the batch: an event is
+	// about 150 bytes, and sorting pointers moves far less.
+	per := map[int][]*detect.Event{}
+	for i := range events {
+		c := &events[i]
 		n := detect.PartitionOf(c.Event.ClassroomID, d.cfg.Partitions)
 		if p := d.owned[n]; p != nil && p.pos.Before(c.Pos) {
-			per[n] = append(per[n], c.Event)
+			per[n] = append(per[n], &c.Event)
 		}
 	}
-	for _, r := range ratings {
+	for i := range ratings {
+		r := &ratings[i]
 		n := detect.PartitionOf(r.Event.ClassroomID, d.cfg.Partitions)
 		if p := d.owned[n]; p != nil && r.Xid >= p.ratingsXid {
-			per[n] = append(per[n], r.Event)
+			per[n] = append(per[n], &r.Event)
 		}
 	}
 	now := d.now()
 	judged := 0
+	byTime := func(a, b *detect.Event) int { return a.OccurredAt.Compare(b.OccurredAt) }
 	for n, list := range per {
 		p := d.owned[n]
-		slices.SortStableFunc(list, func(a, b detect.Event) int { return a.OccurredAt.Compare(b.OccurredAt) })
-		for i := range list {
-			p.unwritten = append(p.unwritten, p.engine.Observe(list[i], now)...)
+		if !slices.IsSortedFunc(list, byTime) {
+			slices.SortStableFunc(list, byTime)
+		}
+		for _, ev := range list {
+			p.unwritten = append(p.unwritten, p.engine.Observe(*ev, now)...)
 		}
 		judged += len(list)
 	}
 	d.met.judged.Add(float64(judged))
 }
 
+// writeAll writes every owned partition's findings in one transaction (one
+// id lock, one INSERT), each fenced by its own token.
 func (d *Detector) writeAll(ctx context.Context) {
-	for n, p := range d.owned {
-		if len(p.unwritten) == 0 {
-			continue
+	var ws []detect.PartitionFindings
+	for _, p := range d.owned {
+		if len(p.unwritten) > 0 {
+			ws = append(ws, detect.PartitionFindings{Ref: p.ref, Detections: p.unwritten})
 		}
-		stored, err := d.store.Write(ctx, p.ref, p.unwritten)
-		if err != nil {
-			d.fail(n, err)
-			continue
-		}
-		p.unwritten = p.unwritten[:0]
-		for _, e := range stored {
-			d.met.found.WithLabelValues(e.Indicator.String()).Inc()
-		}
+	}
+	if err := d.write(ctx, ws); err != nil {
+		d.log.Warn("detector write failed; retrying", zap.Error(err))
 	}
 }
 
-// fail handles a write that did not happen: a newer owner stops the
-// partition here at once; anything else is retried next round (nothing is
+// write stores ws, clears what was written from the partitions' unwritten
+// findings and stops the partitions a newer owner has taken over. On an
+// error nothing was written: everything is retried next round (nothing is
 // checkpointed past findings not yet written).
-func (d *Detector) fail(n int, err error) {
-	if errors.Is(err, detect.ErrFenced) {
+func (d *Detector) write(ctx context.Context, ws []detect.PartitionFindings) error {
+	if len(ws) == 0 {
+		return nil
+	}
+	stored, fenced, err := d.store.Write(ctx, ws)
+	if err != nil {
+		return err
+	}
+	for _, w := range ws {
+		if p := d.owned[w.Ref.Partition]; p != nil && p.ref == w.Ref {
+			p.unwritten = p.unwritten[:0]
+		}
+	}
+	for _, n := range fenced {
+		d.fenced(n)
+	}
+	for _, e := range stored {
+		d.met.found.WithLabelValues(e.Indicator.String()).Inc()
+	}
+	if len(ws) == 1 && len(fenced) == 1 {
+		return detect.ErrFenced
+	}
+	return nil
+}
+
+// fenced stops a partition a newer owner has claimed, at once.
+func (d *Detector) fenced(n int) {
+	if _, ok := d.owned[n]; ok {
 		d.log.Warn("detector partition taken over; stopping it", zap.Int("partition", n))
 		delete(d.owned, n)
 		d.met.owned.Set(float64(len(d.owned)))
+	}
+}
+
+// fail handles a checkpoint that did not happen: a newer owner stops the
+// partition here at once; anything else is retried next round.
+func (d *Detector) fail(n int, err error) {
+	if errors.Is(err, detect.ErrFenced) {
+		d.fenced(n)
 		return
 	}
-	d.log.Warn("detector write failed; retrying", zap.Int("partition", n), zap.Error(err))
+	d.log.Warn("detector checkpoint failed; retrying", zap.Int("partition", n), zap.Error(err))
 }
 
 func (d *Detector) checkpoint(ctx context.Context, p *partitionRun) error {
 	if len(p.unwritten) > 0 {
-		stored, err := d.store.Write(ctx, p.ref, p.unwritten)
-		if err != nil {
+		if err := d.write(ctx, []detect.PartitionFindings{{Ref: p.ref, Detections: p.unwritten}}); err != nil {
 			return err
-		}
-		p.unwritten = p.unwritten[:0]
-		for _, e := range stored {
-			d.met.found.WithLabelValues(e.Indicator.String()).Inc()
 		}
 	}
 	cp := detect.Checkpoint{Events: p.pos, RatingsXid: p.ratingsXid, State: p.engine.Snapshot()}

@@ -54,8 +54,8 @@ type nullStore struct{}
 func (nullStore) Claim(context.Context, detect.PartitionRef) (detect.Checkpoint, error) {
 	return detect.Checkpoint{}, nil
 }
-func (nullStore) Write(context.Context, detect.PartitionRef, []detect.Detection) ([]detect.FrustrationEvent, error) {
-	return nil, nil
+func (nullStore) Write(context.Context, []detect.PartitionFindings) ([]detect.FrustrationEvent, []int, error) {
+	return nil, nil, nil
 }
 func (nullStore) SaveCheckpoint(context.Context, detect.PartitionRef, detect.Checkpoint) error {
 	return nil

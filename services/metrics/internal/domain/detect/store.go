@@ -2,7 +2,6 @@ package detect
 
 import (
 	"context"
-	"hash/fnv"
 	"time"
 
 	"github.com/gaia-platform/gaia/internal/domainerr"
@@ -21,9 +20,15 @@ var (
 // its id modulo the partition count (DESIGN.md: hash(classroom_id) mod N).
 // Every replica must run with the same count.
 func PartitionOf(classroomID string, partitions int) int {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(classroomID))
-	return int(h.Sum32() % uint32(partitions))
+	// hash/fnv's, inlined: the detector hashes every event it reads, and
+	// fnv.New32a allocates.
+	const offset32, prime32 = 2166136261, 16777619
+	h := uint32(offset32)
+	for i := 0; i < len(classroomID); i++ {
+		h ^= uint32(classroomID[i])
+		h *= prime32
+	}
+	return int(h % uint32(partitions))
 }
 
 // LockKey is the coordinator lock that owns a partition.
@@ -78,6 +83,12 @@ type PartitionRef struct {
 	Owner      string
 }
 
+// PartitionFindings are one partition's detections to write.
+type PartitionFindings struct {
+	Ref        PartitionRef
+	Detections []Detection
+}
+
 // PartitionStore keeps the partitions' owners and checkpoints and writes
 // what they find. Every write carries the writer's fencing token and is
 // refused with ErrFenced once a newer owner has claimed the partition.
@@ -86,9 +97,11 @@ type PartitionStore interface {
 	// stored one) and returns the partition's checkpoint; a partition never
 	// claimed starts at the current end of the committed events.
 	Claim(ctx context.Context, p PartitionRef) (Checkpoint, error)
-	// Write stores detections under their idempotency keys and returns the
-	// ones that were new, with their ids.
-	Write(ctx context.Context, p PartitionRef, ds []Detection) ([]FrustrationEvent, error)
+	// Write stores the detections of several partitions in one transaction,
+	// under their idempotency keys, and returns the ones that were new, with
+	// their ids. Each partition is fenced by its own token: one whose token is
+	// stale stores nothing and is named in fenced; the others' are stored.
+	Write(ctx context.Context, ws []PartitionFindings) (stored []FrustrationEvent, fenced []int, err error)
 	// SaveCheckpoint records the partition's checkpoint.
 	SaveCheckpoint(ctx context.Context, p PartitionRef, cp Checkpoint) error
 	// Reported returns the partition's findings detected since t.
