@@ -57,3 +57,47 @@ func TestSessionStaysActiveAcrossFailoverBeforeItsFirstBeat(t *testing.T) {
 		t.Errorf("session failed across the failover")
 	}
 }
+
+// TestDeregisteredSessionKeepsItsLastHeartbeat is the regression test for a
+// deregistered session whose last_heartbeat_at showed its first beat (the one
+// the log held since it became active), seconds older than its last:
+// DeregisterSession committed the transition with no beat time at all.
+func TestDeregisteredSessionKeepsItsLastHeartbeat(t *testing.T) {
+	c := coordtest.Start(t, 1, coordtest.Options{LeaseTimeout: 5 * time.Second, HeartbeatInterval: 50 * time.Millisecond, Quiet: true})
+	cl := c.Client()
+	s, tok := register(t, cl, "leaving")
+	h := cl.StartHeartbeat(context.Background(), s.GetSessionId(), tok, 50*time.Millisecond, nil)
+	defer h.Stop()
+
+	get := func() *coordinatorv1.Session {
+		t.Helper()
+		r, err := cl.Sessions().GetSession(ctxT(t, 5*time.Second), &coordinatorv1.GetSessionRequest{SessionId: s.GetSessionId()})
+		if err != nil {
+			t.Fatalf("get session: %v", err)
+		}
+		return r.GetSession()
+	}
+	waitFor(t, 5*time.Second, "session never became active", func() bool {
+		return get().GetStatus() == coordinatorv1.SessionStatus_SESSION_STATUS_ACTIVE
+	})
+	first := get().GetLastHeartbeatAt().AsTime()
+	// Beat on until the leader has seen a beat well after the first.
+	var last time.Time
+	waitFor(t, 10*time.Second, "no later beat reached the leader", func() bool {
+		last = get().GetLastHeartbeatAt().AsTime()
+		return last.Sub(first) > 300*time.Millisecond
+	})
+	h.Stop()
+	last = get().GetLastHeartbeatAt().AsTime()
+
+	resp, err := cl.Sessions().DeregisterSession(ctxT(t, 5*time.Second), &coordinatorv1.DeregisterSessionRequest{SessionId: s.GetSessionId(), SessionToken: tok})
+	if err != nil {
+		t.Fatalf("deregister: %v", err)
+	}
+	if got := resp.GetSession().GetLastHeartbeatAt().AsTime(); !got.Equal(last) {
+		t.Errorf("DeregisterSession answered last_heartbeat_at %v, want the last beat %v (the first was %v)", got, last, first)
+	}
+	if got := get().GetLastHeartbeatAt().AsTime(); !got.Equal(last) {
+		t.Errorf("deregistered session shows last_heartbeat_at %v, want the last beat %v (the first was %v)", got, last, first)
+	}
+}

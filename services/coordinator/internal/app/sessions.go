@@ -175,7 +175,13 @@ func (c *Coordinator) DeregisterSession(ctx context.Context, sessionID, token st
 	if err := state.LiveErr(&s); err != nil {
 		return SessionView{}, nil, err
 	}
-	r, err := c.transition(ctx, sessionID, state.StatusDeregistered, time.Time{})
+	// The log holds the beat the session became active with; the leader's
+	// lease holds its last one, which the final state must keep.
+	var lastBeat time.Time
+	if l, ok := c.leases.Get(sessionID); ok && l.Beaten {
+		lastBeat = l.LastBeat
+	}
+	r, err := c.transition(ctx, sessionID, state.StatusDeregistered, lastBeat)
 	if err != nil {
 		return SessionView{}, nil, err
 	}
