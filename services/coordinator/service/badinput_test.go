@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"context"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -143,6 +144,23 @@ func TestBadInputIsRefusedWithItsCode(t *testing.T) {
 			_, err := locks.ReleaseLock(ctx, &coordinatorv1.ReleaseLockRequest{Key: "free/key", SessionId: owner.GetSessionId(), SessionToken: otok, FencingToken: 1})
 			return err
 		}, codes.NotFound, ""},
+		// A beat reporting -2,147,483,648 tasks was accepted, and the
+		// session showed as available.
+		{"heartbeat with a negative task count", func(ctx context.Context) error {
+			stream, err := sessions.Heartbeat(ctx)
+			if err != nil {
+				return err
+			}
+			if err := stream.Send(&coordinatorv1.HeartbeatRequest{SessionId: owner.GetSessionId(), SessionToken: otok, CurrentTaskCount: math.MinInt32}); err != nil {
+				return err
+			}
+			_, err = stream.Recv()
+			return err
+		}, codes.InvalidArgument, "current_task_count"},
+		{"list sessions by an oversize label", func(ctx context.Context) error {
+			_, err := sessions.ListSessions(ctx, &coordinatorv1.ListSessionsRequest{Labels: map[string]string{"team": strings.Repeat("v", 257)}})
+			return err
+		}, codes.InvalidArgument, "labels"},
 		{"bad page token", func(ctx context.Context) error {
 			_, err := sessions.ListSessions(ctx, &coordinatorv1.ListSessionsRequest{PageToken: "%%%"})
 			return err

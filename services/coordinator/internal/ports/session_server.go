@@ -60,8 +60,8 @@ func (s *sessionServer) Heartbeat(stream coordinatorv1.SessionService_HeartbeatS
 		if err := reqfield.SessionRef(req.GetSessionId(), req.GetSessionToken()); err != nil {
 			return err
 		}
-		if len(req.GetActivity()) > maxActivityLen {
-			return domainerr.Invalid("activity", "must be at most 256 characters")
+		if err := validateBeat(req); err != nil {
+			return err
 		}
 		fctx, conn, local, err := s.Forward.Route(ctx)
 		if err != nil {
@@ -113,6 +113,9 @@ func (s *sessionServer) GetSession(ctx context.Context, req *coordinatorv1.GetSe
 
 func (s *sessionServer) ListSessions(ctx context.Context, req *coordinatorv1.ListSessionsRequest) (*coordinatorv1.ListSessionsResponse, error) {
 	f := app.SessionFilter{AvailableOnly: req.GetAvailableOnly(), Labels: req.GetLabels()}
+	if err := validateLabels("labels", f.Labels); err != nil {
+		return nil, err
+	}
 	selected, err := reqfield.LabelSelector("label_selector", req.GetLabelSelector())
 	if err != nil {
 		return nil, err

@@ -69,18 +69,34 @@ func registerInput(req *coordinatorv1.RegisterSessionRequest) (app.RegisterInput
 		}
 		in.TimeWindows = append(in.TimeWindows, w)
 	}
-	if len(in.Labels) > maxLabels {
-		return in, domainerr.Invalid("labels", fmt.Sprintf("at most %d labels", maxLabels))
+	return in, validateLabels("labels", in.Labels)
+}
+
+// validateLabels bounds a label map: a session's labels, or a filter on them.
+func validateLabels(field string, labels map[string]string) error {
+	if len(labels) > maxLabels {
+		return domainerr.Invalid(field, fmt.Sprintf("at most %d labels", maxLabels))
 	}
-	for k, v := range in.Labels {
+	for k, v := range labels {
 		if k == "" || len(k) > maxLabelKeyLen {
-			return in, domainerr.Invalid("labels", fmt.Sprintf("key %q must be 1–%d characters", k, maxLabelKeyLen))
+			return domainerr.Invalid(field, fmt.Sprintf("key %q must be 1–%d characters", k, maxLabelKeyLen))
 		}
 		if len(v) > maxLabelValueLen {
-			return in, domainerr.Invalid("labels", fmt.Sprintf("value of %q must be at most %d characters", k, maxLabelValueLen))
+			return domainerr.Invalid(field, fmt.Sprintf("value of %q must be at most %d characters", k, maxLabelValueLen))
 		}
 	}
-	return in, nil
+	return nil
+}
+
+// validateBeat checks what a heartbeat reports.
+func validateBeat(req *coordinatorv1.HeartbeatRequest) error {
+	if n := req.GetCurrentTaskCount(); n < 0 || n > maxTasksPerSess {
+		return domainerr.Invalid("current_task_count", fmt.Sprintf("must be between 0 and %d", maxTasksPerSess))
+	}
+	if len(req.GetActivity()) > maxActivityLen {
+		return domainerr.Invalid("activity", fmt.Sprintf("must be at most %d characters", maxActivityLen))
+	}
+	return nil
 }
 
 func validateLockKey(key string) error {
