@@ -170,23 +170,13 @@ func (c *Coordinator) lockView(l state.Lock) LockView {
 }
 
 // expireLocks commits the expiry of locks whose TTL ran out; the leader runs
-// it every sweep interval. A lock is never
-// taken early: after a leader change, a lock lives at least a full TTL from
-// the moment this node took over, whatever the old leader's clock said.
+// it every sweep interval. Its cost grows with the locks that are due, not
+// with the locks held (see dueLocks).
 func (c *Coordinator) expireLocks(ctx context.Context, now time.Time) {
 	c.mu.Lock()
 	since := c.leaderSince
 	c.mu.Unlock()
-	var due []fsm.LockGrant
-	for _, l := range c.store.Locks("") {
-		deadline := l.ExpiresAt
-		if floor := since.Add(l.TTL); floor.After(deadline) {
-			deadline = floor
-		}
-		if !now.Before(deadline) {
-			due = append(due, fsm.LockGrant{Key: l.Key, Fencing: l.FencingToken})
-		}
-	}
+	due := dueLocks(c.store, now, since)
 	if len(due) == 0 {
 		return
 	}
@@ -196,8 +186,27 @@ func (c *Coordinator) expireLocks(ctx context.Context, now time.Time) {
 		return
 	}
 	if freed := res.(fsm.ExpireResult).Freed; len(freed) > 0 {
-		c.log.Info("locks expired", zap.Strings("keys", freed))
+		c.log.Info("locks expired", zap.Int("count", len(freed)), zap.Strings("keys", freed[:min(len(freed), maxLoggedKeys)]))
 	}
+}
+
+// maxLoggedKeys bounds the keys one log line names.
+const maxLoggedKeys = 100
+
+// dueLocks lists the locks to expire at now on a leader that took over at
+// since. A lock is never taken early: after a leader change, a lock lives at
+// least a full TTL from the moment this node took over, whatever the old
+// leader's clock said, so only a lock whose ExpiresAt has passed can be due,
+// and the store finds those without looking at the others.
+func dueLocks(store *state.Store, now, since time.Time) []fsm.LockGrant {
+	var due []fsm.LockGrant
+	for _, l := range store.LocksExpiringBy(now) {
+		if floor := since.Add(l.TTL); now.Before(floor) {
+			continue
+		}
+		due = append(due, fsm.LockGrant{Key: l.Key, Fencing: l.FencingToken})
+	}
+	return due
 }
 
 // ValidLockKey reports what is wrong with a lock key, or "".

@@ -62,6 +62,7 @@ func (s *Store) Restore(d Dump) {
 	for i := range d.Locks {
 		l := d.Locks[i]
 		s.locks[l.Key] = &l
+		s.expiries.set(l.Key, l.ExpiresAt)
 		if s.locksBySession[l.OwnerID] == nil {
 			s.locksBySession[l.OwnerID] = map[string]struct{}{}
 		}

@@ -18,6 +18,7 @@ type Store struct {
 	byName         map[string]string // live sessions only
 	locks          map[string]*Lock
 	locksBySession map[string]map[string]struct{}
+	expiries       lockExpiries // the held locks by ExpiresAt
 	nodes          map[string]Node
 	credentials    map[string]*Credential
 	events         []Event
@@ -39,6 +40,7 @@ func (s *Store) reset() {
 	s.byName = map[string]string{}
 	s.locks = map[string]*Lock{}
 	s.locksBySession = map[string]map[string]struct{}{}
+	s.expiries = newLockExpiries()
 	s.nodes = map[string]Node{}
 	s.credentials = map[string]*Credential{}
 	s.events = nil
@@ -299,6 +301,7 @@ func (s *Store) endSessionLocked(x *Session) []string {
 	keys := s.lockKeysOfLocked(x.ID)
 	for _, k := range keys {
 		delete(s.locks, k)
+		s.expiries.remove(k)
 	}
 	delete(s.locksBySession, x.ID)
 	return keys
@@ -334,10 +337,12 @@ func (s *Store) ApplyAcquireLock(index uint64, at time.Time, key, sessionID stri
 		}
 		l.TTL = ttl
 		l.ExpiresAt = at.Add(ttl)
+		s.expiries.set(key, l.ExpiresAt)
 		return *l, nil
 	}
 	l := &Lock{Key: key, OwnerID: x.ID, OwnerName: x.Name, FencingToken: index, AcquiredAt: at, TTL: ttl, ExpiresAt: at.Add(ttl)}
 	s.locks[key] = l
+	s.expiries.set(key, l.ExpiresAt)
 	if s.locksBySession[x.ID] == nil {
 		s.locksBySession[x.ID] = map[string]struct{}{}
 	}
@@ -390,6 +395,7 @@ func (s *Store) ApplyRenewLock(at time.Time, key, sessionID string, fencing uint
 		l.TTL = ttl
 	}
 	l.ExpiresAt = at.Add(l.TTL)
+	s.expiries.set(key, l.ExpiresAt)
 	return *l, nil
 }
 
@@ -409,6 +415,7 @@ func (s *Store) ApplyReleaseLock(key, sessionID string, fencing uint64) error {
 
 func (s *Store) deleteLockLocked(key, sessionID string) {
 	delete(s.locks, key)
+	s.expiries.remove(key)
 	if m := s.locksBySession[sessionID]; m != nil {
 		delete(m, key)
 		if len(m) == 0 {
