@@ -2,7 +2,9 @@ package grpctest
 
 import (
 	"context"
+	"errors"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 
@@ -61,4 +63,25 @@ func Listen(t testing.TB) net.Listener {
 	}
 	t.Cleanup(func() { _ = lis.Close() }) // already closed if a server used it
 	return lis
+}
+
+// rebindWithin bounds how long Rebind waits for a port to come free.
+const rebindWithin = 10 * time.Second
+
+// Rebind calls start until it stops failing with "address already in use",
+// for at most ten seconds, and returns its last result. A test kit calls it
+// when it restarts a service on the address it had before: between the stop
+// and the restart another test's client may have taken that port as its
+// ephemeral source port, or a client redialling the stopped service may
+// have connected to itself on it (Linux allows a TCP self-connect when the
+// source and destination ports collide). Both let go within moments.
+func Rebind[T any](start func() (T, error)) (T, error) {
+	deadline := time.Now().Add(rebindWithin)
+	for {
+		v, err := start()
+		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(deadline) {
+			return v, err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

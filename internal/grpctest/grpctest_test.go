@@ -118,3 +118,45 @@ func TestListenGivesDistinctLoopbackPorts(t *testing.T) {
 		t.Errorf("two listeners on the same address %v", a.Addr())
 	}
 }
+
+func TestRebindWaitsForATakenPortToComeFree(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := held.Addr().String()
+	listen := func() (net.Listener, error) { return net.Listen("tcp", addr) }
+	if _, err := listen(); err == nil {
+		t.Fatal("a second listen on a held port succeeded; the test cannot tell anything")
+	}
+
+	tries := 0
+	lis, err := grpctest.Rebind(func() (net.Listener, error) {
+		tries++
+		if tries == 3 { // the holder lets go while Rebind is retrying
+			_ = held.Close()
+		}
+		return listen()
+	})
+	if err != nil {
+		t.Fatalf("Rebind after the port came free: %v", err)
+	}
+	defer lis.Close()
+	if lis.Addr().String() != addr {
+		t.Errorf("Rebind listened on %s, want %s", lis.Addr(), addr)
+	}
+	if tries < 3 {
+		t.Errorf("Rebind tried %d times; the port was held for the first two", tries)
+	}
+}
+
+func TestRebindReturnsOtherErrorsAtOnce(t *testing.T) {
+	tries := 0
+	_, err := grpctest.Rebind(func() (net.Listener, error) {
+		tries++
+		return net.Listen("tcp", "127.0.0.1:notaport")
+	})
+	if err == nil || tries != 1 {
+		t.Errorf("Rebind with a bad address: err %v after %d tries, want an error after 1", err, tries)
+	}
+}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gaia-platform/gaia/internal/auth/authtest"
 	"github.com/gaia-platform/gaia/internal/grpcclient"
+	"github.com/gaia-platform/gaia/internal/grpctest"
 	dashboardv1 "github.com/gaia-platform/gaia/proto/gaia/dashboard/v1"
 	"github.com/gaia-platform/gaia/services/dashboard/service"
 )
@@ -93,7 +94,10 @@ func (d *Dashboard) start() {
 	if d.Addr != "" {
 		cfg.ListenAddr, cfg.PrometheusAddr = d.Addr, d.PrometheusAddr
 	}
-	svc, err := service.New(context.Background(), cfg, d.log)
+	// A restart may find its port briefly taken (see grpctest.Rebind).
+	svc, err := grpctest.Rebind(func() (*service.Service, error) {
+		return service.New(context.Background(), cfg, d.log)
+	})
 	if err != nil {
 		d.t.Fatalf("start dashboard: %v", err)
 	}

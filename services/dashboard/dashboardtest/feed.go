@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gaia-platform/gaia/internal/grpcserver"
+	"github.com/gaia-platform/gaia/internal/grpctest"
 	metricsv1 "github.com/gaia-platform/gaia/proto/gaia/metrics/v1"
 )
 
@@ -51,15 +52,8 @@ func (f *Feed) serve() {
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
-	var lis net.Listener
-	var err error
 	// The port of a stopped feed may take a moment to be free again.
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		if lis, err = net.Listen("tcp", addr); err == nil || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	lis, err := grpctest.Rebind(func() (net.Listener, error) { return net.Listen("tcp", addr) })
 	if err != nil {
 		f.t.Fatalf("feed: listen: %v", err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gaia-platform/gaia/internal/auth/authtest"
 	"github.com/gaia-platform/gaia/internal/grpcclient"
+	"github.com/gaia-platform/gaia/internal/grpctest"
 	metricsv1 "github.com/gaia-platform/gaia/proto/gaia/metrics/v1"
 	"github.com/gaia-platform/gaia/services/metrics/service"
 )
@@ -134,7 +135,10 @@ func (m *Metrics) start() {
 	if m.Addr != "" {
 		cfg.ListenAddr, cfg.PrometheusAddr = m.Addr, m.PrometheusAddr
 	}
-	svc, err := service.New(context.Background(), cfg, m.log)
+	// A restart may find its port briefly taken (see grpctest.Rebind).
+	svc, err := grpctest.Rebind(func() (*service.Service, error) {
+		return service.New(context.Background(), cfg, m.log)
+	})
 	if err != nil {
 		m.t.Fatalf("start metrics: %v", err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gaia-platform/gaia/internal/auth/authtest"
 	"github.com/gaia-platform/gaia/internal/grpcclient"
+	"github.com/gaia-platform/gaia/internal/grpctest"
 	taskqueuev1 "github.com/gaia-platform/gaia/proto/gaia/taskqueue/v1"
 	"github.com/gaia-platform/gaia/services/taskqueue/service"
 )
@@ -109,7 +110,10 @@ func (q *Queue) start() {
 		cfg.ListenAddr = q.Addr
 		cfg.MetricsAddr = q.MetricsAddr
 	}
-	svc, err := service.New(context.Background(), cfg, q.log)
+	// A restart may find its port briefly taken (see grpctest.Rebind).
+	svc, err := grpctest.Rebind(func() (*service.Service, error) {
+		return service.New(context.Background(), cfg, q.log)
+	})
 	if err != nil {
 		q.t.Fatalf("start taskqueue: %v", err)
 	}
