@@ -19,11 +19,15 @@ import (
 )
 
 // startGateway runs the REST gateway in front of the metrics service (the
-// other backends are never called here).
-func startGateway(t testing.TB, metricsAddr string) string {
+// other backends are never called here). edit, if given, changes its
+// configuration first.
+func startGateway(t testing.TB, metricsAddr string, edit ...func(*gateway.Config)) string {
 	t.Helper()
 	cfg := gateway.Config{ListenAddr: "127.0.0.1:0", ShutdownTimeout: 2 * time.Second, Backends: gateway.Backends{
 		Coordinator: "127.0.0.1:1", TaskQueue: "127.0.0.1:1", Metrics: metricsAddr, Dashboard: "127.0.0.1:1"}}
+	for _, e := range edit {
+		e(&cfg)
+	}
 	gw, err := gateway.New(context.Background(), cfg, zaptest.NewLogger(t).Named("gateway"))
 	if err != nil {
 		t.Fatal(err)
