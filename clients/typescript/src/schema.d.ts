@@ -115,7 +115,9 @@ export interface paths {
         put?: never;
         /**
          * Heartbeat keeps a session's lease alive.
-         * @description Heartbeat keeps a session's lease alive. The client sends a request at least every heartbeat_interval; each is answered with the new lease expiry. Any node accepts the stream. The stream ends with FAILED_PRECONDITION when the session has been failed or deregistered, NOT_FOUND when it is unknown, and UNAUTHENTICATED when the token is wrong.
+         * @description Heartbeat keeps a session's lease alive. The client sends a request at least every heartbeat_interval; each is answered with the new lease expiry. Any node accepts the stream. The stream ends with FAILED_PRECONDITION when the session has been failed or deregistered, NOT_FOUND when it is unknown, and UNAUTHENTICATED when the token is wrong: those are final.
+         *
+         *     An ack is given only by a leader that a quorum confirmed after the beat arrived. A node holds a beat for at most one heartbeat_interval: across a leader change it passes the beat on to the new leader and the stream stays open; if no leader answers in that time the stream ends UNAVAILABLE. Any other end (UNAVAILABLE, a broken connection) means: reconnect at once, to any node, preferring another one, and beat on the new stream straight away. A client that gets no ack within 1.5 heartbeat intervals (a frozen or cut-off node keeps the connection up and says nothing) should do the same. A new leader gives every session SESSION_FAILOVER_GRACE to find it.
          *
          *     **Authorization:** a bearer credential of role `admin`, `operator`, `service`, or no credential at all for an agent session, which proves itself with its `session_id` and `session_token` in the request (RegisterSession: the cluster's `join_secret`).
          *

@@ -68,7 +68,8 @@ type Heartbeater struct {
 // transient error (UNAVAILABLE, a broken connection, a stream the server
 // cancelled or ended) the stream is opened again, on whichever node answers,
 // after a backoff that stays under half the interval, so that a reconnect does
-// not cost the lease.
+// not cost the lease. A beat not acknowledged within one and a half intervals
+// counts as such an error: the stream is cut and opened again.
 func (c *Client) StartHeartbeat(ctx context.Context, sessionID, token string, interval time.Duration, status HeartbeatStatus) *Heartbeater {
 	if interval <= 0 {
 		interval = defaultHeartbeatInterval
@@ -187,6 +188,8 @@ func (h *Heartbeater) runStream(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	var acked atomic.Bool
+	var answered atomic.Int64
+	acks := make(chan struct{}, 1) // an ack arrived
 	recvDone := make(chan error, 1)
 	go func() {
 		for {
@@ -197,15 +200,39 @@ func (h *Heartbeater) runStream(ctx context.Context) (bool, error) {
 			}
 			acked.Store(true)
 			h.recordAck(resp)
+			answered.Add(1)
+			select {
+			case acks <- struct{}{}:
+			default:
+			}
 		}
 	}()
 
 	beat := time.NewTimer(0) // at once after (re)connecting
 	defer beat.Stop()
+	// The oldest unanswered beat's deadline (nil channel: none unanswered).
+	var sent int64
+	var unanswered <-chan time.Time
+	ackTimer := time.NewTimer(time.Hour)
+	ackTimer.Stop()
+	defer ackTimer.Stop()
 	for {
 		select {
 		case err := <-recvDone:
 			return acked.Load(), err
+		case <-acks:
+			if answered.Load() >= sent {
+				ackTimer.Stop()
+				unanswered = nil
+			} else {
+				ackTimer.Reset(h.ackTimeout())
+			}
+		case <-unanswered:
+			// A frozen or cut-off node keeps the connection up and says
+			// nothing: give up on it and reconnect, on whichever node answers.
+			cancel()
+			<-recvDone
+			return acked.Load(), status.Errorf(codes.Unavailable, "no acknowledgement within %s", h.ackTimeout())
 		case <-beat.C:
 			if err := stream.Send(h.nextBeat()); err != nil {
 				if err == io.EOF {
@@ -215,6 +242,10 @@ func (h *Heartbeater) runStream(ctx context.Context) (bool, error) {
 				cancel()
 				<-recvDone
 				return acked.Load(), err
+			}
+			if sent++; unanswered == nil {
+				ackTimer.Reset(h.ackTimeout())
+				unanswered = ackTimer.C
 			}
 			beat.Reset(h.beatInterval())
 		case <-h.stop:
@@ -255,6 +286,15 @@ func (h *Heartbeater) beatInterval() time.Duration {
 		return h.serverInterval
 	}
 	return h.interval
+}
+
+// ackTimeout is how long a beat may go unanswered before the stream is
+// given up: one and a half beat intervals. A node keeps a beat for at most
+// one interval (retrying it on a new leader meanwhile) before it ends the
+// stream itself, so only a node that cannot answer at all (frozen, cut off,
+// dead behind a connection not yet timed out) runs into this.
+func (h *Heartbeater) ackTimeout() time.Duration {
+	return h.beatInterval() * 3 / 2
 }
 
 func (h *Heartbeater) recordAck(resp *coordinatorv1.HeartbeatResponse) {

@@ -187,3 +187,46 @@ func TestHeartbeaterFailsOverWhenItsServerStops(t *testing.T) {
 	default:
 	}
 }
+
+// A stream on which beats go unanswered (a frozen node, whose connection
+// stays up) is given up after the ack timeout and opened again (regression:
+// the client waited on a frozen node for as long as TCP let it, and its
+// session was failed meanwhile).
+func TestHeartbeaterGivesUpAStreamThatStopsAnswering(t *testing.T) {
+	hb := newHeartbeatServer("n1")
+	silentBeats := make(chan struct{}, 100)
+	handle := func(stream grpc.BidiStreamingServer[coordinatorv1.HeartbeatRequest, coordinatorv1.HeartbeatResponse]) error {
+		if hb.streams.Load() > 0 {
+			return hb.handle(stream)
+		}
+		hb.streams.Add(1) // stream 1 is frozen: it takes beats and says nothing
+		for {
+			if _, err := stream.Recv(); err != nil {
+				return nil
+			}
+			silentBeats <- struct{}{}
+		}
+	}
+	addr, _ := startServer(t, &fakeSessions{heartbeat: handle}, nil)
+	c := newTestClient(t, Options{Addrs: []string{addr}})
+
+	start := time.Now()
+	h := c.StartHeartbeat(testContext(t), "s-1", "tok", 50*time.Millisecond, nil)
+	defer h.Stop()
+	receive(t, silentBeats, "a beat on the frozen stream")
+	if b := receive(t, hb.beats, "a beat on a new stream"); b.stream != 2 {
+		t.Fatalf("beat on stream %d, want 2", b.stream)
+	}
+	if took := time.Since(start); took < 75*time.Millisecond {
+		t.Errorf("gave up the stream after %s, before the 75ms ack timeout", took)
+	}
+	eventually(t, "an acknowledgement on the new stream", func() bool {
+		_, leader := h.LastAck()
+		return leader.GetNodeId() == "n1"
+	})
+	select {
+	case <-h.Lost():
+		t.Fatalf("Lost: %v", h.Err())
+	default:
+	}
+}

@@ -130,7 +130,9 @@ func LoadConfig(l *config.Loader) Config {
 	c.Session.MaxLocks = l.Int("SESSION_MAX_LOCKS", 1000, 1, 1_000_000)
 	c.Session.MaxLabelBytes = l.Int("SESSION_MAX_LABEL_BYTES", 4096, 64, 1<<20)
 	c.Session.MaxPerJoinSecret = l.Int("CLUSTER_JOIN_SECRET_MAX_SESSIONS", 10000, 1, 10_000_000)
-	c.Session.FailoverGrace = l.Duration("SESSION_FAILOVER_GRACE", c.Session.HeartbeatInterval, 0)
+	// A client gives up an unanswered stream after 1.5 intervals, then
+	// reconnects and beats: two intervals cover it.
+	c.Session.FailoverGrace = l.Duration("SESSION_FAILOVER_GRACE", 2*c.Session.HeartbeatInterval, 0)
 
 	if c.Raft.ElectionTimeout < c.Raft.HeartbeatTimeout {
 		l.Reject("RAFT_ELECTION_TIMEOUT", c.Raft.ElectionTimeout.String(), "a duration no shorter than RAFT_HEARTBEAT_TIMEOUT ("+c.Raft.HeartbeatTimeout.String()+")")

@@ -57,8 +57,9 @@ type Coordinator struct {
 	log       *zap.Logger
 	now       func() time.Time
 
-	leases  *liveness.Tracker
-	waiters *lockWaiters
+	leases    *liveness.Tracker
+	waiters   *lockWaiters
+	confirmer *leaderConfirmer
 
 	mu          sync.Mutex
 	leading     bool
@@ -91,6 +92,7 @@ func New(cfg Config, r *raft.Raft, snapshots raft.SnapshotStore, f *fsm.FSM, log
 		leases:    liveness.NewTracker(cfg.LeaseTimeout),
 		waiters:   newLockWaiters(),
 	}
+	c.confirmer = newLeaderConfirmer(func() error { return r.VerifyLeader().Error() })
 	f.OnLockFreed(c.waiters.freed)
 	return c
 }
@@ -258,11 +260,16 @@ func (c *Coordinator) apply(ctx context.Context, t fsm.CommandType, cmd any) (an
 	return f.Response(), nil
 }
 
-// verifyLeader makes a read linearizable: a quorum confirms that this node
-// still leads. Whether it leads at all was checked once, by the port that
-// routed the request here (see Leading).
-func (c *Coordinator) verifyLeader() error {
-	if err := c.raft.VerifyLeader().Error(); err != nil {
+// verifyLeader makes a read, or a heartbeat's ack, linearizable: a quorum
+// confirms, in a round that began after the call, that this node still
+// leads. Concurrent callers share a round (see leaderConfirmer). Whether the
+// node leads at all was checked once, by the port that routed the request
+// here (see Leading).
+func (c *Coordinator) verifyLeader(ctx context.Context) error {
+	if err := c.confirmer.confirm(ctx); err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return ctxErr
+		}
 		return c.notLeader()
 	}
 	return nil

@@ -124,8 +124,8 @@ func (c *Coordinator) ReleaseLock(ctx context.Context, ref LockRef) error {
 }
 
 // GetLock returns the holder of a lock.
-func (c *Coordinator) GetLock(_ context.Context, key string) (LockView, error) {
-	if err := c.verifyLeader(); err != nil {
+func (c *Coordinator) GetLock(ctx context.Context, key string) (LockView, error) {
+	if err := c.verifyLeader(ctx); err != nil {
 		return LockView{}, err
 	}
 	l, ok := c.store.Lock(key)
@@ -144,8 +144,8 @@ type LockFilter struct {
 }
 
 // ListLocks lists held locks by key; more reports whether another page follows.
-func (c *Coordinator) ListLocks(_ context.Context, f LockFilter) (out []LockView, more bool, err error) {
-	if err := c.verifyLeader(); err != nil {
+func (c *Coordinator) ListLocks(ctx context.Context, f LockFilter) (out []LockView, more bool, err error) {
+	if err := c.verifyLeader(ctx); err != nil {
 		return nil, false, err
 	}
 	all := c.store.Locks(f.Prefix)

@@ -122,7 +122,22 @@ func (c *Coordinator) Heartbeat(ctx context.Context, in HeartbeatInput) (Heartbe
 	if err := state.LiveErr(&s); err != nil {
 		return HeartbeatAck{}, err
 	}
+	// An ack promises the session its lease until lease_expires_at, so only
+	// a leader a quorum vouches for after the beat arrived may give it: a
+	// leader frozen past an election (a GC pause, a stopped VM) would
+	// otherwise ack, on waking, a session the new leader has already failed.
 	now := c.now()
+	if err := c.verifyLeader(ctx); err != nil {
+		return HeartbeatAck{}, err
+	}
+	// The session as it is now that leadership is confirmed (this leader may
+	// have judged it while the round ran).
+	if s, err = c.authenticate(in.SessionID, in.Token); err != nil {
+		return HeartbeatAck{}, err
+	}
+	if err := state.LiveErr(&s); err != nil {
+		return HeartbeatAck{}, err
+	}
 	exp := c.leases.Beat(s.ID, now, in.TaskCount, in.Activity)
 	status := s.Status
 	if status == state.StatusRegistered || status == state.StatusSuspect {
@@ -136,6 +151,17 @@ func (c *Coordinator) Heartbeat(ctx context.Context, in HeartbeatInput) (Heartbe
 		LeaderID:          c.cfg.NodeID,
 		LeaderAddress:     c.cfg.GRPCAddress,
 	}, nil
+}
+
+// BeatTimeouts bound how long a node may hold a heartbeat: attempt is the
+// wait for one answer (the leader's, or a quorum's word for this node's
+// leadership), budget the wait for the beat as a whole, across a leader
+// change. Both stay well under the lease, and budget under the client's ack
+// timeout (one and a half intervals), so that a beat stuck on a frozen or
+// partitioned leader is retried on the new one, or the client told to
+// reconnect, long before the session could be judged.
+func (c *Coordinator) BeatTimeouts() (attempt, budget time.Duration) {
+	return min(c.cfg.HeartbeatInterval/2, c.cfg.LeaseTimeout/4), min(c.cfg.HeartbeatInterval, c.cfg.LeaseTimeout/2)
 }
 
 // proposeTransition commits a transition in the background, once at a time
@@ -189,8 +215,8 @@ func (c *Coordinator) DeregisterSession(ctx context.Context, sessionID, token st
 }
 
 // GetSession returns one session by id, or the live session of a name.
-func (c *Coordinator) GetSession(_ context.Context, id, name string) (SessionView, error) {
-	if err := c.verifyLeader(); err != nil {
+func (c *Coordinator) GetSession(ctx context.Context, id, name string) (SessionView, error) {
+	if err := c.verifyLeader(ctx); err != nil {
 		return SessionView{}, err
 	}
 	var s state.Session
@@ -208,8 +234,8 @@ func (c *Coordinator) GetSession(_ context.Context, id, name string) (SessionVie
 
 // VerifySession checks a session's token and returns the session with the
 // leader's view of its liveness. The session may be in any state.
-func (c *Coordinator) VerifySession(_ context.Context, id, token string) (SessionView, error) {
-	if err := c.verifyLeader(); err != nil {
+func (c *Coordinator) VerifySession(ctx context.Context, id, token string) (SessionView, error) {
+	if err := c.verifyLeader(ctx); err != nil {
 		return SessionView{}, err
 	}
 	s, err := c.authenticate(id, token)
@@ -234,8 +260,8 @@ type SessionFilter struct {
 
 // ListSessions lists sessions ordered by name then id; more reports whether
 // another page follows.
-func (c *Coordinator) ListSessions(_ context.Context, f SessionFilter) (out []SessionView, more bool, err error) {
-	if err := c.verifyLeader(); err != nil {
+func (c *Coordinator) ListSessions(ctx context.Context, f SessionFilter) (out []SessionView, more bool, err error) {
+	if err := c.verifyLeader(ctx); err != nil {
 		return nil, false, err
 	}
 	now := c.now()

@@ -3,7 +3,9 @@ package forward
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"time"
 
 	"google.golang.org/grpc"
 
@@ -19,13 +21,21 @@ import (
 type HeartbeatRelay struct {
 	stream coordinatorv1.SessionService_HeartbeatClient
 	cancel context.CancelFunc
+	conn   *grpc.ClientConn // the leader the stream goes to
 }
 
 // Beat sends one heartbeat to the leader over conn, opening the relay stream
-// with ctx (the forwarding context Route returned) if none is open, and
-// returns the leader's answer. On any error the relay stream is closed, so
-// the next beat opens a fresh one, to whichever node leads then.
-func (r *HeartbeatRelay) Beat(ctx context.Context, conn *grpc.ClientConn, req *coordinatorv1.HeartbeatRequest) (*coordinatorv1.HeartbeatResponse, error) {
+// with ctx (the forwarding context Route returned) if none is open or if the
+// open one goes to another node (the leader changed), and returns the
+// leader's answer. A leader that does not answer within timeout (frozen,
+// partitioned, or a dead peer whose connection has not timed out yet) gets
+// UNAVAILABLE: a relay never holds a beat longer than that. On any error the
+// relay stream is closed, so the next beat opens a fresh one, to whichever
+// node leads then.
+func (r *HeartbeatRelay) Beat(ctx context.Context, conn *grpc.ClientConn, req *coordinatorv1.HeartbeatRequest, timeout time.Duration) (*coordinatorv1.HeartbeatResponse, error) {
+	if r.stream != nil && r.conn != conn {
+		r.Close()
+	}
 	if r.stream == nil {
 		sctx, cancel := context.WithCancel(ctx)
 		stream, err := coordinatorv1.NewSessionServiceClient(conn).Heartbeat(sctx)
@@ -33,19 +43,26 @@ func (r *HeartbeatRelay) Beat(ctx context.Context, conn *grpc.ClientConn, req *c
 			cancel()
 			return nil, err
 		}
-		r.stream, r.cancel = stream, cancel
+		r.stream, r.cancel, r.conn = stream, cancel, conn
 	}
-	if err := r.stream.Send(req); err != nil {
-		err = r.sendError(err)
+	late := time.AfterFunc(timeout, r.cancel)
+	resp, err := r.exchange(req)
+	if !late.Stop() {
 		r.Close()
-		return nil, err
+		return nil, domainerr.New(domainerr.Unavailable, fmt.Sprintf("the leader did not answer the beat within %s", timeout))
 	}
-	resp, err := r.stream.Recv()
 	if err != nil {
 		r.Close()
 		return nil, err
 	}
 	return resp, nil
+}
+
+func (r *HeartbeatRelay) exchange(req *coordinatorv1.HeartbeatRequest) (*coordinatorv1.HeartbeatResponse, error) {
+	if err := r.stream.Send(req); err != nil {
+		return nil, r.sendError(err)
+	}
+	return r.stream.Recv()
 }
 
 // sendError is the leader's status when a send fails because the leader
@@ -70,5 +87,5 @@ func (r *HeartbeatRelay) Close() {
 	}
 	_ = r.stream.CloseSend()
 	r.cancel()
-	r.stream, r.cancel = nil, nil
+	r.stream, r.cancel, r.conn = nil, nil, nil
 }

@@ -51,7 +51,7 @@ func (e *endedStream) CloseSend() error { return nil }
 func TestHeartbeatRelayReportsTheStatusTheLeaderEndedWith(t *testing.T) {
 	leaderErr := status.Error(codes.FailedPrecondition, "session has failed")
 	relay := HeartbeatRelay{stream: &endedStream{end: leaderErr}, cancel: func() {}}
-	_, err := relay.Beat(context.Background(), nil, &coordinatorv1.HeartbeatRequest{SessionId: "s-1", SessionToken: "tok"})
+	_, err := relay.Beat(context.Background(), nil, &coordinatorv1.HeartbeatRequest{SessionId: "s-1", SessionToken: "tok"}, time.Second)
 	if status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("beat = %v, want the leader's FAILED_PRECONDITION", err)
 	}
@@ -61,7 +61,7 @@ func TestHeartbeatRelayReportsTheStatusTheLeaderEndedWith(t *testing.T) {
 
 	// A stream that ended cleanly, with no status, says the leader left.
 	relay = HeartbeatRelay{stream: &endedStream{end: io.EOF}, cancel: func() {}}
-	if _, err := relay.Beat(context.Background(), nil, &coordinatorv1.HeartbeatRequest{}); domainerr.KindOf(err) != domainerr.Unavailable {
+	if _, err := relay.Beat(context.Background(), nil, &coordinatorv1.HeartbeatRequest{}, time.Second); domainerr.KindOf(err) != domainerr.Unavailable {
 		t.Fatalf("beat on a cleanly ended stream = %v, want UNAVAILABLE", err)
 	}
 }
@@ -79,13 +79,82 @@ func TestHeartbeatRelayReopensAfterTheLeaderEndsItsStream(t *testing.T) {
 	var relay HeartbeatRelay
 	defer relay.Close()
 	req := &coordinatorv1.HeartbeatRequest{SessionId: "s-1", SessionToken: "tok"}
-	if _, err := relay.Beat(ctx, conn, req); err != nil {
+	if _, err := relay.Beat(ctx, conn, req, time.Second); err != nil {
 		t.Fatalf("first beat: %v", err)
 	}
-	if _, err := relay.Beat(ctx, conn, req); status.Code(err) != codes.FailedPrecondition {
+	if _, err := relay.Beat(ctx, conn, req, time.Second); status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("second beat = %v, want the leader's FAILED_PRECONDITION", err)
 	}
-	if _, err := relay.Beat(ctx, conn, req); err != nil {
+	if _, err := relay.Beat(ctx, conn, req, time.Second); err != nil {
 		t.Fatalf("beat on a fresh relay stream: %v", err)
+	}
+}
+
+// silentLeader takes beats and never answers them: a frozen leader, as its
+// followers see it, whose TCP connection stays up.
+type silentLeader struct {
+	coordinatorv1.UnimplementedSessionServiceServer
+}
+
+func (silentLeader) Heartbeat(stream coordinatorv1.SessionService_HeartbeatServer) error {
+	<-stream.Context().Done()
+	return stream.Context().Err()
+}
+
+// answeringLeader acknowledges every beat with its own id.
+type answeringLeader struct {
+	coordinatorv1.UnimplementedSessionServiceServer
+	id string
+}
+
+func (l answeringLeader) Heartbeat(stream coordinatorv1.SessionService_HeartbeatServer) error {
+	for {
+		if _, err := stream.Recv(); err != nil {
+			return nil
+		}
+		if err := stream.Send(&coordinatorv1.HeartbeatResponse{Leader: &coordinatorv1.LeaderInfo{NodeId: l.id}}); err != nil {
+			return err
+		}
+	}
+}
+
+// A leader that never answers costs a beat its timeout, not the session
+// (regression: a relay waited on a frozen leader with no deadline, and the
+// session was failed while its client beat on).
+func TestHeartbeatRelayGivesUpOnALeaderThatDoesNotAnswer(t *testing.T) {
+	conn := grpctest.Serve(t, func(s *grpc.Server) { coordinatorv1.RegisterSessionServiceServer(s, silentLeader{}) })
+	var relay HeartbeatRelay
+	defer relay.Close()
+	start := time.Now()
+	_, err := relay.Beat(context.Background(), conn, &coordinatorv1.HeartbeatRequest{SessionId: "s-1", SessionToken: "tok"}, 100*time.Millisecond)
+	if domainerr.KindOf(err) != domainerr.Unavailable {
+		t.Fatalf("beat to a silent leader = %v, want UNAVAILABLE", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the relay held the beat %s with a 100ms timeout", took)
+	}
+	if relay.stream != nil {
+		t.Error("the relay kept the stream to the silent leader")
+	}
+}
+
+// When the leader changes, the next beat goes to the new leader, not down
+// the old stream (regression: the relay kept its first leader for good).
+func TestHeartbeatRelayFollowsALeaderChange(t *testing.T) {
+	old := grpctest.Serve(t, func(s *grpc.Server) { coordinatorv1.RegisterSessionServiceServer(s, answeringLeader{id: "old"}) })
+	next := grpctest.Serve(t, func(s *grpc.Server) { coordinatorv1.RegisterSessionServiceServer(s, answeringLeader{id: "new"}) })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var relay HeartbeatRelay
+	defer relay.Close()
+	req := &coordinatorv1.HeartbeatRequest{SessionId: "s-1", SessionToken: "tok"}
+	for _, want := range []struct {
+		conn *grpc.ClientConn
+		id   string
+	}{{old, "old"}, {old, "old"}, {next, "new"}} {
+		resp, err := relay.Beat(ctx, want.conn, req, time.Second)
+		if err != nil || resp.GetLeader().GetNodeId() != want.id {
+			t.Fatalf("beat = %v, %v; want an ack from %q", resp, err, want.id)
+		}
 	}
 }

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/gaia-platform/gaia/internal/domainerr"
@@ -63,25 +66,67 @@ func (s *sessionServer) Heartbeat(stream coordinatorv1.SessionService_HeartbeatS
 		if err := validateBeat(req); err != nil {
 			return err
 		}
-		fctx, conn, local, err := s.Forward.Route(ctx)
+		resp, err := s.beat(ctx, req, &relay)
 		if err != nil {
-			return err
-		}
-		var resp *coordinatorv1.HeartbeatResponse
-		if local {
-			relay.Close()
-			ack, err := s.App.Heartbeat(ctx, app.HeartbeatInput{SessionID: req.GetSessionId(), Token: req.GetSessionToken(), TaskCount: req.GetCurrentTaskCount(), Activity: req.GetActivity()})
-			if err != nil {
-				return err
-			}
-			resp = ackToProto(ack)
-		} else if resp, err = relay.Beat(fctx, conn, req); err != nil {
 			return err
 		}
 		if err := stream.Send(resp); err != nil {
 			return err
 		}
 	}
+}
+
+// beat answers one beat, here or through the relay. An attempt that finds no
+// leader, or a leader that does not answer within the attempt timeout, is
+// tried again, on whichever node leads by then, until the beat's budget runs
+// out; the client's stream stays open meanwhile. When the budget runs out
+// the stream ends UNAVAILABLE, which tells the client to reconnect at once
+// (see the Heartbeat RPC's comment for the whole contract).
+func (s *sessionServer) beat(ctx context.Context, req *coordinatorv1.HeartbeatRequest, relay *forward.HeartbeatRelay) (*coordinatorv1.HeartbeatResponse, error) {
+	attempt, budget := s.App.BeatTimeouts()
+	deadline := time.Now().Add(budget)
+	for {
+		resp, err := s.beatOnce(ctx, req, relay, attempt)
+		if err == nil || !retryableBeat(err) || ctx.Err() != nil || time.Now().Add(beatRetryPause).After(deadline) {
+			return resp, err
+		}
+		relay.Close()
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(beatRetryPause):
+		}
+	}
+}
+
+// beatRetryPause spaces a beat's attempts while a new leader is elected.
+const beatRetryPause = 25 * time.Millisecond
+
+func (s *sessionServer) beatOnce(ctx context.Context, req *coordinatorv1.HeartbeatRequest, relay *forward.HeartbeatRelay, timeout time.Duration) (*coordinatorv1.HeartbeatResponse, error) {
+	fctx, conn, local, err := s.Forward.Route(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !local {
+		return relay.Beat(fctx, conn, req, timeout)
+	}
+	relay.Close()
+	actx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ack, err := s.App.Heartbeat(actx, app.HeartbeatInput{SessionID: req.GetSessionId(), Token: req.GetSessionToken(), TaskCount: req.GetCurrentTaskCount(), Activity: req.GetActivity()})
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			return nil, domainerr.New(domainerr.Unavailable, fmt.Sprintf("leadership not confirmed by a quorum within %s", timeout))
+		}
+		return nil, err
+	}
+	return ackToProto(ack), nil
+}
+
+// retryableBeat tells a beat that another attempt may answer (no leader yet,
+// a leader that left or did not answer) from the session's final word.
+func retryableBeat(err error) bool {
+	return domainerr.KindOf(err) == domainerr.Unavailable || status.Code(err) == codes.Unavailable
 }
 
 func ackToProto(a app.HeartbeatAck) *coordinatorv1.HeartbeatResponse {
