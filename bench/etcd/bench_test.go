@@ -1,5 +1,10 @@
 //go:build unix
 
+// bench_test.go is the whole comparison, some 650 lines, in one file on
+// purpose: the etcd and GAIA clusters, their workloads and the one harness
+// that drives both (measure, measureBeats, report) are read side by side, so
+// that each workload is seen to do the same work on both systems.
+
 package etcdbench
 
 import (

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	dashboardv1 "github.com/gaia-platform/gaia/proto/gaia/dashboard/v1"
 	metricsv1 "github.com/gaia-platform/gaia/proto/gaia/metrics/v1"
@@ -45,54 +46,19 @@ func newDashboardGroup(use, short string) (*cobra.Command, *dashboardFlags) {
 
 func newTeacherCommand() *cobra.Command {
 	cmd, f := newDashboardGroup("teacher", "Assign classrooms to teachers")
-	var teacher, classroom, name string
-	assign := &cobra.Command{
-		Use:   "assign --teacher T --classroom C [--name N]",
-		Short: "Give a teacher a classroom (again: renames it); live subscriptions see it at once",
-		Args:  wrapArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireFlags(cmd, "teacher", "classroom"); err != nil {
-				return err
-			}
-			return f.call(cmd, func(ctx context.Context, c *dashboardClient) error {
-				resp, err := c.api.AssignClassroom(ctx, &dashboardv1.AssignClassroomRequest{TeacherId: teacher, ClassroomId: classroom, DisplayName: name})
-				if err != nil {
-					return err
-				}
-				return f.print(cmd.OutOrStdout(), resp, func(w io.Writer) error {
-					_, err := fmt.Fprintf(w, "classroom %s assigned to %s\n", classroom, teacher)
-					return err
-				})
-			})
-		},
-	}
-	assign.Flags().StringVar(&teacher, "teacher", "", "the teacher's id")
-	assign.Flags().StringVar(&classroom, "classroom", "", "the classroom's id")
+	var name string
+	assign := newAssignmentCommand(f, "assign --teacher T --classroom C [--name N]",
+		"Give a teacher a classroom (again: renames it); live subscriptions see it at once", "assigned to",
+		func(ctx context.Context, c *dashboardClient, teacher, classroom string) (proto.Message, error) {
+			return c.api.AssignClassroom(ctx, &dashboardv1.AssignClassroomRequest{TeacherId: teacher, ClassroomId: classroom, DisplayName: name})
+		})
 	assign.Flags().StringVar(&name, "name", "", `a name for people, such as "Year 7 maths, room 12"`)
+	unassign := newAssignmentCommand(f, "unassign --teacher T --classroom C", "Take a classroom from a teacher", "unassigned from",
+		func(ctx context.Context, c *dashboardClient, teacher, classroom string) (proto.Message, error) {
+			return c.api.UnassignClassroom(ctx, &dashboardv1.UnassignClassroomRequest{TeacherId: teacher, ClassroomId: classroom})
+		})
 
-	unassign := &cobra.Command{
-		Use:   "unassign --teacher T --classroom C",
-		Short: "Take a classroom from a teacher",
-		Args:  wrapArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireFlags(cmd, "teacher", "classroom"); err != nil {
-				return err
-			}
-			return f.call(cmd, func(ctx context.Context, c *dashboardClient) error {
-				resp, err := c.api.UnassignClassroom(ctx, &dashboardv1.UnassignClassroomRequest{TeacherId: teacher, ClassroomId: classroom})
-				if err != nil {
-					return err
-				}
-				return f.print(cmd.OutOrStdout(), resp, func(w io.Writer) error {
-					_, err := fmt.Fprintf(w, "classroom %s unassigned from %s\n", classroom, teacher)
-					return err
-				})
-			})
-		},
-	}
-	unassign.Flags().StringVar(&teacher, "teacher", "", "the teacher's id")
-	unassign.Flags().StringVar(&classroom, "classroom", "", "the classroom's id")
-
+	var teacher string
 	classrooms := &cobra.Command{
 		Use:   "classrooms --teacher T",
 		Short: "List a teacher's classrooms",
@@ -143,6 +109,37 @@ func alertIDArg(arg string) (uint64, error) {
 		return 0, usageError{fmt.Errorf("invalid alert id %q: want a positive number", arg)}
 	}
 	return id, nil
+}
+
+// newAssignmentCommand is assign or unassign: both take --teacher and
+// --classroom, make one call and confirm it in a line ("classroom C <done> T").
+func newAssignmentCommand(f *dashboardFlags, use, short, done string,
+	rpc func(ctx context.Context, c *dashboardClient, teacher, classroom string) (proto.Message, error),
+) *cobra.Command {
+	var teacher, classroom string
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  wrapArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlags(cmd, "teacher", "classroom"); err != nil {
+				return err
+			}
+			return f.call(cmd, func(ctx context.Context, c *dashboardClient) error {
+				resp, err := rpc(ctx, c, teacher, classroom)
+				if err != nil {
+					return err
+				}
+				return f.print(cmd.OutOrStdout(), resp, func(w io.Writer) error {
+					_, err := fmt.Fprintf(w, "classroom %s %s %s\n", classroom, done, teacher)
+					return err
+				})
+			})
+		},
+	}
+	cmd.Flags().StringVar(&teacher, "teacher", "", "the teacher's id")
+	cmd.Flags().StringVar(&classroom, "classroom", "", "the classroom's id")
+	return cmd
 }
 
 func newAlertsCommand() *cobra.Command {

@@ -1,27 +1,29 @@
 // Command gaia is GAIA's command line. Output is for people; --json is for
 // scripts. The commands, and the files that hold them:
 //
-//	gaia up                                       run all five services, a single-node Raft and PostgreSQL on this machine (up.go, up_services.go)
+//	gaia up                                       run all five services, a single-node Raft and PostgreSQL on this machine (up.go, up_services.go, up_auth.go)
 //	gaia migrate                                  create the database if needed and apply every schema's migrations (migrate.go)
 //	gaia certs dev                                make a local CA and a certificate per service (certs.go)
 //	gaia version                                  print which build this is (version.go)
 //	gaia cluster status|join|remove|transfer      the coordinator's Raft cluster (coordinator_commands_cluster.go)
 //	gaia session list|get|run                     agent sessions; run turns a command into one (coordinator_commands_session.go, session_run.go)
 //	gaia lock list|acquire|release                distributed locks (coordinator_commands_lock.go)
+//	gaia auth issue|list|revoke|keys              credentials: issue, list and revoke them; make a signing key pair (auth_commands.go)
 //	gaia task enqueue|get|list|cancel|retry       tasks (taskqueue_commands_task.go)
 //	gaia lesson create|get|list|watch             lessons and their progress (taskqueue_commands_lesson.go, lesson_watch.go)
-//	gaia affinity set|list|delete                 session affinities (taskqueue_commands_affinity.go)
+//	gaia affinity set|list|delete                 session affinities (taskqueue_commands_affinity.go, taskqueue_commands_window.go)
 //	gaia metrics send                             usability events from JSON lines (metrics_commands.go)
 //	gaia ratings summary                          students' ratings (metrics_commands.go)
 //	gaia classroom snapshots                      a classroom's per-minute rollups (metrics_commands.go)
-//	gaia detect watch|settings                    frustration events and detection settings (detect_commands.go)
+//	gaia detect watch|settings get|set            frustration events and detection settings (detect_commands.go)
 //	gaia teacher assign|unassign|classrooms       teachers' classrooms (dashboard_commands.go)
 //	gaia alerts list|watch|ack|resolve|intervene  teachers' alerts (dashboard_commands.go)
 //
 // What the commands share: rpc_flags.go (--timeout, --json, address flags,
 // serviceFlags for a one-address service, calling it, errors, page tokens),
 // enum_flags.go (enum values by short name), transport.go (TLS towards the
-// services), render_format.go and the *_render.go files (human output).
+// services), output.go (--json), render_format.go and the *_render.go files
+// (human output).
 package main
 
 import (

@@ -115,3 +115,33 @@ func TestEveryGivesEachRunItsOwnDeadline(t *testing.T) {
 		t.Fatalf("step ran %d times, want 2", runs.Load())
 	}
 }
+
+// Stop ends every job's context and returns only once they have all
+// returned, the one that panicked first included; a second Stop is harmless.
+func TestJobsStopWaitsForEveryJob(t *testing.T) {
+	log, _ := observed()
+	jobs := background.NewJobs(log, background.Options{MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
+	var ended, runs atomic.Int32
+	for range 3 {
+		jobs.Go("wait", func(ctx context.Context) {
+			<-ctx.Done()
+			time.Sleep(10 * time.Millisecond)
+			ended.Add(1)
+		})
+	}
+	jobs.Go("panics-once", func(ctx context.Context) {
+		if runs.Add(1) == 1 {
+			panic("boom")
+		}
+		<-ctx.Done()
+		ended.Add(1)
+	})
+	for runs.Load() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	jobs.Stop()
+	if n := ended.Load(); n != 4 {
+		t.Fatalf("%d jobs had returned when Stop did, want 4", n)
+	}
+	jobs.Stop()
+}

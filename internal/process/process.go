@@ -1,7 +1,8 @@
 // Package process runs one GAIA service as an operating-system process: it reads
 // the configuration from the environment once, builds the logger, runs the
 // service until SIGINT or SIGTERM, and turns the outcome into an exit code. It
-// knows nothing of what a service does.
+// knows nothing of what a service does. Listen opens a service's gRPC and
+// Prometheus metrics ports together.
 package process
 
 import (

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sync"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,9 +19,11 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/gaia-platform/gaia/internal/auth"
+	"github.com/gaia-platform/gaia/internal/background"
 	"github.com/gaia-platform/gaia/internal/grpcclient"
 	"github.com/gaia-platform/gaia/internal/grpcserver"
 	"github.com/gaia-platform/gaia/internal/pg"
+	"github.com/gaia-platform/gaia/internal/process"
 	"github.com/gaia-platform/gaia/internal/telemetry"
 	"github.com/gaia-platform/gaia/internal/tlsconfig"
 	"github.com/gaia-platform/gaia/migrations"
@@ -39,8 +40,7 @@ const Schema = "dashboard"
 type Service struct {
 	cfg         Config
 	log         *zap.Logger
-	lis         net.Listener
-	promLis     net.Listener
+	lis         *process.Listeners
 	registry    *prometheus.Registry
 	grpc        *grpcserver.Server
 	pool        *pgxpool.Pool
@@ -68,22 +68,12 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	if s.auth, err = auth.NewRuntime(cfg.Auth, s, log.Named("auth")); err != nil {
 		return nil, err
 	}
-	if s.lis, err = net.Listen("tcp", cfg.ListenAddr); err != nil {
-		return nil, fmt.Errorf("listen for grpc on %s: %w", cfg.ListenAddr, err)
-	}
-	if s.promLis, err = net.Listen("tcp", cfg.PrometheusAddr); err != nil {
-		_ = s.lis.Close()
-		return nil, fmt.Errorf("listen for prometheus on %s: %w", cfg.PrometheusAddr, err)
+	if s.lis, err = process.Listen(cfg.ListenAddr, cfg.PrometheusAddr); err != nil {
+		return nil, err
 	}
 	fail := func(err error) (*Service, error) {
-		if s.pool != nil {
-			s.pool.Close()
-		}
-		if s.metricsConn != nil {
-			_ = s.metricsConn.Close()
-		}
-		_ = s.lis.Close()
-		_ = s.promLis.Close()
+		s.closeClients()
+		s.lis.Close()
 		return nil, err
 	}
 	if s.pool, err = pg.OpenSchema(ctx, cfg.DatabaseURL, Schema, files, log); err != nil {
@@ -108,16 +98,16 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	s.dashboard = app.NewDashboard(repo, s.hub, adapters.NewMetricsStudentSource(s.metricsConn), cfg.TeacherDashboardEnabled)
 	s.grpc = grpcserver.New(grpcserver.Options{Name: "dashboard", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout, HealthListenAddr: cfg.HealthListenAddr, TLS: serverTLS, Auth: s.auth.Authorizer()})
 	dashboardv1.RegisterDashboardServiceServer(s.grpc.GRPC(), &ports.DashboardServer{Dashboard: s.dashboard})
-	log.Info("dashboard ready", zap.String("grpc_address", s.lis.Addr().String()), zap.String("prometheus_address", s.promLis.Addr().String()),
+	log.Info("dashboard ready", zap.String("grpc_address", s.lis.GRPC.Addr().String()), zap.String("prometheus_address", s.lis.Metrics.Addr().String()),
 		zap.Bool("teacher_dashboard_enabled", cfg.TeacherDashboardEnabled), zap.String("metrics_address", cfg.MetricsAddr))
 	return s, nil
 }
 
 // Addr is where the gRPC server listens.
-func (s *Service) Addr() net.Addr { return s.lis.Addr() }
+func (s *Service) Addr() net.Addr { return s.lis.GRPC.Addr() }
 
 // PrometheusAddr is where /metrics is served.
-func (s *Service) PrometheusAddr() net.Addr { return s.promLis.Addr() }
+func (s *Service) PrometheusAddr() net.Addr { return s.lis.Metrics.Addr() }
 
 // TeacherHasClassroom answers whether a classroom is assigned to a teacher:
 // the classroom scope of teachers' credentials.
@@ -128,20 +118,12 @@ func (s *Service) TeacherHasClassroom(ctx context.Context, teacherID, classroomI
 // Run serves until ctx ends, then drains the gRPC server, stops the
 // background work and closes the pool.
 func (s *Service) Run(ctx context.Context) error {
-	bg, stop := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	start := func(f func(context.Context)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			f(bg)
-		}()
-	}
-	start(s.hub.Run)
-	start(func(ctx context.Context) {
+	jobs := background.NewJobs(s.log, background.Options{})
+	jobs.Go("hub", s.hub.Run)
+	jobs.Go("revocations", func(ctx context.Context) {
 		s.auth.PollCoordinator(ctx, s.cfg.CoordinatorAddr, grpcclient.WithTLS(s.tls))
 	})
-	start(func(ctx context.Context) {
+	jobs.Go("notifications", func(ctx context.Context) {
 		adapters.Listen(ctx, s.pool, []string{adapters.AlertsChannel, adapters.AssignmentsChannel}, func(channel, payload string) {
 			var err error
 			switch channel {
@@ -159,23 +141,30 @@ func (s *Service) Run(ctx context.Context) error {
 		}, s.log.Named("listen"))
 	})
 	if s.follower != nil {
-		start(s.follower.Run)
+		jobs.Go("follower", s.follower.Run)
 	}
 	var promErr error
-	start(func(ctx context.Context) { promErr = telemetry.Serve(ctx, s.promLis, s.registry) })
+	jobs.Go("prometheus", func(ctx context.Context) { promErr = telemetry.Serve(ctx, s.lis.Metrics, s.registry) })
 	// The hub ends live subscriptions (telling each where to resume) before
 	// the gRPC server drains, so the drain does not wait on them.
-	stopHub := context.AfterFunc(ctx, stop)
+	stopHub := context.AfterFunc(ctx, jobs.Stop)
 	defer stopHub()
-	err := s.grpc.Serve(ctx, s.lis)
-	stop()
-	wg.Wait()
-	if s.metricsConn != nil {
-		_ = s.metricsConn.Close()
-	}
-	s.pool.Close()
+	err := s.grpc.Serve(ctx, s.lis.GRPC)
+	jobs.Stop()
+	s.closeClients()
 	if promErr != nil && !errors.Is(promErr, context.Canceled) {
 		err = errors.Join(err, fmt.Errorf("prometheus server: %w", promErr))
 	}
 	return err
+}
+
+// closeClients closes the database pool and the metrics service's
+// connection, whichever of them New got to open.
+func (s *Service) closeClients() {
+	if s.metricsConn != nil {
+		_ = s.metricsConn.Close()
+	}
+	if s.pool != nil {
+		s.pool.Close()
+	}
 }

@@ -22,9 +22,11 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/gaia-platform/gaia/internal/auth"
+	"github.com/gaia-platform/gaia/internal/background"
 	"github.com/gaia-platform/gaia/internal/grpcclient"
 	"github.com/gaia-platform/gaia/internal/grpcserver"
 	"github.com/gaia-platform/gaia/internal/pg"
+	"github.com/gaia-platform/gaia/internal/process"
 	"github.com/gaia-platform/gaia/internal/telemetry"
 	"github.com/gaia-platform/gaia/internal/tlsconfig"
 	"github.com/gaia-platform/gaia/migrations"
@@ -46,8 +48,7 @@ const MaxRecvMsgSize = 8 << 20
 type Service struct {
 	cfg       Config
 	log       *zap.Logger
-	lis       net.Listener
-	promLis   net.Listener
+	lis       *process.Listeners
 	grpc      *grpcserver.Server
 	pool      *pgxpool.Pool
 	registry  *prometheus.Registry
@@ -95,22 +96,13 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	if err := s.UseDashboard(cfg.DashboardAddr); err != nil {
 		return nil, err
 	}
-	if s.lis, err = net.Listen("tcp", cfg.ListenAddr); err != nil {
+	if s.lis, err = process.Listen(cfg.ListenAddr, cfg.PrometheusAddr); err != nil {
 		s.closeDashboard()
-		return nil, fmt.Errorf("listen for grpc on %s: %w", cfg.ListenAddr, err)
-	}
-	if s.promLis, err = net.Listen("tcp", cfg.PrometheusAddr); err != nil {
-		_ = s.lis.Close()
-		s.closeDashboard()
-		return nil, fmt.Errorf("listen for prometheus on %s: %w", cfg.PrometheusAddr, err)
+		return nil, err
 	}
 	fail := func(err error) (*Service, error) {
-		s.closeDashboard()
-		if s.pool != nil {
-			s.pool.Close()
-		}
-		_ = s.lis.Close()
-		_ = s.promLis.Close()
+		s.closeClients()
+		s.lis.Close()
 		return nil, err
 	}
 	if s.pool, err = pg.OpenSchema(ctx, cfg.DatabaseURL, Schema, files, log); err != nil {
@@ -170,7 +162,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 
 	s.grpc = grpcserver.New(grpcserver.Options{Name: "metrics", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout, HealthListenAddr: cfg.HealthListenAddr, MaxRecvMsgSize: MaxRecvMsgSize, TLS: serverTLS, Auth: s.auth.Authorizer()})
 	metricsv1.RegisterMetricsServiceServer(s.grpc.GRPC(), &ports.MetricsServer{Ingest: ingest, Ratings: ratings, Snapshots: snapshots, Frustration: frustration})
-	log.Info("metrics ready", zap.String("grpc_address", s.lis.Addr().String()), zap.String("prometheus_address", s.promLis.Addr().String()),
+	log.Info("metrics ready", zap.String("grpc_address", s.lis.GRPC.Addr().String()), zap.String("prometheus_address", s.lis.Metrics.Addr().String()),
 		zap.String("event_storage", s.mode), zap.Bool("usability_metrics_enabled", cfg.UsabilityMetricsEnabled), zap.Duration("retention", cfg.Retention),
 		zap.Bool("frustration_detection_enabled", cfg.FrustrationDetectionEnabled), zap.Int("detection_partitions", cfg.DetectionPartitions))
 	return s, nil
@@ -205,6 +197,15 @@ func (s *Service) closeDashboard() {
 	}
 }
 
+// closeClients closes the dashboard connection and the database pool,
+// whichever of them New got to open.
+func (s *Service) closeClients() {
+	s.closeDashboard()
+	if s.pool != nil {
+		s.pool.Close()
+	}
+}
+
 // ownerName names this replica in the detector's partitions table.
 func ownerName() string {
 	host, _ := os.Hostname()
@@ -212,10 +213,10 @@ func ownerName() string {
 }
 
 // Addr is where the gRPC server listens.
-func (s *Service) Addr() net.Addr { return s.lis.Addr() }
+func (s *Service) Addr() net.Addr { return s.lis.GRPC.Addr() }
 
 // PrometheusAddr is where /metrics is served.
-func (s *Service) PrometheusAddr() net.Addr { return s.promLis.Addr() }
+func (s *Service) PrometheusAddr() net.Addr { return s.lis.Metrics.Addr() }
 
 // StorageMode is how the events table is stored: "native" or "timescaledb".
 func (s *Service) StorageMode() string { return s.mode }
@@ -224,68 +225,41 @@ func (s *Service) StorageMode() string { return s.mode }
 // a group commit get their answer), stops the background work and closes
 // the pool.
 func (s *Service) Run(ctx context.Context) error {
-	bg, stop := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	start := func(f func(context.Context)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			f(bg)
-		}()
-	}
+	jobs := background.NewJobs(s.log, background.Options{})
 	// The committer outlives the gRPC drain, which waits for its answers.
-	committerCtx, stopCommitter := context.WithCancel(context.Background())
-	committerDone := make(chan struct{})
-	go func() {
-		defer close(committerDone)
-		s.committer.Run(committerCtx)
-	}()
+	committer := background.NewJobs(s.log, background.Options{})
+	committer.Go("group-commit", s.committer.Run)
 	if s.retention != nil {
-		start(s.retention.Run)
+		jobs.Go("retention", s.retention.Run)
 	}
-	start(s.rollups.Run)
-	start(func(ctx context.Context) {
+	jobs.Go("rollups", s.rollups.Run)
+	jobs.Go("revocations", func(ctx context.Context) {
 		s.auth.PollCoordinator(ctx, s.cfg.CoordinatorAddr, grpcclient.WithTLS(s.tls))
 	})
 	var promErr error
-	start(func(ctx context.Context) { promErr = telemetry.Serve(ctx, s.promLis, s.registry) })
-	start(s.notifier.Run)
+	jobs.Go("prometheus", func(ctx context.Context) { promErr = telemetry.Serve(ctx, s.lis.Metrics, s.registry) })
+	jobs.Go("frustration-notifier", s.notifier.Run)
 	// The detector outlives its ownership loop, whose final release asks it
 	// for a last checkpoint of every partition.
-	detectorCtx, stopDetector := context.WithCancel(context.Background())
-	ownershipCtx, stopOwnership := context.WithCancel(context.Background())
-	detectorDone, ownershipDone := make(chan struct{}), make(chan struct{})
+	detector := background.NewJobs(s.log, background.Options{})
+	ownership := background.NewJobs(s.log, background.Options{})
 	if s.detector != nil {
-		go func() {
-			defer close(detectorDone)
-			s.detector.Run(detectorCtx)
-		}()
-		go func() {
-			defer close(ownershipDone)
-			s.ownership.Run(ownershipCtx)
-		}()
-	} else {
-		close(detectorDone)
-		close(ownershipDone)
+		detector.Go("detector", s.detector.Run)
+		ownership.Go("detector-ownership", s.ownership.Run)
 	}
 
-	err := s.grpc.Serve(ctx, s.lis)
-	stopOwnership()
-	<-ownershipDone
-	stopDetector()
-	<-detectorDone
+	err := s.grpc.Serve(ctx, s.lis.GRPC)
+	ownership.Stop()
+	detector.Stop()
 	if s.locks != nil {
 		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		s.locks.Stop(dctx)
 		cancel()
 		_ = s.coord.Close()
 	}
-	stopCommitter()
-	<-committerDone
-	stop()
-	wg.Wait()
-	s.closeDashboard()
-	s.pool.Close()
+	committer.Stop()
+	jobs.Stop()
+	s.closeClients()
 	if promErr != nil && !errors.Is(promErr, context.Canceled) {
 		err = errors.Join(err, fmt.Errorf("prometheus server: %w", promErr))
 	}

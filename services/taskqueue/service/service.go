@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -24,6 +23,7 @@ import (
 	"github.com/gaia-platform/gaia/internal/grpcclient"
 	"github.com/gaia-platform/gaia/internal/grpcserver"
 	"github.com/gaia-platform/gaia/internal/pg"
+	"github.com/gaia-platform/gaia/internal/process"
 	"github.com/gaia-platform/gaia/internal/telemetry"
 	"github.com/gaia-platform/gaia/internal/tlsconfig"
 	"github.com/gaia-platform/gaia/migrations"
@@ -38,18 +38,17 @@ const Schema = "taskqueue"
 
 // Service is a built taskqueue service, listening but not yet serving.
 type Service struct {
-	cfg        Config
-	log        *zap.Logger
-	lis        net.Listener
-	metricsLis net.Listener
-	grpc       *grpcserver.Server
-	pool       *pgxpool.Pool
-	coord      *client.Client
-	queue      *app.Queue
-	notifier   *adapters.ReadyNotifier
-	sessions   *adapters.CoordinatorSessions
-	registry   *prometheus.Registry
-	auth       *auth.Runtime
+	cfg      Config
+	log      *zap.Logger
+	lis      *process.Listeners
+	grpc     *grpcserver.Server
+	pool     *pgxpool.Pool
+	coord    *client.Client
+	queue    *app.Queue
+	notifier *adapters.ReadyNotifier
+	sessions *adapters.CoordinatorSessions
+	registry *prometheus.Registry
+	auth     *auth.Runtime
 }
 
 // New opens the listeners and the database, and wires the queue.
@@ -66,21 +65,17 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	if s.auth, err = auth.NewRuntime(cfg.Auth, nil, log.Named("auth")); err != nil {
 		return nil, err
 	}
-	if s.lis, err = net.Listen("tcp", cfg.ListenAddr); err != nil {
-		return nil, fmt.Errorf("listen for grpc on %s: %w", cfg.ListenAddr, err)
-	}
-	if s.metricsLis, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
-		_ = s.lis.Close()
-		return nil, fmt.Errorf("listen for metrics on %s: %w", cfg.MetricsAddr, err)
+	if s.lis, err = process.Listen(cfg.ListenAddr, cfg.MetricsAddr); err != nil {
+		return nil, err
 	}
 	if s.pool, err = pg.OpenSchema(ctx, cfg.DatabaseURL, Schema, files, log); err != nil {
-		s.closeListeners()
+		s.lis.Close()
 		return nil, err
 	}
 	if s.coord, err = client.New(client.Options{Addrs: cfg.CoordinatorAddrs, Token: s.auth.Token(), Logger: log.Named("coordinator-client"),
 		DialOptions: []grpc.DialOption{grpcclient.WithTLS(serverTLS)}}); err != nil {
 		s.pool.Close()
-		s.closeListeners()
+		s.lis.Close()
 		return nil, fmt.Errorf("coordinator client: %w", err)
 	}
 
@@ -110,47 +105,35 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 
 	s.grpc = grpcserver.New(grpcserver.Options{Name: "taskqueue", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout, HealthListenAddr: cfg.HealthListenAddr, TLS: serverTLS, Auth: s.auth.Authorizer()})
 	(&ports.Servers{Queue: s.queue}).Register(s.grpc.GRPC())
-	log.Info("taskqueue ready", zap.String("grpc_address", s.lis.Addr().String()), zap.String("metrics_address", s.metricsLis.Addr().String()), zap.Strings("coordinator", cfg.CoordinatorAddrs))
+	log.Info("taskqueue ready", zap.String("grpc_address", s.lis.GRPC.Addr().String()), zap.String("metrics_address", s.lis.Metrics.Addr().String()), zap.Strings("coordinator", cfg.CoordinatorAddrs))
 	return s, nil
 }
 
-func (s *Service) closeListeners() {
-	_ = s.lis.Close()
-	if s.metricsLis != nil {
-		_ = s.metricsLis.Close()
-	}
-}
-
 // Addr is where the gRPC server listens.
-func (s *Service) Addr() net.Addr { return s.lis.Addr() }
+func (s *Service) Addr() net.Addr { return s.lis.GRPC.Addr() }
 
 // MetricsAddr is where /metrics is served.
-func (s *Service) MetricsAddr() net.Addr { return s.metricsLis.Addr() }
+func (s *Service) MetricsAddr() net.Addr { return s.lis.Metrics.Addr() }
 
 // Run serves until ctx ends, then drains the gRPC server, stops the
 // background work and closes the pool.
 func (s *Service) Run(ctx context.Context) error {
-	bg, stop := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
 	var metricsErr error
 	// Each job restarts after a panic rather than ending the process (which,
 	// under `gaia up`, runs every service).
-	start := func(job string, f func(context.Context)) {
-		wg.Go(func() { background.Loop(bg, s.log, job, background.Options{}, f) })
-	}
-	start("revocations", func(ctx context.Context) { s.auth.Run(ctx, auth.RevocationsFrom(s.coord.Conn())) })
-	start("ready-notifier", s.notifier.Run)
-	start("queue", s.queue.Run)
-	start("session-watch", func(ctx context.Context) {
+	jobs := background.NewJobs(s.log, background.Options{})
+	jobs.Go("revocations", func(ctx context.Context) { s.auth.Run(ctx, auth.RevocationsFrom(s.coord.Conn())) })
+	jobs.Go("ready-notifier", s.notifier.Run)
+	jobs.Go("queue", s.queue.Run)
+	jobs.Go("session-watch", func(ctx context.Context) {
 		if err := s.sessions.Run(ctx, s.queue.SessionEnded); err != nil && ctx.Err() == nil {
 			s.log.Error("session watch stopped", zap.Error(err))
 		}
 	})
-	start("metrics", func(ctx context.Context) { metricsErr = telemetry.Serve(ctx, s.metricsLis, s.registry) })
+	jobs.Go("metrics", func(ctx context.Context) { metricsErr = telemetry.Serve(ctx, s.lis.Metrics, s.registry) })
 
-	err := s.grpc.Serve(ctx, s.lis)
-	stop()
-	wg.Wait()
+	err := s.grpc.Serve(ctx, s.lis.GRPC)
+	jobs.Stop()
 	_ = s.coord.Close()
 	s.pool.Close()
 	if metricsErr != nil && !errors.Is(metricsErr, context.Canceled) {

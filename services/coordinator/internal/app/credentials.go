@@ -17,26 +17,26 @@ var ErrNoSigningKey = domainerr.New(domainerr.FailedPrecondition, "this coordina
 
 // IssueCredential signs a credential on the leader and records it in the
 // Raft state; the token is returned once and never stored.
-func (c *Coordinator) IssueCredential(ctx context.Context, spec auth.Spec, by auth.Principal) (state.Credential, string, error) {
+func (c *Coordinator) IssueCredential(ctx context.Context, spec auth.Spec, by auth.Principal) (Credential, string, error) {
 	if c.cfg.Signer == nil {
-		return state.Credential{}, "", ErrNoSigningKey
+		return Credential{}, "", ErrNoSigningKey
 	}
 	token, p, err := c.cfg.Signer.Sign(spec)
 	if err != nil {
-		return state.Credential{}, "", err
+		return Credential{}, "", err
 	}
-	rec := state.Credential{
+	rec := Credential{
 		ID: p.CredentialID, Role: string(p.Role), Name: p.Name, TeacherID: p.TeacherID, AppID: p.AppID,
 		Classrooms: p.Classrooms, Projects: p.Projects, Service: p.Service, KeyID: p.KeyID,
 		IssuedAt: p.IssuedAt, ExpiresAt: p.ExpiresAt, IssuedBy: by.Who(),
 	}
 	res, err := c.apply(ctx, fsm.CmdIssueCredential, fsm.IssueCredential{Credential: rec})
 	if err != nil {
-		return state.Credential{}, "", err
+		return Credential{}, "", err
 	}
 	r := res.(fsm.CredentialResult)
 	if r.Err != nil {
-		return state.Credential{}, "", r.Err
+		return Credential{}, "", r.Err
 	}
 	c.log.Info("credential issued",
 		zap.String("credential_id", rec.ID), zap.String("role", rec.Role), zap.String("name", rec.Name),
@@ -46,24 +46,24 @@ func (c *Coordinator) IssueCredential(ctx context.Context, spec auth.Spec, by au
 
 // RevokeCredential revokes a recorded credential; every service refuses it
 // from its next revocation poll on.
-func (c *Coordinator) RevokeCredential(ctx context.Context, id string, by auth.Principal) (state.Credential, error) {
+func (c *Coordinator) RevokeCredential(ctx context.Context, id string, by auth.Principal) (Credential, error) {
 	if _, ok := c.store.Credential(id); !ok {
-		return state.Credential{}, state.ErrCredentialNotFound
+		return Credential{}, state.ErrCredentialNotFound
 	}
 	res, err := c.apply(ctx, fsm.CmdRevokeCredential, fsm.RevokeCredential{At: c.now(), ID: id, By: by.Who()})
 	if err != nil {
-		return state.Credential{}, err
+		return Credential{}, err
 	}
 	r := res.(fsm.CredentialResult)
 	if r.Err != nil {
-		return state.Credential{}, r.Err
+		return Credential{}, r.Err
 	}
 	c.log.Info("credential revoked", zap.String("credential_id", id), zap.String("by", by.Who()))
 	return r.Credential, nil
 }
 
 // Credentials lists every credential record from this node's replica.
-func (c *Coordinator) Credentials() []state.Credential { return c.store.Credentials() }
+func (c *Coordinator) Credentials() []Credential { return c.store.Credentials() }
 
 // Revocations lists the revoked credentials that have not expired, from this
 // node's replica, and the index it reflects.

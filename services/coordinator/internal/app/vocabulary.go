@@ -22,6 +22,9 @@ type (
 	Session = state.Session
 	// SessionEvent is one committed change to a session.
 	SessionEvent = state.Event
+	// Credential is a credential as recorded: who it was issued to, by
+	// whom, and whether it has been revoked. The token itself is never kept.
+	Credential = state.Credential
 )
 
 // Tiers, providers, statuses and event types.

@@ -10,7 +10,7 @@ import (
 	"github.com/gaia-platform/gaia/internal/auth"
 	"github.com/gaia-platform/gaia/internal/domainerr"
 	coordinatorv1 "github.com/gaia-platform/gaia/proto/gaia/coordinator/v1"
-	"github.com/gaia-platform/gaia/services/coordinator/internal/state"
+	"github.com/gaia-platform/gaia/services/coordinator/internal/app"
 )
 
 // authServer issues and revokes credentials. Who may call it is the policy
@@ -113,7 +113,7 @@ func (s *authServer) ListRevocations(_ context.Context, _ *coordinatorv1.ListRev
 	return &coordinatorv1.ListRevocationsResponse{Revocations: out, Index: idx}, nil
 }
 
-func credentialToProto(c state.Credential) *coordinatorv1.Credential {
+func credentialToProto(c app.Credential) *coordinatorv1.Credential {
 	out := &coordinatorv1.Credential{
 		CredentialId: c.ID, Role: roleToProto(c.Role), Name: c.Name, TeacherId: c.TeacherID, AppId: c.AppID,
 		ClassroomIds: c.Classrooms, Projects: c.Projects, Service: c.Service, KeyId: c.KeyID,

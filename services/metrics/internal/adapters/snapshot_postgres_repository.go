@@ -52,10 +52,7 @@ func (r *SnapshotPostgresRepository) Get(ctx context.Context, classroomID string
 		return s, err
 	}
 	snaps := []usability.Snapshot{s}
-	if err = r.addHardestItems(ctx, classroomID, snaps); err != nil {
-		return s, err
-	}
-	err = r.addFrustration(ctx, classroomID, snaps)
+	err = r.addDetails(ctx, classroomID, snaps)
 	return snaps[0], err
 }
 
@@ -73,21 +70,34 @@ func (r *SnapshotPostgresRepository) List(ctx context.Context, classroomID strin
 	if err != nil || len(snaps) == 0 {
 		return snaps, err
 	}
-	if err := r.addHardestItems(ctx, classroomID, snaps); err != nil {
-		return nil, err
+	return snaps, r.addDetails(ctx, classroomID, snaps)
+}
+
+// snapshotMinutes finds snapshots by their minute, and is the span [from, to)
+// they cover.
+type snapshotMinutes struct {
+	byMinute map[int64]*usability.Snapshot
+	from, to time.Time
+}
+
+// addDetails fills each snapshot's hardest items and then, since they name
+// hardest items, its frustration counts. snaps is in minute order, not empty.
+func (r *SnapshotPostgresRepository) addDetails(ctx context.Context, classroomID string, snaps []usability.Snapshot) error {
+	m := snapshotMinutes{byMinute: make(map[int64]*usability.Snapshot, len(snaps)),
+		from: snaps[0].Minute, to: snaps[len(snaps)-1].Minute.Add(time.Minute)}
+	for i := range snaps {
+		m.byMinute[snaps[i].Minute.Unix()] = &snaps[i]
 	}
-	return snaps, r.addFrustration(ctx, classroomID, snaps)
+	if err := r.addHardestItems(ctx, classroomID, m); err != nil {
+		return err
+	}
+	return r.addFrustration(ctx, classroomID, m)
 }
 
 // addFrustration fills, from the detector's frustration events (by trigger
 // time), each snapshot's frustrated students and each hardest item's
 // struggling students, in one query.
-func (r *SnapshotPostgresRepository) addFrustration(ctx context.Context, classroomID string, snaps []usability.Snapshot) error {
-	byMinute := map[int64]*usability.Snapshot{}
-	for i := range snaps {
-		byMinute[snaps[i].Minute.Unix()] = &snaps[i]
-	}
-	from, to := snaps[0].Minute, snaps[len(snaps)-1].Minute.Add(time.Minute)
+func (r *SnapshotPostgresRepository) addFrustration(ctx context.Context, classroomID string, m snapshotMinutes) error {
 	rows, err := r.pool.Query(ctx, `
 		SELECT date_trunc('minute', triggered_at) AS minute, item_id,
 		       count(DISTINCT student_id) FILTER (WHERE indicator IN ('struggle', 'wheel_spinning', 'rapid_guessing')),
@@ -95,7 +105,7 @@ func (r *SnapshotPostgresRepository) addFrustration(ctx context.Context, classro
 		       count(DISTINCT student_id)
 		  FROM metrics.frustration_events
 		 WHERE classroom_id = $1 AND triggered_at >= $2 AND triggered_at < $3 AND student_id <> ''
-		 GROUP BY GROUPING SETS ((date_trunc('minute', triggered_at)), (date_trunc('minute', triggered_at), item_id))`, classroomID, from, to)
+		 GROUP BY GROUPING SETS ((date_trunc('minute', triggered_at)), (date_trunc('minute', triggered_at), item_id))`, classroomID, m.from, m.to)
 	if err != nil {
 		return err
 	}
@@ -104,7 +114,7 @@ func (r *SnapshotPostgresRepository) addFrustration(ctx context.Context, classro
 	var struggling, students int64
 	var whole bool
 	_, err = pgx.ForEachRow(rows, []any{&minute, &item, &struggling, &whole, &students}, func() error {
-		s := byMinute[minute.Unix()]
+		s := m.byMinute[minute.Unix()]
 		switch {
 		case s == nil:
 		case whole:
@@ -123,12 +133,7 @@ func (r *SnapshotPostgresRepository) addFrustration(ctx context.Context, classro
 
 // addHardestItems fills each snapshot's hardest items (at most
 // MaxHardestItems, highest error rate first) in one query.
-func (r *SnapshotPostgresRepository) addHardestItems(ctx context.Context, classroomID string, snaps []usability.Snapshot) error {
-	byMinute := map[int64]*usability.Snapshot{}
-	for i := range snaps {
-		byMinute[snaps[i].Minute.Unix()] = &snaps[i]
-	}
-	from, to := snaps[0].Minute, snaps[len(snaps)-1].Minute.Add(time.Minute)
+func (r *SnapshotPostgresRepository) addHardestItems(ctx context.Context, classroomID string, m snapshotMinutes) error {
 	rows, err := r.pool.Query(ctx, `
 		SELECT minute, item_id, attempts, wrong_attempts, error_events FROM (
 			SELECT minute, item_id, attempts, wrong_attempts, error_events,
@@ -137,7 +142,7 @@ func (r *SnapshotPostgresRepository) addHardestItems(ctx context.Context, classr
 					wrong_attempts + error_events DESC, item_id) AS rank
 			FROM metrics.classroom_minute_items
 			WHERE classroom_id = $1 AND minute >= $2 AND minute < $3
-		) ranked WHERE rank <= $4 ORDER BY minute, rank`, classroomID, from, to, usability.MaxHardestItems)
+		) ranked WHERE rank <= $4 ORDER BY minute, rank`, classroomID, m.from, m.to, usability.MaxHardestItems)
 	if err != nil {
 		return err
 	}
@@ -146,7 +151,7 @@ func (r *SnapshotPostgresRepository) addHardestItems(ctx context.Context, classr
 	var wrong int64
 	_, err = pgx.ForEachRow(rows, []any{&minute, &d.ItemID, &d.Attempts, &wrong, &d.ErrorEvents}, func() error {
 		d.Errors = wrong + d.ErrorEvents
-		if s := byMinute[minute.Unix()]; s != nil {
+		if s := m.byMinute[minute.Unix()]; s != nil {
 			s.HardestItems = append(s.HardestItems, d)
 		}
 		return nil

@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -70,22 +69,6 @@ type Detector struct {
 	// ahead is the next read, started while the current batch is judged
 	// when that batch was cut at the read limit (nil when none is running).
 	ahead *readAhead
-}
-
-// readAhead is a horizon and read started on another goroutine for the
-// query the next round is expected to make. The round uses it only when its
-// own query turns out the same (ownership may have changed in between);
-// Read depends on nothing but the query and committed rows below the
-// horizon, so the result is what the round would have read itself with a
-// horizon taken a moment earlier.
-type readAhead struct {
-	q    detect.SourceQuery // Horizon and Limit unset
-	done chan struct{}
-	// Set before done is closed.
-	horizon uint64
-	read    bool
-	batch   detect.SourceBatch
-	err     error
 }
 
 type ownershipChange struct {
@@ -340,53 +323,6 @@ func (d *Detector) round(ctx context.Context) error {
 	return nil
 }
 
-// fetch takes a horizon and, when anything can lie below it, reads q up to
-// it. A read started ahead for the same query is used instead of a new one;
-// one for another query is dropped.
-func (d *Detector) fetch(ctx context.Context, q detect.SourceQuery) (horizon uint64, read bool, batch detect.SourceBatch, err error) {
-	if a := d.ahead; a != nil {
-		d.ahead = nil
-		<-a.done
-		if a.q == q {
-			return a.horizon, a.read, a.batch, a.err
-		}
-	}
-	return d.readOnce(ctx, q)
-}
-
-func (d *Detector) readOnce(ctx context.Context, q detect.SourceQuery) (uint64, bool, detect.SourceBatch, error) {
-	horizon, err := d.source.Horizon(ctx)
-	if err != nil {
-		return 0, false, detect.SourceBatch{}, err
-	}
-	if horizon <= q.After.Xid && horizon <= q.RatingsFrom && horizon <= q.SettingsFrom {
-		return horizon, false, detect.SourceBatch{}, nil
-	}
-	q.Horizon, q.Limit = horizon, d.cfg.ReadLimit
-	batch, err := d.source.Read(ctx, q)
-	if err != nil {
-		return 0, false, detect.SourceBatch{}, err
-	}
-	return horizon, true, batch, nil
-}
-
-func (d *Detector) startReadAhead(ctx context.Context, q detect.SourceQuery) {
-	a := &readAhead{q: q, done: make(chan struct{})}
-	d.ahead = a
-	go func() {
-		defer close(a.done)
-		a.horizon, a.read, a.batch, a.err = d.readOnce(ctx, q)
-	}()
-}
-
-// dropReadAhead waits for a read started ahead and discards it.
-func (d *Detector) dropReadAhead() {
-	if a := d.ahead; a != nil {
-		d.ahead = nil
-		<-a.done
-	}
-}
-
 // judge feeds a batch to the engines. A settings change applies to what
 // committed after it: the batch is cut at each change (by transaction id)
 // and the change applied between the pieces. Within a piece each partition
@@ -471,107 +407,4 @@ func (d *Detector) judgePiece(events []detect.Committed, ratings []detect.Commit
 		judged += len(list)
 	}
 	d.met.judged.Add(float64(judged))
-}
-
-// writeAll writes every owned partition's findings in one transaction (one
-// id lock, one INSERT), each fenced by its own token.
-func (d *Detector) writeAll(ctx context.Context) {
-	var ws []detect.PartitionFindings
-	for _, p := range d.owned {
-		if len(p.unwritten) > 0 {
-			ws = append(ws, detect.PartitionFindings{Ref: p.ref, Detections: p.unwritten})
-		}
-	}
-	if err := d.write(ctx, ws); err != nil {
-		d.log.Warn("detector write failed; retrying", zap.Error(err))
-	}
-}
-
-// write stores ws, clears what was written from the partitions' unwritten
-// findings and stops the partitions a newer owner has taken over. On an
-// error nothing was written: everything is retried next round (nothing is
-// checkpointed past findings not yet written).
-func (d *Detector) write(ctx context.Context, ws []detect.PartitionFindings) error {
-	if len(ws) == 0 {
-		return nil
-	}
-	stored, fenced, err := d.store.Write(ctx, ws)
-	if err != nil {
-		return err
-	}
-	for _, w := range ws {
-		if p := d.owned[w.Ref.Partition]; p != nil && p.ref == w.Ref {
-			p.unwritten = p.unwritten[:0]
-		}
-	}
-	for _, n := range fenced {
-		d.fenced(n)
-	}
-	for _, e := range stored {
-		d.met.found.WithLabelValues(e.Indicator.String()).Inc()
-	}
-	if len(ws) == 1 && len(fenced) == 1 {
-		return detect.ErrFenced
-	}
-	return nil
-}
-
-// fenced stops a partition a newer owner has claimed, at once.
-func (d *Detector) fenced(n int) {
-	if _, ok := d.owned[n]; ok {
-		d.log.Warn("detector partition taken over; stopping it", zap.Int("partition", n))
-		delete(d.owned, n)
-		d.met.owned.Set(float64(len(d.owned)))
-	}
-}
-
-// fail handles a checkpoint that did not happen: a newer owner stops the
-// partition here at once; anything else is retried next round.
-func (d *Detector) fail(n int, err error) {
-	if errors.Is(err, detect.ErrFenced) {
-		d.fenced(n)
-		return
-	}
-	d.log.Warn("detector checkpoint failed; retrying", zap.Int("partition", n), zap.Error(err))
-}
-
-func (d *Detector) checkpoint(ctx context.Context, p *partitionRun) error {
-	if len(p.unwritten) > 0 {
-		if err := d.write(ctx, []detect.PartitionFindings{{Ref: p.ref, Detections: p.unwritten}}); err != nil {
-			return err
-		}
-	}
-	cp := detect.Checkpoint{Events: p.pos, RatingsXid: p.ratingsXid, State: p.engine.Snapshot()}
-	if err := d.store.SaveCheckpoint(ctx, p.ref, cp); err != nil {
-		return err
-	}
-	p.savedAt = d.now()
-	d.met.checkpointBytes.Observe(float64(len(cp.State)))
-	return nil
-}
-
-type detectorMetrics struct {
-	owned           prometheus.Gauge
-	judged          prometheus.Counter
-	found           *prometheus.CounterVec
-	roundSeconds    prometheus.Histogram
-	checkpointBytes prometheus.Histogram
-}
-
-func newDetectorMetrics(reg prometheus.Registerer) *detectorMetrics {
-	const ns, sub = "gaia", "detector"
-	m := &detectorMetrics{
-		owned:  prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "partitions_owned", Help: "Detector partitions this replica owns."}),
-		judged: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "events_judged_total", Help: "Events and ratings the detector judged."}),
-		found: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "frustration_events_total",
-			Help: "Frustration events written, by indicator."}, []string{"indicator"}),
-		roundSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "round_duration_seconds",
-			Help: "Time of one read-judge-write round.", Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}),
-		checkpointBytes: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "checkpoint_bytes",
-			Help: "Size of a partition's saved state.", Buckets: prometheus.ExponentialBuckets(256, 4, 10)}),
-	}
-	if reg != nil {
-		reg.MustRegister(m.owned, m.judged, m.found, m.roundSeconds, m.checkpointBytes)
-	}
-	return m
 }
