@@ -9,7 +9,9 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/gaia-platform/gaia/internal/auth"
 	"github.com/gaia-platform/gaia/internal/auth/authtest"
@@ -155,5 +157,37 @@ func TestFloodNamingARealSessionDoesNotUseUpItsBucket(t *testing.T) {
 		if _, err := hb.Recv(); err != nil {
 			t.Fatalf("the real session's heartbeat %d after the flood: %v, want OK", i, err)
 		}
+	}
+}
+
+// An app's credential gets its role's bucket (AUTH_APP_RATE_BURST), an
+// operator's the general one, through the real interceptors.
+func TestRateLimitPerRole(t *testing.T) {
+	keys := authtest.New(t)
+	a := auth.NewAuthorizer(auth.Options{Verifier: keys.Verifier, Limits: auth.Limits{Rate: 0.01, Burst: 2,
+		Roles: map[auth.Role]auth.RoleLimits{auth.RoleApp: {Burst: 6}}}})
+	conn := matrixServer(t, a)
+	calls := func(method, tok string) int {
+		md := gaiaMethods(t)[method]
+		ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+tok)
+		for i := range 20 {
+			err := conn.Invoke(ctx, method, dynamicpb.NewMessage(md.Input()), dynamicpb.NewMessage(md.Output()))
+			switch status.Code(err) {
+			case codes.OK:
+			case codes.ResourceExhausted:
+				return i
+			default:
+				t.Fatalf("%s: %v", method, err)
+			}
+		}
+		return 20
+	}
+	app := keys.Token(t, auth.Spec{Role: auth.RoleApp, Name: "app", AppID: "a1", TTL: time.Hour})
+	op := keys.Token(t, auth.Spec{Role: auth.RoleOperator, Name: "ops", TTL: time.Hour})
+	if got := calls("/gaia.metrics.v1.MetricsService/RecordMetrics", app); got != 6 {
+		t.Errorf("app credential: %d calls before RESOURCE_EXHAUSTED, want 6 (its role's burst)", got)
+	}
+	if got := calls("/gaia.coordinator.v1.ClusterService/GetClusterStatus", op); got != 2 {
+		t.Errorf("operator credential: %d calls before RESOURCE_EXHAUSTED, want 2 (the general burst)", got)
 	}
 }
