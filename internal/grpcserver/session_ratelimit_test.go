@@ -91,7 +91,7 @@ func TestMadeUpSessionIDsDoNotEscapeTheLimit(t *testing.T) {
 	locks := coordinatorv1.NewLockServiceClient(dialFrom(t, addr, "127.0.0.2"))
 	for i := range burst + 3 {
 		_, err := locks.AcquireLock(ctxT(t), &coordinatorv1.AcquireLockRequest{
-			Key: "k", SessionId: fmt.Sprintf("made-up-%d", i), SessionToken: "guess", Ttl: nil,
+			Key: "k", SessionId: fmt.Sprintf("made-up-%d", i), SessionToken: "guess",
 		})
 		want := codes.OK
 		if i >= burst {
@@ -120,7 +120,7 @@ func TestMadeUpSessionIDsDoNotEscapeTheLimit(t *testing.T) {
 func TestFloodNamingARealSessionDoesNotUseUpItsBucket(t *testing.T) {
 	const burst = 5
 	addr := sessionLimitServer(t, burst)
-	const real = "real-session"
+	const victim = "real-session"
 
 	attacker := coordinatorv1.NewSessionServiceClient(dialFrom(t, addr, "127.0.0.2"))
 	flood, err := attacker.Heartbeat(ctxT(t))
@@ -129,7 +129,7 @@ func TestFloodNamingARealSessionDoesNotUseUpItsBucket(t *testing.T) {
 	}
 	refused := false
 	for i := 0; i < 10*burst && !refused; i++ {
-		if err := flood.Send(&coordinatorv1.HeartbeatRequest{SessionId: real, SessionToken: "guess"}); err != nil {
+		if err := flood.Send(&coordinatorv1.HeartbeatRequest{SessionId: victim, SessionToken: "guess"}); err != nil {
 			t.Fatal(err)
 		}
 		_, err := flood.Recv()
@@ -151,7 +151,7 @@ func TestFloodNamingARealSessionDoesNotUseUpItsBucket(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range burst {
-		if err := hb.Send(&coordinatorv1.HeartbeatRequest{SessionId: real, SessionToken: "the-real-token"}); err != nil {
+		if err := hb.Send(&coordinatorv1.HeartbeatRequest{SessionId: victim, SessionToken: "the-real-token"}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := hb.Recv(); err != nil {
