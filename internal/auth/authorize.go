@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -86,10 +87,10 @@ func (a *Authorizer) Authorize(ctx context.Context, fullMethod string) (context.
 		}
 	case pol.Allows(RoleSession):
 		// The request's session token is the credential; the handler checks
-		// it. Rate limits apply per session in CheckRequest.
+		// it. Rate limits apply per client address in CheckRequest.
 		return newContext(ctx, Principal{Role: RoleSession}, a.opts.Classrooms), pol, nil
 	default:
-		if err := a.limiter.Allow("peer:" + peerHost(ctx)); err != nil {
+		if err := a.limiter.Allow(anonAddrKey + clientAddr(ctx)); err != nil {
 			return ctx, pol, err
 		}
 		return ctx, pol, ErrNoCredential
@@ -98,15 +99,35 @@ func (a *Authorizer) Authorize(ctx context.Context, fullMethod string) (context.
 		return newContext(ctx, p, a.opts.Classrooms), pol, domainerr.New(domainerr.PermissionDenied, "a "+string(p.Role)+" credential may not call "+fullMethod+" (allowed: "+roleList(pol.Roles)+")")
 	}
 	if p.Role != RoleService {
-		if err := a.limiter.Allow("cred:" + p.CredentialID); err != nil {
+		if err := a.limiter.AllowRole(p.Role, "cred:"+p.CredentialID); err != nil {
 			return ctx, pol, err
 		}
 	}
 	return newContext(ctx, p, a.opts.Classrooms), pol, nil
 }
 
+// Bucket keys of callers without a bearer credential.
+const (
+	// sessionAddrKey counts session calls (no bearer credential) per client
+	// address.
+	sessionAddrKey = "session-addr:"
+	// anonAddrKey counts other calls without a credential (refused) per
+	// client address.
+	anonAddrKey = "anon-addr:"
+)
+
 // CheckRequest applies the policy's scope rule to one request message (each
-// message of a client stream) and the per-session rate limit.
+// message of a client stream) and, for a session call, the rate limit of
+// its client address.
+//
+// A session call is counted against the address it comes from, never
+// against the session_id it names: that id is only a claim until the
+// handler has checked the session token (in the coordinator's state, or
+// through VerifySession from the task queue), which happens after this.
+// Keyed by the claimed id, anyone could empty a real session's bucket (its
+// heartbeats refused) by naming it, and escape the limit by naming a new id
+// per call; keyed by address, a flood costs only its sender's bucket, and
+// one host cannot multiply its buckets by lying.
 func (a *Authorizer) CheckRequest(ctx context.Context, pol Policy, req any) error {
 	if pol.Public || a.opts.Off {
 		return nil
@@ -116,11 +137,8 @@ func (a *Authorizer) CheckRequest(ctx context.Context, pol Policy, req any) erro
 		return ErrNoCredential
 	}
 	m, isProto := req.(proto.Message)
-	if p.Role == RoleSession && isProto {
-		if id := sessionID(m.ProtoReflect()); id != "" {
-			return a.limiter.Allow("session:" + id)
-		}
-		return a.limiter.Allow("peer:" + peerHost(ctx))
+	if p.Role == RoleSession {
+		return a.limiter.AllowRole(RoleSession, sessionAddrKey+clientAddr(ctx))
 	}
 	if pol.Scope != ScopeRequest || !isProto || !scoped(p) {
 		return nil
@@ -190,14 +208,6 @@ func checkField(ctx context.Context, p Principal, field, value string) error {
 	return nil
 }
 
-func sessionID(m protoreflect.Message) string {
-	fd := m.Descriptor().Fields().ByName("session_id")
-	if fd == nil || fd.Kind() != protoreflect.StringKind || fd.IsList() {
-		return ""
-	}
-	return m.Get(fd).String()
-}
-
 // bearer is the token of the call's "authorization: Bearer <token>".
 func bearer(ctx context.Context) (string, bool) {
 	md, _ := metadata.FromIncomingContext(ctx)
@@ -210,16 +220,29 @@ func bearer(ctx context.Context) (string, bool) {
 	return "", false
 }
 
-func peerHost(ctx context.Context) string {
+// clientAddr is what a rate limit counts a caller without a credential by:
+// the peer's IP address, or its /64 for IPv6, since one host commonly holds
+// a whole /64 and could otherwise take a fresh address, and bucket, per call.
+func clientAddr(ctx context.Context) string {
 	p, ok := peer.FromContext(ctx)
 	if !ok || p.Addr == nil {
 		return "unknown"
 	}
-	host, _, err := net.SplitHostPort(p.Addr.String())
-	if err != nil {
-		return p.Addr.String()
+	s := p.Addr.String()
+	if host, _, err := net.SplitHostPort(s); err == nil {
+		s = host
 	}
-	return host
+	ip, err := netip.ParseAddr(s)
+	if err != nil {
+		return s
+	}
+	ip = ip.Unmap()
+	if ip.Is6() {
+		if pfx, err := ip.Prefix(64); err == nil {
+			return pfx.String()
+		}
+	}
+	return ip.String()
 }
 
 func roleList(rs []Role) string {

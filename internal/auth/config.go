@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -33,7 +34,8 @@ type Config struct {
 	// is fetched.
 	RevocationPoll time.Duration
 	// Limits (AUTH_RATE_LIMIT requests/s, AUTH_RATE_BURST; a limit of 0
-	// turns them off).
+	// turns them off), with per-role overrides AUTH_<ROLE>_RATE_LIMIT and
+	// AUTH_<ROLE>_RATE_BURST (LimitedRoles).
 	Limits Limits
 }
 
@@ -46,12 +48,81 @@ func LoadConfig(l *config.Loader) Config {
 		TokenFile:      l.String("AUTH_TOKEN_FILE", ""),
 		RevocationPoll: l.Duration("AUTH_REVOCATION_POLL", DefaultRevocationPoll, 10*time.Millisecond),
 	}
-	rateLimit := l.Int("AUTH_RATE_LIMIT", int(DefaultRate), 0, 1_000_000)
-	c.Limits = Limits{Rate: float64(rateLimit), Burst: l.Int("AUTH_RATE_BURST", DefaultBurst, 1, 10_000_000)}
+	rateLimit := l.Int("AUTH_RATE_LIMIT", int(DefaultRate), 0, maxRateLimit)
+	c.Limits = Limits{Rate: float64(rateLimit), Burst: l.Int("AUTH_RATE_BURST", DefaultBurst, 1, maxRateBurst)}
 	if rateLimit == 0 {
 		c.Limits.Rate = -1
 	}
+	for _, r := range LimitedRoles {
+		rl, set := loadRoleLimits(l, r)
+		if set {
+			if c.Limits.Roles == nil {
+				c.Limits.Roles = map[Role]RoleLimits{}
+			}
+			c.Limits.Roles[r] = rl
+		}
+	}
 	return c
+}
+
+// Bounds of the rate limit variables.
+const (
+	maxRateLimit = 1_000_000
+	maxRateBurst = 10_000_000
+)
+
+// LimitedRoles are the roles with rate limit variables of their own
+// (AUTH_<ROLE>_RATE_LIMIT, AUTH_<ROLE>_RATE_BURST). Service credentials are
+// not limited in the gRPC servers, so they have none.
+var LimitedRoles = []Role{RoleAdmin, RoleOperator, RoleSession, RoleApp, RoleTeacher}
+
+// RoleRateLimitVars names the two variables of one role's limits.
+func RoleRateLimitVars(r Role) (limit, burst string) {
+	up := strings.ToUpper(string(r))
+	return "AUTH_" + up + "_RATE_LIMIT", "AUTH_" + up + "_RATE_BURST"
+}
+
+// loadRoleLimits reads one role's overrides; set reports whether either
+// variable is set. Unset, each takes the general value (AUTH_RATE_LIMIT,
+// AUTH_RATE_BURST); a limit of 0 turns the role's limits off.
+func loadRoleLimits(l *config.Loader, r Role) (rl RoleLimits, set bool) {
+	limitVar, burstVar := RoleRateLimitVars(r)
+	limit := optionalInt(l, limitVar, 0, maxRateLimit, "AUTH_RATE_LIMIT")
+	burst := optionalInt(l, burstVar, 1, maxRateBurst, "AUTH_RATE_BURST")
+	if limit >= 0 {
+		set = true
+		rl.Rate = float64(limit)
+		if limit == 0 {
+			rl.Rate = -1
+		}
+	}
+	if burst >= 0 {
+		set = true
+		rl.Burst = burst
+	}
+	return rl, set
+}
+
+// optionalInt reads an integer from min to max that may be left unset
+// (-1), which shows as taking the variable named by inherits.
+func optionalInt(l *config.Loader, name string, lo, hi int, inherits string) int {
+	raw := l.Custom(name, "", func(v string) string {
+		if v == "" {
+			return "(" + inherits + ")"
+		}
+		return v
+	}, func(raw string) (string, string) {
+		n, err := strconv.Atoi(strings.TrimSpace(raw))
+		if err != nil || n < lo || n > hi {
+			return "", fmt.Sprintf("an integer from %d to %d (unset: the value of %s)", lo, hi, inherits)
+		}
+		return strconv.Itoa(n), ""
+	})
+	if raw == "" {
+		return -1
+	}
+	n, _ := strconv.Atoi(raw)
+	return n
 }
 
 // Runtime is a service's built auth: the authorizer for its gRPC server, the

@@ -34,6 +34,10 @@ type Options struct {
 	Quiet bool
 	// Keys sign and verify credentials; nil makes new ones.
 	Keys *authtest.Keys
+	// CoordinatorAddr is the coordinator the revocation list is polled
+	// from (default 127.0.0.1:1, nothing: revocations never arrive); pass
+	// Keys of the same cluster.
+	CoordinatorAddr string
 }
 
 // Dashboard is a running dashboard service.
@@ -77,6 +81,9 @@ func Start(t testing.TB, databaseURL string, opts Options) *Dashboard {
 		SubscriberBuffer:        opts.SubscriberBuffer,
 		CoordinatorAddr:         "127.0.0.1:1",
 		Auth:                    opts.Keys.Config(t, opts.Keys.Service(t, "dashboard")),
+	}
+	if opts.CoordinatorAddr != "" {
+		d.cfg.CoordinatorAddr = opts.CoordinatorAddr
 	}
 	d.start()
 	t.Cleanup(func() {

@@ -42,6 +42,10 @@ type Options struct {
 	// coordinator's, coordtest.Cluster.Keys, when there is one: Detection
 	// needs them).
 	Keys *authtest.Keys
+	// CoordinatorAddr is the coordinator the revocation list is polled
+	// from, for a test without Detection (default 127.0.0.1:1, nothing:
+	// revocations never arrive). Detection's addresses win when set.
+	CoordinatorAddr string
 }
 
 // Detection configures the detector of a test service.
@@ -103,6 +107,9 @@ func Start(t testing.TB, databaseURL string, opts Options) *Metrics {
 		Retention:               opts.Retention,
 		PartitionInterval:       time.Hour,
 		Auth:                    opts.Keys.Config(t, opts.Keys.Service(t, "metrics")),
+	}
+	if opts.CoordinatorAddr != "" {
+		m.cfg.CoordinatorAddr = opts.CoordinatorAddr
 	}
 	if d := opts.Detection; d != nil {
 		m.cfg.FrustrationDetectionEnabled = true
