@@ -177,6 +177,16 @@ func TestTeacherPageInBrowser(t *testing.T) {
 		t.Fatalf("the sign-in form says %q after a refused credential, want it to say it was not accepted", why)
 	}
 
+	// An administrator's credential gets the "Assign a classroom" form, and
+	// it works.
+	run("an administrator assigns a classroom from the page", 20*time.Second, chromedp.Navigate("about:blank"),
+		chromedp.Navigate(base+"/?teacher=ms-rivera#token="+sys.coord.AdminToken),
+		chromedp.WaitVisible("#assign", chromedp.ByQuery), chromedp.WaitNotVisible("#assign-admin-only", chromedp.ByQuery),
+		chromedp.SetValue(`#assign input[name="classroom"]`, "room-8", chromedp.ByQuery),
+		chromedp.SetValue(`#assign input[name="name"]`, "Year 8 maths", chromedp.ByQuery),
+		chromedp.Click(`#assign button[type="submit"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`a[href^="/classrooms/room-8"]`, chromedp.ByQuery))
+
 	// The link `gaia up` prints: the token in the fragment signs in, and the
 	// fragment leaves the address bar.
 	var href string
@@ -185,6 +195,13 @@ func TestTeacherPageInBrowser(t *testing.T) {
 	if strings.Contains(href, "#") || strings.Contains(href, "token") {
 		t.Fatalf("the address bar still shows the token: %s", href)
 	}
+	// A classroom not assigned to the teacher says so.
+	run("a classroom not assigned", 20*time.Second, chromedp.Navigate(base+"/classrooms/room-9"),
+		chromedp.WaitVisible("#banner", chromedp.ByQuery), text("#banner", &why))
+	if !strings.Contains(why, "not assigned to teacher ms-rivera") {
+		t.Fatalf("opening another classroom says %q, want that it is not assigned to ms-rivera", why)
+	}
+	run("back to the classrooms", 20*time.Second, chromedp.Navigate(base+"/"), chromedp.WaitVisible(`a[href^="/classrooms/room-7"]`, chromedp.ByQuery))
 	run("open the classroom", 20*time.Second,
 		chromedp.Click(`a[href^="/classrooms/room-7"]`, chromedp.ByQuery),
 		chromedp.WaitVisible("#conn.live", chromedp.ByQuery),

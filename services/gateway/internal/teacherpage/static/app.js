@@ -170,6 +170,7 @@ function showSignIn(why) {
   $("#signin-why").textContent = why || "";
   $("#signin-why").hidden = !why;
   showWho();
+  $("#show-signin").hidden = true; // the form is showing
   $("#token").focus();
 }
 
