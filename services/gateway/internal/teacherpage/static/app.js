@@ -73,7 +73,7 @@ async function api(method, path, body) {
   const res = await fetch(path, { method, headers: headers(body !== undefined), body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await res.text();
   if (!res.ok) throw errorOf(res, text);
-  return text ? JSON.parse(text) : {};
+  try { return text ? JSON.parse(text) : {}; } catch (e) { return { message: text }; }
 }
 
 const enc = encodeURIComponent;
