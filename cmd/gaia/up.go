@@ -318,7 +318,7 @@ func printUp(w io.Writer, r upReport, services []*runningService, creds []*local
 	}
 	fmt.Fprintf(tw, "  postgresql\t%s\tschemas taskqueue, metrics, dashboard migrated\n", r.Database)
 	_ = tw.Flush()
-	fmt.Fprintf(w, "\nTeacher dashboard: %s/?teacher=TEACHER_ID (give a teacher a classroom: gaia teacher assign --teacher TEACHER_ID --classroom CLASSROOM_ID;\nthe page presents the teacher's credential kept in the browser's localStorage \"gaia.token\")\n", gatewayAddr)
+	printTeacherPage(w, gatewayAddr, creds)
 	// The commands to try: with TLS, trust the CA; with credentials, present
 	// the admin one.
 	curl, grpcurl := "curl", "grpcurl -plaintext"
@@ -348,4 +348,21 @@ func printUp(w io.Writer, r upReport, services []*runningService, creds []*local
 	}
 	fmt.Fprintf(w, "\nTry:\n  gaia cluster status\n  %s -H \"Authorization: Bearer $(cat %s)\" %s/v1/cluster/status\n  %s -H \"authorization: Bearer $(cat %s)\" %s gaia.coordinator.v1.ClusterService/GetClusterStatus\n  %s %s/readyz\n\nPress Ctrl-C to stop.\n",
 		curl, adminFile, gatewayAddr, grpcurl, adminFile, coordAddr, curl, gatewayAddr)
+}
+
+// printTeacherPage says where the teacher page is. With credentials, the
+// link carries the demo teacher's token in its fragment ("#token=…"), which
+// the browser never sends to the server: opening it signs the page in, and
+// the page then removes it from the address bar.
+func printTeacherPage(w io.Writer, gatewayAddr string, creds []*localCredential) {
+	for _, c := range creds {
+		if c.label == "teacher" && c.token != "" {
+			fmt.Fprintf(w, "\nTeacher dashboard, signed in as the demo teacher (%s):\n  %s/#token=%s\n"+
+				"Another teacher signs in on the page with their own credential (gaia auth issue --role teacher --teacher TEACHER_ID);\n"+
+				"an administrator gives them a classroom: gaia teacher assign --teacher TEACHER_ID --classroom CLASSROOM_ID\n",
+				c.req.GetTeacherId(), gatewayAddr, c.token)
+			return
+		}
+	}
+	fmt.Fprintf(w, "\nTeacher dashboard: %s/?teacher=TEACHER_ID (give a teacher a classroom: gaia teacher assign --teacher TEACHER_ID --classroom CLASSROOM_ID)\n", gatewayAddr)
 }

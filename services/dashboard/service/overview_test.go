@@ -210,3 +210,43 @@ func TestDashboardDisabled(t *testing.T) {
 		t.Fatalf("a disabled dashboard raised %d alerts", len(got))
 	}
 }
+
+// A student who went idle and then came back shows ok at once, not idle
+// until the idle alert is ten minutes old: the overview judges the idle alert
+// against the student's last raw event from the metrics service (regression).
+// The idle alert stays open for the teacher to resolve.
+func TestOverviewIdleEndsWhenTheStudentIsBack(t *testing.T) {
+	e := newEnv(t, dashboardtest.Options{Quiet: true})
+	e.assign(t, "t1", "room-a")
+	idleAt := time.Now().Add(-time.Minute).UTC().Truncate(time.Millisecond)
+	idle := func(student string) *metricsv1.FrustrationEvent {
+		ev := event("room-a", student, metricsv1.Indicator_INDICATOR_IDLE, metricsv1.Severity_SEVERITY_WARNING)
+		ev.TriggeredAt = timestamppb.New(idleAt)
+		return ev
+	}
+	e.feed.Append(idle("gus"), idle("hal"))
+	e.waitAlerts(t, "t1", 2)
+	e.feed.SetStudents("room-a",
+		// gus worked again after the idle alert triggered (last event + 2 min)
+		&metricsv1.ClassroomStudent{StudentId: "gus", LastEventAt: timestamppb.New(idleAt.Add(20 * time.Second)), Events: 40, CurrentItemId: "item-1"},
+		// hal's last event is the one before the silence
+		&metricsv1.ClassroomStudent{StudentId: "hal", LastEventAt: timestamppb.New(idleAt.Add(-2 * time.Minute)), Events: 9, CurrentItemId: "item-1"})
+	ov, err := e.cli.GetClassroomOverview(e.ctx, &dashboardv1.GetClassroomOverviewRequest{TeacherId: "t1", ClassroomId: "room-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]*dashboardv1.StudentStatus{}
+	for _, s := range ov.GetStudents() {
+		got[s.GetStudentId()] = s
+	}
+	if hal := got["hal"]; hal.GetState() != dashboardv1.StudentState_STUDENT_STATE_IDLE || len(hal.GetReasons()) == 0 {
+		t.Errorf("hal = %v, want idle with its reason: no event since the idle alert", hal)
+	}
+	gus := got["gus"]
+	if gus.GetState() != dashboardv1.StudentState_STUDENT_STATE_OK || len(gus.GetReasons()) != 0 || len(gus.GetActiveIndicators()) != 0 {
+		t.Errorf("gus = %v, want ok: an event came after the idle alert's trigger time", gus)
+	}
+	if len(gus.GetOpenAlertIds()) != 1 || !gus.GetLastEventAt().AsTime().Equal(idleAt.Add(20*time.Second)) {
+		t.Errorf("gus = %v, want the idle alert still open and the last activity from the metrics service", gus)
+	}
+}

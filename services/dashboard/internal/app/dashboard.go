@@ -185,28 +185,34 @@ func (d *Dashboard) Overview(ctx context.Context, teacherID, classroomID string)
 		}
 		byStudent[a.StudentID] = append(byStudent[a.StudentID], a)
 	}
-	statuses := map[string]*alert.StudentStatus{}
-	for id, as := range byStudent {
-		st := alert.Status(id, as, now)
-		statuses[id] = &st
-	}
+	// The students' raw activity first: it decides whether an idle alert
+	// still holds (a student who came back is no longer idle).
+	var active []ActiveStudent
 	if d.students != nil {
-		active, err := d.students.ActiveStudents(ctx, classroomID)
-		if err != nil {
+		if active, err = d.students.ActiveStudents(ctx, classroomID); err != nil {
 			return Overview{}, err
 		}
-		for _, a := range active {
-			st, ok := statuses[a.StudentID]
-			if !ok {
-				statuses[a.StudentID] = &alert.StudentStatus{StudentID: a.StudentID, State: alert.StudentOK,
-					LastEventAt: a.LastEventAt, CurrentItemID: a.CurrentItemID}
-				continue
-			}
-			// The raw events are newer than any alert's trigger time.
-			if a.LastEventAt.After(st.LastEventAt) {
-				st.LastEventAt = a.LastEventAt
-				st.CurrentItemID = a.CurrentItemID
-			}
+	}
+	lastActivity := make(map[string]time.Time, len(active))
+	for _, a := range active {
+		lastActivity[a.StudentID] = a.LastEventAt
+	}
+	statuses := map[string]*alert.StudentStatus{}
+	for id, as := range byStudent {
+		st := alert.Status(id, as, lastActivity[id], now)
+		statuses[id] = &st
+	}
+	for _, a := range active {
+		st, ok := statuses[a.StudentID]
+		if !ok {
+			statuses[a.StudentID] = &alert.StudentStatus{StudentID: a.StudentID, State: alert.StudentOK,
+				LastEventAt: a.LastEventAt, CurrentItemID: a.CurrentItemID}
+			continue
+		}
+		// The raw events are newer than any alert's trigger time.
+		if a.LastEventAt.After(st.LastEventAt) {
+			st.LastEventAt = a.LastEventAt
+			st.CurrentItemID = a.CurrentItemID
 		}
 	}
 	for _, st := range statuses {

@@ -78,7 +78,7 @@ func TestStatusPrecedence(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			st := Status("s", c.alerts, now)
+			st := Status("s", c.alerts, time.Time{}, now)
 			if st.State != c.want || len(st.Reasons) != c.reasons {
 				t.Fatalf("status = %v with reasons %v, want %v with %d reasons", st.State, st.Reasons, c.want, c.reasons)
 			}
@@ -90,6 +90,44 @@ func TestStatusPrecedence(t *testing.T) {
 			}
 			if !slices.Equal(st.OpenAlertIDs, open) {
 				t.Fatalf("open alerts %v, want %v", st.OpenAlertIDs, open)
+			}
+		})
+	}
+}
+
+// A student who went idle and came back shows idle only until their next
+// event, not for the whole ActiveWindow: the detector never reports idle
+// turning off, so the student's last raw event decides (regression: the
+// overview showed idle for ten minutes although it read a newer event).
+func TestIdleEndsWithTheStudentsNextEvent(t *testing.T) {
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	idleAt := now.Add(-3 * time.Minute) // last event at now-5m, + 2 min of silence
+	idle := Alert{ID: 2, Indicator: IndicatorIdle, Severity: SeverityWarning, CreatedAt: idleAt, TriggeredAt: idleAt, State: StateOpen, Reasons: []string{"no activity for 2 min"}}
+	rapid := Alert{ID: 1, Indicator: IndicatorRapidGuessing, Severity: SeverityWarning, CreatedAt: now.Add(-6 * time.Minute), TriggeredAt: now.Add(-6 * time.Minute), State: StateOpen, Reasons: []string{"guessing"}}
+	critical := Alert{ID: 1, Indicator: Indicator(4), Severity: SeverityCritical, CreatedAt: now.Add(-6 * time.Minute), TriggeredAt: now.Add(-6 * time.Minute), State: StateOpen, Reasons: []string{"spinning"}}
+	cases := []struct {
+		name         string
+		alerts       []Alert
+		lastActivity time.Time
+		want         StudentState
+		indicators   []Indicator
+	}{
+		{"no activity known: still idle", []Alert{idle}, time.Time{}, StudentIdle, []Indicator{IndicatorIdle}},
+		{"last event before the trigger: still idle", []Alert{idle}, idleAt.Add(-2 * time.Minute), StudentIdle, []Indicator{IndicatorIdle}},
+		{"last event at the trigger: still idle", []Alert{idle}, idleAt, StudentIdle, []Indicator{IndicatorIdle}},
+		{"an event after the trigger: ok", []Alert{idle}, idleAt.Add(time.Second), StudentOK, nil},
+		{"back, an earlier live alert shows again", []Alert{rapid, idle}, now.Add(-time.Minute), StudentMisuse, []Indicator{IndicatorRapidGuessing}},
+		{"idle hides the earlier alert while it holds", []Alert{rapid, idle}, idleAt.Add(-2 * time.Minute), StudentIdle, []Indicator{IndicatorIdle}},
+		{"critical is not cleared by activity", []Alert{critical, idle}, now.Add(-time.Minute), StudentCritical, []Indicator{Indicator(4)}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			st := Status("s", c.alerts, c.lastActivity, now)
+			if st.State != c.want || !slices.Equal(st.ActiveIndicators, c.indicators) {
+				t.Fatalf("status = %v with indicators %v, want %v with %v", st.State, st.ActiveIndicators, c.want, c.indicators)
+			}
+			if len(st.OpenAlertIDs) != len(c.alerts) {
+				t.Fatalf("open alerts %v: an idle alert the student ended is still open until a teacher resolves it", st.OpenAlertIDs)
 			}
 		})
 	}

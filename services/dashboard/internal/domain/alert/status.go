@@ -36,19 +36,25 @@ type StudentStatus struct {
 	OpenAlertIDs     []uint64
 }
 
-// Status derives one student's status from their alerts (any order): the
-// unresolved alerts raised within ActiveWindow of now are "live".
+// Status derives one student's status from their alerts (any order) and the
+// time of their last raw event, lastActivity (zero when unknown): the
+// unresolved alerts raised within ActiveWindow of now are "live", except an
+// idle alert once the student has done something after it triggered.
+//
+// The detector reports indicators turning on, never off, so without
+// lastActivity a student who came back and worked without a new finding
+// would show idle for the whole ActiveWindow.
 //
 //   - critical: a live alert of severity critical;
 //   - idle: a live idle alert with no later live alert of another indicator
-//     (a later finding means the student is active again); while idle, the
-//     other indicators are suppressed;
+//     and no raw event after its trigger time (either means the student is
+//     active again); while idle, the other indicators are suppressed;
 //   - misuse: a live rapid_guessing alert;
 //   - struggle: any other live alert;
 //   - ok: nothing live.
 //
 // The reasons are those of the alerts that decided the state, newest first.
-func Status(studentID string, alerts []Alert, now time.Time) StudentStatus {
+func Status(studentID string, alerts []Alert, lastActivity, now time.Time) StudentStatus {
 	st := StudentStatus{StudentID: studentID, State: StudentOK}
 	sorted := slices.Clone(alerts)
 	slices.SortFunc(sorted, func(a, b Alert) int { return cmp.Compare(b.ID, a.ID) }) // newest first
@@ -64,7 +70,7 @@ func Status(studentID string, alerts []Alert, now time.Time) StudentStatus {
 			continue
 		}
 		st.OpenAlertIDs = append(st.OpenAlertIDs, a.ID)
-		if now.Sub(a.CreatedAt) < ActiveWindow {
+		if now.Sub(a.CreatedAt) < ActiveWindow && !idleEnded(a, lastActivity) {
 			live = append(live, a)
 		}
 	}
@@ -99,4 +105,11 @@ func Status(studentID string, alerts []Alert, now time.Time) StudentStatus {
 	case pick(StudentStruggle, func(a Alert) bool { return a.Indicator != IndicatorIdle }):
 	}
 	return st
+}
+
+// idleEnded reports whether a is an idle alert the student has since ended
+// by doing something. An idle alert triggers at the last event plus the idle
+// timeout (event time), so any event after that is the student's return.
+func idleEnded(a Alert, lastActivity time.Time) bool {
+	return a.Indicator == IndicatorIdle && lastActivity.After(a.TriggeredAt)
 }

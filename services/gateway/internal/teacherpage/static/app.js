@@ -7,6 +7,12 @@
 //   POST /v1/alerts/{id}:acknowledge, :resolve, /interventions
 // The live stream resumes with after_alert_id = the highest id shown, so a
 // reconnection neither loses nor repeats an alert.
+//
+// The credential it presents is kept in localStorage "gaia.token": pasted in
+// the sign-in form, or taken from a "#token=..." fragment (a fragment never
+// reaches the server, so the token stays out of access logs; the page removes
+// it from the address bar at once). The page reads the token's claims only to
+// know who is signed in (role, teacher id); every check is the server's.
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
@@ -17,6 +23,9 @@ const state = {
   lastId: 0,
   enabled: true,
   streamAbort: null,
+  // stopped ends the stream for good (signed out, classroom refused).
+  stopped: false,
+  timers: [],
   retry: 0,
   refreshTimer: 0,
   // How many times the stream delivered each alert id: tests check that a
@@ -38,20 +47,33 @@ function indicatorName(ind) {
 
 function headers(json) {
   const h = {};
-  const token = localStorage.getItem("gaia.token");
+  const token = localStorage.getItem(TOKEN_KEY);
   if (token) h.Authorization = "Bearer " + token;
   if (json) h["Content-Type"] = "application/json";
   return h;
 }
 
-async function api(method, path, body) {
-  const res = await fetch(path, { method, headers: headers(body !== undefined), body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await res.text();
+// ApiError carries the HTTP status, so that a 401 can bring back the sign-in
+// form and a 403 can say what was refused.
+class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+function errorOf(res, text) {
   let data = {};
   try { data = text ? JSON.parse(text) : {}; } catch (e) { data = { message: text }; }
   // Every API error is {"error": {"code", "message", "details"}} (openapi.json).
-  if (!res.ok) throw new Error((data.error && data.error.message) || data.message || res.status + " " + res.statusText);
-  return data;
+  return new ApiError(res.status, (data.error && data.error.message) || data.message || res.status + " " + res.statusText);
+}
+
+async function api(method, path, body) {
+  const res = await fetch(path, { method, headers: headers(body !== undefined), body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.text();
+  if (!res.ok) throw errorOf(res, text);
+  try { return text ? JSON.parse(text) : {}; } catch (e) { return { message: text }; }
 }
 
 const enc = encodeURIComponent;
@@ -68,20 +90,166 @@ function banner(text) {
   el.textContent = text || "";
 }
 
+// ---- signing in -------------------------------------------------------------
+
+const TOKEN_KEY = "gaia.token";
+
+// claimsOf reads a GAIA credential's claims (a JWT's payload) without
+// verifying it, or null when the text is not shaped like one.
+function claimsOf(token) {
+  const parts = token.split(".");
+  if (parts.length !== 3) return null;
+  try {
+    let b64 = parts[1].replace(/-/g, "+").replace(/_/g, "/");
+    while (b64.length % 4) b64 += "=";
+    const claims = JSON.parse(atob(b64));
+    return claims && typeof claims === "object" ? claims : null;
+  } catch (e) {
+    return null;
+  }
+}
+
+// signedIn is the stored credential's claims, or null.
+function signedIn() {
+  const token = localStorage.getItem(TOKEN_KEY);
+  return token ? claimsOf(token) || {} : null;
+}
+
+// checkToken says what is wrong with a pasted or linked token, or "".
+function checkToken(token) {
+  const claims = claimsOf(token);
+  if (!claims) return "That is not a GAIA credential: paste the whole token (three parts separated by dots, starting with eyJ).";
+  if (claims.exp && claims.exp * 1000 < Date.now()) return "That credential expired on " + new Date(claims.exp * 1000).toLocaleString() + ". Ask an administrator for a new one.";
+  return "";
+}
+
+// takeTokenFromFragment signs in with "#token=..." and removes the fragment
+// from the address bar (and so from the history and bookmarks).
+function takeTokenFromFragment() {
+  const frag = new URLSearchParams(location.hash.slice(1));
+  if (!frag.has("token")) return;
+  const token = frag.get("token").trim();
+  frag.delete("token");
+  const rest = frag.toString();
+  history.replaceState(null, "", location.pathname + location.search + (rest ? "#" + rest : ""));
+  const problem = checkToken(token);
+  if (problem) {
+    state.signInReason = "The link's credential was not used. " + problem;
+    return;
+  }
+  localStorage.setItem(TOKEN_KEY, token);
+}
+
+function showWho() {
+  const claims = signedIn();
+  $("#signed-in").hidden = !claims;
+  $("#show-signin").hidden = !!claims;
+  if (claims) {
+    const who = claims.teacher || claims.name || "unknown";
+    $("#whoami").textContent = "Signed in as " + who + (claims.role ? " (" + claims.role + ")" : "");
+  }
+  // A teacher's credential names its teacher: the page shows that one.
+  $("#teacher").readOnly = !!(claims && claims.role === "teacher" && claims.teacher);
+}
+
+function stopLive() {
+  state.stopped = true;
+  if (state.streamAbort) state.streamAbort.abort();
+  state.timers.forEach(clearInterval);
+  state.timers = [];
+}
+
+// showSignIn replaces the page with the sign-in form, saying why.
+function showSignIn(why) {
+  stopLive();
+  $("#home").hidden = true;
+  $("#room").hidden = true;
+  banner("");
+  setConn("signed out", "");
+  $("#signin").hidden = false;
+  $("#signin-why").textContent = why || "";
+  $("#signin-why").hidden = !why;
+  showWho();
+  $("#show-signin").hidden = true; // the form is showing
+  $("#token").focus();
+}
+
+// refused handles a 401 (the credential is missing, expired or revoked):
+// the stored one is dropped and the sign-in form comes back. It returns
+// whether it did.
+function refused(e) {
+  if (!(e instanceof ApiError) || e.status !== 401) return false;
+  const had = localStorage.getItem(TOKEN_KEY);
+  localStorage.removeItem(TOKEN_KEY);
+  showSignIn(had
+    ? "Your credential was not accepted (" + e.message + "): it may have expired or been revoked. Sign in again."
+    : "This dashboard needs a credential. Sign in with the token your administrator gave you.");
+  return true;
+}
+
+$("#signin-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const token = $("#token").value.trim().replace(/^Bearer\s+/i, "");
+  const problem = checkToken(token);
+  if (problem) {
+    $("#signin-why").textContent = problem;
+    $("#signin-why").hidden = false;
+    return;
+  }
+  localStorage.setItem(TOKEN_KEY, token);
+  $("#token").value = "";
+  // Start afresh as the new principal (its teacher, its classrooms).
+  const claims = claimsOf(token);
+  const url = new URL(location.href);
+  url.hash = "";
+  if (claims.role === "teacher" && claims.teacher) url.searchParams.set("teacher", claims.teacher);
+  location.assign(url.toString());
+});
+
+$("#show-signin").addEventListener("click", () => showSignIn(""));
+
+$("#signout").addEventListener("click", () => {
+  localStorage.removeItem(TOKEN_KEY);
+  localStorage.removeItem("gaia.teacher");
+  showSignIn("You are signed out. The credential was removed from this browser.");
+});
+
+// notAssigned handles a 403 on the classroom: the teacher may not see it.
+// It returns whether it did.
+function notAssigned(e) {
+  if (!(e instanceof ApiError) || e.status !== 403) return false;
+  stopLive();
+  $("#room").hidden = true;
+  banner("Classroom " + state.classroom + " is not assigned to teacher " + state.teacher + ", so its students and alerts are not shown (" + e.message +
+    "). An administrator assigns it with: gaia teacher assign --teacher " + state.teacher + " --classroom " + state.classroom);
+  return true;
+}
+
 // ---- routing -------------------------------------------------------------
 
 function route() {
+  showWho();
   const params = new URLSearchParams(location.search);
-  state.teacher = params.get("teacher") || localStorage.getItem("gaia.teacher") || "";
+  const claims = signedIn();
+  const own = claims && claims.role === "teacher" ? claims.teacher || "" : "";
+  state.teacher = own || params.get("teacher") || localStorage.getItem("gaia.teacher") || "";
   $("#teacher").value = state.teacher;
   const m = location.pathname.match(/^\/classrooms\/([^/]+)$/);
   state.classroom = m ? decodeURIComponent(m[1]) : "";
+  if (state.signInReason) {
+    showSignIn(state.signInReason);
+    return;
+  }
   $("#home").hidden = !!state.classroom;
   $("#room").hidden = !state.classroom;
   if (!state.teacher) {
-    banner("Enter your teacher id above to see your classrooms.");
     $("#home").hidden = true;
     $("#room").hidden = true;
+    if (!claims) {
+      showSignIn("Sign in to see your classrooms. (On a dashboard that runs without credentials, GAIA_AUTH=off, enter your teacher id above instead.)");
+      return;
+    }
+    banner("Enter the teacher id whose classrooms to show above.");
     return;
   }
   localStorage.setItem("gaia.teacher", state.teacher);
@@ -105,6 +273,7 @@ $("#sound").addEventListener("change", (ev) => localStorage.setItem("gaia.sound"
 
 async function openHome() {
   document.querySelectorAll(".tid").forEach((el) => { el.textContent = state.teacher; });
+  showAssign();
   try {
     const data = await api("GET", "/v1/teachers/" + enc(state.teacher) + "/classrooms");
     applyEnabled(data.alerts_enabled);
@@ -123,8 +292,23 @@ async function openHome() {
     }
     $("#no-classrooms").hidden = (data.assignments || []).length > 0;
   } catch (e) {
+    if (refused(e)) return;
+    if (e instanceof ApiError && e.status === 403) {
+      banner("Your credential may not read teacher " + state.teacher + "'s classrooms (" + e.message + ").");
+      return;
+    }
     banner("Could not load your classrooms: " + e.message);
   }
+}
+
+// showAssign shows the "Assign a classroom" form only to whoever may use it:
+// an administrator, or anyone when no credential is stored (a dashboard
+// without credentials). Others are told whom to ask.
+function showAssign() {
+  const claims = signedIn();
+  const admin = !claims || claims.role === "admin";
+  $("#assign").hidden = !admin;
+  $("#assign-admin-only").hidden = admin;
 }
 
 $("#assign").addEventListener("submit", async (ev) => {
@@ -134,9 +318,15 @@ $("#assign").addEventListener("submit", async (ev) => {
   try {
     await api("PUT", "/v1/teachers/" + enc(state.teacher) + "/classrooms/" + enc(c), { display_name: f.name.value.trim() });
     f.reset();
+    $("#assign-error").hidden = true;
     openHome();
   } catch (e) {
-    banner("Could not assign " + c + ": " + e.message);
+    if (refused(e)) return;
+    const msg = e instanceof ApiError && e.status === 403
+      ? "Only an administrator can assign classrooms, and your credential was refused (" + e.message + "). Ask an administrator to run: gaia teacher assign --teacher " + state.teacher + " --classroom " + c
+      : "Could not assign " + c + ": " + e.message;
+    $("#assign-error").textContent = msg;
+    $("#assign-error").hidden = false;
   }
 });
 
@@ -154,21 +344,22 @@ async function openClassroom() {
     applyEnabled(data.alerts_enabled);
     const mine = (data.assignments || []).find((a) => a.classroom_id === state.classroom);
     if (!mine) {
-      banner("Classroom " + state.classroom + " is not assigned to " + state.teacher + ".");
+      banner("Classroom " + state.classroom + " is not assigned to teacher " + state.teacher + ", so its students and alerts are not shown. " +
+        "An administrator assigns it with: gaia teacher assign --teacher " + state.teacher + " --classroom " + state.classroom);
       $("#room").hidden = true;
       return;
     }
     $("#room-name").textContent = mine.display_name || state.classroom;
     document.title = (mine.display_name || state.classroom) + " · GAIA";
   } catch (e) {
+    if (refused(e)) return;
     banner("Could not load your classrooms: " + e.message);
   }
-  await loadHistory();
+  if (!(await loadHistory())) return;
   connect();
   refreshOverview();
   refreshSnapshots();
-  setInterval(refreshOverview, 10000);
-  setInterval(refreshSnapshots, 30000);
+  state.timers.push(setInterval(refreshOverview, 10000), setInterval(refreshSnapshots, 30000));
 }
 
 async function loadHistory() {
@@ -176,24 +367,22 @@ async function loadHistory() {
     const data = await api("GET", "/v1/teachers/" + enc(state.teacher) + "/alerts?classroom_ids=" + enc(state.classroom) + "&page_size=100");
     for (const a of (data.alerts || []).reverse()) addAlert(a, false);
   } catch (e) {
+    if (refused(e) || notAssigned(e)) return false;
     banner("Could not load past alerts: " + e.message);
   }
+  return true;
 }
 
 // connect follows the REST stream, resuming after the last id shown.
 async function connect() {
+  if (state.stopped) return;
   const ctl = new AbortController();
   state.streamAbort = ctl;
   const url = "/v1/teachers/" + enc(state.teacher) + "/alerts:subscribe?classroom_ids=" + enc(state.classroom) + "&after_alert_id=" + state.lastId;
   let why = "the connection closed";
   try {
     const res = await fetch(url, { headers: headers(false), signal: ctl.signal });
-    if (!res.ok) {
-      const text = await res.text();
-      let msg = text;
-      try { const body = JSON.parse(text); msg = (body.error && body.error.message) || body.message; } catch (e) { /* not JSON */ }
-      throw new Error(msg || res.statusText);
-    }
+    if (!res.ok) throw errorOf(res, await res.text());
     const reader = res.body.getReader();
     // The dashboard sends a heartbeat at least every 15 s; a longer silence
     // is a dead connection (a sleeping laptop, a dropped Wi-Fi).
@@ -216,7 +405,13 @@ async function connect() {
         if (!line) continue;
         const msg = JSON.parse(line);
         alive();
-        if (msg.error) { why = msg.error.message || "the stream ended"; continue; }
+        if (msg.error) {
+          why = msg.error.message || "the stream ended";
+          // gRPC codes: 16 unauthenticated, 7 permission denied (unassigned).
+          if (msg.error.code === 16) throw new ApiError(401, why);
+          if (msg.error.code === 7) throw new ApiError(403, why);
+          continue;
+        }
         if (msg.result && msg.result.heartbeat) {
           // The stored alerts are in; from here on delivery is live.
           setConn("live", "live");
@@ -231,8 +426,10 @@ async function connect() {
     }
     clearTimeout(watchdog);
   } catch (e) {
+    if (state.stopped || refused(e) || notAssigned(e)) return;
     if (!ctl.signal.aborted) why = e.message;
   }
+  if (state.stopped) return;
   setConn("reconnecting…", "reconnecting");
   const delay = Math.min(5000, 250 * 2 ** state.retry++);
   console.info("alert stream ended (" + why + "); reconnecting in " + delay + " ms after alert " + state.lastId);
@@ -293,7 +490,15 @@ function wireAlert(li, id) {
   const err = li.querySelector(".error");
   const run = async (fn) => {
     err.hidden = true;
-    try { await fn(); } catch (e) { err.textContent = e.message; err.hidden = false; }
+    try {
+      await fn();
+    } catch (e) {
+      if (refused(e)) return;
+      err.textContent = e instanceof ApiError && e.status === 403
+        ? "You may not act on this alert: classroom " + state.classroom + " is not assigned to you (" + e.message + ")."
+        : e.message;
+      err.hidden = false;
+    }
   };
   li.querySelector(".ack").addEventListener("click", () => run(async () => {
     const data = await api("POST", "/v1/alerts/" + id + ":acknowledge", { teacher_id: state.teacher });
@@ -351,6 +556,7 @@ async function refreshOverview() {
   try {
     ov = await api("GET", "/v1/classrooms/" + enc(state.classroom) + "/overview?teacher_id=" + enc(state.teacher));
   } catch (e) {
+    refused(e) || notAssigned(e);
     return; // the stream's status already says when the dashboard is away
   }
   const grid = $("#grid");
@@ -395,6 +601,7 @@ async function refreshSnapshots() {
   try {
     data = await api("GET", "/v1/classrooms/" + enc(state.classroom) + "/snapshots?page_size=60");
   } catch (e) {
+    refused(e) || notAssigned(e);
     return;
   }
   const snaps = data.snapshots || [];
@@ -439,4 +646,13 @@ function drawChart(snaps) {
   svg.replaceChildren(...children);
 }
 
+// A "#token=..." link opened on a page already showing (the same address but
+// for the fragment) does not reload it: sign in and start afresh.
+window.addEventListener("hashchange", () => {
+  if (!new URLSearchParams(location.hash.slice(1)).has("token")) return;
+  takeTokenFromFragment();
+  if (state.signInReason) route(); else location.reload();
+});
+
+takeTokenFromFragment();
 route();
