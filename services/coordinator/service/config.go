@@ -34,6 +34,10 @@ type Config struct {
 	// Auth verifies callers' credentials and, with AUTH_SIGNING_KEY_FILE,
 	// issues them (internal/auth).
 	Auth auth.Config
+	// TestHostsFile (GAIA_TEST_HOSTS), for tests only, replaces DNS for
+	// peer names with a hosts-style file (see TestHostsEnv); empty, the
+	// default, uses the system resolver.
+	TestHostsFile string
 }
 
 // ClusterConfig places the node in its cluster.
@@ -118,6 +122,7 @@ func LoadConfig(l *config.Loader) Config {
 	c.Auth = auth.LoadConfig(l)
 	c.TLS = tlsconfig.Load(l, "", tlsconfig.Files{})
 	c.Cluster.TLS = tlsconfig.Load(l, "CLUSTER_", c.TLS)
+	c.TestHostsFile = l.String(TestHostsEnv, "")
 
 	c.Raft.HeartbeatTimeout = l.Duration("RAFT_HEARTBEAT_TIMEOUT", 150*time.Millisecond, 5*time.Millisecond)
 	c.Raft.ElectionTimeout = l.Duration("RAFT_ELECTION_TIMEOUT", 300*time.Millisecond, 5*time.Millisecond)

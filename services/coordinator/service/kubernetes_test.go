@@ -9,9 +9,13 @@ package service_test
 // recreated, as pod IPs change), and vanishes when the pod is deleted. Every
 // pod listens on the same ports, as in Kubernetes.
 //
-// It is one file of more than 500 lines on purpose: every scenario (rolling
-// restart, dead-server cleanup, readiness, restore) drives the same simulated
-// StatefulSet, DNS and pod lifecycle defined here, and reads best beside it.
+// The rolling restart and the dead-server cleanup run with real processes,
+// started from the rendered manifests and stopped by real signals, in
+// deploy/k8s/coordinator_processes_test.go. What stays here looks inside a
+// node (its Raft, its readiness reason) or copies its snapshot folder:
+// readiness and metrics, and the restore from one snapshot. It is one file
+// of more than 500 lines on purpose: both drive the same simulated
+// StatefulSet, DNS and pod lifecycle defined here, and read best beside it.
 
 import (
 	"context"
@@ -219,22 +223,6 @@ func (ss *statefulSet) stop(p *pod) {
 	p.running = false
 }
 
-// deleteForGood kills the pod, removes its name and its volume.
-func (ss *statefulSet) deleteForGood(p *pod) {
-	p.mu.Lock()
-	if p.running {
-		p.svc.Kill()
-		p.cancel()
-		<-p.done
-		p.running = false
-	}
-	p.mu.Unlock()
-	ss.dns.set(p.name, "")
-	if err := os.RemoveAll(p.dir); err != nil {
-		ss.t.Fatal(err)
-	}
-}
-
 // kill is a crash: the pod object (and so its name) stays.
 func (ss *statefulSet) kill(p *pod) {
 	p.mu.Lock()
@@ -348,207 +336,6 @@ func (ss *statefulSet) waitFormed(n int) {
 			continue
 		}
 		eventually(ss.t, 30*time.Second, p.name+" ready", func() bool { return ss.ready(p) })
-	}
-}
-
-// TestStatefulSetRollingRestartKeepsWriting starts three pods at once
-// (podManagementPolicy: Parallel; pod 0 bootstraps, the others join by DNS
-// name), then restarts them one at a time as a rolling update does — SIGTERM,
-// a new pod with a new IP on the same volume, wait for readiness before the
-// next — followers first and the leader last, while a client keeps writing.
-// Every write succeeds, none is lost, and the longest pause is reported.
-func TestStatefulSetRollingRestartKeepsWriting(t *testing.T) {
-	ss := newStatefulSet(t, 3, "0s")
-	for _, p := range ss.pods {
-		ss.start(p)
-	}
-	ss.waitFormed(3)
-	cl := ss.client()
-
-	var (
-		mu       sync.Mutex
-		acked    []string
-		longest  time.Duration
-		failures []error
-	)
-	stop := make(chan struct{})
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		last := time.Now()
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			name := fmt.Sprintf("rolling-%d", i)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			_, err := cl.Sessions().RegisterSession(ctx, &coordinatorv1.RegisterSessionRequest{
-				Name: name, Tier: coordinatorv1.SessionTier_SESSION_TIER_WORKER, Provider: coordinatorv1.Provider_PROVIDER_CLAUDE, MaxConcurrentTasks: 1,
-			})
-			cancel()
-			now := time.Now()
-			mu.Lock()
-			if err != nil {
-				failures = append(failures, fmt.Errorf("%s: %w", name, err))
-			} else {
-				acked = append(acked, name)
-				longest = max(longest, now.Sub(last))
-				last = now
-			}
-			mu.Unlock()
-			time.Sleep(5 * time.Millisecond) // a steady stream, not a flood
-		}
-	}()
-
-	ackedAtLeast := func(n int) func() bool {
-		return func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) >= n || len(failures) > 0 }
-	}
-	eventually(t, 30*time.Second, "writes flowing", ackedAtLeast(20))
-
-	var order []*pod
-	lead := ss.leader()
-	for i := len(ss.pods) - 1; i >= 0; i-- {
-		if ss.pods[i] != lead {
-			order = append(order, ss.pods[i])
-		}
-	}
-	order = append(order, lead)
-	for _, p := range order {
-		was := ss.leader()
-		ss.stop(p)
-		ss.start(p)
-		t.Logf("restarted %s (leader before: %s), now at %s; leader %s", p.name, was.name, p.ip, func() string {
-			if l := ss.leader(); l != nil {
-				return l.name
-			}
-			return "none yet"
-		}())
-		eventually(t, 30*time.Second, p.name+" ready after restart", func() bool { return ss.ready(p) })
-	}
-	ss.waitFormed(3)
-	mu.Lock()
-	n := len(acked)
-	mu.Unlock()
-	eventually(t, 30*time.Second, "writes flowing after the restart", ackedAtLeast(n+20))
-	close(stop)
-	<-writerDone
-
-	mu.Lock()
-	defer mu.Unlock()
-	if len(failures) > 0 {
-		t.Fatalf("%d writes failed during the rolling restart, first: %v", len(failures), failures[0])
-	}
-	t.Logf("rolling restart of 3 pods, leader last: %d writes, all acknowledged; longest gap between writes %v", len(acked), longest)
-	if longest > 5*time.Second {
-		t.Errorf("writes stalled for %v during the rolling restart", longest)
-	}
-	ctx := ctxT(t, 30*time.Second)
-	seen := map[string]bool{}
-	var token string
-	for {
-		resp, err := cl.Sessions().ListSessions(ctx, &coordinatorv1.ListSessionsRequest{PageSize: 1000, PageToken: token})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range resp.GetSessions() {
-			seen[s.GetName()] = true
-		}
-		if token = resp.GetNextPageToken(); token == "" {
-			break
-		}
-	}
-	for _, name := range acked {
-		if !seen[name] {
-			t.Fatalf("acknowledged session %s lost in the rolling restart", name)
-		}
-	}
-}
-
-// TestDeletedPodIsRemovedAndReplaced: a crashed pod whose name still
-// resolves is never removed; a pod deleted for good (here pod 0, the one that
-// may bootstrap) is removed from the configuration once the grace period has
-// passed, not before; its replacement, same name and an empty volume, joins
-// the existing cluster instead of founding a new one, and catches up.
-func TestDeletedPodIsRemovedAndReplaced(t *testing.T) {
-	const grace = 2 * time.Second
-	ss := newStatefulSet(t, 3, grace.String())
-	for _, p := range ss.pods {
-		ss.start(p)
-	}
-	ss.waitFormed(3)
-	cl := ss.client()
-	for i := range 10 {
-		register(t, cl, fmt.Sprintf("before-%d", i))
-	}
-
-	// A crash: the pod object stays, so does its name. Not removed.
-	crashed := ss.pods[1]
-	ss.kill(crashed)
-	crashedAt := time.Now()
-	for time.Since(crashedAt) < 2*grace+time.Second {
-		if v := ss.voters(); v != nil && len(v) != 3 {
-			t.Fatalf("a crashed pod whose name resolves was removed: voters %v", v)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	ss.start(crashed)
-	ss.waitFormed(3)
-
-	// Deleted for good: removed after the grace period.
-	gone := ss.pods[0]
-	ss.deleteForGood(gone)
-	deletedAt := time.Now()
-	eventually(t, grace+20*time.Second, "the deleted pod removed from the configuration", func() bool {
-		v := ss.voters()
-		_, still := v[gone.name]
-		return v != nil && !still
-	})
-	removedAfter := time.Since(deletedAt)
-	if removedAfter < grace {
-		t.Fatalf("removed %v after deletion, before the %v grace period", removedAfter, grace)
-	}
-	t.Logf("deleted pod removed %v after deletion (grace %v)", removedAfter, grace)
-	if v := ss.voters(); len(v) != 2 {
-		t.Fatalf("voters after removal: %v", v)
-	}
-	register(t, cl, "while-two")
-
-	// The replacement: same name, empty volume, new IP. It joins the cluster
-	// (one cluster: every pod sees the same leader and three voters) rather
-	// than founding its own, though it is the pod that may bootstrap.
-	ss.start(gone)
-	ss.waitFormed(3)
-	eventually(t, 10*time.Second, "every pod in one cluster", func() bool {
-		var leaders []string
-		for _, p := range ss.pods {
-			r := ss.raftOf(p)
-			_, id := r.LeaderWithID()
-			f := r.GetConfiguration()
-			if f.Error() != nil || len(f.Configuration().Servers) != 3 || id == "" {
-				return false
-			}
-			leaders = append(leaders, string(id))
-		}
-		return leaders[0] == leaders[1] && leaders[1] == leaders[2]
-	})
-	want := ss.raftOf(ss.leader()).LastIndex()
-	eventually(t, 10*time.Second, "the replacement catches up", func() bool {
-		r := ss.raftOf(gone)
-		return r != nil && r.AppliedIndex() >= want
-	})
-	conn, err := grpcclient.Dial("passthrough:///"+net.JoinHostPort(gone.name, strconv.Itoa(ss.grpcPort)), grpc.WithContextDialer(ss.dns.dial), grpcclient.WithBearer(ss.admin))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	st, err := coordinatorv1.NewClusterServiceClient(conn).GetClusterStatus(ctxT(t, 5*time.Second), &coordinatorv1.GetClusterStatusRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.GetAnsweredBy() != gone.name || st.GetSessions() != 11 {
-		t.Fatalf("replacement's state: answered by %s with %d sessions, want %s with 11", st.GetAnsweredBy(), st.GetSessions(), gone.name)
 	}
 }
 

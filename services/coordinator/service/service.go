@@ -95,6 +95,16 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, opts ...Options) (*Se
 		grpcAddr = advertisable(lis.Addr(), cfg.Cluster.AdvertiseAddr)
 	}
 	s := &Service{cfg: cfg, log: log, lis: lis, grpcAddr: grpcAddr, resolver: o.Resolver, customResolver: o.Resolver != nil}
+	if s.resolver == nil && cfg.TestHostsFile != "" {
+		hosts := hostsFile(cfg.TestHostsFile)
+		if _, err := hosts.read(); err != nil {
+			_ = lis.Close()
+			return nil, fmt.Errorf("%s: %w", TestHostsEnv, err)
+		}
+		log.Warn("peer names resolve from a test hosts file, not DNS: for tests only",
+			zap.String("variable", TestHostsEnv), zap.String("file", cfg.TestHostsFile))
+		s.resolver, s.customResolver = hosts, true
+	}
 	if s.resolver == nil {
 		s.resolver = net.DefaultResolver
 	}
