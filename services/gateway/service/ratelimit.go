@@ -14,9 +14,10 @@ import (
 
 // rateLimited answers every REST call past its credential's token bucket
 // with 429 Too Many Requests and Retry-After, before it reaches a backend.
-// A call is counted against its credential when the credential verifies
-// (the backends judge what it may do), otherwise against the client's
-// address, so that made-up tokens share one bucket per client rather than
+// A call is counted against its credential, with its role's limits
+// (AUTH_<ROLE>_RATE_LIMIT), when the credential verifies (the backends judge
+// what it may do), otherwise against the client's address with the general
+// limits, so that made-up tokens share one bucket per client rather than
 // getting one each. The backends' gRPC servers apply the same limits again
 // (RESOURCE_EXHAUSTED), since every gRPC port is reachable on its own.
 func rateLimited(next http.Handler, limiter *auth.Limiter, verifier *auth.Verifier) http.Handler {
@@ -25,7 +26,7 @@ func rateLimited(next http.Handler, limiter *auth.Limiter, verifier *auth.Verifi
 			next.ServeHTTP(w, r)
 			return
 		}
-		wait := limiter.Reserve(limitKey(r, verifier))
+		wait := limiter.ReserveRole(limitKey(r, verifier))
 		if wait == 0 {
 			next.ServeHTTP(w, r)
 			return
@@ -42,11 +43,13 @@ func rateLimited(next http.Handler, limiter *auth.Limiter, verifier *auth.Verifi
 	})
 }
 
-func limitKey(r *http.Request, verifier *auth.Verifier) string {
+// limitKey is the bucket a call is counted in: its credential's, under its
+// role, or its client address's, under no role (the general limits).
+func limitKey(r *http.Request, verifier *auth.Verifier) (auth.Role, string) {
 	if verifier != nil {
 		if scheme, tok, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " "); ok && strings.EqualFold(scheme, "bearer") {
 			if p, err := verifier.Verify(strings.TrimSpace(tok)); err == nil {
-				return "cred:" + p.CredentialID
+				return p.Role, "cred:" + p.CredentialID
 			}
 		}
 	}
@@ -54,7 +57,7 @@ func limitKey(r *http.Request, verifier *auth.Verifier) string {
 	if err != nil {
 		host = r.RemoteAddr
 	}
-	return "ip:" + host
+	return "", "ip:" + host
 }
 
 // keyReloadInterval is how often the gateway re-reads AUTH_PUBLIC_KEYS_FILE.

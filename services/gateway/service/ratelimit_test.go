@@ -51,3 +51,37 @@ func TestRESTRateLimitPerCredential(t *testing.T) {
 		t.Fatalf("/readyz: %d", w.Code)
 	}
 }
+
+// A REST call with a verified credential is counted under its role's
+// limits (AUTH_<ROLE>_RATE_LIMIT), as the backends count it: an app posting
+// from a whole classroom gets the app limits, not the general ones.
+func TestRESTRateLimitUsesTheCredentialsRole(t *testing.T) {
+	keys := authtest.New(t)
+	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	limits := auth.Limits{Rate: 0.25, Burst: 1, Roles: map[auth.Role]auth.RoleLimits{auth.RoleApp: {Rate: 0.25, Burst: 5}}}
+	h := rateLimited(ok, auth.NewLimiter(limits), keys.Verifier)
+	call := func(token string) int {
+		r := httptest.NewRequest(http.MethodPost, "/v1/metrics", nil)
+		r.RemoteAddr = "10.0.0.1:5555"
+		r.Header.Set("Authorization", "Bearer "+token)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code
+	}
+	app := keys.Token(t, auth.Spec{Role: auth.RoleApp, AppID: "app-1", TTL: time.Hour})
+	for i := range 5 {
+		if code := call(app); code != http.StatusOK {
+			t.Fatalf("app call %d within the app burst of 5: %d", i, code)
+		}
+	}
+	if code := call(app); code != http.StatusTooManyRequests {
+		t.Fatalf("app call past its burst: %d, want 429", code)
+	}
+	admin := keys.Admin(t)
+	if code := call(admin); code != http.StatusOK {
+		t.Fatalf("first admin call: %d", code)
+	}
+	if code := call(admin); code != http.StatusTooManyRequests {
+		t.Fatalf("second admin call past the general burst of 1: %d, want 429", code)
+	}
+}
