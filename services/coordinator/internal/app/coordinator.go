@@ -252,7 +252,13 @@ func (c *Coordinator) apply(ctx context.Context, t fsm.CommandType, cmd any) (an
 		case errors.Is(err, raft.ErrEnqueueTimeout):
 			return nil, domainerr.New(domainerr.Unavailable, "raft is too busy to take the command in time; retry")
 		}
-		return nil, fmt.Errorf("apply %s: %w", t, err)
+		// Anything else is this node failing to write its log (a full
+		// disk, an I/O error): Raft steps the leader down on it, so the
+		// client should retry, on another node if this one keeps failing.
+		c.log.Error("command not committed: the log could not be written", zap.Stringer("command", t), zap.Error(err))
+		_, addr := c.LeaderAddress()
+		return nil, &domainerr.Error{Kind: domainerr.Unavailable, Leader: addr,
+			Msg: fmt.Sprintf("this node could not write the command to its log (%v); retry, on another node if this one keeps failing", err)}
 	}
 	if e, ok := f.Response().(error); ok {
 		return nil, e

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -88,6 +90,11 @@ func Start(cfg Config, fsm raft.FSM) (*Node, error) {
 	store, err := raftboltdb.NewBoltStore(filepath.Join(cfg.DataDir, "raft.db"))
 	if err != nil {
 		return nil, fmt.Errorf("open raft log store: %w", err)
+	}
+	if removed, err := removeUnfinishedSnapshots(filepath.Join(cfg.DataDir, "snapshots")); err != nil {
+		cfg.Logger.Warn("cannot remove unfinished snapshots", zap.Error(err))
+	} else if removed > 0 {
+		cfg.Logger.Info("removed unfinished snapshots left by an earlier run", zap.Int("count", removed))
 	}
 	snapshots, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, max(cfg.SnapshotRetain, 1), rc.Logger)
 	if err != nil {
@@ -193,4 +200,30 @@ func (n *Node) Shutdown() error {
 		err = cerr
 	}
 	return err
+}
+
+// removeUnfinishedSnapshots deletes the temporary folders ("<id>.tmp") that
+// snapshots interrupted by a crash or a full disk leave behind. Nothing reads
+// them, and the snapshot store warns about each one every time it lists
+// snapshots (every cluster status call). Only called before Raft starts, when
+// no snapshot can be in progress.
+func removeUnfinishedSnapshots(dir string) (int, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	removed := 0
+	for _, e := range entries {
+		if !e.IsDir() || !strings.HasSuffix(e.Name(), ".tmp") {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return removed, err
+		}
+		removed++
+	}
+	return removed, nil
 }
