@@ -322,3 +322,82 @@ func TestOpenAPISecurityMatchesThePolicyTable(t *testing.T) {
 		}
 	}
 }
+
+// A FieldMask in the query string reaches the server as written (grpc-gateway
+// splits it on commas and nothing more), and the server matches proto names:
+// UpdateDetectionSettings' update_mask was documented with the JSON
+// FieldMask's lowerCamelCase and the example `name,objective`, which the
+// server refuses. Query FieldMasks now say snake_case, and their example's
+// paths are fields of the request body's schema, spelled as the body spells
+// them.
+func TestOpenAPIFieldMaskQueryParametersSaySnakeCase(t *testing.T) {
+	doc := loadDocument(t)
+	checked := 0
+	for _, o := range operations(doc) {
+		for _, pr := range o.op.Parameters {
+			p := pr.Value
+			if p.In != "query" || !strings.HasSuffix(p.Name, "_mask") {
+				continue
+			}
+			checked++
+			what := o.op.OperationID + " " + p.Name
+			s := p.Schema.Value
+			for _, d := range []string{p.Description, s.Description} {
+				if strings.Contains(d, "lowerCamelCase, such as") || !strings.Contains(d, "snake_case") {
+					t.Errorf("%s: description %q, want snake_case paths, lowerCamelCase refused", what, d)
+				}
+			}
+			example, _ := s.Example.(string)
+			if example == "" || o.op.RequestBody == nil {
+				t.Errorf("%s: example %q (a body: %v), want paths of the body's fields", what, example, o.op.RequestBody != nil)
+				continue
+			}
+			body := o.op.RequestBody.Value.Content.Get("application/json").Schema.Value
+			for _, path := range strings.Split(example, ",") {
+				at := body
+				for _, name := range strings.Split(path, ".") {
+					next := at.Properties[name]
+					if next == nil {
+						t.Errorf("%s: example path %q: the body has no property %q", what, path, name)
+						break
+					}
+					at = next.Value
+					if len(at.AllOf) == 1 { // a $ref with its own description
+						at = at.AllOf[0].Value
+					}
+				}
+			}
+			if !strings.Contains(example, "_") || !strings.Contains(example, ".") {
+				t.Errorf("%s: example %q, want a snake_case name and a nested path", what, example)
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no FieldMask query parameter; UpdateDetectionSettings has one")
+	}
+}
+
+// The stream note told every stream's reader to "reconnect with the
+// resumption parameter", Heartbeat's too, which has none. Each stream names
+// its own (an after_… query parameter) or says there is nothing to resume.
+func TestOpenAPIStreamsNameTheirResumptionParameter(t *testing.T) {
+	doc := loadDocument(t)
+	for _, id := range streamRoutes {
+		o := find(t, doc, id)
+		var after string
+		for _, p := range o.op.Parameters {
+			if strings.HasPrefix(p.Value.Name, "after_") {
+				after = p.Value.Name
+			}
+		}
+		d := o.op.Description
+		switch {
+		case strings.Contains(d, "the resumption parameter"):
+			t.Errorf("%s: description speaks of \"the resumption parameter\" without naming it", id)
+		case after != "" && !strings.Contains(d, "reconnect with `"+after+"`"):
+			t.Errorf("%s: description does not say to reconnect with `%s`", id, after)
+		case after == "" && !strings.Contains(d, "nothing to resume"):
+			t.Errorf("%s: no after_ parameter, and the description does not say there is nothing to resume", id)
+		}
+	}
+}

@@ -322,7 +322,7 @@ func (b *builder) operation(m *protogen.Method, r httpRule, verb, tmpl string, a
 	}
 	switch r.Body {
 	case "":
-		params = append(params, b.queryParams(m.Input, "", inPath)...)
+		params = append(params, b.queryParams(m.Input, "", inPath, nil)...)
 	case "*":
 		props := newObject()
 		for _, f := range m.Input.Fields {
@@ -357,7 +357,11 @@ func (b *builder) operation(m *protogen.Method, r httpRule, verb, tmpl string, a
 			"description": b.fieldDescription(f),
 			"content":     map[string]any{"application/json": map[string]any{"schema": b.valueSchema(f)}},
 		})
-		params = append(params, b.queryParams(m.Input, "", mergeSet(inPath, r.Body))...)
+		var mask *maskTarget
+		if f.Message != nil && !f.Desc.IsList() {
+			mask = &maskTarget{msg: f.Message, prefix: r.Body + "."}
+		}
+		params = append(params, b.queryParams(m.Input, "", mergeSet(inPath, r.Body), mask)...)
 	}
 	if len(params) > 0 {
 		op.set("parameters", params)
@@ -419,8 +423,22 @@ func streamNote(m *protogen.Method) string {
 		"`{\"error\": {\"code\": …, \"message\": …}}`, the same ErrorResponse as a unary call's. An error before the "+
 		"first result is answered like a unary call's, with its HTTP status. In a browser, read it with `fetch` and "+
 		"`response.body.pipeThrough(new TextDecoderStream())`, splitting on newlines (clients/typescript does this). "+
-		"A stream stays open until the server or the client ends it; reconnect with the resumption parameter "+
-		"to continue where it stopped.", m.Desc.Name())
+		"A stream stays open until the server or the client ends it", m.Desc.Name()) + resumptionNote(m)
+}
+
+// resumptionNote says how a client continues a stream that ended: by the
+// request's after_… field when it has one.
+func resumptionNote(m *protogen.Method) string {
+	for _, f := range m.Input.Fields {
+		if name := string(f.Desc.Name()); strings.HasPrefix(name, "after_") {
+			return fmt.Sprintf("; reconnect with `%s` set from the last result read to continue where it stopped.", name)
+		}
+	}
+	if m.Desc.IsStreamingClient() {
+		return "; there is nothing to resume: each request line stands on its own, so a client whose stream " +
+			"broke opens a new one and goes on sending."
+	}
+	return "; there is nothing to resume: a new request starts afresh."
 }
 
 func summary(desc string) string {

@@ -121,7 +121,7 @@ export interface paths {
          *
          *     **Authorization:** a bearer credential of role `admin`, `operator`, `service`, or no credential at all for an agent session, which proves itself with its `session_id` and `session_token` in the request (RegisterSession: the cluster's `join_secret`).
          *
-         *     **Streaming.** The answer is `application/x-ndjson`: one JSON object per line (see HeartbeatStreamItem), each `{"result": …}`, flushed as it happens; when the stream fails, its last line is `{"error": {"code": …, "message": …}}`, the same ErrorResponse as a unary call's. An error before the first result is answered like a unary call's, with its HTTP status. In a browser, read it with `fetch` and `response.body.pipeThrough(new TextDecoderStream())`, splitting on newlines (clients/typescript does this). A stream stays open until the server or the client ends it; reconnect with the resumption parameter to continue where it stopped.
+         *     **Streaming.** The answer is `application/x-ndjson`: one JSON object per line (see HeartbeatStreamItem), each `{"result": …}`, flushed as it happens; when the stream fails, its last line is `{"error": {"code": …, "message": …}}`, the same ErrorResponse as a unary call's. An error before the first result is answered like a unary call's, with its HTTP status. In a browser, read it with `fetch` and `response.body.pipeThrough(new TextDecoderStream())`, splitting on newlines (clients/typescript does this). A stream stays open until the server or the client ends it; there is nothing to resume: each request line stands on its own, so a client whose stream broke opens a new one and goes on sending.
          */
         post: operations["Heartbeat"];
         delete?: never;
@@ -209,7 +209,7 @@ export interface paths {
          *
          *     **Authorization:** a bearer credential of role `admin`, `operator`, `service`.
          *
-         *     **Streaming.** The answer is `application/x-ndjson`: one JSON object per line (see WatchSessionsStreamItem), each `{"result": …}`, flushed as it happens; when the stream fails, its last line is `{"error": {"code": …, "message": …}}`, the same ErrorResponse as a unary call's. An error before the first result is answered like a unary call's, with its HTTP status. In a browser, read it with `fetch` and `response.body.pipeThrough(new TextDecoderStream())`, splitting on newlines (clients/typescript does this). A stream stays open until the server or the client ends it; reconnect with the resumption parameter to continue where it stopped.
+         *     **Streaming.** The answer is `application/x-ndjson`: one JSON object per line (see WatchSessionsStreamItem), each `{"result": …}`, flushed as it happens; when the stream fails, its last line is `{"error": {"code": …, "message": …}}`, the same ErrorResponse as a unary call's. An error before the first result is answered like a unary call's, with its HTTP status. In a browser, read it with `fetch` and `response.body.pipeThrough(new TextDecoderStream())`, splitting on newlines (clients/typescript does this). A stream stays open until the server or the client ends it; reconnect with `after_index` set from the last result read to continue where it stopped.
          */
         get: operations["WatchSessions"];
         put?: never;
@@ -519,7 +519,7 @@ export interface paths {
          *
          *     **Authorization:** a bearer credential of role `admin`, `teacher`, `service`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise. Also checked: a teacher must name classroom_ids, each assigned to it.
          *
-         *     **Streaming.** The answer is `application/x-ndjson`: one JSON object per line (see WatchFrustrationEventsStreamItem), each `{"result": …}`, flushed as it happens; when the stream fails, its last line is `{"error": {"code": …, "message": …}}`, the same ErrorResponse as a unary call's. An error before the first result is answered like a unary call's, with its HTTP status. In a browser, read it with `fetch` and `response.body.pipeThrough(new TextDecoderStream())`, splitting on newlines (clients/typescript does this). A stream stays open until the server or the client ends it; reconnect with the resumption parameter to continue where it stopped.
+         *     **Streaming.** The answer is `application/x-ndjson`: one JSON object per line (see WatchFrustrationEventsStreamItem), each `{"result": …}`, flushed as it happens; when the stream fails, its last line is `{"error": {"code": …, "message": …}}`, the same ErrorResponse as a unary call's. An error before the first result is answered like a unary call's, with its HTTP status. In a browser, read it with `fetch` and `response.body.pipeThrough(new TextDecoderStream())`, splitting on newlines (clients/typescript does this). A stream stays open until the server or the client ends it; reconnect with `after_id` set from the last result read to continue where it stopped.
          */
         get: operations["WatchFrustrationEvents"];
         put?: never;
@@ -637,7 +637,7 @@ export interface paths {
          *
          *     **Authorization:** a bearer credential of role `admin`, `teacher`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise. Also checked: no classroom_ids means the teacher's assigned classrooms.
          *
-         *     **Streaming.** The answer is `application/x-ndjson`: one JSON object per line (see SubscribeAlertsStreamItem), each `{"result": …}`, flushed as it happens; when the stream fails, its last line is `{"error": {"code": …, "message": …}}`, the same ErrorResponse as a unary call's. An error before the first result is answered like a unary call's, with its HTTP status. In a browser, read it with `fetch` and `response.body.pipeThrough(new TextDecoderStream())`, splitting on newlines (clients/typescript does this). A stream stays open until the server or the client ends it; reconnect with the resumption parameter to continue where it stopped.
+         *     **Streaming.** The answer is `application/x-ndjson`: one JSON object per line (see SubscribeAlertsStreamItem), each `{"result": …}`, flushed as it happens; when the stream fails, its last line is `{"error": {"code": …, "message": …}}`, the same ErrorResponse as a unary call's. An error before the first result is answered like a unary call's, with its HTTP status. In a browser, read it with `fetch` and `response.body.pipeThrough(new TextDecoderStream())`, splitting on newlines (clients/typescript does this). A stream stays open until the server or the client ends it; reconnect with `after_alert_id` set from the last result read to continue where it stopped.
          */
         get: operations["SubscribeAlerts"];
         put?: never;
@@ -6088,7 +6088,11 @@ export interface operations {
     UpdateDetectionSettings: {
         parameters: {
             query?: {
-                /** @description Paths to change: "sensitivity", "thresholds", "thresholds.<name>" (such as "thresholds.idle_timeout"; a zero value returns that threshold to the preset's) or "disabled_indicators". Empty replaces everything, and then every non-zero threshold in settings becomes an explicit one. */
+                /**
+                 * @description Paths to change: "sensitivity", "thresholds", "thresholds.<name>" (such as "thresholds.idle_timeout"; a zero value returns that threshold to the preset's) or "disabled_indicators". Empty replaces everything, and then every non-zero threshold in settings becomes an explicit one.
+                 *
+                 *     Comma-separated field paths, each field named exactly as the JSON body names it (the proto name, snake_case, such as `disabled_indicators`); a nested field is its parent's name, a dot and its own name (`thresholds.rage_click_min_clicks`). In the query string the paths reach the server as they are written, so lowerCamelCase (`disabledIndicators`), protobuf's JSON form of a FieldMask, is refused.
+                 */
                 update_mask?: string;
             };
             header?: never;

@@ -99,7 +99,7 @@ func BenchmarkAlertLatency(b *testing.B) {
 				go func() {
 					defer load.Done()
 					for evs := range batches {
-						err := postEvents(ctx, sys.base, sys.coord.AdminToken, evs)
+						err := sys.postEvents(ctx, evs)
 						loadMu.Lock()
 						if err != nil {
 							failed += int64(len(evs))
@@ -155,7 +155,7 @@ func BenchmarkAlertLatency(b *testing.B) {
 			mu.Lock()
 			posted[student] = time.Now()
 			mu.Unlock()
-			if err := postEvents(ctx, sys.base, sys.coord.AdminToken, evs); err != nil {
+			if err := sys.postEvents(ctx, evs); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/gaia-platform/gaia/internal/openapitest"
 	"github.com/gaia-platform/gaia/services/gateway/service"
 )
 
@@ -38,9 +39,10 @@ func TestRequestMetricsByRouteTemplate(t *testing.T) {
 		}
 	})
 
+	client := openapitest.Client(t) // the /v1 answers are checked against the document too
 	get := func(url string) (int, string) {
 		t.Helper()
-		resp, err := http.Get(url)
+		resp, err := client.Get(url)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gaia-platform/gaia/internal/openapitest"
 	"github.com/gaia-platform/gaia/internal/pgtest"
 	dashboardv1 "github.com/gaia-platform/gaia/proto/gaia/dashboard/v1"
 	"github.com/gaia-platform/gaia/services/coordinator/coordtest"
@@ -28,12 +29,16 @@ type system struct {
 	metrics *metricstest.Metrics
 	dash    *dashboardtest.Dashboard
 	base    string // the gateway's URL
-	seq     atomic.Int64
+	// rest is the HTTP client of every REST call, each exchange checked
+	// against the OpenAPI document (on the test or benchmark that started
+	// the system).
+	rest *http.Client
+	seq  atomic.Int64
 }
 
 func startSystem(t testing.TB, dashOpts dashboardtest.Options) *system {
 	t.Helper()
-	s := &system{t: t, db: pgtest.NewDatabase(t)}
+	s := &system{t: t, db: pgtest.NewDatabase(t), rest: openapitest.Client(t)}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	t.Cleanup(cancel)
 	s.ctx = ctx
@@ -84,17 +89,21 @@ func (s *system) rageClick(classroom, student string) []restEvent {
 // test unless every one is accepted.
 func (s *system) post(events []restEvent) {
 	s.t.Helper()
-	if err := postEvents(s.ctx, s.base, s.coord.AdminToken, events); err != nil {
+	if err := s.postEvents(s.ctx, events); err != nil {
 		s.t.Fatal(err)
 	}
 }
 
-func postEvents(ctx context.Context, base, token string, events []restEvent) error {
+// postEvents sends events to POST /v1/metrics as the admin and reports an
+// error unless every one is accepted; an exchange the document does not allow
+// fails the test or benchmark that started the system. Safe from several
+// goroutines.
+func (s *system) postEvents(ctx context.Context, events []restEvent) error {
 	body, _ := json.Marshal(map[string]any{"events": events})
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/metrics", bytes.NewReader(body))
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.base+"/v1/metrics", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
+	req.Header.Set("Authorization", "Bearer "+s.coord.AdminToken)
+	resp, err := s.rest.Do(req)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,7 @@
 // Package apidoc serves the gateway's API description: the OpenAPI document at
-// /openapi.json, stamped with the running build's version, and the API
-// reference page at /docs (Swagger UI, embedded: no network needed at run
-// time). The Swagger UI files in assets/ are copied from the npm package pinned
+// /openapi.json, stamped with the running build's version and with the
+// gateway itself as its server, and the API reference page at /docs (Swagger
+// UI, embedded: no network needed at run time). The Swagger UI files in assets/ are copied from the npm package pinned
 // in package.json by `make docs-assets`.
 package apidoc
 
@@ -40,7 +40,14 @@ func Register(mux *http.ServeMux, doc []byte, version string) error {
 	return nil
 }
 
-// Stamp returns doc with info.version set to version.
+// servedServers is the servers list of the served document: the relative URL
+// "/" means "the host this document came from" (OpenAPI 3.0, Server Object),
+// which is right behind any address, proxy or TLS front, where the committed
+// document's http://127.0.0.1:8080 is only right for `make run`.
+var servedServers = json.RawMessage(`[{"url":"/","description":"the gateway that served this document"}]`)
+
+// Stamp returns doc with info.version set to version and servers pointing at
+// the gateway that serves it.
 func Stamp(doc []byte, version string) ([]byte, error) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(doc, &top); err != nil {
@@ -58,5 +65,6 @@ func Stamp(doc []byte, version string) ([]byte, error) {
 	if top["info"], err = json.Marshal(info); err != nil {
 		return nil, err
 	}
+	top["servers"] = servedServers
 	return json.Marshal(top)
 }
