@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -226,7 +227,8 @@ func (w *Worker) fail(t *Task, cause error, log *zap.Logger) {
 	retryable := !errors.As(cause, &perm)
 	msg := cause.Error()
 	if len(msg) > 8000 {
-		msg = msg[len(msg)-8000:]
+		// Cut on a character boundary: a string field must be valid UTF-8.
+		msg = strings.ToValidUTF8(msg[len(msg)-8000:], "")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -70,7 +71,8 @@ stdin and in the environment:
 A payload with a "locks" list of keys gets those locks (in key order, with
 fencing tokens) before the command runs; they are released after. The claim and
 the locks are kept alive while the command runs. Exit status 0 completes the task
-with {"exit_code", "output"} (the output's last 4 KiB); another status fails it,
+with {"exit_code", "output"} (the output's last 4 KiB, cut on a character boundary,
+invalid UTF-8 and NUL bytes shown as U+FFFD); another status fails it,
 retryable unless --on-failure dead. When the claim or the session is lost the
 command's whole process group is killed at once. SIGINT/SIGTERM stop claiming,
 give running commands --grace to finish, then deregister the session.`,
@@ -304,7 +306,7 @@ func lastLine(s string) string {
 		s = s[i+1:]
 	}
 	if len(s) > 512 {
-		s = s[len(s)-512:]
+		s = safeText([]byte(s[len(s)-512:]))
 	}
 	return s
 }
@@ -326,10 +328,24 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// String is the tail as text a task result can hold whatever bytes the
+// command printed: it starts on a character boundary, invalid bytes become
+// U+FFFD, and so do NUL bytes, which PostgreSQL's jsonb refuses.
 func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return string(t.buf)
+	return safeText(t.buf)
+}
+
+// safeText turns a tail of output into valid UTF-8 without NUL. A tail cut
+// inside a character starts with up to three continuation bytes: they are
+// dropped rather than shown as a replacement character.
+func safeText(b []byte) string {
+	for i := 0; i < utf8.UTFMax-1 && len(b) > 0 && !utf8.RuneStart(b[0]); i++ {
+		b = b[1:]
+	}
+	s := strings.ToValidUTF8(string(b), "\uFFFD")
+	return strings.ReplaceAll(s, "\x00", "\uFFFD")
 }
 
 // syncWriter serialises writes from several tasks and the event printer.
