@@ -50,7 +50,7 @@ func validateType(field, t string) error {
 	switch {
 	case t == "":
 		return domainerr.Invalid(field, "must not be empty")
-	case len(t) > maxTypeLen:
+	case reqfield.TooLong(t, maxTypeLen):
 		return domainerr.Invalid(field, "must be at most 128 characters")
 	case !typeRE.MatchString(t):
 		return domainerr.Invalid(field, "may hold only letters, digits, '.', '_', ':' and '-'")
@@ -62,7 +62,7 @@ func validateName(field, n string) error {
 	switch {
 	case n == "":
 		return domainerr.Invalid(field, "must not be empty")
-	case len(n) > 128:
+	case reqfield.TooLong(n, 128):
 		return domainerr.Invalid(field, "must be at most 128 characters")
 	case !nameRE.MatchString(n):
 		return domainerr.Invalid(field, "may hold only letters, digits, '.', '_' and '-'")
@@ -103,7 +103,7 @@ func newTask(prefix string, r *taskqueuev1.EnqueueTaskRequest) (task.NewTask, er
 	switch {
 	case t.IdempotencyKey == "":
 		return t, domainerr.Invalid(join(prefix, "idempotency_key"), "must not be empty")
-	case len(t.IdempotencyKey) > maxKeyLen:
+	case reqfield.TooLong(t.IdempotencyKey, maxKeyLen):
 		return t, domainerr.Invalid(join(prefix, "idempotency_key"), "must be at most 256 characters")
 	}
 	if err := validateType(join(prefix, "task_type"), t.Type); err != nil {
@@ -136,9 +136,9 @@ func newTask(prefix string, r *taskqueuev1.EnqueueTaskRequest) (task.NewTask, er
 func newLesson(r *taskqueuev1.CreateLessonRequest) (task.Lesson, error) {
 	l := task.Lesson{Project: r.GetProject(), Name: r.GetName(), Objective: r.GetObjective(), Priority: int(r.GetPriority())}
 	switch {
-	case l.Project == "" || len(l.Project) > 128:
+	case l.Project == "" || reqfield.TooLong(l.Project, 128):
 		return l, domainerr.Invalid("project", "must be 1 to 128 characters")
-	case l.Name == "" || len(l.Name) > 256:
+	case l.Name == "" || reqfield.TooLong(l.Name, 256):
 		return l, domainerr.Invalid("name", "must be 1 to 256 characters")
 	case len(l.Objective) > maxObjective:
 		return l, domainerr.Invalid("objective", "must be at most 4 KiB")
@@ -160,7 +160,7 @@ func lessonUpdate(r *taskqueuev1.UpdateLessonRequest) (task.LessonUpdate, error)
 		switch p {
 		case "name":
 			n := r.GetName()
-			if n == "" || len(n) > 256 {
+			if n == "" || reqfield.TooLong(n, 256) {
 				return u, domainerr.Invalid("name", "must be 1 to 256 characters")
 			}
 			u.Name = &n
