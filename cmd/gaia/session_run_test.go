@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -54,5 +57,62 @@ func TestSessionRunFailureLineIsValidUTF8(t *testing.T) {
 	line := lastLine(strings.Repeat("é", 600) + "x")
 	if !utf8.ValidString(line) || len(line) > 512 {
 		t.Fatalf("lastLine = %d bytes, valid UTF-8 %v", len(line), utf8.ValidString(line))
+	}
+}
+
+// TestSessionRunJSONKeepsEveryStdoutLineJSON: under --json the command's
+// raw output was written to stdout between the JSON events unless --quiet
+// was added, so a script reading the events broke on the first odd line.
+func TestSessionRunJSONKeepsEveryStdoutLineJSON(t *testing.T) {
+	var buf bytes.Buffer
+	out := &syncWriter{w: &buf}
+	h := &commandHandler{argv: []string{"sh", "-c", `echo plain; echo '{"half": '; printf 'bad \377\n'; echo err >&2; printf 'no newline'`}, workDir: t.TempDir(), json: true, out: out}
+	task := &agent.Task{ID: "t1", Attempt: 2, SessionName: "w", Payload: []byte("{}")}
+	printEvent(out, true, "w", agent.Event{Kind: "claimed", TaskID: task.ID, Attempt: task.Attempt})
+	if _, err := h.run(context.Background(), task); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	printEvent(out, true, "w", agent.Event{Kind: "completed", TaskID: task.ID, Attempt: task.Attempt})
+	var lines []string
+	sc := bufio.NewScanner(&buf)
+	for sc.Scan() {
+		var e struct {
+			Event, Line string
+			TaskID      string `json:"task_id"`
+			Attempt     int
+		}
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("stdout line %q is not JSON: %v", sc.Text(), err)
+		}
+		if e.Event == "output" {
+			if e.TaskID != "t1" || e.Attempt != 2 {
+				t.Errorf("output event %s names task %q attempt %d", sc.Text(), e.TaskID, e.Attempt)
+			}
+			lines = append(lines, e.Line)
+		}
+	}
+	want := []string{"plain", `{"half": `, "bad \uFFFD", "err", "no newline"}
+	if strings.Join(lines, "|") != strings.Join(want, "|") {
+		t.Fatalf("output lines = %q, want %q", lines, want)
+	}
+}
+
+// TestSessionRunEchoesLinesWithTheirTask: without --json each line is
+// prefixed with its task; a line without a newline is shown at the end, and
+// a line without any newline is shown in pieces instead of held whole.
+func TestSessionRunEchoesLinesWithTheirTask(t *testing.T) {
+	var buf bytes.Buffer
+	h := &commandHandler{argv: []string{"sh", "-c", `echo one; printf two`}, workDir: t.TempDir(), out: &syncWriter{w: &buf}}
+	if _, err := h.run(context.Background(), &agent.Task{ID: "0123456789", Attempt: 1, SessionName: "w", Payload: []byte("{}")}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := buf.String(), "[01234567] one\n[01234567] two\n"; got != want {
+		t.Fatalf("echo = %q, want %q", got, want)
+	}
+	var pieces int
+	w := &lineWriter{emit: func(line []byte) { pieces++ }}
+	_, _ = w.Write(bytes.Repeat([]byte("x"), 3*maxEchoLine+1))
+	if pieces != 3 || len(w.partial) != 1 {
+		t.Fatalf("a %d-byte line without newline: %d pieces, %d bytes held", 3*maxEchoLine+1, pieces, len(w.partial))
 	}
 }
