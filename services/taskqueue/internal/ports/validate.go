@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gaia-platform/gaia/internal/domainerr"
 	"github.com/gaia-platform/gaia/internal/reqfield"
@@ -97,6 +98,18 @@ func structJSON(field string, s *structpb.Struct, limit int) (json.RawMessage, e
 	return b, nil
 }
 
+// runAt reads an optional run_at. The zero time stands for "unset" inside
+// the queue, so a client that sends 0001-01-01T00:00:00Z, most likely a
+// zero value it did not mean to send, is told so instead of having its task
+// run now.
+func runAt(field string, ts *timestamppb.Timestamp) (time.Time, error) {
+	t, err := reqfield.Timestamp(field, ts)
+	if err == nil && ts != nil && t.IsZero() {
+		return t, domainerr.Invalid(field, "is 0001-01-01T00:00:00Z, the zero time; leave it unset to mean now")
+	}
+	return t, err
+}
+
 // newTask validates one enqueue request; prefix names it inside a batch.
 func newTask(prefix string, r *taskqueuev1.EnqueueTaskRequest) (task.NewTask, error) {
 	t := task.NewTask{IdempotencyKey: r.GetIdempotencyKey(), Type: r.GetTaskType(), Priority: int(r.GetPriority()), LessonID: r.GetLessonId(), MaxAttempts: int(r.GetMaxAttempts())}
@@ -124,7 +137,7 @@ func newTask(prefix string, r *taskqueuev1.EnqueueTaskRequest) (task.NewTask, er
 	if t.Payload, err = structJSON(join(prefix, "payload"), r.GetPayload(), maxPayload); err != nil {
 		return t, err
 	}
-	if t.RunAt, err = reqfield.Timestamp(join(prefix, "run_at"), r.GetRunAt()); err != nil {
+	if t.RunAt, err = runAt(join(prefix, "run_at"), r.GetRunAt()); err != nil {
 		return t, err
 	}
 	if t.ClaimTimeout, err = reqfield.Duration(join(prefix, "claim_timeout"), r.GetClaimTimeout(), 0, time.Second, maxClaimTimeout); err != nil {
