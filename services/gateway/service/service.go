@@ -127,7 +127,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		return nil, err
 	}
 	teacherpage.Register(mux)
-	mux.Handle("/", limitBody(api, MaxBodyBytes))
+	mux.Handle("/", limitBody(rest.PresentFieldsMask(api), MaxBodyBytes))
 
 	lis, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
