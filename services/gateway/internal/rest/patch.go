@@ -34,7 +34,9 @@ func PresentFieldsMask(next http.Handler) http.Handler {
 			return
 		}
 		fields := map[string]json.RawMessage{}
-		if json.Unmarshal(body, &fields) == nil && fields["update_mask"] == nil && fields["updateMask"] == nil {
+		if json.Unmarshal(body, &fields) == nil && noMask(fields["update_mask"]) && noMask(fields["updateMask"]) {
+			delete(fields, "update_mask")
+			delete(fields, "updateMask")
 			var paths []string
 			for _, f := range lessonFields {
 				if _, ok := fields[f]; ok {
@@ -56,6 +58,16 @@ func PresentFieldsMask(next http.Handler) http.Handler {
 		r.Header.Set("Content-Length", strconv.Itoa(len(body)))
 		next.ServeHTTP(w, r)
 	})
+}
+
+// noMask says whether an update_mask value leaves the mask unset: absent,
+// null or "" (as a generated client may send for an unset field).
+func noMask(v json.RawMessage) bool {
+	switch strings.TrimSpace(string(v)) {
+	case "", "null", `""`:
+		return true
+	}
+	return false
 }
 
 // isLessonPath says whether path is /v1/lessons/{lesson_id}.

@@ -25,6 +25,8 @@ func TestLessonPatchWithoutMaskChangesOnlyTheFieldsSent(t *testing.T) {
 		{"two fields", "PATCH", "/v1/lessons/l1", `{"objective": "x", "name": "n"}`, 200, []string{"name", "objective"}},
 		{"explicit mask kept", "PATCH", "/v1/lessons/l1", `{"name": "n", "update_mask": "name,priority"}`, 200, []string{"name", "priority"}},
 		{"explicit camelCase mask kept", "PATCH", "/v1/lessons/l1", `{"name": "n", "updateMask": "objective"}`, 200, []string{"objective"}},
+		{"empty mask is no mask", "PATCH", "/v1/lessons/l1", `{"name": "n", "update_mask": ""}`, 200, []string{"name"}},
+		{"null mask is no mask", "PATCH", "/v1/lessons/l1", `{"objective": "o", "updateMask": null}`, 200, []string{"objective"}},
 		{"nothing to change", "PATCH", "/v1/lessons/l1", `{}`, 400, nil},
 		{"not JSON: left to the decoder", "PATCH", "/v1/lessons/l1", `{"name": `, 200, nil},
 		{"other routes untouched", "PATCH", "/v1/classrooms/c1/detection-settings", `{"sensitivity": 1}`, 200, nil},
