@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -154,5 +155,55 @@ func TestRunStopsATaskWhoseClaimIsLost(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("handler still running after its task was cancelled")
+	}
+}
+
+// TestRunReleasesTheClaimOfATaskWhoseCompletionIsRefused: a handler that
+// succeeded with a result the queue could not store (a NUL byte, which
+// PostgreSQL refuses) had its CompleteTask fail; the worker only logged it
+// and kept the claim, so the task sat claimed for its whole claim timeout
+// and then ran again to the same end. It is now failed at once, for good,
+// with the reason.
+func TestRunReleasesTheClaimOfATaskWhoseCompletionIsRefused(t *testing.T) {
+	coord := coordtest.Start(t, 1, coordtest.Options{Quiet: true})
+	q := queuetest.Start(t, pgtest.NewDatabase(t), coord.Addrs(), queuetest.Options{Quiet: true, Keys: coord.Keys})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r, err := q.Tasks().EnqueueTask(ctx, &taskqueuev1.EnqueueTaskRequest{IdempotencyKey: "nul", TaskType: "t", MaxAttempts: 3, ClaimTimeout: durationpb.New(10 * time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := r.GetTask().GetTaskId()
+	var runs sync.WaitGroup
+	runs.Add(1)
+	handler := func(ctx context.Context, task *agent.Task) (map[string]any, error) {
+		defer runs.Done()
+		return map[string]any{"output": "a\x00b"}, nil
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		_ = agent.Run(runCtx, agent.Config{
+			Coordinator: coord.Addrs(), TaskQueue: q.Addr, ClaimWait: 500 * time.Millisecond,
+			Session: &coordinatorv1.RegisterSessionRequest{Name: "nul", Tier: coordinatorv1.SessionTier_SESSION_TIER_WORKER, Provider: coordinatorv1.Provider_PROVIDER_OTHER},
+		}, handler, nil)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		g, err := q.Tasks().GetTask(ctx, &taskqueuev1.GetTaskRequest{TaskId: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		task := g.GetTask()
+		if task.GetState() == taskqueuev1.TaskState_TASK_STATE_DEAD {
+			if task.GetAttempt() != 1 || !strings.Contains(task.GetLastError(), "completing it failed") {
+				t.Fatalf("dead task = attempt %d, last error %q; want attempt 1 with why completing failed", task.GetAttempt(), task.GetLastError())
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("task is still %v with attempt %d: its claim was kept after CompleteTask failed", task.GetState(), task.GetAttempt())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

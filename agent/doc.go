@@ -13,6 +13,10 @@
 //     never keeps running after its claim is gone.
 //   - Locks named in the payload's "locks" list are held, in key order, for
 //     the whole run; their fencing tokens are in Task.Locks.
+//   - Settling never strands a claim: completing or failing is retried for
+//     30 s while the queue is unreachable; a completion the queue refuses
+//     (a result it cannot store) fails the task at once, for good, with the
+//     reason, instead of leaving it claimed until its claim timeout.
 //   - On shutdown (the context given to Run ends) no new task is claimed;
 //     running tasks get the grace period to finish, then are cancelled and
 //     failed as retryable; the session is deregistered.

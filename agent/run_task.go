@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -201,6 +202,18 @@ func lockKeys(payload json.RawMessage) ([]string, error) {
 	return out, nil
 }
 
+// Settling retries for as long as settleRetryFor while the queue cannot be
+// reached, each call bounded by settleCallTimeout.
+var (
+	settleRetryFor    = 30 * time.Second
+	settleCallTimeout = 10 * time.Second
+)
+
+// complete settles a task whose handler succeeded. A completion the queue
+// cannot take must not leave the claim held until its timeout (keeping the
+// task from anyone for 10 minutes by default, then running it again to the
+// same end): it is retried while the queue is unreachable, and otherwise the
+// task is failed at once, with the reason.
 func (w *Worker) complete(t *Task, result map[string]any, log *zap.Logger) {
 	var res *structpb.Struct
 	if result != nil {
@@ -210,15 +223,56 @@ func (w *Worker) complete(t *Task, result map[string]any, log *zap.Logger) {
 			return
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	_, err := w.tasks.CompleteTask(ctx, &taskqueuev1.CompleteTaskRequest{TaskId: t.ID, ClaimToken: t.ClaimToken, SessionId: w.sessionID, SessionToken: w.token, Result: res})
-	if err != nil {
-		log.Warn("completing the task failed", zap.Error(err))
+	err := w.settle(func(ctx context.Context) error {
+		_, err := w.tasks.CompleteTask(ctx, &taskqueuev1.CompleteTaskRequest{TaskId: t.ID, ClaimToken: t.ClaimToken, SessionId: w.sessionID, SessionToken: w.token, Result: res})
+		return err
+	})
+	switch code := status.Code(err); {
+	case err == nil:
+		w.events(Event{Time: time.Now(), Kind: "completed", TaskID: t.ID, Attempt: t.Attempt})
+	case code == codes.FailedPrecondition || code == codes.NotFound:
+		// The claim is gone already: nothing is held, nothing to settle.
+		log.Warn("completing the task failed: claim lost", zap.Error(err))
 		w.events(Event{Time: time.Now(), Kind: "claim_lost", TaskID: t.ID, Attempt: t.Attempt, Detail: status.Convert(err).Message()})
-		return
+	default:
+		log.Warn("completing the task failed; failing it to release its claim", zap.Error(err))
+		cause := fmt.Errorf("the task succeeded but completing it failed (%s): %s", code, status.Convert(err).Message())
+		if transient(code) {
+			// The queue could not be reached: another attempt may complete.
+			w.fail(t, cause, log)
+			return
+		}
+		// The queue refused this result; running the task again would
+		// produce it again.
+		w.fail(t, Permanent(cause), log)
 	}
-	w.events(Event{Time: time.Now(), Kind: "completed", TaskID: t.ID, Attempt: t.Attempt})
+}
+
+// settle calls call until it succeeds, fails for good, or settleRetryFor has
+// passed.
+func (w *Worker) settle(call func(context.Context) error) error {
+	deadline := time.Now().Add(settleRetryFor)
+	wait := 100 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), settleCallTimeout)
+		err := call(ctx)
+		cancel()
+		if err == nil || !transient(status.Code(err)) || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		time.Sleep(wait)
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+// transient says whether a settle that failed with code may succeed if
+// tried again unchanged.
+func transient(code codes.Code) bool {
+	switch code {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted:
+		return true
+	}
+	return false
 }
 
 func (w *Worker) fail(t *Task, cause error, log *zap.Logger) {
@@ -226,13 +280,18 @@ func (w *Worker) fail(t *Task, cause error, log *zap.Logger) {
 	retryable := !errors.As(cause, &perm)
 	msg := cause.Error()
 	if len(msg) > 8000 {
-		msg = msg[len(msg)-8000:]
+		// Cut on a character boundary: a string field must be valid UTF-8.
+		msg = strings.ToValidUTF8(msg[len(msg)-8000:], "")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	resp, err := w.tasks.FailTask(ctx, &taskqueuev1.FailTaskRequest{TaskId: t.ID, ClaimToken: t.ClaimToken, SessionId: w.sessionID, SessionToken: w.token, Error: msg, Retryable: retryable})
+	var resp *taskqueuev1.FailTaskResponse
+	err := w.settle(func(ctx context.Context) (err error) {
+		resp, err = w.tasks.FailTask(ctx, &taskqueuev1.FailTaskRequest{TaskId: t.ID, ClaimToken: t.ClaimToken, SessionId: w.sessionID, SessionToken: w.token, Error: msg, Retryable: retryable})
+		return err
+	})
 	if err != nil {
+		// The claim stays until its timeout; the queue then takes it back.
 		log.Warn("failing the task failed", zap.Error(err))
+		w.events(Event{Time: time.Now(), Kind: "settle_failed", TaskID: t.ID, Attempt: t.Attempt, Detail: status.Convert(err).Message()})
 		return
 	}
 	detail := msg

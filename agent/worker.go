@@ -105,7 +105,7 @@ func (e permanentError) Unwrap() error { return e.error }
 // Event reports what the worker is doing, for display.
 type Event struct {
 	Time    time.Time `json:"time"`
-	Kind    string    `json:"event"` // registered, claimed, completed, failed, claim_lost, session_lost, stopping, deregistered
+	Kind    string    `json:"event"` // registered, claimed, completed, failed, claim_lost, settle_failed, session_lost, stopping, deregistered
 	TaskID  string    `json:"task_id,omitempty"`
 	Attempt int       `json:"attempt,omitempty"`
 	Detail  string    `json:"detail,omitempty"`

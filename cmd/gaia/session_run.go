@@ -16,6 +16,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -70,10 +71,16 @@ stdin and in the environment:
 A payload with a "locks" list of keys gets those locks (in key order, with
 fencing tokens) before the command runs; they are released after. The claim and
 the locks are kept alive while the command runs. Exit status 0 completes the task
-with {"exit_code", "output"} (the output's last 4 KiB); another status fails it,
+with {"exit_code", "output"} (the output's last 4 KiB, cut on a character boundary,
+invalid UTF-8 and NUL bytes shown as U+FFFD); another status fails it,
 retryable unless --on-failure dead. When the claim or the session is lost the
 command's whole process group is killed at once. SIGINT/SIGTERM stop claiming,
-give running commands --grace to finish, then deregister the session.`,
+give running commands --grace to finish, then deregister the session.
+
+The commands' output is echoed line by line, each line prefixed with its task,
+unless --quiet. With --json every line on stdout is one JSON object: the
+worker's events, and each output line as {"event":"output","task_id",
+"attempt","line"}.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if cmd.ArgsLenAtDash() < 0 || len(args) == 0 || cmd.ArgsLenAtDash() != 0 {
 				return usageError{errors.New("no command given: put the command to run after --, as in: gaia session run --name w1 --tier worker --provider claude -- ./do-task.sh")}
@@ -173,7 +180,7 @@ func runSession(cmd *cobra.Command, f *coordinatorFlags, o sessionRunFlags, argv
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	out := &syncWriter{w: cmd.OutOrStdout()}
-	h := &commandHandler{argv: argv, workDir: o.workDir, keep: o.keepWorkDirs, dead: o.onFailure == "dead", out: out, quiet: o.quiet}
+	h := &commandHandler{argv: argv, workDir: o.workDir, keep: o.keepWorkDirs, dead: o.onFailure == "dead", out: out, quiet: o.quiet, json: f.json}
 	events := func(e agent.Event) { printEvent(out, f.json, o.name, e) }
 	dialOpts, err := cliDialOptions()
 	if err != nil {
@@ -219,6 +226,7 @@ type commandHandler struct {
 	keep    bool
 	dead    bool
 	quiet   bool
+	json    bool // output lines become "output" events, so that stdout stays JSON lines
 	out     *syncWriter
 }
 
@@ -262,7 +270,9 @@ func (h *commandHandler) run(ctx context.Context, t *agent.Task) (map[string]any
 	tail := &tailBuffer{max: outputTail}
 	var sink io.Writer = tail
 	if !h.quiet {
-		sink = io.MultiWriter(tail, &prefixWriter{out: h.out, prefix: "[" + short(t.ID) + "] "})
+		lines := &lineWriter{emit: h.echo(t)}
+		defer lines.Flush()
+		sink = io.MultiWriter(tail, lines)
 	}
 	cmd.Stdout, cmd.Stderr = sink, sink
 	if err := cmd.Start(); err != nil {
@@ -304,7 +314,7 @@ func lastLine(s string) string {
 		s = s[i+1:]
 	}
 	if len(s) > 512 {
-		s = s[len(s)-512:]
+		s = safeText([]byte(s[len(s)-512:]))
 	}
 	return s
 }
@@ -326,10 +336,24 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// String is the tail as text a task result can hold whatever bytes the
+// command printed: it starts on a character boundary, invalid bytes become
+// U+FFFD, and so do NUL bytes, which PostgreSQL's jsonb refuses.
 func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return string(t.buf)
+	return safeText(t.buf)
+}
+
+// safeText turns a tail of output into valid UTF-8 without NUL. A tail cut
+// inside a character starts with up to three continuation bytes: they are
+// dropped rather than shown as a replacement character.
+func safeText(b []byte) string {
+	for i := 0; i < utf8.UTFMax-1 && len(b) > 0 && !utf8.RuneStart(b[0]); i++ {
+		b = b[1:]
+	}
+	s := strings.ToValidUTF8(string(b), "\uFFFD")
+	return strings.ReplaceAll(s, "\x00", "\uFFFD")
 }
 
 // syncWriter serialises writes from several tasks and the event printer.
@@ -344,24 +368,66 @@ func (l *syncWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// prefixWriter writes whole lines to out, each with a prefix.
-type prefixWriter struct {
-	out     io.Writer
-	prefix  string
+// outputEvent is one line of a command's output under --json.
+type outputEvent struct {
+	Time    time.Time `json:"time"`
+	Kind    string    `json:"event"` // always "output"
+	TaskID  string    `json:"task_id"`
+	Attempt int       `json:"attempt"`
+	Line    string    `json:"line"`
+}
+
+// echo shows one line of a task's output: prefixed with the task for
+// people, or as an "output" event under --json, so that every line on
+// stdout is one JSON object whatever the command prints.
+func (h *commandHandler) echo(t *agent.Task) func(line []byte) {
+	if h.json {
+		return func(line []byte) {
+			_ = writeJSON(h.out, outputEvent{Time: time.Now(), Kind: "output", TaskID: t.ID, Attempt: t.Attempt, Line: safeText(bytes.TrimSuffix(line, []byte("\n")))})
+		}
+	}
+	prefix := "[" + short(t.ID) + "] "
+	return func(line []byte) {
+		b := append([]byte(prefix), line...)
+		if !bytes.HasSuffix(b, []byte("\n")) {
+			b = append(b, '\n')
+		}
+		_, _ = h.out.Write(b)
+	}
+}
+
+// maxEchoLine bounds a line of output held before it is shown, so that a
+// command printing without newlines cannot grow the buffer without end.
+const maxEchoLine = 64 << 10
+
+// lineWriter hands whole lines to emit; a longer line is handed on in
+// pieces of maxEchoLine bytes.
+type lineWriter struct {
+	emit    func(line []byte)
 	partial []byte
 }
 
-func (p *prefixWriter) Write(b []byte) (int, error) {
+func (p *lineWriter) Write(b []byte) (int, error) {
 	p.partial = append(p.partial, b...)
 	for {
 		i := bytes.IndexByte(p.partial, '\n')
 		if i < 0 {
 			break
 		}
-		if _, err := p.out.Write(append([]byte(p.prefix), p.partial[:i+1]...)); err != nil {
-			return 0, err
-		}
+		p.emit(p.partial[:i+1])
 		p.partial = p.partial[i+1:]
 	}
+	for len(p.partial) >= maxEchoLine {
+		p.emit(p.partial[:maxEchoLine])
+		p.partial = p.partial[maxEchoLine:]
+	}
 	return len(b), nil
+}
+
+// Flush hands on what is left after the command ended without a newline.
+func (p *lineWriter) Flush() {
+	if len(p.partial) > 0 {
+		p.emit(p.partial)
+		p.partial = nil
+	}
 }

@@ -25,7 +25,7 @@ func (s *Server) unaryInterceptors() []grpc.UnaryServerInterceptor {
 }
 
 func (s *Server) streamInterceptors() []grpc.StreamServerInterceptor {
-	return []grpc.StreamServerInterceptor{s.recoverStream, s.logStream, s.mapErrorsStream, s.refuseStreamWhenDraining, s.authStream, s.cancelStreamOnDrain}
+	return []grpc.StreamServerInterceptor{s.recoverStream, s.logStream, s.mapErrorsStream, s.refuseStreamWhenDraining, s.authStream, s.limitStreams, s.cancelStreamOnDrain}
 }
 
 func (s *Server) recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {

@@ -51,6 +51,8 @@ type Options struct {
 	// carry no data and the port takes no credentials, so plaintext exposes
 	// nothing. Serve closes it.
 	HealthListener net.Listener
+	// Limits bound connections and streams (see Limits).
+	Limits Limits
 	// HealthListenAddr, when HealthListener is nil and this is not empty, is
 	// where Serve listens for that plaintext health-only port
 	// (<SERVICE>_HEALTH_LISTEN_ADDR); Serve fails if it cannot listen there.
@@ -77,6 +79,9 @@ type Server struct {
 	// hang off it.
 	drainCtx   context.Context
 	startDrain context.CancelFunc
+
+	limits  Limits
+	streams *streamLimiter
 }
 
 // New builds a server. extra options are applied after GAIA's, so they can
@@ -92,6 +97,7 @@ func New(opts Options, extra ...grpc.ServerOption) *Server {
 	if opts.MaxRecvMsgSize <= 0 {
 		opts.MaxRecvMsgSize = DefaultMaxRecvMsgSize
 	}
+	opts.Limits.defaults()
 	drainCtx, startDrain := context.WithCancel(context.Background())
 	s := &Server{
 		name:            opts.Name,
@@ -102,11 +108,14 @@ func New(opts Options, extra ...grpc.ServerOption) *Server {
 		auditLog:        opts.Logger.Named("audit"),
 		drainCtx:        drainCtx,
 		startDrain:      startDrain,
+		limits:          opts.Limits,
+		streams:         newStreamLimiter(opts.Limits),
 	}
 	serverOpts := append([]grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(s.unaryInterceptors()...),
 		grpc.ChainStreamInterceptor(s.streamInterceptors()...),
 		grpc.MaxRecvMsgSize(opts.MaxRecvMsgSize),
+		grpc.MaxConcurrentStreams(opts.Limits.MaxConcurrentStreams),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
 			MinTime:             KeepaliveMinPingInterval,
 			PermitWithoutStream: true,
@@ -171,6 +180,7 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	}
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 
+	lis = &connLimitListener{Listener: lis, max: int64(s.limits.MaxConnections), log: s.log.With(zap.String("server", s.name))}
 	served := make(chan error, 1)
 	go func() { served <- s.grpc.Serve(lis) }()
 	s.log.Info("grpc server serving", zap.String("server", s.name), zap.String("addr", addr))

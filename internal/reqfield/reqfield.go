@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -85,9 +86,9 @@ func LabelSelector(field, sel string) (map[string]string, error) {
 		switch {
 		case !ok || k == "":
 			return nil, domainerr.Invalid(field, fmt.Sprintf("%q is not key=value (write team=web,tier=gpu)", p))
-		case len(k) > MaxLabelKey:
+		case TooLong(k, MaxLabelKey):
 			return nil, domainerr.Invalid(field, fmt.Sprintf("key %q is longer than %d characters", k, MaxLabelKey))
-		case len(v) > MaxLabelValue:
+		case TooLong(v, MaxLabelValue):
 			return nil, domainerr.Invalid(field, fmt.Sprintf("value of %q is longer than %d characters", k, MaxLabelValue))
 		}
 		if prev, dup := out[k]; dup && prev != v {
@@ -96,4 +97,11 @@ func LabelSelector(field, sel string) (map[string]string, error) {
 		out[k] = v
 	}
 	return out, nil
+}
+
+// TooLong says whether s holds more than max characters, the unit the
+// protos give lengths in. It bounds the bytes first (a character is at most
+// four), so that a huge string is refused without being counted.
+func TooLong(s string, max int) bool {
+	return len(s) > utf8.UTFMax*max || utf8.RuneCountInString(s) > max
 }

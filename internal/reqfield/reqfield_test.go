@@ -113,3 +113,33 @@ func TestLabelSelector(t *testing.T) {
 		}
 	}
 }
+
+// TestLengthsCountCharactersNotBytes: a label value of 200 "é" (400 bytes)
+// was refused as "longer than 256 characters".
+func TestLengthsCountCharactersNotBytes(t *testing.T) {
+	e := func(n int) string { return strings.Repeat("é", n) }
+	if _, err := reqfield.LabelSelector("label_selector", "k="+e(reqfield.MaxLabelValue)); err != nil {
+		t.Errorf("value of %d two-byte characters: %v, want accepted", reqfield.MaxLabelValue, err)
+	}
+	if _, err := reqfield.LabelSelector("label_selector", e(reqfield.MaxLabelKey)+"=v"); err != nil {
+		t.Errorf("key of %d two-byte characters: %v, want accepted", reqfield.MaxLabelKey, err)
+	}
+	if _, err := reqfield.LabelSelector("label_selector", "k="+e(reqfield.MaxLabelValue+1)); err == nil {
+		t.Error("value one character too long was accepted")
+	}
+	if err := reqfield.SessionRef(e(reqfield.MaxSessionIDLen), "tok"); err != nil {
+		t.Errorf("session id of %d two-byte characters: %v, want accepted", reqfield.MaxSessionIDLen, err)
+	}
+	for _, tt := range []struct {
+		s    string
+		max  int
+		want bool
+	}{
+		{e(10), 10, false}, {e(11), 10, true}, {strings.Repeat("😀", 10), 10, false},
+		{strings.Repeat("x", 41), 10, true}, {strings.Repeat("x", 1<<20), 10, true},
+	} {
+		if got := reqfield.TooLong(tt.s, tt.max); got != tt.want {
+			t.Errorf("TooLong(%d bytes, %d runes, max %d) = %v, want %v", len(tt.s), len([]rune(tt.s)), tt.max, got, tt.want)
+		}
+	}
+}

@@ -13,7 +13,7 @@ func SessionRef(id, token string) error {
 	switch {
 	case id == "":
 		return domainerr.Invalid("session_id", "must not be empty")
-	case len(id) > MaxSessionIDLen:
+	case TooLong(id, MaxSessionIDLen):
 		return domainerr.Invalid("session_id", "must be at most 64 characters")
 	case token == "":
 		return domainerr.Invalid("session_token", "must not be empty")

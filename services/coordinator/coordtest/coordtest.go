@@ -21,6 +21,7 @@ import (
 
 	"github.com/gaia-platform/gaia/internal/auth/authtest"
 	"github.com/gaia-platform/gaia/internal/grpcclient"
+	"github.com/gaia-platform/gaia/internal/grpcserver"
 	"github.com/gaia-platform/gaia/internal/tlsconfig"
 	"github.com/gaia-platform/gaia/services/coordinator/client"
 	"github.com/gaia-platform/gaia/services/coordinator/service"
@@ -42,6 +43,9 @@ type Options struct {
 	// service's).
 	MaxLocksPerSession int
 	MaxLiveSessions    int
+	// GRPCLimits bound each node's gRPC connections and streams (defaults:
+	// the service's).
+	GRPCLimits grpcserver.Limits
 	// Keys sign and verify the cluster's credentials; nil makes new ones.
 	// Every node verifies with them and issues with them; nodes join with
 	// an admin credential, and Client calls as admin.
@@ -152,6 +156,7 @@ func (c *Cluster) config(node *Node, dataDir string, bootstrap bool) service.Con
 		cfg.TLS = c.PKI.Service("coordinator")
 	}
 	cfg.Auth = c.Keys.Config(c.t, c.AdminToken)
+	cfg.GRPCLimits = c.opts.GRPCLimits
 	cfg.Raft = service.RaftConfig{
 		HeartbeatTimeout:  c.opts.HeartbeatTimeout,
 		ElectionTimeout:   c.opts.ElectionTimeout,

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gaia-platform/gaia/internal/auth"
 	"github.com/gaia-platform/gaia/internal/config"
+	"github.com/gaia-platform/gaia/internal/grpcserver"
 	"github.com/gaia-platform/gaia/internal/tlsconfig"
 )
 
@@ -17,6 +18,10 @@ type Config struct {
 	// HealthListenAddr, when set, also serves gRPC health alone, in plaintext
 	// (COORDINATOR_HEALTH_LISTEN_ADDR), for probes that cannot speak TLS; empty serves none.
 	HealthListenAddr string
+	// GRPCLimits bound the gRPC server's connections and streams
+	// (GRPC_MAX_CONNECTIONS, GRPC_MAX_CONCURRENT_STREAMS,
+	// GRPC_MAX_STREAMS_PER_CLIENT); zero fields take the defaults.
+	GRPCLimits grpcserver.Limits
 	// AdvertiseAddr is the gRPC address other nodes forward to
 	// (COORDINATOR_ADVERTISE_ADDR); empty derives it from the listener.
 	AdvertiseAddr string
@@ -98,6 +103,7 @@ func LoadConfig(l *config.Loader) Config {
 	c := Config{
 		ListenAddr:       l.ListenAddr("COORDINATOR_LISTEN_ADDR", ":7001"),
 		HealthListenAddr: l.ListenAddr("COORDINATOR_HEALTH_LISTEN_ADDR", ""),
+		GRPCLimits:       grpcserver.LoadLimits(l),
 		AdvertiseAddr:    l.DialAddr("COORDINATOR_ADVERTISE_ADDR", ""),
 		MetricsAddr:      l.ListenAddr("COORDINATOR_PROMETHEUS_LISTEN_ADDR", ""),
 		ShutdownTimeout:  l.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, time.Millisecond),

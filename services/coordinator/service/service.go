@@ -24,6 +24,7 @@ import (
 	"github.com/gaia-platform/gaia/internal/grpcserver"
 	"github.com/gaia-platform/gaia/internal/telemetry"
 	"github.com/gaia-platform/gaia/internal/tlsconfig"
+	coordinatorv1 "github.com/gaia-platform/gaia/proto/gaia/coordinator/v1"
 	"github.com/gaia-platform/gaia/services/coordinator/internal/app"
 	"github.com/gaia-platform/gaia/services/coordinator/internal/forward"
 	"github.com/gaia-platform/gaia/services/coordinator/internal/fsm"
@@ -147,7 +148,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, opts ...Options) (*Se
 	fwd.Dial = s.dialGRPC
 
 	s.metrics = &collector{s: s, store: store}
-	srv := grpcserver.New(grpcserver.Options{Name: "coordinator", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout, HealthListenAddr: cfg.HealthListenAddr, TLS: grpcTLS, Auth: rt.Authorizer()},
+	srv := grpcserver.New(grpcserver.Options{Name: "coordinator", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout, HealthListenAddr: cfg.HealthListenAddr, Limits: grpcLimits(cfg.GRPCLimits), TLS: grpcTLS, Auth: rt.Authorizer()},
 		grpc.ChainStreamInterceptor(s.metrics.countHeartbeats))
 	(&ports.Servers{App: coord, Forward: fwd}).Register(srv.GRPC())
 
@@ -387,4 +388,13 @@ func (s *Service) MetricsAddr() net.Addr {
 		return nil
 	}
 	return s.metricsLis.Addr()
+}
+
+// grpcLimits are the configured limits with heartbeats uncounted per
+// client: a session has one heartbeat stream, sessions are capped
+// (CLUSTER_JOIN_SECRET_MAX_SESSIONS), and a follower relays all of its
+// sessions' heartbeats to the leader from one address.
+func grpcLimits(l grpcserver.Limits) grpcserver.Limits {
+	l.Uncounted = append(l.Uncounted, coordinatorv1.SessionService_Heartbeat_FullMethodName)
+	return l
 }

@@ -22,10 +22,47 @@ type Config struct {
 	// TLS_KEY_FILE, and verifies the backends with TLS_CA_FILE; none means
 	// plain HTTP and plaintext gRPC.
 	TLS tlsconfig.Files
+	// HTTP bounds what one client may hold of the gateway: zero fields take
+	// their defaults.
+	HTTP HTTPLimits
 	// Auth: the gateway verifies credentials only to count each against its
 	// own rate limit (AUTH_RATE_LIMIT, AUTH_RATE_BURST); the backends decide
 	// what a credential may do. The Authorization header passes through.
 	Auth auth.Config
+}
+
+// HTTPLimits bound request bodies and connections.
+type HTTPLimits struct {
+	// MaxBodyBytes bounds a REST request body, refused with 413 before any
+	// backend sees it (GATEWAY_MAX_BODY_BYTES, default MaxBodyBytes). On the
+	// REST heartbeat stream it bounds each message (line) instead.
+	MaxBodyBytes int64
+	// ReadTimeout bounds reading a request, headers and body
+	// (GATEWAY_READ_TIMEOUT, default 60s). Streams (the REST heartbeat,
+	// watches and subscriptions, gRPC) are exempt once their headers are read:
+	// a stream lasts as long as it is used.
+	ReadTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection, or an HTTP/2 one without
+	// streams, idle this long (GATEWAY_IDLE_TIMEOUT, default 60s).
+	IdleTimeout time.Duration
+}
+
+// Defaults of HTTPLimits.
+const (
+	DefaultReadTimeout = 60 * time.Second
+	DefaultIdleTimeout = 60 * time.Second
+)
+
+func (h *HTTPLimits) defaults() {
+	if h.MaxBodyBytes <= 0 {
+		h.MaxBodyBytes = MaxBodyBytes
+	}
+	if h.ReadTimeout <= 0 {
+		h.ReadTimeout = DefaultReadTimeout
+	}
+	if h.IdleTimeout <= 0 {
+		h.IdleTimeout = DefaultIdleTimeout
+	}
 }
 
 // Backends are the gRPC addresses of the four services behind the gateway.
@@ -47,6 +84,11 @@ func LoadConfig(l *config.Loader) Config {
 			TaskQueue:   l.DialAddr("TASKQUEUE_ADDR", "127.0.0.1:7002"),
 			Metrics:     l.DialAddr("METRICS_ADDR", "127.0.0.1:7003"),
 			Dashboard:   l.DialAddr("DASHBOARD_ADDR", "127.0.0.1:7004"),
+		},
+		HTTP: HTTPLimits{
+			MaxBodyBytes: int64(l.Int("GATEWAY_MAX_BODY_BYTES", MaxBodyBytes, 1<<10, 1<<30)),
+			ReadTimeout:  l.Duration("GATEWAY_READ_TIMEOUT", DefaultReadTimeout, time.Second),
+			IdleTimeout:  l.Duration("GATEWAY_IDLE_TIMEOUT", DefaultIdleTimeout, time.Second),
 		},
 		TLS:  tlsconfig.Load(l, "", tlsconfig.Files{}),
 		Auth: auth.LoadConfig(l),

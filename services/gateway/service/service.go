@@ -7,12 +7,16 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -63,6 +67,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.HTTP.defaults()
 	s := &Service{cfg: cfg, log: log, tls: serverTLS, limiter: auth.NewLimiter(cfg.Auth.Limits)}
 	if cfg.Auth.PublicKeysFile != "" {
 		keys, err := auth.ReadPublicKeys(cfg.Auth.PublicKeysFile)
@@ -127,7 +132,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		return nil, err
 	}
 	teacherpage.Register(mux)
-	mux.Handle("/", limitBody(api, MaxBodyBytes))
+	mux.Handle("/", limitBody(rest.PresentFieldsMask(api), cfg.HTTP.MaxBodyBytes))
 
 	lis, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
@@ -158,6 +163,8 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		Handler:           s.metrics.wrap(s.route(rateLimited(mux, s.limiter, s.verifier))),
 		Protocols:         protocols,
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       cfg.HTTP.ReadTimeout,
+		IdleTimeout:       cfg.HTTP.IdleTimeout,
 		BaseContext:       func(net.Listener) context.Context { return s.base },
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 	}
@@ -165,33 +172,103 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	return s, nil
 }
 
-// MaxBodyBytes bounds a REST request body (a full RecordMetrics batch of 5,000
-// events is about 2 MB of JSON); the metrics service accepts gRPC messages of
-// the same size.
+// MaxBodyBytes is the default bound of a REST request body (a full
+// RecordMetrics batch of 5,000 events is about 2 MB of JSON); the metrics
+// service accepts gRPC messages of the same size.
 const MaxBodyBytes = 8 << 20
 
-// limitBody answers 413 to a body over max bytes before any backend sees it,
-// by its Content-Length when it has one and while reading it otherwise.
+// limitBody answers 413 to a body over max bytes before any backend sees it:
+// by its Content-Length when it has one, and otherwise by reading it here
+// (the REST decoder reads it whole anyway). A streaming route's body lasts as
+// long as the stream, so there each message (line) is bounded instead.
 func limitBody(next http.Handler, max int64) http.Handler {
-	tooLarge := fmt.Sprintf(`{"error":{"code":3,"message":"request body: larger than %d bytes; send smaller batches","details":[]}}`+"\n", max)
+	tooLarge := fmt.Sprintf("request body: larger than %d bytes (GATEWAY_MAX_BODY_BYTES); send smaller batches", max)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > max {
-			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Connection", "close")
-			w.WriteHeader(http.StatusRequestEntityTooLarge)
-			_, _ = w.Write([]byte(tooLarge))
+			writeError(w, http.StatusRequestEntityTooLarge, 3, tooLarge)
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, max)
+		if isStreamingRoute(r.URL.Path) {
+			r.Body = &lineLimitedBody{ReadCloser: r.Body, max: max}
+			next.ServeHTTP(w, r)
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+		var over *http.MaxBytesError
+		switch {
+		case errors.As(err, &over):
+			writeError(w, http.StatusRequestEntityTooLarge, 3, tooLarge)
+			return
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			w.Header().Set("Connection", "close")
+			writeError(w, http.StatusRequestTimeout, 4, "request body: not received within GATEWAY_READ_TIMEOUT")
+			return
+		case err != nil:
+			writeError(w, http.StatusBadRequest, 3, "request body: "+err.Error())
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		next.ServeHTTP(w, r)
 	})
 }
 
+// writeError answers with the REST error shape, {"error": google.rpc.Status}.
+func writeError(w http.ResponseWriter, httpStatus, code int, msg string) {
+	b, _ := json.Marshal(map[string]any{"error": map[string]any{"code": code, "message": msg, "details": []any{}}})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(httpStatus)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// isStreamingRoute says whether path is a REST stream: the heartbeat (whose
+// body is a stream of messages), watches and subscriptions.
+// TestEveryStreamingRouteIsKnown holds this to proto/gateway.yaml.
+func isStreamingRoute(path string) bool {
+	for _, suffix := range []string{":heartbeat", ":watch", ":subscribe"} {
+		if strings.HasSuffix(path, suffix) {
+			return true
+		}
+	}
+	return false
+}
+
+// lineLimitedBody fails a read once a line (one message of a REST stream)
+// passes max bytes, so that a stream cannot make the decoder hold an
+// unbounded message.
+type lineLimitedBody struct {
+	io.ReadCloser
+	max, line int64
+}
+
+func (b *lineLimitedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	for _, c := range p[:n] {
+		b.line++
+		if c == '\n' {
+			b.line = 0
+		} else if b.line > b.max {
+			return 0, fmt.Errorf("a message is larger than %d bytes (GATEWAY_MAX_BODY_BYTES)", b.max)
+		}
+	}
+	return n, err
+}
+
 // route sends gRPC calls (HTTP/2 with a gRPC content type) to the gateway's own
-// gRPC server and everything else to the REST handlers.
+// gRPC server and everything else to the REST handlers. Streams are exempt
+// from ReadTimeout: over HTTP/2 it closes a request body still being read
+// when it passes, which ended the REST heartbeat stream (and the gateway's
+// own gRPC streams) mid-way. An HTTP/1.1 response stream such as a watch is
+// not affected: net/http lifts the deadline once the request is read.
 func (s *Service) route(rest http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if isGRPC(r) {
+		grpcCall := isGRPC(r)
+		if grpcCall || isStreamingRoute(r.URL.Path) {
+			if err := http.NewResponseController(w).SetReadDeadline(time.Time{}); err != nil {
+				s.log.Warn("cannot lift the read deadline of a stream", zap.Error(err))
+			}
+		}
+		if grpcCall {
 			s.grpc.GRPC().ServeHTTP(w, r)
 			return
 		}

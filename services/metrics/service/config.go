@@ -5,6 +5,7 @@ import (
 
 	"github.com/gaia-platform/gaia/internal/auth"
 	"github.com/gaia-platform/gaia/internal/config"
+	"github.com/gaia-platform/gaia/internal/grpcserver"
 	"github.com/gaia-platform/gaia/internal/pg"
 	"github.com/gaia-platform/gaia/internal/tlsconfig"
 )
@@ -16,6 +17,10 @@ type Config struct {
 	// HealthListenAddr, when set, also serves gRPC health alone, in plaintext
 	// (METRICS_HEALTH_LISTEN_ADDR), for probes that cannot speak TLS; empty serves none.
 	HealthListenAddr string
+	// GRPCLimits bound the gRPC server's connections and streams
+	// (GRPC_MAX_CONNECTIONS, GRPC_MAX_CONCURRENT_STREAMS,
+	// GRPC_MAX_STREAMS_PER_CLIENT); zero fields take the defaults.
+	GRPCLimits grpcserver.Limits
 	// PrometheusAddr serves Prometheus metrics at /metrics
 	// (METRICS_PROMETHEUS_LISTEN_ADDR).
 	PrometheusAddr  string
@@ -74,6 +79,7 @@ func LoadConfig(l *config.Loader) Config {
 	return Config{
 		ListenAddr:                  l.ListenAddr("METRICS_LISTEN_ADDR", ":7003"),
 		HealthListenAddr:            l.ListenAddr("METRICS_HEALTH_LISTEN_ADDR", ""),
+		GRPCLimits:                  grpcserver.LoadLimits(l),
 		PrometheusAddr:              l.ListenAddr("METRICS_PROMETHEUS_LISTEN_ADDR", ":9103"),
 		DatabaseURL:                 pg.URL(l, "DATABASE_URL", pg.DefaultURL),
 		ShutdownTimeout:             l.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, time.Millisecond),

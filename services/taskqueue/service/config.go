@@ -6,6 +6,7 @@ import (
 
 	"github.com/gaia-platform/gaia/internal/auth"
 	"github.com/gaia-platform/gaia/internal/config"
+	"github.com/gaia-platform/gaia/internal/grpcserver"
 	"github.com/gaia-platform/gaia/internal/pg"
 	"github.com/gaia-platform/gaia/internal/tlsconfig"
 )
@@ -17,6 +18,10 @@ type Config struct {
 	// HealthListenAddr, when set, also serves gRPC health alone, in plaintext
 	// (TASKQUEUE_HEALTH_LISTEN_ADDR), for probes that cannot speak TLS; empty serves none.
 	HealthListenAddr string
+	// GRPCLimits bound the gRPC server's connections and streams
+	// (GRPC_MAX_CONNECTIONS, GRPC_MAX_CONCURRENT_STREAMS,
+	// GRPC_MAX_STREAMS_PER_CLIENT); zero fields take the defaults.
+	GRPCLimits grpcserver.Limits
 	// MetricsAddr serves Prometheus metrics at /metrics
 	// (TASKQUEUE_PROMETHEUS_LISTEN_ADDR; every service's Prometheus listener
 	// is <SERVICE>_PROMETHEUS_LISTEN_ADDR).
@@ -60,6 +65,7 @@ func LoadConfig(l *config.Loader) Config {
 	return Config{
 		ListenAddr:         l.ListenAddr("TASKQUEUE_LISTEN_ADDR", ":7002"),
 		HealthListenAddr:   l.ListenAddr("TASKQUEUE_HEALTH_LISTEN_ADDR", ""),
+		GRPCLimits:         grpcserver.LoadLimits(l),
 		MetricsAddr:        l.ListenAddr("TASKQUEUE_PROMETHEUS_LISTEN_ADDR", ":9102"),
 		DatabaseURL:        pg.URL(l, "DATABASE_URL", pg.DefaultURL),
 		ShutdownTimeout:    l.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, time.Millisecond),

@@ -18,6 +18,7 @@ import (
 var (
 	ErrUnknownNode      = domainerr.New(domainerr.NotFound, "no such node in the cluster")
 	ErrNoTransferTarget = domainerr.New(domainerr.FailedPrecondition, "no other voter to hand leadership to")
+	ErrLastVoter        = domainerr.New(domainerr.FailedPrecondition, "cannot remove the cluster's last voter: a cluster needs at least one; add another voter first")
 )
 
 // AddVoter adds a node as a voter (or confirms it is one) and records its
@@ -42,12 +43,20 @@ func (c *Coordinator) RemoveServer(ctx context.Context, nodeID string) ([]NodeSt
 	if err := cfg.Error(); err != nil {
 		return nil, c.raftError("read configuration", err)
 	}
-	found := false
+	found, otherVoters := false, 0
 	for _, s := range cfg.Configuration().Servers {
 		found = found || s.ID == raft.ServerID(nodeID)
+		if s.ID != raft.ServerID(nodeID) && s.Suffrage == raft.Voter {
+			otherVoters++
+		}
 	}
 	if !found {
 		return nil, ErrUnknownNode
+	}
+	if otherVoters == 0 {
+		// Raft would refuse the change with an error of its own, which
+		// reached the client as INTERNAL.
+		return nil, ErrLastVoter
 	}
 	if err := c.raft.RemoveServer(raft.ServerID(nodeID), 0, c.cfg.ApplyTimeout).Error(); err != nil {
 		return nil, c.raftError("remove server", err)

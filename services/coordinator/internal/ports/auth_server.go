@@ -9,6 +9,7 @@ import (
 
 	"github.com/gaia-platform/gaia/internal/auth"
 	"github.com/gaia-platform/gaia/internal/domainerr"
+	"github.com/gaia-platform/gaia/internal/reqfield"
 	coordinatorv1 "github.com/gaia-platform/gaia/proto/gaia/coordinator/v1"
 	"github.com/gaia-platform/gaia/services/coordinator/internal/app"
 )
@@ -87,7 +88,7 @@ func (s *authServer) RevokeCredential(ctx context.Context, req *coordinatorv1.Re
 	if req.GetCredentialId() == "" {
 		return nil, domainerr.Invalid("credential_id", "must not be empty")
 	}
-	if len(req.GetCredentialId()) > 128 {
+	if reqfield.TooLong(req.GetCredentialId(), 128) {
 		return nil, domainerr.Invalid("credential_id", "must be at most 128 characters")
 	}
 	return serve(ctx, s.Forward, func(fctx context.Context, conn *grpc.ClientConn) (*coordinatorv1.RevokeCredentialResponse, error) {

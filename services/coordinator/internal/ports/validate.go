@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gaia-platform/gaia/internal/domainerr"
+	"github.com/gaia-platform/gaia/internal/reqfield"
 	"github.com/gaia-platform/gaia/internal/window"
 	coordinatorv1 "github.com/gaia-platform/gaia/proto/gaia/coordinator/v1"
 	"github.com/gaia-platform/gaia/services/coordinator/internal/app"
@@ -32,7 +33,7 @@ func validateName(field, name string) error {
 	switch {
 	case name == "":
 		return domainerr.Invalid(field, "must not be empty")
-	case len(name) > maxNameLen:
+	case reqfield.TooLong(name, maxNameLen):
 		return domainerr.Invalid(field, fmt.Sprintf("must be at most %d characters", maxNameLen))
 	case !nameRE.MatchString(name):
 		return domainerr.Invalid(field, "may hold only letters, digits, '.', '_' and '-'")
@@ -78,10 +79,10 @@ func validateLabels(field string, labels map[string]string) error {
 		return domainerr.Invalid(field, fmt.Sprintf("at most %d labels", maxLabels))
 	}
 	for k, v := range labels {
-		if k == "" || len(k) > maxLabelKeyLen {
+		if k == "" || reqfield.TooLong(k, maxLabelKeyLen) {
 			return domainerr.Invalid(field, fmt.Sprintf("key %q must be 1–%d characters", k, maxLabelKeyLen))
 		}
-		if len(v) > maxLabelValueLen {
+		if reqfield.TooLong(v, maxLabelValueLen) {
 			return domainerr.Invalid(field, fmt.Sprintf("value of %q must be at most %d characters", k, maxLabelValueLen))
 		}
 	}
@@ -93,7 +94,7 @@ func validateBeat(req *coordinatorv1.HeartbeatRequest) error {
 	if n := req.GetCurrentTaskCount(); n < 0 || n > maxTasksPerSess {
 		return domainerr.Invalid("current_task_count", fmt.Sprintf("must be between 0 and %d", maxTasksPerSess))
 	}
-	if len(req.GetActivity()) > maxActivityLen {
+	if reqfield.TooLong(req.GetActivity(), maxActivityLen) {
 		return domainerr.Invalid("activity", fmt.Sprintf("must be at most %d characters", maxActivityLen))
 	}
 	return nil

@@ -224,7 +224,7 @@ func classroomID(id string) error {
 	switch {
 	case id == "":
 		return domainerr.Invalid("classroom_id", "must not be empty")
-	case len(id) > 4*usability.MaxIDLen:
+	case reqfield.TooLong(id, usability.MaxIDLen):
 		return domainerr.Invalid("classroom_id", "must be at most 128 characters")
 	}
 	return nil

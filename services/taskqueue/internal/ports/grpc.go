@@ -238,11 +238,11 @@ func (s *taskServer) RetryTask(ctx context.Context, req *taskqueuev1.RetryTaskRe
 	if err := validateTaskID("task_id", req.GetTaskId()); err != nil {
 		return nil, err
 	}
-	runAt, err := reqfield.Timestamp("run_at", req.GetRunAt())
+	at, err := runAt("run_at", req.GetRunAt())
 	if err != nil {
 		return nil, err
 	}
-	t, err := s.Queue.Retry(ctx, req.GetTaskId(), req.GetResetAttempts(), runAt)
+	t, err := s.Queue.Retry(ctx, req.GetTaskId(), req.GetResetAttempts(), at)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gaia-platform/gaia/internal/domainerr"
 	"github.com/gaia-platform/gaia/internal/reqfield"
@@ -50,7 +51,7 @@ func validateType(field, t string) error {
 	switch {
 	case t == "":
 		return domainerr.Invalid(field, "must not be empty")
-	case len(t) > maxTypeLen:
+	case reqfield.TooLong(t, maxTypeLen):
 		return domainerr.Invalid(field, "must be at most 128 characters")
 	case !typeRE.MatchString(t):
 		return domainerr.Invalid(field, "may hold only letters, digits, '.', '_', ':' and '-'")
@@ -62,7 +63,7 @@ func validateName(field, n string) error {
 	switch {
 	case n == "":
 		return domainerr.Invalid(field, "must not be empty")
-	case len(n) > 128:
+	case reqfield.TooLong(n, 128):
 		return domainerr.Invalid(field, "must be at most 128 characters")
 	case !nameRE.MatchString(n):
 		return domainerr.Invalid(field, "may hold only letters, digits, '.', '_' and '-'")
@@ -97,13 +98,25 @@ func structJSON(field string, s *structpb.Struct, limit int) (json.RawMessage, e
 	return b, nil
 }
 
+// runAt reads an optional run_at. The zero time stands for "unset" inside
+// the queue, so a client that sends 0001-01-01T00:00:00Z, most likely a
+// zero value it did not mean to send, is told so instead of having its task
+// run now.
+func runAt(field string, ts *timestamppb.Timestamp) (time.Time, error) {
+	t, err := reqfield.Timestamp(field, ts)
+	if err == nil && ts != nil && t.IsZero() {
+		return t, domainerr.Invalid(field, "is 0001-01-01T00:00:00Z, the zero time; leave it unset to mean now")
+	}
+	return t, err
+}
+
 // newTask validates one enqueue request; prefix names it inside a batch.
 func newTask(prefix string, r *taskqueuev1.EnqueueTaskRequest) (task.NewTask, error) {
 	t := task.NewTask{IdempotencyKey: r.GetIdempotencyKey(), Type: r.GetTaskType(), Priority: int(r.GetPriority()), LessonID: r.GetLessonId(), MaxAttempts: int(r.GetMaxAttempts())}
 	switch {
 	case t.IdempotencyKey == "":
 		return t, domainerr.Invalid(join(prefix, "idempotency_key"), "must not be empty")
-	case len(t.IdempotencyKey) > maxKeyLen:
+	case reqfield.TooLong(t.IdempotencyKey, maxKeyLen):
 		return t, domainerr.Invalid(join(prefix, "idempotency_key"), "must be at most 256 characters")
 	}
 	if err := validateType(join(prefix, "task_type"), t.Type); err != nil {
@@ -124,7 +137,7 @@ func newTask(prefix string, r *taskqueuev1.EnqueueTaskRequest) (task.NewTask, er
 	if t.Payload, err = structJSON(join(prefix, "payload"), r.GetPayload(), maxPayload); err != nil {
 		return t, err
 	}
-	if t.RunAt, err = reqfield.Timestamp(join(prefix, "run_at"), r.GetRunAt()); err != nil {
+	if t.RunAt, err = runAt(join(prefix, "run_at"), r.GetRunAt()); err != nil {
 		return t, err
 	}
 	if t.ClaimTimeout, err = reqfield.Duration(join(prefix, "claim_timeout"), r.GetClaimTimeout(), 0, time.Second, maxClaimTimeout); err != nil {
@@ -136,9 +149,9 @@ func newTask(prefix string, r *taskqueuev1.EnqueueTaskRequest) (task.NewTask, er
 func newLesson(r *taskqueuev1.CreateLessonRequest) (task.Lesson, error) {
 	l := task.Lesson{Project: r.GetProject(), Name: r.GetName(), Objective: r.GetObjective(), Priority: int(r.GetPriority())}
 	switch {
-	case l.Project == "" || len(l.Project) > 128:
+	case l.Project == "" || reqfield.TooLong(l.Project, 128):
 		return l, domainerr.Invalid("project", "must be 1 to 128 characters")
-	case l.Name == "" || len(l.Name) > 256:
+	case l.Name == "" || reqfield.TooLong(l.Name, 256):
 		return l, domainerr.Invalid("name", "must be 1 to 256 characters")
 	case len(l.Objective) > maxObjective:
 		return l, domainerr.Invalid("objective", "must be at most 4 KiB")
@@ -160,7 +173,7 @@ func lessonUpdate(r *taskqueuev1.UpdateLessonRequest) (task.LessonUpdate, error)
 		switch p {
 		case "name":
 			n := r.GetName()
-			if n == "" || len(n) > 256 {
+			if n == "" || reqfield.TooLong(n, 256) {
 				return u, domainerr.Invalid("name", "must be 1 to 256 characters")
 			}
 			u.Name = &n
