@@ -918,8 +918,17 @@ func checkCoordinator(t *testing.T, r rendering, o objects) {
 		if cfg.Cluster.Bootstrap != (i == 0) {
 			t.Errorf("coordinator-%d: bootstrap %v; only pod 0 may bootstrap", i, cfg.Cluster.Bootstrap)
 		}
-		if !slices.Equal(cfg.Cluster.DiscoveryNodes, discovery) {
-			t.Errorf("coordinator-%d: discovery nodes %v, want every pod %v", i, cfg.Cluster.DiscoveryNodes, discovery)
+		// Every pod's name, found through DNS: no list to keep in step
+		// with the replica count.
+		if len(cfg.Cluster.DiscoveryNodes) > 0 {
+			t.Errorf("coordinator-%d: CLUSTER_DISCOVERY_NODES %v is a list to edit on every scale; use CLUSTER_DISCOVERY_PATTERN", i, cfg.Cluster.DiscoveryNodes)
+		}
+		var found []string
+		for ord := range n {
+			found = append(found, strings.Replace(cfg.Cluster.DiscoveryPattern, coordinator.OrdinalPlaceholder, strconv.Itoa(int(ord)), 1))
+		}
+		if !slices.Equal(found, discovery) {
+			t.Errorf("coordinator-%d: CLUSTER_DISCOVERY_PATTERN %q names %v for ordinals 0..%d, want every pod %v", i, cfg.Cluster.DiscoveryPattern, found, n-1, discovery)
 		}
 		if n > 1 && cfg.Cluster.DeadServerGrace <= 0 {
 			t.Errorf("coordinator-%d: CLUSTER_DEAD_SERVER_GRACE unset: a pod deleted for good would stay a voter", i)

@@ -56,6 +56,10 @@ type ClusterConfig struct {
 	DataDir        string
 	Bootstrap      bool
 	DiscoveryNodes []string
+	// DiscoveryPattern (CLUSTER_DISCOVERY_PATTERN) names every pod of a
+	// StatefulSet with {ordinal} for its number; the node knows each name
+	// that resolves (discovery.go).
+	DiscoveryPattern string
 	// DeadServerGrace, when positive, lets the leader remove a voter it has
 	// not reached for this long and whose address no longer resolves (a pod
 	// deleted for good); zero never removes anyone.
@@ -121,6 +125,11 @@ func LoadConfig(l *config.Loader) Config {
 	}
 	c.Cluster.DeadServerGrace = l.Duration("CLUSTER_DEAD_SERVER_GRACE", 0, 0)
 	c.Cluster.DiscoveryNodes = l.DialAddrList("CLUSTER_DISCOVERY_NODES", nil)
+	if c.Cluster.DiscoveryPattern = l.String("CLUSTER_DISCOVERY_PATTERN", ""); c.Cluster.DiscoveryPattern != "" {
+		if want := validDiscoveryPattern(c.Cluster.DiscoveryPattern); want != "" {
+			l.Reject("CLUSTER_DISCOVERY_PATTERN", c.Cluster.DiscoveryPattern, want)
+		}
+	}
 	c.Cluster.JoinSecret = l.String("CLUSTER_JOIN_SECRET", "")
 	if v := l.String("CLUSTER_ADMIN_TOKEN", ""); v != "" {
 		l.Reject("CLUSTER_ADMIN_TOKEN", "(set)", "unset: membership changes need an admin credential now (gaia auth issue --role admin; a node that joins presents it through AUTH_TOKEN_FILE)")
@@ -151,8 +160,8 @@ func LoadConfig(l *config.Loader) Config {
 	if c.Session.HeartbeatInterval >= c.Session.LeaseTimeout {
 		l.Reject("SESSION_HEARTBEAT_INTERVAL", c.Session.HeartbeatInterval.String(), "a duration shorter than SESSION_LEASE_TIMEOUT ("+c.Session.LeaseTimeout.String()+")")
 	}
-	if c.Cluster.Enabled && !c.Cluster.Bootstrap && len(c.Cluster.DiscoveryNodes) == 0 {
-		l.Reject("CLUSTER_DISCOVERY_NODES", "", "at least one known node to join through when CLUSTER_ENABLED=true and CLUSTER_BOOTSTRAP=false")
+	if c.Cluster.Enabled && !c.Cluster.Bootstrap && len(c.Cluster.DiscoveryNodes) == 0 && c.Cluster.DiscoveryPattern == "" {
+		l.Reject("CLUSTER_DISCOVERY_NODES", "", "at least one known node to join through (or CLUSTER_DISCOVERY_PATTERN) when CLUSTER_ENABLED=true and CLUSTER_BOOTSTRAP=false")
 	}
 	if c.Cluster.Enabled && !c.Cluster.TLS.Enabled() {
 		l.Reject("CLUSTER_TLS_CERT_FILE", "", "a Raft member certificate (with CLUSTER_TLS_KEY_FILE and CLUSTER_TLS_CA_FILE, or the TLS_* files) when CLUSTER_ENABLED=true: "+

@@ -74,7 +74,7 @@ func (s *Service) replicatedByLeader() bool {
 // cluster. done reports that it did either.
 func (s *Service) joinOrForm(ctx context.Context, mayBootstrap bool) (done bool, err error) {
 	others, answered, configured := 0, 0, 0
-	for _, addr := range s.cfg.Cluster.DiscoveryNodes {
+	for _, addr := range s.discoveryNodes(ctx) {
 		st, err := s.peerStatus(ctx, addr)
 		if err != nil {
 			if addr != s.grpcAddr {

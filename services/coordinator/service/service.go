@@ -225,8 +225,12 @@ func raftTLS(cfg Config, log *zap.Logger) (*tlsconfig.Source, error) {
 }
 
 // knowsOthers reports whether CLUSTER_DISCOVERY_NODES names a node other
-// than this one.
+// than this one, or a CLUSTER_DISCOVERY_PATTERN may (a StatefulSet's pods
+// are peers by definition, however many exist now).
 func (s *Service) knowsOthers() bool {
+	if s.cfg.Cluster.DiscoveryPattern != "" {
+		return true
+	}
 	for _, addr := range s.cfg.Cluster.DiscoveryNodes {
 		if addr != s.grpcAddr {
 			return true
@@ -289,7 +293,7 @@ func (s *Service) Run(ctx context.Context) error {
 			return list, nil
 		})
 	}()
-	if s.cfg.Cluster.Enabled && len(s.cfg.Cluster.DiscoveryNodes) > 0 {
+	if s.cfg.Cluster.Enabled && (len(s.cfg.Cluster.DiscoveryNodes) > 0 || s.cfg.Cluster.DiscoveryPattern != "") {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
