@@ -67,3 +67,51 @@ func TestCutOffLeaderAcknowledgesNoBeat(t *testing.T) {
 	c.Heal()
 	c.WaitConverged()
 }
+
+// TestRelayedHeartbeatStreamSurvivesTheLeadersDeath beats through a follower
+// on a plain gRPC stream, with no reconnect logic on the client's side (as
+// grpcurl or any generated client has), while the leader is killed. Every
+// beat is answered on the same stream, the later ones by the new leader
+// (regression: the relay ended the client's stream with UNAVAILABLE "leader
+// ended the heartbeat relay" on every leader change, though its comment
+// promised the stream would survive).
+func TestRelayedHeartbeatStreamSurvivesTheLeadersDeath(t *testing.T) {
+	c := coordtest.Start(t, 3, coordtest.Options{Quiet: true, LeaseTimeout: 5 * time.Second, HeartbeatInterval: 2 * time.Second})
+	s, tok := register(t, c.Client(), "beater")
+	old := c.Leader()
+	via := c.Nodes[indexOtherThan(c, old)]
+	stream, err := c.Client(via).Sessions().Heartbeat(ctxT(t, 60*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	beat := func() *coordinatorv1.HeartbeatResponse {
+		t.Helper()
+		if err := stream.Send(&coordinatorv1.HeartbeatRequest{SessionId: s.GetSessionId(), SessionToken: tok}); err != nil {
+			t.Fatalf("send: %v", err)
+		}
+		ack, err := stream.Recv()
+		if err != nil {
+			t.Fatalf("the relayed stream ended: %v", err)
+		}
+		return ack
+	}
+	if ack := beat(); ack.GetLeader().GetNodeId() != old.ID {
+		t.Fatalf("first ack from %s, want the leader %s", ack.GetLeader().GetNodeId(), old.ID)
+	}
+	c.Kill(old)
+	killed := time.Now()
+	// Beats go on on the same stream until the new leader answers one.
+	for {
+		ack := beat()
+		if id := ack.GetLeader().GetNodeId(); id != old.ID {
+			if ack.GetStatus() != coordinatorv1.SessionStatus_SESSION_STATUS_ACTIVE {
+				t.Fatalf("new leader %s says the session is %v", id, ack.GetStatus())
+			}
+			t.Logf("new leader %s acked on the same stream %s after the kill", id, time.Since(killed).Round(time.Millisecond))
+			break
+		}
+		if time.Since(killed) > 20*time.Second {
+			t.Fatal("no ack from a new leader within 20s")
+		}
+	}
+}
