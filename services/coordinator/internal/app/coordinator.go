@@ -59,7 +59,10 @@ type Coordinator struct {
 
 	leases    *liveness.Tracker
 	waiters   *lockWaiters
-	confirmer *leaderConfirmer
+	confirmer *leaderConfirmer // reads: a quorum's word (VerifyLeader)
+	// beats: a quorum's acceptance of an entry written after the call
+	// (Barrier); see confirmBeat.
+	beatConfirmer *leaderConfirmer
 
 	mu          sync.Mutex
 	leading     bool
@@ -93,6 +96,7 @@ func New(cfg Config, r *raft.Raft, snapshots raft.SnapshotStore, f *fsm.FSM, log
 		waiters:   newLockWaiters(),
 	}
 	c.confirmer = newLeaderConfirmer(func() error { return r.VerifyLeader().Error() })
+	c.beatConfirmer = newLeaderConfirmer(func() error { return r.Barrier(c.cfg.ApplyTimeout).Error() })
 	f.OnLockFreed(c.waiters.freed)
 	return c
 }
@@ -266,13 +270,28 @@ func (c *Coordinator) apply(ctx context.Context, t fsm.CommandType, cmd any) (an
 	return f.Response(), nil
 }
 
-// verifyLeader makes a read, or a heartbeat's ack, linearizable: a quorum
-// confirms, in a round that began after the call, that this node still
-// leads. Concurrent callers share a round (see leaderConfirmer). Whether the
-// node leads at all was checked once, by the port that routed the request
-// here (see Leading).
+// verifyLeader makes a read linearizable: a quorum confirms, in a round
+// that began after the call, that this node still leads. Concurrent callers
+// share a round (see leaderConfirmer). Whether the node leads at all was
+// checked once, by the port that routed the request here (see Leading).
 func (c *Coordinator) verifyLeader(ctx context.Context) error {
-	if err := c.confirmer.confirm(ctx); err != nil {
+	return c.confirmWith(ctx, c.confirmer)
+}
+
+// confirmBeat backs a heartbeat's ack. VerifyLeader is not enough there: it
+// counts a follower's answer to an RPC sent before the call, so a leader
+// frozen past an election (SIGSTOP, a long GC pause) could, on waking, read
+// an answer that sat in its socket during the freeze and take it for a
+// quorum's word. A barrier is an entry written after the call, which only
+// followers that still take this node as leader can accept: no stale answer
+// can commit it. Concurrent beats share one barrier, so a beat storm costs
+// one small log entry per round, not per beat.
+func (c *Coordinator) confirmBeat(ctx context.Context) error {
+	return c.confirmWith(ctx, c.beatConfirmer)
+}
+
+func (c *Coordinator) confirmWith(ctx context.Context, l *leaderConfirmer) error {
+	if err := l.confirm(ctx); err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return ctxErr
 		}

@@ -127,7 +127,7 @@ func (c *Coordinator) Heartbeat(ctx context.Context, in HeartbeatInput) (Heartbe
 	// leader frozen past an election (a GC pause, a stopped VM) would
 	// otherwise ack, on waking, a session the new leader has already failed.
 	now := c.now()
-	if err := c.verifyLeader(ctx); err != nil {
+	if err := c.confirmBeat(ctx); err != nil {
 		return HeartbeatAck{}, err
 	}
 	// The session as it is now that leadership is confirmed (this leader may
