@@ -132,7 +132,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		return nil, err
 	}
 	teacherpage.Register(mux)
-	mux.Handle("/", limitBody(rest.PresentFieldsMask(api), cfg.HTTP.MaxBodyBytes))
+	mux.Handle("/", validRequestText(limitBody(rest.PresentFieldsMask(api), cfg.HTTP.MaxBodyBytes)))
 
 	lis, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
