@@ -75,6 +75,9 @@ func LabelSelector(field, sel string) (map[string]string, error) {
 	if sel == "" {
 		return nil, nil
 	}
+	if err := Text(field, sel); err != nil {
+		return nil, err
+	}
 	pairs := strings.Split(sel, ",")
 	if len(pairs) > MaxSelectorLabels {
 		return nil, domainerr.Invalid(field, fmt.Sprintf("has %d labels, at most %d", len(pairs), MaxSelectorLabels))

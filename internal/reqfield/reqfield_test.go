@@ -1,12 +1,14 @@
 package reqfield_test
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gaia-platform/gaia/internal/domainerr"
@@ -141,5 +143,24 @@ func TestLengthsCountCharactersNotBytes(t *testing.T) {
 		if got := reqfield.TooLong(tt.s, tt.max); got != tt.want {
 			t.Errorf("TooLong(%d bytes, %d runes, max %d) = %v, want %v", len(tt.s), len([]rune(tt.s)), tt.max, got, tt.want)
 		}
+	}
+}
+
+// TestStructTextNamesTheNestedValue: a NUL inside a Struct, at any depth,
+// reached PostgreSQL's jsonb (which refuses it) and came back as INTERNAL.
+func TestStructTextNamesTheNestedValue(t *testing.T) {
+	s, err := structpb.NewStruct(map[string]any{"ok": "fine", "a": map[string]any{"b": []any{1, "x\x00"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var de *domainerr.Error
+	if err := reqfield.Struct("payload", s); !errors.As(err, &de) || de.Field != "payload.a.b[1]" {
+		t.Errorf("Struct = %v, want INVALID_ARGUMENT on payload.a.b[1]", err)
+	}
+	if err := reqfield.Text("reason", "caf\xe9"); !errors.As(err, &de) || de.Field != "reason" {
+		t.Errorf("Text(invalid UTF-8) = %v, want INVALID_ARGUMENT on reason", err)
+	}
+	if err := reqfield.Text("reason", "café ☕"); err != nil {
+		t.Errorf("Text(valid) = %v", err)
 	}
 }

@@ -18,5 +18,8 @@ func SessionRef(id, token string) error {
 	case token == "":
 		return domainerr.Invalid("session_token", "must not be empty")
 	}
-	return nil
+	if err := Text("session_id", id); err != nil {
+		return err
+	}
+	return Text("session_token", token)
 }

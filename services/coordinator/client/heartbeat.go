@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/gaia-platform/gaia/internal/background"
 	coordinatorv1 "github.com/gaia-platform/gaia/proto/gaia/coordinator/v1"
 )
 
@@ -134,12 +135,20 @@ func (h *Heartbeater) Stop() {
 	h.cancel()
 }
 
+var errHeartbeatPanicked = errors.New("heartbeat stream panicked")
+
 func (h *Heartbeater) run(ctx context.Context) {
 	defer close(h.done)
 	bo := backoff{min: min(max(h.interval/50, 5*time.Millisecond), 100*time.Millisecond)}
 	bo.max = max(h.interval/2, bo.min)
 	for {
-		acked, err := h.runStream(ctx)
+		// A panic (in the status callback, say) is logged and the stream
+		// reopened: the metrics service beats from inside `gaia up`.
+		var acked bool
+		var err error
+		if background.Safely(h.logger, "heartbeat", background.Options{}, func() { acked, err = h.runStream(ctx) }) {
+			err = errHeartbeatPanicked
+		}
 		if errors.Is(err, errHeartbeatStopped) || ctx.Err() != nil {
 			return
 		}

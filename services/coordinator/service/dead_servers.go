@@ -8,6 +8,8 @@ import (
 
 	"github.com/hashicorp/raft"
 	"go.uber.org/zap"
+
+	"github.com/gaia-platform/gaia/internal/background"
 )
 
 // Dead-server cleanup, after Consul autopilot's: a voter that is gone for
@@ -71,7 +73,11 @@ func (s *Service) cleanDeadServers(ctx context.Context) {
 	})
 	s.node.Raft.RegisterObserver(obs)
 	done := make(chan struct{})
-	go func() { defer close(done); d.observe(ch) }()
+	go func() {
+		defer close(done)
+		// Until ch is closed, also after a panic (which is logged).
+		background.Loop(context.Background(), s.log, "dead-server-observer", background.Options{}, func(context.Context) { d.observe(ch) })
+	}()
 	defer func() {
 		s.node.Raft.DeregisterObserver(obs)
 		close(ch)

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/gaia-platform/gaia/internal/auth"
+	"github.com/gaia-platform/gaia/internal/background"
 	"github.com/gaia-platform/gaia/internal/grpcclient"
 	"github.com/gaia-platform/gaia/internal/grpcserver"
 	"github.com/gaia-platform/gaia/internal/telemetry"
@@ -280,17 +281,21 @@ func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	appCtx, stopApp := context.WithCancel(context.Background())
 	wg.Add(1)
+	// The long-lived loops restart after a panic (logged with its stack)
+	// rather than end the process, which `gaia up` shares with every service.
 	go func() {
 		defer wg.Done()
-		s.app.Run(appCtx)
+		background.Loop(appCtx, s.log, "leadership", background.Options{}, s.app.Run)
 	}()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		// This node's own replica is the revocation list.
-		s.auth.Run(appCtx, func(context.Context) ([]auth.Revoked, error) {
-			list, _ := s.app.Revocations()
-			return list, nil
+		background.Loop(appCtx, s.log, "revocations", background.Options{}, func(ctx context.Context) {
+			s.auth.Run(ctx, func(context.Context) ([]auth.Revoked, error) {
+				list, _ := s.app.Revocations()
+				return list, nil
+			})
 		})
 	}()
 	if s.cfg.Cluster.Enabled && (len(s.cfg.Cluster.DiscoveryNodes) > 0 || s.cfg.Cluster.DiscoveryPattern != "") {
@@ -303,7 +308,7 @@ func (s *Service) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		s.watchReadiness(appCtx)
+		background.Loop(appCtx, s.log, "readiness", background.Options{}, s.watchReadiness)
 	}()
 	if s.metricsLis != nil {
 		wg.Add(1)
@@ -318,7 +323,7 @@ func (s *Service) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.cleanDeadServers(appCtx)
+			background.Loop(appCtx, s.log, "dead-servers", background.Options{}, s.cleanDeadServers)
 		}()
 	}
 

@@ -143,6 +143,10 @@ func (s *Service) Run(ctx context.Context) error {
 	if s.follower != nil {
 		jobs.Go("follower", s.follower.Run)
 	}
+	// Ready only while PostgreSQL answers.
+	jobs.Go("readiness", func(ctx context.Context) {
+		s.grpc.WatchReadiness(ctx, grpcserver.Dependency{Name: "postgresql", Check: s.pool.Ping})
+	})
 	var promErr error
 	jobs.Go("prometheus", func(ctx context.Context) { promErr = telemetry.Serve(ctx, s.lis.Metrics, s.registry) })
 	// The hub ends live subscriptions (telling each where to resume) before

@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/gaia-platform/gaia/internal/auth"
+	"github.com/gaia-platform/gaia/internal/background"
 	"github.com/gaia-platform/gaia/internal/buildinfo"
 	"github.com/gaia-platform/gaia/internal/grpcclient"
 	"github.com/gaia-platform/gaia/internal/grpcserver"
@@ -132,7 +133,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		return nil, err
 	}
 	teacherpage.Register(mux)
-	mux.Handle("/", limitBody(rest.PresentFieldsMask(api), cfg.HTTP.MaxBodyBytes))
+	mux.Handle("/", validRequestText(limitBody(rest.PresentFieldsMask(api), cfg.HTTP.MaxBodyBytes)))
 
 	lis, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
@@ -316,7 +317,8 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	reloadCtx, stopReload := context.WithCancel(context.Background())
 	defer stopReload()
-	go s.reloadKeys(reloadCtx)
+	// Restarted after a panic: under `gaia up` the process is every service's.
+	go background.Loop(reloadCtx, s.log, "key-reload", background.Options{}, s.reloadKeys)
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.lis) }()
 	select {

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/gaia-platform/gaia/internal/auth"
 	"github.com/gaia-platform/gaia/internal/background"
@@ -239,6 +240,13 @@ func (s *Service) Run(ctx context.Context) error {
 	var promErr error
 	jobs.Go("prometheus", func(ctx context.Context) { promErr = telemetry.Serve(ctx, s.lis.Metrics, s.registry) })
 	jobs.Go("frustration-notifier", s.notifier.Run)
+	// Ready only while PostgreSQL answers and, when detection runs, a
+	// coordinator with a leader (which grants the detection locks).
+	deps := []grpcserver.Dependency{{Name: "postgresql", Check: s.pool.Ping}}
+	if s.coord != nil {
+		deps = append(deps, grpcserver.HealthDependency("coordinator", healthpb.NewHealthClient(s.coord.Conn()), grpcserver.ReadinessService))
+	}
+	jobs.Go("readiness", func(ctx context.Context) { s.grpc.WatchReadiness(ctx, deps...) })
 	// The detector outlives its ownership loop, whose final release asks it
 	// for a last checkpoint of every partition.
 	detector := background.NewJobs(s.log, background.Options{})

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/gaia-platform/gaia/internal/auth"
 	"github.com/gaia-platform/gaia/internal/background"
@@ -131,6 +132,13 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	})
 	jobs.Go("metrics", func(ctx context.Context) { metricsErr = telemetry.Serve(ctx, s.lis.Metrics, s.registry) })
+	// Ready only while PostgreSQL and a coordinator with a leader answer:
+	// without either no claim, enqueue or settle can succeed.
+	jobs.Go("readiness", func(ctx context.Context) {
+		s.grpc.WatchReadiness(ctx,
+			grpcserver.Dependency{Name: "postgresql", Check: s.pool.Ping},
+			grpcserver.HealthDependency("coordinator", healthpb.NewHealthClient(s.coord.Conn()), grpcserver.ReadinessService))
+	})
 
 	err := s.grpc.Serve(ctx, s.lis.GRPC)
 	jobs.Stop()

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/gaia-platform/gaia/internal/auth"
+	"github.com/gaia-platform/gaia/internal/background"
 	"github.com/gaia-platform/gaia/internal/domainerr"
 	"github.com/gaia-platform/gaia/services/coordinator/internal/fsm"
 	"github.com/gaia-platform/gaia/services/coordinator/internal/liveness"
@@ -73,6 +74,10 @@ type Coordinator struct {
 	// pending transitions already proposed, so that a beat storm does not
 	// propose the same change many times.
 	proposing sync.Map // session id → state.Status
+
+	// testHookPropose, set only by this package's tests, runs at the start
+	// of a background transition proposal (to make one panic).
+	testHookPropose func(sessionID string)
 }
 
 // New builds the use cases over a Raft node and its state machine.
@@ -95,11 +100,23 @@ func New(cfg Config, r *raft.Raft, snapshots raft.SnapshotStore, f *fsm.FSM, log
 		leases:    liveness.NewTracker(cfg.LeaseTimeout),
 		waiters:   newLockWaiters(),
 	}
-	c.confirmer = newLeaderConfirmer(func() error { return r.VerifyLeader().Error() })
-	c.beatConfirmer = newLeaderConfirmer(func() error { return r.Barrier(c.cfg.ApplyTimeout).Error() })
+	// The confirmers' rounds run on goroutines of their own: a panic there
+	// is logged and answered as a failed check, not the end of the process.
+	safe := func(name string, check func() error) func() error {
+		return func() (err error) {
+			if background.Safely(log, name, background.Options{}, func() { err = check() }) {
+				err = errLeaderCheckPanicked
+			}
+			return err
+		}
+	}
+	c.confirmer = newLeaderConfirmer(safe("verify-leader", func() error { return r.VerifyLeader().Error() }))
+	c.beatConfirmer = newLeaderConfirmer(safe("beat-barrier", func() error { return r.Barrier(c.cfg.ApplyTimeout).Error() }))
 	f.OnLockFreed(c.waiters.freed)
 	return c
 }
+
+var errLeaderCheckPanicked = errors.New("leadership check failed")
 
 // Run follows this node's leadership until ctx ends: on gaining it, it
 // records the node's address, re-arms every lease with the failover grace and
@@ -169,14 +186,16 @@ func (c *Coordinator) gainLeadership(ctx context.Context) {
 		}
 	}
 	c.leaderLoops.Add(3)
-	go c.leaderLoop(lctx, sweepInterval(c.cfg.HeartbeatInterval), c.judgeLeases)
-	go c.leaderLoop(lctx, sweepInterval(c.cfg.HeartbeatInterval), c.expireLocks)
-	go c.leaderLoop(lctx, min(c.cfg.SessionRetention/4, 10*time.Minute), c.purgeSessions)
+	go c.leaderLoop(lctx, "judge-leases", sweepInterval(c.cfg.HeartbeatInterval), c.judgeLeases)
+	go c.leaderLoop(lctx, "expire-locks", sweepInterval(c.cfg.HeartbeatInterval), c.expireLocks)
+	go c.leaderLoop(lctx, "purge-sessions", min(c.cfg.SessionRetention/4, 10*time.Minute), c.purgeSessions)
 }
 
 // leaderLoop runs step every interval, with the leader's time, until ctx
-// ends with this node's leadership.
-func (c *Coordinator) leaderLoop(ctx context.Context, interval time.Duration, step func(ctx context.Context, now time.Time)) {
+// ends with this node's leadership. A step that panics is logged with its
+// stack and the loop goes on at the next tick: under `gaia up` every
+// service shares the process, which a panic here would end.
+func (c *Coordinator) leaderLoop(ctx context.Context, job string, interval time.Duration, step func(ctx context.Context, now time.Time)) {
 	defer c.leaderLoops.Done()
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
@@ -186,7 +205,7 @@ func (c *Coordinator) leaderLoop(ctx context.Context, interval time.Duration, st
 			return
 		case <-tick.C:
 		}
-		step(ctx, c.now())
+		background.Safely(c.log, job, background.Options{}, func() { step(ctx, c.now()) })
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/gaia-platform/gaia/internal/background"
 	"github.com/gaia-platform/gaia/internal/domainerr"
 	"github.com/gaia-platform/gaia/internal/window"
 	"github.com/gaia-platform/gaia/services/coordinator/internal/fsm"
@@ -171,12 +172,18 @@ func (c *Coordinator) proposeTransition(id string, to state.Status, lastBeat tim
 		return
 	}
 	go func() {
+		// Deleted even after a panic, so that the next beat may propose again.
 		defer c.proposing.Delete(id)
-		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.ApplyTimeout)
-		defer cancel()
-		if _, err := c.transition(ctx, id, to, lastBeat); err != nil {
-			c.log.Debug("session transition not committed", zap.String("session_id", id), zap.String("to", string(to)), zap.Error(err))
-		}
+		background.Safely(c.log, "propose-transition", background.Options{}, func() {
+			if c.testHookPropose != nil {
+				c.testHookPropose(id)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.ApplyTimeout)
+			defer cancel()
+			if _, err := c.transition(ctx, id, to, lastBeat); err != nil {
+				c.log.Debug("session transition not committed", zap.String("session_id", id), zap.String("to", string(to)), zap.Error(err))
+			}
+		})
 	}()
 }
 

@@ -6,6 +6,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/gaia-platform/gaia/internal/domainerr"
+	"github.com/gaia-platform/gaia/internal/reqfield"
 	coordinatorv1 "github.com/gaia-platform/gaia/proto/gaia/coordinator/v1"
 	"github.com/gaia-platform/gaia/services/coordinator/internal/app"
 )
@@ -43,6 +44,9 @@ func (s *clusterServer) GetClusterStatus(ctx context.Context, _ *coordinatorv1.G
 func (s *clusterServer) AddVoter(ctx context.Context, req *coordinatorv1.AddVoterRequest) (*coordinatorv1.AddVoterResponse, error) {
 	if req.GetNodeId() == "" {
 		return nil, domainerr.Invalid("node_id", "must not be empty")
+	}
+	if err := reqfield.Text("node_id", req.GetNodeId()); err != nil {
+		return nil, err
 	}
 	if err := validateHostPort("raft_address", req.GetRaftAddress(), true); err != nil {
 		return nil, err

@@ -86,7 +86,7 @@ func validateLabels(field string, labels map[string]string) error {
 			return domainerr.Invalid(field, fmt.Sprintf("value of %q must be at most %d characters", k, maxLabelValueLen))
 		}
 	}
-	return nil
+	return reqfield.TextMap(field, labels)
 }
 
 // validateBeat checks what a heartbeat reports.
@@ -97,7 +97,7 @@ func validateBeat(req *coordinatorv1.HeartbeatRequest) error {
 	if reqfield.TooLong(req.GetActivity(), maxActivityLen) {
 		return domainerr.Invalid("activity", fmt.Sprintf("must be at most %d characters", maxActivityLen))
 	}
-	return nil
+	return reqfield.Text("activity", req.GetActivity())
 }
 
 func validateLockKey(key string) error {

@@ -6,10 +6,12 @@ package app
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/gaia-platform/gaia/internal/background"
 	"github.com/gaia-platform/gaia/services/dashboard/internal/domain/alert"
 )
 
@@ -58,6 +60,8 @@ func (f *Follower) Run(ctx context.Context) {
 	}
 }
 
+var errWatchPanicked = errors.New("watching frustration events panicked")
+
 func (f *Follower) follow(ctx context.Context) (progressed bool, err error) {
 	checkpoint, err := f.repo.Checkpoint(ctx)
 	if err != nil {
@@ -69,14 +73,22 @@ func (f *Follower) follow(ctx context.Context) (progressed bool, err error) {
 	watchErr := make(chan error, 1)
 	go func() {
 		defer close(events)
-		watchErr <- f.src.Watch(ctx, checkpoint, func(e alert.Event) error {
-			select {
-			case events <- e:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		})
+		// A panic in the watch ends this round of following with an error
+		// (the follower's loop starts another) rather than the process.
+		var err error
+		if background.Safely(f.log, "follower-watch", background.Options{}, func() {
+			err = f.src.Watch(ctx, checkpoint, func(e alert.Event) error {
+				select {
+				case events <- e:
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			})
+		}) {
+			err = errWatchPanicked
+		}
+		watchErr <- err
 	}()
 	batch := make([]alert.Event, 0, MaxFollowBatch)
 	for {

@@ -1,5 +1,6 @@
 // Package readiness decides whether the gateway can serve: it asks every
-// backend's gRPC health service, in parallel and with a short deadline.
+// backend's gRPC health service for its readiness, in parallel and with a
+// short deadline.
 package readiness
 
 import (
@@ -11,7 +12,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 )
 
 // Checker reports whether every backend is SERVING.
@@ -46,7 +49,7 @@ func (c *Checker) Check(ctx context.Context) Report {
 			cctx, cancel := context.WithTimeout(ctx, c.Timeout)
 			defer cancel()
 			state := "SERVING"
-			resp, err := healthpb.NewHealthClient(conn).Check(cctx, &healthpb.HealthCheckRequest{})
+			resp, err := checkReadiness(cctx, healthpb.NewHealthClient(conn))
 			switch {
 			case err != nil:
 				state = "UNREACHABLE"
@@ -63,6 +66,22 @@ func (c *Checker) Check(ctx context.Context) Report {
 	}
 	wg.Wait()
 	return rep
+}
+
+// ReadinessService is the health service every GAIA backend keeps SERVING
+// only while it can do its work (its dependencies answer); "" says only that
+// the process serves gRPC, and was SERVING with no coordinator leader or no
+// PostgreSQL behind it.
+const ReadinessService = "readiness"
+
+// checkReadiness asks for ReadinessService, and for "" of a backend that does
+// not know it (NOT_FOUND: one older than readiness services).
+func checkReadiness(ctx context.Context, c healthpb.HealthClient) (*healthpb.HealthCheckResponse, error) {
+	resp, err := c.Check(ctx, &healthpb.HealthCheckRequest{Service: ReadinessService})
+	if status.Code(err) == codes.NotFound {
+		return c.Check(ctx, &healthpb.HealthCheckRequest{})
+	}
+	return resp, err
 }
 
 // ServeHTTP answers 200 when every backend is SERVING and 503 otherwise, with

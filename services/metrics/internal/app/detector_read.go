@@ -5,7 +5,9 @@ package app
 
 import (
 	"context"
+	"errors"
 
+	"github.com/gaia-platform/gaia/internal/background"
 	"github.com/gaia-platform/gaia/services/metrics/internal/domain/detect"
 )
 
@@ -55,12 +57,18 @@ func (d *Detector) readOnce(ctx context.Context, q detect.SourceQuery) (uint64, 
 	return horizon, true, batch, nil
 }
 
+var errReadAheadPanicked = errors.New("reading ahead panicked")
+
 func (d *Detector) startReadAhead(ctx context.Context, q detect.SourceQuery) {
 	a := &readAhead{q: q, done: make(chan struct{})}
 	d.ahead = a
 	go func() {
 		defer close(a.done)
-		a.horizon, a.read, a.batch, a.err = d.readOnce(ctx, q)
+		if background.Safely(d.log, "detector-read-ahead", background.Options{}, func() {
+			a.horizon, a.read, a.batch, a.err = d.readOnce(ctx, q)
+		}) {
+			a.read, a.err = false, errReadAheadPanicked
+		}
 	}()
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/gaia-platform/gaia/internal/background"
 	"github.com/gaia-platform/gaia/internal/domainerr"
 	"github.com/gaia-platform/gaia/services/metrics/internal/domain/usability"
 )
@@ -107,7 +108,17 @@ func (g *GroupCommitter) Run(ctx context.Context) {
 		go func() {
 			defer wg.Done()
 			for group := range groups {
-				g.writeGroup(group)
+				// A panic is logged and its group answered as a failed
+				// write, rather than ending the process (every service's
+				// under `gaia up`); the writer takes the next group.
+				if background.Safely(g.log, "group-commit-writer", background.Options{}, func() { g.writeGroup(group) }) {
+					for _, r := range group {
+						select { // done holds one answer; one may be there already
+						case r.done <- writeResult{err: errWriteFailed}:
+						default:
+						}
+					}
+				}
 			}
 		}()
 	}

@@ -112,3 +112,29 @@ func TestGroupCommitterFailureAnswersEveryCaller(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// panickyStore panics on its first write.
+type panickyStore struct {
+	memoryStore
+	once sync.Once
+}
+
+func (s *panickyStore) Write(ctx context.Context, events []usability.Event, at time.Time) ([]bool, error) {
+	s.once.Do(func() { panic("boom") })
+	return s.memoryStore.Write(ctx, events, at)
+}
+
+// TestGroupCommitWriterSurvivesAPanic: a group-commit writer is a goroutine
+// of its own, and a panic in a write ended the process (every service's,
+// under `gaia up`). The group that panicked is answered UNAVAILABLE and the
+// next write is stored.
+func TestGroupCommitWriterSurvivesAPanic(t *testing.T) {
+	store := &panickyStore{memoryStore: memoryStore{stored: map[usability.Key]bool{}}}
+	g := runCommitter(t, store, GroupCommitConfig{})
+	if _, err := g.Write(context.Background(), []usability.Event{hint("1", "a", "r")}); domainerr.KindOf(err) != domainerr.Unavailable {
+		t.Fatalf("write that panicked: %v, want UNAVAILABLE", err)
+	}
+	if _, err := g.Write(context.Background(), []usability.Event{hint("2", "a", "r")}); err != nil {
+		t.Fatalf("write after the panic: %v", err)
+	}
+}

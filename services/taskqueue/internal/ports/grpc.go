@@ -207,6 +207,9 @@ func (s *taskServer) FailTask(ctx context.Context, req *taskqueuev1.FailTaskRequ
 	if len(req.GetError()) > maxError {
 		return nil, domainerr.Invalid("error", "must be at most 8 KiB")
 	}
+	if err := reqfield.Text("error", req.GetError()); err != nil {
+		return nil, err
+	}
 	t, retry, err := s.Queue.Fail(ctx, tok, req.GetSessionId(), req.GetSessionToken(), req.GetError(), req.GetRetryable())
 	if err != nil {
 		return nil, err
@@ -221,6 +224,9 @@ func (s *taskServer) CancelTask(ctx context.Context, req *taskqueuev1.CancelTask
 	}
 	if len(req.GetReason()) > maxReason {
 		return nil, domainerr.Invalid("reason", "must be at most 1 KiB")
+	}
+	if err := reqfield.Text("reason", req.GetReason()); err != nil {
+		return nil, err
 	}
 	reason := req.GetReason()
 	if reason == "" {
@@ -260,6 +266,10 @@ func (s *taskServer) GetTask(ctx context.Context, req *taskqueuev1.GetTaskReques
 		if err := validateTaskID("task_id", req.GetTaskId()); err != nil {
 			return nil, err
 		}
+	default:
+		if err := reqfield.Text("idempotency_key", req.GetIdempotencyKey()); err != nil {
+			return nil, err
+		}
 	}
 	t, err := s.Queue.Get(ctx, req.GetTaskId(), req.GetIdempotencyKey())
 	if err != nil {
@@ -271,6 +281,12 @@ func (s *taskServer) GetTask(ctx context.Context, req *taskqueuev1.GetTaskReques
 
 func (s *taskServer) ListTasks(ctx context.Context, req *taskqueuev1.ListTasksRequest) (*taskqueuev1.ListTasksResponse, error) {
 	f := task.ListFilter{Types: req.GetTaskTypes(), LessonID: req.GetLessonId(), ClaimedBySessionID: req.GetClaimedBySessionId()}
+	if err := reqfield.Texts("task_types", f.Types); err != nil {
+		return nil, err
+	}
+	if err := reqfield.Text("claimed_by_session_id", f.ClaimedBySessionID); err != nil {
+		return nil, err
+	}
 	var err error
 	if f.Limit, err = reqfield.PageSize(req.GetPageSize()); err != nil {
 		return nil, err
@@ -341,6 +357,9 @@ func (s *lessonServer) GetLesson(ctx context.Context, req *taskqueuev1.GetLesson
 
 func (s *lessonServer) ListLessons(ctx context.Context, req *taskqueuev1.ListLessonsRequest) (*taskqueuev1.ListLessonsResponse, error) {
 	f := task.LessonFilter{Project: req.GetProject()}
+	if err := reqfield.Text("project", f.Project); err != nil {
+		return nil, err
+	}
 	var err error
 	if f.Limit, err = reqfield.PageSize(req.GetPageSize()); err != nil {
 		return nil, err
@@ -400,6 +419,9 @@ func (s *lessonServer) ListSessionAffinities(ctx context.Context, req *taskqueue
 		return nil, domainerr.Invalid("session_name", "give session_name, lesson_id or both")
 	}
 	f := task.AffinityFilter{SessionName: req.GetSessionName(), LessonID: req.GetLessonId()}
+	if err := reqfield.Text("session_name", f.SessionName); err != nil {
+		return nil, err
+	}
 	if f.LessonID != "" {
 		if err := validateUUID("lesson_id", f.LessonID); err != nil {
 			return nil, err

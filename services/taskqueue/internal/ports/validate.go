@@ -88,6 +88,9 @@ func structJSON(field string, s *structpb.Struct, limit int) (json.RawMessage, e
 	if s == nil {
 		return nil, nil
 	}
+	if err := reqfield.Struct(field, s); err != nil {
+		return nil, err
+	}
 	b, err := protojson.Marshal(s)
 	if err != nil {
 		return nil, domainerr.Invalid(field, err.Error())
@@ -118,6 +121,9 @@ func newTask(prefix string, r *taskqueuev1.EnqueueTaskRequest) (task.NewTask, er
 		return t, domainerr.Invalid(join(prefix, "idempotency_key"), "must not be empty")
 	case reqfield.TooLong(t.IdempotencyKey, maxKeyLen):
 		return t, domainerr.Invalid(join(prefix, "idempotency_key"), "must be at most 256 characters")
+	}
+	if err := reqfield.Text(join(prefix, "idempotency_key"), t.IdempotencyKey); err != nil {
+		return t, err
 	}
 	if err := validateType(join(prefix, "task_type"), t.Type); err != nil {
 		return t, err
@@ -158,6 +164,11 @@ func newLesson(r *taskqueuev1.CreateLessonRequest) (task.Lesson, error) {
 	case l.Priority < 0 || l.Priority > 10:
 		return l, domainerr.Invalid("priority", "must be between 0 and 10")
 	}
+	for _, f := range []struct{ name, v string }{{"project", l.Project}, {"name", l.Name}, {"objective", l.Objective}} {
+		if err := reqfield.Text(f.name, f.v); err != nil {
+			return l, err
+		}
+	}
 	var err error
 	l.Metadata, err = structJSON("metadata", r.GetMetadata(), maxMetadata)
 	return l, err
@@ -176,11 +187,17 @@ func lessonUpdate(r *taskqueuev1.UpdateLessonRequest) (task.LessonUpdate, error)
 			if n == "" || reqfield.TooLong(n, 256) {
 				return u, domainerr.Invalid("name", "must be 1 to 256 characters")
 			}
+			if err := reqfield.Text("name", n); err != nil {
+				return u, err
+			}
 			u.Name = &n
 		case "objective":
 			o := r.GetObjective()
 			if len(o) > maxObjective {
 				return u, domainerr.Invalid("objective", "must be at most 4 KiB")
+			}
+			if err := reqfield.Text("objective", o); err != nil {
+				return u, err
 			}
 			u.Objective = &o
 		case "priority":
