@@ -69,25 +69,29 @@ func (s *DetectorSource) Read(ctx context.Context, q detect.SourceQuery) (detect
 	if events {
 		// The global commit-order index (commit_xid, commit_ord); every
 		// replica reads every classroom's events and keeps its partitions'.
+		// ORDER BY names the table's column: the bare name would be the
+		// output column commit_xid::text, a text sort (10000 before 9999)
+		// of every row up to the horizon instead of an index range scan
+		// stopped at the limit.
 		b.Queue(`
 			SELECT commit_xid::text, commit_ord, classroom_id, student_id, app_id, item_id, kind, correct, x, y,
 			       coalesce(attrs->>'action', ''), coalesce(attrs->>'key', ''), occurred_at
 			  FROM metrics.usability_events
 			 WHERE (commit_xid, commit_ord) > ($1::text::xid8, $2)
 			   AND commit_xid < $3::text::xid8
-			 ORDER BY commit_xid, commit_ord
+			 ORDER BY usability_events.commit_xid, commit_ord
 			 LIMIT $4`, xidText(q.After.Xid), q.After.Ord, xidText(q.Horizon), q.Limit)
 	}
 	b.Queue(`
 		SELECT commit_xid::text, classroom_id, student_id, app_id, item_id, rating, occurred_at
 		  FROM metrics.ratings
 		 WHERE commit_xid >= $1::text::xid8 AND commit_xid < $2::text::xid8
-		 ORDER BY commit_xid`, xidText(q.RatingsFrom), xidText(q.Horizon))
+		 ORDER BY ratings.commit_xid`, xidText(q.RatingsFrom), xidText(q.Horizon))
 	b.Queue(`
 		SELECT commit_xid::text, classroom_id, sensitivity, overrides, disabled_indicators, updated_at
 		  FROM metrics.detection_settings
 		 WHERE commit_xid >= $1::text::xid8 AND commit_xid < $2::text::xid8
-		 ORDER BY commit_xid`, xidText(q.SettingsFrom), xidText(q.Horizon))
+		 ORDER BY detection_settings.commit_xid`, xidText(q.SettingsFrom), xidText(q.Horizon))
 	res := s.pool.SendBatch(ctx, b)
 	defer func() { _ = res.Close() }()
 
