@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
@@ -27,9 +28,20 @@ import (
 func startDetectionBench(b *testing.B) *metricstest.Metrics {
 	coord := coordtest.Start(b, 1, coordtest.Options{Quiet: true})
 	db := pgtest.NewDatabase(b)
-	svc := metricstest.Start(b, db, metricstest.Options{Quiet: true, Keys: coord.Keys,
-		Detection: &metricstest.Detection{CoordinatorAddrs: coord.Addrs(), Partitions: 16, LockTTL: 5 * time.Second}})
-	pool := pgtest.Pool(b, db)
+	svc := metricstest.Start(b, db, detectionBenchOptions(coord))
+	waitPartitionsClaimed(b, pgtest.Pool(b, db))
+	return svc
+}
+
+// detectionBenchOptions runs the detector on all 16 partitions.
+func detectionBenchOptions(coord *coordtest.Cluster) metricstest.Options {
+	return metricstest.Options{Quiet: true, Keys: coord.Keys,
+		Detection: &metricstest.Detection{CoordinatorAddrs: coord.Addrs(), Partitions: 16, LockTTL: 5 * time.Second}}
+}
+
+// waitPartitionsClaimed waits until all 16 detector partitions have an owner
+// in the store.
+func waitPartitionsClaimed(b *testing.B, pool *pgxpool.Pool) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var n int
@@ -37,7 +49,7 @@ func startDetectionBench(b *testing.B) *metricstest.Metrics {
 			b.Fatal(err)
 		}
 		if n == 16 {
-			return svc
+			return
 		}
 		if time.Now().After(deadline) {
 			b.Fatalf("only %d detector partitions claimed", n)
@@ -290,5 +302,118 @@ func BenchmarkDetectionThroughput(b *testing.B) {
 		b.ReportMetric(float64(n)/ingest.Seconds(), "ingest-events/s")
 		b.ReportMetric(float64(n)/detect.Seconds(), "detector-events/s")
 		b.ReportMetric(ingest.Seconds()/detect.Seconds(), "ratio-to-ingest")
+	}
+}
+
+// BenchmarkDetectionBacklogThroughput measures the detector's capacity
+// against ingest's in one run, each on its own: GAIA_BENCH_METRICS_EVENTS
+// events (default 200,000) are sent as BenchmarkDetectionThroughput sends
+// them to a replica with the detector off (FRUSTRATION_DETECTION_ENABLED=
+// false), which gives the ingest rate; once the classroom rollups have
+// caught up and that replica has stopped, a replica with the detector on
+// starts over the same database and coordinator, and the detector's rate is
+// the events over the time from its first partition owned until it has
+// judged them all. The live benchmark cannot reach 1× by construction (the
+// detector reads an event only after it commits, so it ends a round after
+// ingest); this one can.
+//
+// A partition never claimed starts at the horizon of its claim, so a
+// detector started after the backlog would skip it. The detector therefore
+// runs once before the first ingest, claims all 16 partitions and stops
+// (a final checkpoint each, positions before any event): the replica that
+// starts after the ingest resumes from those checkpoints, as one does after
+// the detector has been down. Each op ends the same way, so the next op's
+// backlog starts at its checkpoints too.
+func BenchmarkDetectionBacklogThroughput(b *testing.B) {
+	coord := coordtest.Start(b, 1, coordtest.Options{Quiet: true})
+	db := pgtest.NewDatabase(b)
+	pool := pgtest.Pool(b, db)
+	detector := metricstest.Start(b, db, detectionBenchOptions(coord))
+	waitPartitionsClaimed(b, pool)
+	detector.Stop()
+	ingest := metricstest.Start(b, db, metricstest.Options{Quiet: true, Keys: coord.Keys}) // Detection nil: FRUSTRATION_DETECTION_ENABLED=false
+	conns := dialN(b, ingest.Addr, ingest.AdminToken, metricsBenchConns)
+	n := metricsBenchEvents(b)
+	for i := 0; i < b.N; i++ {
+		if i > 0 {
+			ingest.Restart()
+		}
+		var start int64
+		if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM metrics.usability_events`).Scan(&start); err != nil {
+			b.Fatal(err)
+		}
+		sim := newClassroomSim(uint64(i + 31))
+		batches := metricsBenchBatches(sim, fmt.Sprintf("backlog%d", i), n)
+		reqs := make([]*metricsv1.RecordMetricsRequest, len(batches))
+		for j, batch := range batches {
+			reqs[j] = &metricsv1.RecordMetricsRequest{}
+			for _, e := range batch {
+				reqs[j].Events = append(reqs[j].Events, eventToProto(e))
+			}
+		}
+		ingestTime := runParallel(b, len(reqs), metricsBenchClients, func(ctx context.Context, worker, j int) error {
+			_, err := metricsv1.NewMetricsServiceClient(conns[worker%len(conns)]).RecordMetrics(ctx, reqs[j])
+			return err
+		})
+		// The backlog stands: nothing else is left running while the
+		// detector works through it.
+		waitRollupsFor(b, ingest.PrometheusAddr, n)
+		ingest.Stop()
+
+		restart := time.Now()
+		detector.Restart()
+		var owned, judged time.Time
+		for judged.IsZero() {
+			m := scrape(b, detector.PrometheusAddr)
+			now := time.Now()
+			if owned.IsZero() && m["gaia_detector_partitions_owned"] > 0 {
+				owned = now
+			}
+			if got := m["gaia_detector_events_judged_total"]; got >= float64(n) {
+				judged = now
+				switch {
+				case owned.IsZero():
+					b.Fatal("events judged before any partition was seen owned")
+				case got > float64(n):
+					// Each event counts once, for its partition, past the
+					// partition's position: more would be a replay.
+					b.Fatalf("detector judged %.0f events, want the backlog's %d", got, n)
+				}
+			}
+			if now.Sub(restart) > 10*time.Minute {
+				b.Fatalf("detector judged %.0f of %d events in 10 min", m["gaia_detector_events_judged_total"], n)
+			}
+			if owned.IsZero() {
+				time.Sleep(2 * time.Millisecond)
+			} else {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		detector.Stop() // final checkpoints: the next op's backlog starts there
+		var stored int64
+		if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM metrics.usability_events`).Scan(&stored); err != nil {
+			b.Fatal(err)
+		}
+		if stored-start != int64(n) {
+			b.Fatalf("%d events stored, want %d", stored-start, n)
+		}
+		detectTime := judged.Sub(owned)
+		b.ReportMetric(float64(n), "events")
+		b.ReportMetric(float64(n)/ingestTime.Seconds(), "ingest-events/s")
+		b.ReportMetric(float64(n)/detectTime.Seconds(), "detector-events/s")
+		b.ReportMetric(ingestTime.Seconds()/detectTime.Seconds(), "ratio-to-ingest")
+		b.ReportMetric(float64(owned.Sub(restart).Milliseconds()), "start-to-owned-ms")
+	}
+}
+
+// waitRollupsFor waits until a replica's classroom rollups have applied n
+// events.
+func waitRollupsFor(b *testing.B, promAddr string, n int) {
+	deadline := time.Now().Add(5 * time.Minute)
+	for scrape(b, promAddr)["gaia_metrics_rollup_events_total"] < float64(n) {
+		if time.Now().After(deadline) {
+			b.Fatalf("the rollups applied %.0f of %d events in 5 min", scrape(b, promAddr)["gaia_metrics_rollup_events_total"], n)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -40,13 +40,15 @@ func NewCommitLog(pool *pgxpool.Pool) *CommitLog { return &CommitLog{pool: pool}
 // Read returns up to limit events of the classroom after the position, in
 // (commit_xid, commit_ord) order, and the position to resume from.
 func (c *CommitLog) Read(ctx context.Context, classroomID string, after Position, limit int) ([]Committed, Position, error) {
+	// ORDER BY names the table's column: the bare name would sort by the
+	// output column commit_xid::text, as text (10000 before 9999).
 	rows, err := c.pool.Query(ctx, `
 		SELECT commit_xid::text, commit_ord, app_id, event_id, occurred_at, student_id, item_id, skill_id, kind, correct, value, x, y
 		FROM metrics.usability_events
 		WHERE classroom_id = $1
 		  AND (commit_xid, commit_ord) > ($2::text::xid8, $3)
 		  AND commit_xid < pg_snapshot_xmin(pg_current_snapshot())
-		ORDER BY commit_xid, commit_ord
+		ORDER BY usability_events.commit_xid, commit_ord
 		LIMIT $4`, classroomID, strconv.FormatUint(after.Xid, 10), after.Ord, limit)
 	if err != nil {
 		return nil, after, err

@@ -49,12 +49,15 @@ func (c *RollupPostgresConsumer) Step(ctx context.Context, limit int) (int, time
 			WHERE consumer = $1 FOR UPDATE`, RollupConsumer).Scan(&xid, &ord); err != nil {
 			return err
 		}
+		// ORDER BY names the table's column: the bare name would sort by
+		// the output column commit_xid::text, as text (10000 before 9999),
+		// and the checkpoint would pass events it never applied.
 		rows, err := tx.Query(ctx, `
 			SELECT commit_xid::text, commit_ord, classroom_id, occurred_at, student_id, item_id, kind, correct, value, received_at
 			FROM metrics.usability_events
 			WHERE (commit_xid, commit_ord) > ($1::text::xid8, $2)
 			  AND commit_xid < pg_snapshot_xmin(pg_current_snapshot())
-			ORDER BY commit_xid, commit_ord
+			ORDER BY usability_events.commit_xid, commit_ord
 			LIMIT $3`, xid, ord, limit)
 		if err != nil {
 			return err
