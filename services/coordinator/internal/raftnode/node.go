@@ -33,7 +33,11 @@ type Config struct {
 	DataDir string
 	// Bootstrap makes this node form a new cluster of itself when it has no Raft
 	// state yet. It is harmless on restart: existing state wins.
-	Bootstrap         bool
+	Bootstrap bool
+	// AwaitAdmission makes a node that starts with no Raft state answer no
+	// Raft RPC until Admit or Bootstrap (see admission.go). A node with
+	// state takes part at once.
+	AwaitAdmission    bool
 	HeartbeatTimeout  time.Duration
 	ElectionTimeout   time.Duration
 	SnapshotInterval  time.Duration
@@ -55,6 +59,7 @@ type Node struct {
 	Transport *raft.NetworkTransport
 	Snapshots *raft.FileSnapshotStore
 	store     *raftboltdb.BoltStore
+	admission *admissionTransport
 	id        raft.ServerID
 	log       *zap.Logger
 	existing  bool
@@ -132,17 +137,18 @@ func Start(cfg Config, fsm raft.FSM) (*Node, error) {
 		_ = store.Close()
 		return nil, fmt.Errorf("inspect raft state: %w", err)
 	}
-	var trans raft.Transport = transport
+	admission := newAdmissionTransport(transport, existing || !cfg.AwaitAdmission)
+	var trans raft.Transport = admission
 	if cfg.WrapTransport != nil {
-		trans = cfg.WrapTransport(transport)
+		trans = cfg.WrapTransport(admission)
 	}
 	r, err := raft.NewRaft(rc, fsm, store, store, snapshots, trans)
 	if err != nil {
-		_ = transport.Close()
+		_ = admission.Close()
 		_ = store.Close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
-	n := &Node{Raft: r, Transport: transport, Snapshots: snapshots, store: store, id: rc.LocalID, log: cfg.Logger, existing: existing}
+	n := &Node{Raft: r, Transport: transport, Snapshots: snapshots, store: store, admission: admission, id: rc.LocalID, log: cfg.Logger, existing: existing}
 	if cfg.Bootstrap {
 		if err := n.Bootstrap(); err != nil {
 			_ = n.Shutdown()
@@ -155,12 +161,28 @@ func Start(cfg Config, fsm raft.FSM) (*Node, error) {
 // HadState reports whether the node found Raft state on disk at start.
 func (n *Node) HadState() bool { return n.existing }
 
+// Admitted reports whether the node takes part in Raft: it had state at
+// start, was started without AwaitAdmission, or was admitted since.
+func (n *Node) Admitted() bool { return n.admission.Admitted() }
+
+// Admit lets a node that started with no Raft state take part in Raft,
+// granting votes only for terms after voteFloor (the cluster's term when it
+// was found not to count this node as a member).
+func (n *Node) Admit(voteFloor uint64) {
+	if !n.admission.Admitted() {
+		n.log.Info("raft node admitted", zap.String("node_id", string(n.id)), zap.Uint64("vote_floor", voteFloor))
+	}
+	n.admission.Admit(voteFloor)
+}
+
 // Bootstrap forms a new single-voter cluster of this node unless it had Raft
-// state at start (then existing state wins and Bootstrap does nothing).
+// state at start (then existing state wins and Bootstrap does nothing). It
+// admits the node.
 func (n *Node) Bootstrap() error {
 	if n.existing {
 		return nil
 	}
+	n.admission.Admit(0)
 	boot := raft.Configuration{Servers: []raft.Server{{
 		Suffrage: raft.Voter, ID: n.id, Address: n.Transport.LocalAddr(),
 	}}}
@@ -193,7 +215,7 @@ func (n *Node) WaitForLeader(ctx context.Context) error {
 // Shutdown stops the node and closes its stores.
 func (n *Node) Shutdown() error {
 	err := n.Raft.Shutdown().Error()
-	if cerr := n.Transport.Close(); cerr != nil && err == nil {
+	if cerr := n.admission.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
 	if cerr := n.store.Close(); cerr != nil && err == nil {
