@@ -131,6 +131,11 @@ func Start(cfg Config, fsm raft.FSM) (*Node, error) {
 		Logger:          rc.Logger,
 	})
 
+	if err := recoverFromPeersFile(cfg, rc, fsm, store, snapshots, transport); err != nil {
+		_ = transport.Close()
+		_ = store.Close()
+		return nil, err
+	}
 	existing, err := raft.HasExistingState(store, store, snapshots)
 	if err != nil {
 		_ = transport.Close()
@@ -248,4 +253,37 @@ func removeUnfinishedSnapshots(dir string) (int, error) {
 		removed++
 	}
 	return removed, nil
+}
+
+// PeersFile is the file, in the data folder, that replaces the node's Raft
+// configuration at its next start (hashicorp/raft's peers.json format:
+// [{"id": "...", "address": "...", "non_voter": false}]). It is the explicit
+// way to restore a cluster from one node's data or snapshot: a node never
+// takes a configuration of its own making from its disk alone, since it
+// cannot tell a restore from a partial loss of its data.
+const PeersFile = "peers.json"
+
+// recoverFromPeersFile applies PeersFile when present (raft.RecoverCluster),
+// then renames it so that it applies once.
+func recoverFromPeersFile(cfg Config, rc *raft.Config, fsm raft.FSM, store *raftboltdb.BoltStore, snapshots raft.SnapshotStore, trans raft.Transport) error {
+	path := filepath.Join(cfg.DataDir, PeersFile)
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	conf, err := raft.ReadConfigJSON(path)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	if err := raft.RecoverCluster(rc, fsm, store, store, snapshots, trans, conf); err != nil {
+		return fmt.Errorf("recover the raft configuration from %s: %w", path, err)
+	}
+	if err := os.Rename(path, path+".applied"); err != nil {
+		return fmt.Errorf("recovered from %s but cannot rename it (it would apply again at the next start): %w", path, err)
+	}
+	var ids []string
+	for _, s := range conf.Servers {
+		ids = append(ids, string(s.ID))
+	}
+	cfg.Logger.Warn("raft configuration replaced from the peers file", zap.String("file", path), zap.Strings("servers", ids))
+	return nil
 }
