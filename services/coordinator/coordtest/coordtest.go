@@ -134,7 +134,7 @@ func Start(t testing.TB, n int, opts Options) *Cluster {
 	}
 	t.Cleanup(c.StopAll)
 	c.WaitForVoters(n)
-	c.Leader()
+	c.WaitConverged()
 	return c
 }
 

@@ -39,6 +39,9 @@ type admissionTransport struct {
 	admitted  bool
 	voteFloor uint64
 	heartbeat func(raft.RPC)
+	// passthrough: admitted from the start, so Consumer and
+	// SetHeartbeatHandler are the network transport's own.
+	passthrough bool
 
 	consumer chan raft.RPC
 	done     chan struct{}
@@ -46,7 +49,14 @@ type admissionTransport struct {
 }
 
 func newAdmissionTransport(t *raft.NetworkTransport, admitted bool) *admissionTransport {
-	a := &admissionTransport{NetworkTransport: t, admitted: admitted, consumer: make(chan raft.RPC), done: make(chan struct{})}
+	a := &admissionTransport{NetworkTransport: t, admitted: admitted, done: make(chan struct{})}
+	if admitted {
+		// Nothing to hold back, ever: raft talks to the transport itself,
+		// with no extra hop for each RPC.
+		a.passthrough = true
+		return a
+	}
+	a.consumer = make(chan raft.RPC)
 	go a.relay()
 	t.SetHeartbeatHandler(a.onHeartbeat)
 	return a
@@ -137,10 +147,19 @@ func (a *admissionTransport) onHeartbeat(rpc raft.RPC) {
 }
 
 // Consumer implements raft.Transport.
-func (a *admissionTransport) Consumer() <-chan raft.RPC { return a.consumer }
+func (a *admissionTransport) Consumer() <-chan raft.RPC {
+	if a.passthrough {
+		return a.NetworkTransport.Consumer()
+	}
+	return a.consumer
+}
 
 // SetHeartbeatHandler implements raft.Transport.
 func (a *admissionTransport) SetHeartbeatHandler(cb func(raft.RPC)) {
+	if a.passthrough {
+		a.NetworkTransport.SetHeartbeatHandler(cb)
+		return
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.heartbeat = cb
