@@ -129,10 +129,19 @@ func (s *Service) joinOrForm(ctx context.Context, mayBootstrap bool) (done bool,
 		s.log.Info("every known node answered with no cluster: forming one", zap.Int("other_nodes", others))
 		return true, s.node.Bootstrap()
 	}
-	if !s.node.Admitted() && answered < others && !s.waitLogged {
-		s.waitLogged = true
-		s.log.Warn("this node has no raft state and cannot reach every known node: it neither forms nor joins a cluster until it hears from them",
-			zap.Int("other_nodes", others), zap.Int("answered", answered), zap.Strings("discovery_nodes", s.cfg.Cluster.DiscoveryNodes))
+	if !s.node.Admitted() && !s.waitLogged {
+		switch {
+		case answered < others:
+			s.waitLogged = true
+			s.log.Warn("this node has no raft state and cannot reach every known node: it neither forms nor joins a cluster until it hears from them",
+				zap.Int("other_nodes", others), zap.Int("answered", answered), zap.Strings("discovery_nodes", s.cfg.Cluster.DiscoveryNodes))
+		case configured > 0:
+			// Every known node answers, some with a configuration, none
+			// with a leader: too few voters kept their data to elect one.
+			s.waitLogged = true
+			s.log.Warn("this node has no raft state and the cluster has no leader to settle its membership: it waits; if too few nodes kept their data to elect one, recover with a peers.json (docs/DEPLOY.md)",
+				zap.Int("other_nodes", others), zap.Int("configured", configured))
+		}
 	}
 	return false, nil
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	coordinatorv1 "github.com/gaia-platform/gaia/proto/gaia/coordinator/v1"
 	"github.com/gaia-platform/gaia/services/coordinator/client"
@@ -27,12 +29,29 @@ type ackedLock struct {
 }
 
 // grantLocks registers sessions and has each acquire a lock; every grant is
-// acknowledged before it returns.
+// acknowledged before it returns. A registration whose answer was lost (the
+// client retried an UNAVAILABLE that came after the commit, and the repeat
+// found the name taken) was never acknowledged: it is made again under
+// another name.
 func grantLocks(t *testing.T, cl *client.Client, prefix string, n int) []ackedLock {
 	t.Helper()
 	var out []ackedLock
 	for i := range n {
-		s, tok := register(t, cl, fmt.Sprintf("%s-%d", prefix, i))
+		var s *coordinatorv1.Session
+		var tok string
+		for attempt := 0; s == nil; attempt++ {
+			resp, err := cl.Sessions().RegisterSession(ctxT(t, 10*time.Second), &coordinatorv1.RegisterSessionRequest{
+				Name: fmt.Sprintf("%s-%d-%d", prefix, i, attempt), Tier: coordinatorv1.SessionTier_SESSION_TIER_WORKER, Provider: coordinatorv1.Provider_PROVIDER_CLAUDE, MaxConcurrentTasks: 1,
+			})
+			switch {
+			case status.Code(err) == codes.AlreadyExists && attempt < 3:
+				t.Logf("registration %s-%d-%d answered after a retry: %v", prefix, i, attempt, err)
+			case err != nil:
+				t.Fatalf("register %s-%d: %v", prefix, i, err)
+			default:
+				s, tok = resp.GetSession(), resp.GetSessionToken()
+			}
+		}
 		l, err := acquire(ctxT(t, 10*time.Second), cl, fmt.Sprintf("%s/%d", prefix, i), s.GetSessionId(), tok, time.Hour, 0)
 		if err != nil {
 			t.Fatalf("acquire %s/%d: %v", prefix, i, err)
