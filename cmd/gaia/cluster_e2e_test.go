@@ -83,10 +83,15 @@ func TestThreeCoordinatorProcesses(t *testing.T) {
 			"CLUSTER_TLS_KEY_FILE=" + filepath.Join(certs, "cluster-member.key"),
 			"CLUSTER_TLS_CA_FILE=" + filepath.Join(certs, "cluster-ca.crt"),
 		}
+		// As the README: every node knows all three; node 1 forms the
+		// cluster once the others answer that they have none.
+		var all []string
+		for _, o := range nodes {
+			all = append(all, o.grpcAddr)
+		}
+		env = append(env, "CLUSTER_DISCOVERY_NODES="+strings.Join(all, ","))
 		if n == nodes[0] {
 			env = append(env, "CLUSTER_BOOTSTRAP=true")
-		} else {
-			env = append(env, "CLUSTER_DISCOVERY_NODES="+nodes[0].grpcAddr)
 		}
 		n.cmd = exec.Command(filepath.Join(dir, "coordinator"))
 		n.cmd.Env = cleanEnv(env...)

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -104,9 +105,11 @@ type Node struct {
 	mu        sync.Mutex
 }
 
-// Start runs an n-node cluster: node 1 bootstraps, the others join through
-// it. It returns once every node is a voter and a leader is elected; Cleanup
-// stops every node.
+// Start runs an n-node cluster started as the README and the StatefulSet
+// start one: every node knows every node's address, node 1 may bootstrap and
+// forms the cluster once the others answer that they have none, and they
+// join it. It returns once every node is a voter and a leader is elected;
+// Cleanup stops every node.
 func Start(t testing.TB, n int, opts Options) *Cluster {
 	t.Helper()
 	opts.defaults()
@@ -128,12 +131,14 @@ func Start(t testing.TB, n int, opts Options) *Cluster {
 		c.Nodes = append(c.Nodes, node)
 	}
 	for _, node := range c.Nodes {
-		node.cfg.Cluster.DiscoveryNodes = []string{c.Nodes[0].GRPCAddr}
+		node.cfg.Cluster.DiscoveryNodes = c.Addrs()
+	}
+	for _, node := range c.Nodes {
 		c.startNode(node)
 	}
 	t.Cleanup(c.StopAll)
 	c.WaitForVoters(n)
-	c.Leader()
+	c.WaitConverged()
 	return c
 }
 
@@ -227,6 +232,18 @@ func (c *Cluster) Stop(node *Node) {
 		c.t.Errorf("stop %s: %v", node.ID, err)
 	}
 	node.running = false
+}
+
+// Wipe deletes a stopped node's data folder, as a lost disk or volume
+// would: restarted, it has no Raft state.
+func (c *Cluster) Wipe(node *Node) {
+	c.t.Helper()
+	if node.Running() {
+		c.t.Fatalf("wipe %s: the node runs", node.ID)
+	}
+	if err := os.RemoveAll(node.cfg.Cluster.DataDir); err != nil {
+		c.t.Fatalf("wipe %s: %v", node.ID, err)
+	}
 }
 
 // Restart starts a stopped node again on its ports and data folder.

@@ -163,6 +163,13 @@ func LoadConfig(l *config.Loader) Config {
 	if c.Cluster.Enabled && !c.Cluster.Bootstrap && len(c.Cluster.DiscoveryNodes) == 0 && c.Cluster.DiscoveryPattern == "" {
 		l.Reject("CLUSTER_DISCOVERY_NODES", "", "at least one known node to join through (or CLUSTER_DISCOVERY_PATTERN) when CLUSTER_ENABLED=true and CLUSTER_BOOTSTRAP=false")
 	}
+	// A bootstrap node with no Raft state cannot tell the cluster's very
+	// first start from a restart after losing its data; only the other nodes
+	// can. Without them it would found a second cluster.
+	if c.Cluster.Enabled && c.Cluster.Bootstrap && len(c.Cluster.DiscoveryNodes) == 0 && c.Cluster.DiscoveryPattern == "" {
+		l.Reject("CLUSTER_DISCOVERY_NODES", "", "the cluster's other nodes (or CLUSTER_DISCOVERY_PATTERN) when this node may bootstrap (CLUSTER_ENABLED=true with CLUSTER_BOOTSTRAP=true, or CLUSTER_BOOTSTRAP_NODE_ID naming it): "+
+			"it forms a cluster only once they all answer that they have none, so that after losing its data it rejoins them instead of founding a second one")
+	}
 	if c.Cluster.Enabled && !c.Cluster.TLS.Enabled() {
 		l.Reject("CLUSTER_TLS_CERT_FILE", "", "a Raft member certificate (with CLUSTER_TLS_KEY_FILE and CLUSTER_TLS_CA_FILE, or the TLS_* files) when CLUSTER_ENABLED=true: "+
 			"the Raft transport only speaks mutual TLS; `gaia certs dev` makes a set to try")

@@ -492,6 +492,13 @@ func TestRestoreFromOneSnapshot(t *testing.T) {
 	if err := os.CopyFS(filepath.Join(ss.pods[0].dir, "snapshots"), os.DirFS(backup)); err != nil {
 		t.Fatal(err)
 	}
+	// The snapshot's configuration names all three, but pods 1 and 2 start
+	// with no Raft state and so vote for no one as the voters they were: the
+	// peers file makes pod 0 the only voter, and the others join it.
+	peers := fmt.Sprintf(`[{"id": %q, "address": %q}]`, ss.pods[0].name, net.JoinHostPort(ss.pods[0].name, strconv.Itoa(ss.raftPort)))
+	if err := os.WriteFile(filepath.Join(ss.pods[0].dir, "peers.json"), []byte(peers), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range ss.pods {
 		ss.start(p)
 	}

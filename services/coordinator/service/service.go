@@ -68,6 +68,7 @@ type Service struct {
 	// deferBootstrap: this node may form the cluster, but only once every
 	// other known node has said it has none (see membership.go).
 	deferBootstrap bool
+	waitLogged     bool // the wait for unreachable known nodes was logged
 }
 
 // New opens the listener, starts the Raft node and wires the gRPC services.
@@ -112,14 +113,23 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, opts ...Options) (*Se
 	}
 	// A bootstrap node that knows of other nodes asks them first.
 	s.deferBootstrap = cfg.Cluster.Enabled && cfg.Cluster.Bootstrap && s.knowsOthers()
+	if cfg.Cluster.Enabled && cfg.Cluster.Bootstrap && !s.knowsOthers() {
+		// LoadConfig refuses this with no discovery nodes at all; a list of
+		// only this node gets here (and in-process single-node clusters).
+		log.Warn("a clustered bootstrap node that names no other node forms a new cluster whenever it starts with no raft state, also after losing its data; list the other nodes in CLUSTER_DISCOVERY_NODES",
+			zap.String("node_id", cfg.Cluster.NodeID))
+	}
 	store := state.NewStore(state.DefaultEventRetention)
 	machine := fsm.New(store)
 	node, err := raftnode.Start(raftnode.Config{
-		NodeID:            cfg.Cluster.NodeID,
-		BindAddr:          cfg.Cluster.BindAddr,
-		AdvertiseAddr:     cfg.Cluster.AdvertiseAddr,
-		DataDir:           cfg.Cluster.DataDir,
-		Bootstrap:         cfg.Cluster.Bootstrap && !s.deferBootstrap,
+		NodeID:        cfg.Cluster.NodeID,
+		BindAddr:      cfg.Cluster.BindAddr,
+		AdvertiseAddr: cfg.Cluster.AdvertiseAddr,
+		DataDir:       cfg.Cluster.DataDir,
+		Bootstrap:     cfg.Cluster.Bootstrap && !s.deferBootstrap,
+		// With no Raft state, new or wiped: no Raft RPC until membership.go
+		// has told which.
+		AwaitAdmission:    cfg.Cluster.Enabled && s.knowsOthers(),
 		Dial:              s.dial,
 		HeartbeatTimeout:  cfg.Raft.HeartbeatTimeout,
 		ElectionTimeout:   cfg.Raft.ElectionTimeout,

@@ -210,7 +210,6 @@ func newCluster(dir, bin string) (*cluster, error) {
 	if err := auth.WriteFileAtomic(tokenFile, []byte(c.admin), 0o600); err != nil {
 		return nil, err
 	}
-	var first string
 	// The Raft port speaks only mutual TLS; the members share one
 	// development certificate.
 	pki, err := tlsconfig.WriteDev(filepath.Join(dir, "certs"), nil)
@@ -246,13 +245,17 @@ func newCluster(dir, bin string) (*cluster, error) {
 			"AUTH_SIGNING_KEY_FILE="+keys.SigningKeyFile,
 			"AUTH_TOKEN_FILE="+tokenFile,
 		)
-		if i == 1 {
-			first = grpcAddr
-			n.env = append(n.env, "CLUSTER_BOOTSTRAP=true")
-		} else {
-			n.env = append(n.env, "CLUSTER_BOOTSTRAP=false", "CLUSTER_DISCOVERY_NODES="+first)
-		}
+		n.env = append(n.env, fmt.Sprintf("CLUSTER_BOOTSTRAP=%t", i == 1))
 		c.nodes = append(c.nodes, n)
+	}
+	// As the README: every node knows all three, and node 1 forms the
+	// cluster once the others answer that they have none.
+	var all []string
+	for _, n := range c.nodes {
+		all = append(all, n.grpcAddr)
+	}
+	for _, n := range c.nodes {
+		n.env = append(n.env, "CLUSTER_DISCOVERY_NODES="+strings.Join(all, ","))
 	}
 	return c, nil
 }

@@ -33,7 +33,11 @@ type Config struct {
 	DataDir string
 	// Bootstrap makes this node form a new cluster of itself when it has no Raft
 	// state yet. It is harmless on restart: existing state wins.
-	Bootstrap         bool
+	Bootstrap bool
+	// AwaitAdmission makes a node that starts with no Raft state answer no
+	// Raft RPC until Admit or Bootstrap (see admission.go). A node with
+	// state takes part at once.
+	AwaitAdmission    bool
 	HeartbeatTimeout  time.Duration
 	ElectionTimeout   time.Duration
 	SnapshotInterval  time.Duration
@@ -55,6 +59,7 @@ type Node struct {
 	Transport *raft.NetworkTransport
 	Snapshots *raft.FileSnapshotStore
 	store     *raftboltdb.BoltStore
+	admission *admissionTransport
 	id        raft.ServerID
 	log       *zap.Logger
 	existing  bool
@@ -126,23 +131,29 @@ func Start(cfg Config, fsm raft.FSM) (*Node, error) {
 		Logger:          rc.Logger,
 	})
 
+	if err := recoverFromPeersFile(cfg, rc, fsm, store, snapshots, transport); err != nil {
+		_ = transport.Close()
+		_ = store.Close()
+		return nil, err
+	}
 	existing, err := raft.HasExistingState(store, store, snapshots)
 	if err != nil {
 		_ = transport.Close()
 		_ = store.Close()
 		return nil, fmt.Errorf("inspect raft state: %w", err)
 	}
-	var trans raft.Transport = transport
+	admission := newAdmissionTransport(transport, existing || !cfg.AwaitAdmission)
+	var trans raft.Transport = admission
 	if cfg.WrapTransport != nil {
-		trans = cfg.WrapTransport(transport)
+		trans = cfg.WrapTransport(admission)
 	}
 	r, err := raft.NewRaft(rc, fsm, store, store, snapshots, trans)
 	if err != nil {
-		_ = transport.Close()
+		_ = admission.Close()
 		_ = store.Close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
-	n := &Node{Raft: r, Transport: transport, Snapshots: snapshots, store: store, id: rc.LocalID, log: cfg.Logger, existing: existing}
+	n := &Node{Raft: r, Transport: transport, Snapshots: snapshots, store: store, admission: admission, id: rc.LocalID, log: cfg.Logger, existing: existing}
 	if cfg.Bootstrap {
 		if err := n.Bootstrap(); err != nil {
 			_ = n.Shutdown()
@@ -155,12 +166,28 @@ func Start(cfg Config, fsm raft.FSM) (*Node, error) {
 // HadState reports whether the node found Raft state on disk at start.
 func (n *Node) HadState() bool { return n.existing }
 
+// Admitted reports whether the node takes part in Raft: it had state at
+// start, was started without AwaitAdmission, or was admitted since.
+func (n *Node) Admitted() bool { return n.admission.Admitted() }
+
+// Admit lets a node that started with no Raft state take part in Raft,
+// granting votes only for terms after voteFloor (the cluster's term when it
+// was found not to count this node as a member).
+func (n *Node) Admit(voteFloor uint64) {
+	if !n.admission.Admitted() {
+		n.log.Info("raft node admitted", zap.String("node_id", string(n.id)), zap.Uint64("vote_floor", voteFloor))
+	}
+	n.admission.Admit(voteFloor)
+}
+
 // Bootstrap forms a new single-voter cluster of this node unless it had Raft
-// state at start (then existing state wins and Bootstrap does nothing).
+// state at start (then existing state wins and Bootstrap does nothing). It
+// admits the node.
 func (n *Node) Bootstrap() error {
 	if n.existing {
 		return nil
 	}
+	n.admission.Admit(0)
 	boot := raft.Configuration{Servers: []raft.Server{{
 		Suffrage: raft.Voter, ID: n.id, Address: n.Transport.LocalAddr(),
 	}}}
@@ -193,7 +220,7 @@ func (n *Node) WaitForLeader(ctx context.Context) error {
 // Shutdown stops the node and closes its stores.
 func (n *Node) Shutdown() error {
 	err := n.Raft.Shutdown().Error()
-	if cerr := n.Transport.Close(); cerr != nil && err == nil {
+	if cerr := n.admission.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
 	if cerr := n.store.Close(); cerr != nil && err == nil {
@@ -226,4 +253,37 @@ func removeUnfinishedSnapshots(dir string) (int, error) {
 		removed++
 	}
 	return removed, nil
+}
+
+// PeersFile is the file, in the data folder, that replaces the node's Raft
+// configuration at its next start (hashicorp/raft's peers.json format:
+// [{"id": "...", "address": "...", "non_voter": false}]). It is the explicit
+// way to restore a cluster from one node's data or snapshot: a node never
+// takes a configuration of its own making from its disk alone, since it
+// cannot tell a restore from a partial loss of its data.
+const PeersFile = "peers.json"
+
+// recoverFromPeersFile applies PeersFile when present (raft.RecoverCluster),
+// then renames it so that it applies once.
+func recoverFromPeersFile(cfg Config, rc *raft.Config, fsm raft.FSM, store *raftboltdb.BoltStore, snapshots raft.SnapshotStore, trans raft.Transport) error {
+	path := filepath.Join(cfg.DataDir, PeersFile)
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	conf, err := raft.ReadConfigJSON(path)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	if err := raft.RecoverCluster(rc, fsm, store, store, snapshots, trans, conf); err != nil {
+		return fmt.Errorf("recover the raft configuration from %s: %w", path, err)
+	}
+	if err := os.Rename(path, path+".applied"); err != nil {
+		return fmt.Errorf("recovered from %s but cannot rename it (it would apply again at the next start): %w", path, err)
+	}
+	var ids []string
+	for _, s := range conf.Servers {
+		ids = append(ids, string(s.ID))
+	}
+	cfg.Logger.Warn("raft configuration replaced from the peers file", zap.String("file", path), zap.Strings("servers", ids))
+	return nil
 }
