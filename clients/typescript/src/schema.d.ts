@@ -1341,6 +1341,8 @@ export interface components {
         ClaimTasksResult: {
             /** @description The claims granted; empty when no task was ready within wait. */
             claims: components["schemas"]["Claim"][];
+            /** @description True when the reply's byte budget (GRPC_MAX_REPLY_BYTES, 3 MiB by default) stopped the claim short of max_tasks and the session's free capacity: more tasks may be ready, so claim again. A task the reply could not carry is never claimed; the first task always is, whatever its size. */
+            more_available: boolean;
         };
         /** @description ClassroomAssignment links a teacher to a classroom. */
         ClassroomAssignment: {

@@ -710,7 +710,13 @@ func (x *ClaimTasksRequest) GetWait() *durationpb.Duration {
 type ClaimTasksResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The claims granted; empty when no task was ready within wait.
-	Claims        []*Claim `protobuf:"bytes,1,rep,name=claims,proto3" json:"claims,omitempty"`
+	Claims []*Claim `protobuf:"bytes,1,rep,name=claims,proto3" json:"claims,omitempty"`
+	// True when the reply's byte budget (GRPC_MAX_REPLY_BYTES, 3 MiB by
+	// default) stopped the claim short of max_tasks and the session's free
+	// capacity: more tasks may be ready, so claim again. A task the reply
+	// could not carry is never claimed; the first task always is, whatever
+	// its size.
+	MoreAvailable bool `protobuf:"varint,2,opt,name=more_available,json=moreAvailable,proto3" json:"more_available,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -750,6 +756,13 @@ func (x *ClaimTasksResponse) GetClaims() []*Claim {
 		return x.Claims
 	}
 	return nil
+}
+
+func (x *ClaimTasksResponse) GetMoreAvailable() bool {
+	if x != nil {
+		return x.MoreAvailable
+	}
+	return false
 }
 
 // ExtendClaimRequest extends a claim's lease.
@@ -2963,9 +2976,10 @@ const file_gaia_taskqueue_v1_taskqueue_proto_rawDesc = "" +
 	"\n" +
 	"task_types\x18\x03 \x03(\tR\ttaskTypes\x12\x1b\n" +
 	"\tmax_tasks\x18\x04 \x01(\x05R\bmaxTasks\x12-\n" +
-	"\x04wait\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x04wait\"F\n" +
+	"\x04wait\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x04wait\"m\n" +
 	"\x12ClaimTasksResponse\x120\n" +
-	"\x06claims\x18\x01 \x03(\v2\x18.gaia.taskqueue.v1.ClaimR\x06claims\"\xcb\x01\n" +
+	"\x06claims\x18\x01 \x03(\v2\x18.gaia.taskqueue.v1.ClaimR\x06claims\x12%\n" +
+	"\x0emore_available\x18\x02 \x01(\bR\rmoreAvailable\"\xcb\x01\n" +
 	"\x12ExtendClaimRequest\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x1f\n" +
 	"\vclaim_token\x18\x02 \x01(\tR\n" +

@@ -31,15 +31,19 @@ const taskColumns = `t.task_id::text, t.idempotency_key, t.task_type, t.payload,
 	t.state, t.attempt, t.max_attempts, t.run_at, t.claim_timeout_ms, coalesce(t.claimed_by_session_id, ''),
 	coalesce(t.claimed_by_session_name, ''), t.claim_expires_at, t.result, t.last_error, t.created_at, t.updated_at, t.finished_at`
 
-func scanTask(row pgx.CollectableRow) (task.Task, error) {
+func scanTask(row pgx.CollectableRow) (task.Task, error) { return scanTaskWith(row) }
+
+// scanTaskWith scans taskColumns and then any columns that follow them
+// into extra.
+func scanTaskWith(row pgx.CollectableRow, extra ...any) (task.Task, error) {
 	var t task.Task
 	var state string
 	var timeoutMS int64
 	var expires, finished *time.Time
 	var result []byte
-	err := row.Scan(&t.ID, &t.IdempotencyKey, &t.Type, &t.Payload, &t.Priority, &t.LessonID,
+	err := row.Scan(append([]any{&t.ID, &t.IdempotencyKey, &t.Type, &t.Payload, &t.Priority, &t.LessonID,
 		&state, &t.Attempt, &t.MaxAttempts, &t.RunAt, &timeoutMS, &t.ClaimedBySessionID,
-		&t.ClaimedBySessionName, &expires, &result, &t.LastError, &t.CreatedAt, &t.UpdatedAt, &finished)
+		&t.ClaimedBySessionName, &expires, &result, &t.LastError, &t.CreatedAt, &t.UpdatedAt, &finished}, extra...)...)
 	if err != nil {
 		return t, err
 	}

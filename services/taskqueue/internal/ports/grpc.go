@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gaia-platform/gaia/internal/domainerr"
@@ -22,6 +23,14 @@ import (
 // Servers holds the task queue's two gRPC services.
 type Servers struct {
 	Queue *app.Queue
+	// MaxReplyBytes bounds every reply (GRPC_MAX_REPLY_BYTES); claims and
+	// list pages stop short of it. 0 is grpcserver.DefaultMaxReplyBytes.
+	MaxReplyBytes int
+}
+
+// replyBudget is the byte budget of one reply.
+func (p *Servers) replyBudget() *grpcserver.ReplyBudget {
+	return grpcserver.NewReplyBudget(p.MaxReplyBytes)
 }
 
 // Register adds both services to s.
@@ -93,19 +102,43 @@ func (s *taskServer) ClaimTasks(ctx context.Context, req *taskqueuev1.ClaimTasks
 	if err != nil {
 		return nil, err
 	}
-	claims, err := s.Queue.Claim(ctx, app.ClaimInput{SessionID: req.GetSessionId(), Token: req.GetSessionToken(), Types: req.GetTaskTypes(), Max: n, Wait: wait})
+	// The budget is kept inside the claim, where a task that would not fit
+	// is left pending: one claimed and then dropped from the reply would sit
+	// invisible until its lease ran out, an attempt spent.
+	budget := s.replyBudget()
+	claims, more, err := s.Queue.Claim(ctx, app.ClaimInput{SessionID: req.GetSessionId(), Token: req.GetSessionToken(), Types: req.GetTaskTypes(), Max: n, Wait: wait,
+		MaxBytes: budget.Left(), Size: claimSize})
 	if err != nil {
 		return nil, err
 	}
-	resp := &taskqueuev1.ClaimTasksResponse{Claims: make([]*taskqueuev1.Claim, 0, len(claims))}
+	resp := &taskqueuev1.ClaimTasksResponse{Claims: make([]*taskqueuev1.Claim, 0, len(claims)), MoreAvailable: more}
 	for _, c := range claims {
-		pt, err := taskToProto(c.Task)
+		pc, err := claimToProto(c)
 		if err != nil {
 			return nil, err
 		}
-		resp.Claims = append(resp.Claims, &taskqueuev1.Claim{Task: pt, ClaimToken: c.Token.String(), LeaseExpiresAt: timestamppb.New(c.Task.ClaimExpiresAt)})
+		resp.Claims = append(resp.Claims, pc)
 	}
 	return resp, nil
+}
+
+func claimToProto(c task.Claim) (*taskqueuev1.Claim, error) {
+	pt, err := taskToProto(c.Task)
+	if err != nil {
+		return nil, err
+	}
+	return &taskqueuev1.Claim{Task: pt, ClaimToken: c.Token.String(), LeaseExpiresAt: timestamppb.New(c.Task.ClaimExpiresAt)}, nil
+}
+
+// claimSize is what a claim adds to a ClaimTasksResponse. A task whose
+// stored JSON does not convert is measured by its JSON, and fails the reply
+// later as it always would.
+func claimSize(c task.Claim) int {
+	pc, err := claimToProto(c)
+	if err != nil {
+		return grpcserver.ElementSize(len(c.Task.Payload) + len(c.Task.Result))
+	}
+	return grpcserver.ElementSize(proto.Size(pc))
 }
 
 // claimRef validates the fields every call about a claim carries.
