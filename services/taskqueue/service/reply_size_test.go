@@ -122,3 +122,77 @@ func TestClaimTasksClaimsOneTaskLargerThanTheReplyBudget(t *testing.T) {
 		}
 	}
 }
+
+// ListTasks built a 30 MB reply for page_size 1,000 (which allows 256 MB)
+// and the client refused it. A page now ends where the reply's byte budget
+// does, with a next_page_token, and the pages together hold every task.
+func TestListTasksOverLargeTasksEndsThePageAtTheReplyBudget(t *testing.T) {
+	e := startQueueEnv(t, coordtest.Options{}, queuetest.Options{})
+	ctx := testCtx(t, time.Minute)
+	const n, size = 20, 250_000
+	e.enqueueLarge(ctx, "listed", "listed", n, size)
+
+	seen := map[string]bool{}
+	tok := ""
+	for pages := 0; ; pages++ {
+		if pages > n {
+			t.Fatalf("still paging after %d pages", pages)
+		}
+		resp, err := e.tasks.ListTasks(ctx, &taskqueuev1.ListTasksRequest{PageSize: 1000, PageToken: tok})
+		if err != nil {
+			t.Fatalf("list page %d: %v", pages, err)
+		}
+		if sz := proto.Size(resp); sz > grpcserver.DefaultMaxReplyBytes {
+			t.Errorf("page %d is %d bytes, over the %d budget", pages, sz, grpcserver.DefaultMaxReplyBytes)
+		}
+		if pages == 0 && (len(resp.GetTasks()) >= n || resp.GetNextPageToken() == "") {
+			t.Errorf("first page holds %d of %d tasks, next_page_token %q; want a part and a token", len(resp.GetTasks()), n, resp.GetNextPageToken())
+		}
+		for _, tk := range resp.GetTasks() {
+			if seen[tk.GetTaskId()] {
+				t.Errorf("task %s listed twice", tk.GetIdempotencyKey())
+			}
+			seen[tk.GetTaskId()] = true
+		}
+		if tok = resp.GetNextPageToken(); tok == "" {
+			break
+		}
+	}
+	if len(seen) != n {
+		t.Errorf("the pages hold %d tasks, want %d", len(seen), n)
+	}
+}
+
+// ListLessons pages by bytes as well: 70 lessons with 60 KB of metadata each
+// are more than a client takes in one reply.
+func TestListLessonsOverLargeMetadataEndsThePageAtTheReplyBudget(t *testing.T) {
+	e := startQueueEnv(t, coordtest.Options{}, queuetest.Options{})
+	ctx := testCtx(t, time.Minute)
+	const n = 70
+	md, err := structpb.NewStruct(map[string]any{"notes": strings.Repeat("n", 60_000)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if _, err := e.less.CreateLesson(ctx, &taskqueuev1.CreateLessonRequest{Project: "big", Name: keyOf("lesson", i), Metadata: md}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen, tok := 0, ""
+	for pages := 0; ; pages++ {
+		if pages > n {
+			t.Fatalf("still paging after %d pages", pages)
+		}
+		resp, err := e.less.ListLessons(ctx, &taskqueuev1.ListLessonsRequest{PageSize: 1000, PageToken: tok})
+		if err != nil {
+			t.Fatalf("list page %d: %v", pages, err)
+		}
+		seen += len(resp.GetLessons())
+		if tok = resp.GetNextPageToken(); tok == "" {
+			break
+		}
+	}
+	if seen != n {
+		t.Errorf("the pages hold %d lessons, want %d", seen, n)
+	}
+}

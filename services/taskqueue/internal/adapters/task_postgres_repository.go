@@ -292,16 +292,29 @@ func (r *TaskPostgresRepository) List(ctx context.Context, f task.ListFilter) ([
 	if !f.AfterCreatedAt.IsZero() {
 		after = &f.AfterCreatedAt
 	}
+	var budget *int64
+	if f.MaxBytes > 0 {
+		b := int64(f.MaxBytes)
+		budget = &b
+	}
+	// A page of 1,000 tasks could carry 256 MB of payloads alone; the rows
+	// whose JSON before them already passes the reply's budget stay in
+	// PostgreSQL (the port cuts the page exactly).
+	const jsonSize = `coalesce(octet_length(t.payload::text), 0) + coalesce(octet_length(t.result::text), 0)`
 	return queryTasks(ctx, r.pool, `
-		SELECT `+taskColumns+` FROM taskqueue.tasks t
-		WHERE ($1::text[] IS NULL OR t.state = ANY($1))
-		  AND ($2::text[] IS NULL OR t.task_type = ANY($2))
-		  AND ($3::uuid IS NULL OR t.lesson_id = $3)
-		  AND ($4 = '' OR t.claimed_by_session_id = $4)
-		  AND ($5::timestamptz IS NULL OR (t.created_at, t.task_id) < ($5, $6::uuid))
-		  AND ($8::text[] IS NULL OR t.lesson_id IN (SELECT lesson_id FROM taskqueue.lessons WHERE project = ANY($8)))
-		ORDER BY t.created_at DESC, t.task_id DESC
-		LIMIT $7`, states, types, nullUUID(f.LessonID), f.ClaimedBySessionID, after, nullUUID(f.AfterID), f.Limit, nullStrings(f.Projects))
+		SELECT `+taskColumns+` FROM (
+			SELECT t.*, sum(`+jsonSize+`) OVER (ORDER BY t.created_at DESC, t.task_id DESC ROWS UNBOUNDED PRECEDING) - (`+jsonSize+`) AS before
+			FROM taskqueue.tasks t
+			WHERE ($1::text[] IS NULL OR t.state = ANY($1))
+			  AND ($2::text[] IS NULL OR t.task_type = ANY($2))
+			  AND ($3::uuid IS NULL OR t.lesson_id = $3)
+			  AND ($4 = '' OR t.claimed_by_session_id = $4)
+			  AND ($5::timestamptz IS NULL OR (t.created_at, t.task_id) < ($5, $6::uuid))
+			  AND ($8::text[] IS NULL OR t.lesson_id IN (SELECT lesson_id FROM taskqueue.lessons WHERE project = ANY($8)))
+			ORDER BY t.created_at DESC, t.task_id DESC
+			LIMIT $7) t
+		WHERE $9::bigint IS NULL OR t.before <= $9
+		ORDER BY t.created_at DESC, t.task_id DESC`, states, types, nullUUID(f.LessonID), f.ClaimedBySessionID, after, nullUUID(f.AfterID), f.Limit, nullStrings(f.Projects), budget)
 }
 
 // requeueSet takes a claim back; the attempt it used counts, so a task out

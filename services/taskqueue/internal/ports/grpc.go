@@ -323,23 +323,43 @@ func (s *taskServer) ListTasks(ctx context.Context, req *taskqueuev1.ListTasksRe
 	if f.AfterCreatedAt, f.AfterID, err = parseTimePageToken(req.GetPageToken()); err != nil {
 		return nil, err
 	}
+	budget := s.replyBudget()
+	f.MaxBytes = budget.Left()
 	tasks, err := s.Queue.List(ctx, f)
 	if err != nil {
 		return nil, err
 	}
 	resp := &taskqueuev1.ListTasksResponse{Tasks: make([]*taskqueuev1.Task, 0, len(tasks))}
+	// The page ends at page_size or where the reply's byte budget ends
+	// (the repository left out rows past it), whichever comes first.
+	full := len(tasks) == f.Limit || cutByBytes(tasks, f.MaxBytes)
 	for _, t := range tasks {
 		pt, err := taskToProto(t)
 		if err != nil {
 			return nil, err
 		}
+		if !budget.Add(pt) {
+			full = true
+			break
+		}
 		resp.Tasks = append(resp.Tasks, pt)
 	}
-	if len(tasks) == f.Limit {
-		last := tasks[len(tasks)-1]
-		resp.NextPageToken = timePageToken(last.CreatedAt, last.ID)
+	if full && len(resp.Tasks) > 0 {
+		last := resp.Tasks[len(resp.Tasks)-1]
+		resp.NextPageToken = timePageToken(last.GetCreatedAt().AsTime(), last.GetTaskId())
 	}
 	return resp, nil
+}
+
+// cutByBytes says whether the repository ended a page of tasks at maxBytes
+// rather than at its end: it keeps every task whose predecessors' JSON is
+// within maxBytes, so a page whose JSON passes maxBytes may have been cut.
+func cutByBytes(tasks []task.Task, maxBytes int) bool {
+	n := 0
+	for _, t := range tasks {
+		n += len(t.Payload) + len(t.Result)
+	}
+	return maxBytes > 0 && n > maxBytes
 }
 
 type lessonServer struct {
@@ -386,16 +406,21 @@ func (s *lessonServer) ListLessons(ctx context.Context, req *taskqueuev1.ListLes
 		return nil, err
 	}
 	resp := &taskqueuev1.ListLessonsResponse{Lessons: make([]*taskqueuev1.Lesson, 0, len(lessons))}
+	budget, full := s.replyBudget(), len(lessons) == f.Limit
 	for _, l := range lessons {
 		pl, err := lessonToProto(l)
 		if err != nil {
 			return nil, err
 		}
+		if !budget.Add(pl) {
+			full = true
+			break
+		}
 		resp.Lessons = append(resp.Lessons, pl)
 	}
-	if len(lessons) == f.Limit {
-		last := lessons[len(lessons)-1]
-		resp.NextPageToken = timePageToken(last.CreatedAt, last.ID)
+	if full && len(resp.Lessons) > 0 {
+		last := resp.Lessons[len(resp.Lessons)-1]
+		resp.NextPageToken = timePageToken(last.GetCreatedAt().AsTime(), last.GetLessonId())
 	}
 	return resp, nil
 }
@@ -454,12 +479,18 @@ func (s *lessonServer) ListSessionAffinities(ctx context.Context, req *taskqueue
 		return nil, err
 	}
 	resp := &taskqueuev1.ListSessionAffinitiesResponse{Affinities: make([]*taskqueuev1.SessionAffinity, 0, len(affs))}
+	budget, full := s.replyBudget(), len(affs) == f.Limit
 	for _, a := range affs {
-		resp.Affinities = append(resp.Affinities, affinityToProto(a))
+		pa := affinityToProto(a)
+		if !budget.Add(pa) {
+			full = true
+			break
+		}
+		resp.Affinities = append(resp.Affinities, pa)
 	}
-	if len(affs) == f.Limit {
-		last := affs[len(affs)-1]
-		resp.NextPageToken = reqfield.PageToken(last.SessionName, last.LessonID)
+	if full && len(resp.Affinities) > 0 {
+		last := resp.Affinities[len(resp.Affinities)-1]
+		resp.NextPageToken = reqfield.PageToken(last.GetSessionName(), last.GetLessonId())
 	}
 	return resp, nil
 }

@@ -39,6 +39,10 @@ type ListFilter struct {
 	AfterCreatedAt time.Time
 	AfterID        string
 	Limit          int
+	// MaxBytes, when positive, ends the page once the tasks before the next
+	// carry this many bytes of payload and result JSON: the reply could not
+	// hold it, so it is not read. The first task is always returned.
+	MaxBytes int
 }
 
 // LessonFilter selects lessons; newest first, keyset cursor After*.
