@@ -1502,8 +1502,14 @@ export interface components {
         DeregisterSessionResult: {
             /** @description The session in its final state. */
             session?: components["schemas"]["Session"];
-            /** @description Keys of the locks released with the session. */
+            /** @description Keys of the locks released with the session, in key order: the first 1,000 at most, and fewer when they would pass the reply's byte budget (GRPC_MAX_REPLY_BYTES). released_lock_count says how many there were. */
             released_lock_keys: string[];
+            /**
+             * Format: int64
+             * @description How many locks were released with the session; more than released_lock_keys holds when that list was cut.
+             * @example 42
+             */
+            released_lock_count: string;
         };
         /** @description DetectionSettings are a classroom's detector settings. */
         DetectionSettings: {
@@ -2067,14 +2073,14 @@ export interface components {
         };
         /** @description ListLessonsResponse is one page of lessons. */
         ListLessonsResult: {
-            /** @description This page of lessons. */
+            /** @description This page of lessons: at most page_size, and fewer when more would pass the reply's byte budget (GRPC_MAX_REPLY_BYTES). */
             lessons: components["schemas"]["Lesson"][];
             /** @description Pass as page_token to get the next page; empty on the last page. */
             next_page_token: string;
         };
         /** @description ListLocksResponse is one page of locks, ordered by key. */
         ListLocksResult: {
-            /** @description This page of held locks, ordered by key. */
+            /** @description This page of held locks, ordered by key: at most page_size, and fewer when more would pass the reply's byte budget (GRPC_MAX_REPLY_BYTES). */
             locks: components["schemas"]["Lock"][];
             /** @description Pass as page_token to get the next page; empty on the last page. */
             next_page_token: string;
@@ -2092,21 +2098,21 @@ export interface components {
         };
         /** @description ListSessionAffinitiesResponse is one page of affinities. */
         ListSessionAffinitiesResult: {
-            /** @description This page of affinities. */
+            /** @description This page of affinities: at most page_size, and fewer when more would pass the reply's byte budget (GRPC_MAX_REPLY_BYTES). */
             affinities: components["schemas"]["SessionAffinity"][];
             /** @description Pass as page_token to get the next page; empty on the last page. */
             next_page_token: string;
         };
         /** @description ListSessionsResponse is one page of sessions, ordered by name. */
         ListSessionsResult: {
-            /** @description This page of sessions, ordered by name. */
+            /** @description This page of sessions, ordered by name: at most page_size, and fewer when more would pass the reply's byte budget (GRPC_MAX_REPLY_BYTES). */
             sessions: components["schemas"]["Session"][];
             /** @description Empty on the last page. */
             next_page_token: string;
         };
         /** @description ListTasksResponse is one page of tasks. */
         ListTasksResult: {
-            /** @description This page of tasks, newest first. */
+            /** @description This page of tasks, newest first: at most page_size, and fewer when more would pass the reply's byte budget (GRPC_MAX_REPLY_BYTES). */
             tasks: components["schemas"]["Task"][];
             /** @description Pass as page_token to get the next page; empty on the last page. */
             next_page_token: string;
@@ -2484,8 +2490,14 @@ export interface components {
             session?: components["schemas"]["Session"];
             /** @description Leader time at which the change was committed. */
             occurred_at?: components["schemas"]["Timestamp"];
-            /** @description Locks released by this change (failed and deregistered events). */
+            /** @description Locks released by this change (failed and deregistered events), in key order: the first 1,000 at most. released_lock_count says how many there were. */
             released_lock_keys: string[];
+            /**
+             * Format: int64
+             * @description How many locks this change released; more than released_lock_keys holds when that list was cut.
+             * @example 42
+             */
+            released_lock_count: string;
         };
         /**
          * @description SessionEventType says what happened to a session.

@@ -1813,7 +1813,8 @@ func (x *ListTasksRequest) GetPageToken() string {
 // ListTasksResponse is one page of tasks.
 type ListTasksResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// This page of tasks, newest first.
+	// This page of tasks, newest first: at most page_size, and fewer when more
+	// would pass the reply's byte budget (GRPC_MAX_REPLY_BYTES).
 	Tasks []*Task `protobuf:"bytes,1,rep,name=tasks,proto3" json:"tasks,omitempty"`
 	// Pass as page_token to get the next page; empty on the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
@@ -2297,7 +2298,8 @@ func (x *ListLessonsRequest) GetPageToken() string {
 // ListLessonsResponse is one page of lessons.
 type ListLessonsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// This page of lessons.
+	// This page of lessons: at most page_size, and fewer when more would
+	// pass the reply's byte budget (GRPC_MAX_REPLY_BYTES).
 	Lessons []*Lesson `protobuf:"bytes,1,rep,name=lessons,proto3" json:"lessons,omitempty"`
 	// Pass as page_token to get the next page; empty on the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
@@ -2774,7 +2776,8 @@ func (x *ListSessionAffinitiesRequest) GetPageToken() string {
 // ListSessionAffinitiesResponse is one page of affinities.
 type ListSessionAffinitiesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// This page of affinities.
+	// This page of affinities: at most page_size, and fewer when more would
+	// pass the reply's byte budget (GRPC_MAX_REPLY_BYTES).
 	Affinities []*SessionAffinity `protobuf:"bytes,1,rep,name=affinities,proto3" json:"affinities,omitempty"`
 	// Pass as page_token to get the next page; empty on the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
