@@ -56,6 +56,13 @@ func (b *ReplyBudget) AddBytes(n int) bool {
 	return true
 }
 
+// Reserve sets n bytes aside for what the reply must carry whatever else
+// fits.
+func (b *ReplyBudget) Reserve(n int) {
+	b.left -= n
+	b.added = true
+}
+
 // Left is the budget not yet used (negative once a first item passed it).
 func (b *ReplyBudget) Left() int { return b.left }
 

@@ -1420,7 +1420,7 @@ export interface components {
         };
         /** @description CompleteTasksResponse answers each claim of the batch, in order. */
         CompleteTasksResult: {
-            /** @description One result per claim of the request, in order. */
+            /** @description One result per claim of the request, in order. Where the tasks' payloads and results would take the reply past its byte budget (GRPC_MAX_REPLY_BYTES), the last tasks come without payload and result; GetTask has them. */
             results: components["schemas"]["CompletedClaimResult"][];
         };
         /** @description CompletedClaim is one claim to settle as completed. */
@@ -1653,7 +1653,7 @@ export interface components {
         };
         /** @description EnqueueTasksResponse answers each task of the batch, in order. */
         EnqueueTasksResult: {
-            /** @description One result per task of the request, in order. */
+            /** @description One result per task of the request, in order. Where the tasks' payloads would take the reply past its byte budget (GRPC_MAX_REPLY_BYTES), the last tasks come without payload; GetTask has it. */
             results: components["schemas"]["EnqueueTaskResult"][];
         };
         /** @description Every error, of a unary call or as the last line of a stream, has this shape. */

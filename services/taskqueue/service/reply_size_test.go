@@ -196,3 +196,68 @@ func TestListLessonsOverLargeMetadataEndsThePageAtTheReplyBudget(t *testing.T) {
 		t.Errorf("the pages hold %d lessons, want %d", seen, n)
 	}
 }
+
+// CompleteTasks answered every completed task with its payload: 20 tasks of
+// 250 KB made a 5 MB reply that the client refused after the completions
+// had committed. The reply now fits, the last tasks without their payload.
+func TestCompleteTasksOverLargeTasksAnswersWithinTheReplyBudget(t *testing.T) {
+	e := startQueueEnv(t, coordtest.Options{}, queuetest.Options{})
+	ctx := testCtx(t, time.Minute)
+	const n, size = 20, 250_000
+	e.enqueueLarge(ctx, "done", "done", n, size)
+	a := e.register(ctx, "completer", agentOpts{maxTasks: 100, beat: time.Second})
+	var claims []*taskqueuev1.CompletedClaim
+	for len(claims) < n {
+		got, err := e.claim(ctx, a, 5, 0)
+		if err != nil || len(got) == 0 {
+			t.Fatalf("claim after %d: %d claims, %v", len(claims), len(got), err)
+		}
+		for _, c := range got {
+			claims = append(claims, &taskqueuev1.CompletedClaim{TaskId: c.GetTask().GetTaskId(), ClaimToken: c.GetClaimToken()})
+		}
+	}
+	resp, err := e.tasks.CompleteTasks(ctx, &taskqueuev1.CompleteTasksRequest{SessionId: a.id, SessionToken: a.token, Claims: claims})
+	if err != nil {
+		t.Fatalf("complete %d tasks of 250 KB: %v", n, err)
+	}
+	if sz := proto.Size(resp); sz > grpcserver.DefaultMaxReplyBytes {
+		t.Errorf("reply is %d bytes, over the %d budget", sz, grpcserver.DefaultMaxReplyBytes)
+	}
+	withPayload := 0
+	for i, r := range resp.GetResults() {
+		if r.GetCode() != 0 || r.GetTask().GetState() != taskqueuev1.TaskState_TASK_STATE_COMPLETED {
+			t.Errorf("result %d: code %d, state %v", i, r.GetCode(), r.GetTask().GetState())
+		}
+		if r.GetTask().GetPayload() != nil {
+			withPayload++
+		}
+	}
+	if withPayload == 0 || withPayload == n {
+		t.Errorf("%d of %d tasks came with their payload; want the first ones only", withPayload, n)
+	}
+}
+
+// EnqueueTasks of keys already taken answers with the existing tasks: 20
+// small requests for 250 KB tasks made a 5 MB reply. It now fits.
+func TestEnqueueTasksOfLargeDuplicatesAnswersWithinTheReplyBudget(t *testing.T) {
+	e := startQueueEnv(t, coordtest.Options{}, queuetest.Options{})
+	ctx := testCtx(t, time.Minute)
+	const n, size = 20, 250_000
+	e.enqueueLarge(ctx, "dup", "dup", n, size)
+	req := &taskqueuev1.EnqueueTasksRequest{}
+	for i := range n {
+		req.Tasks = append(req.Tasks, &taskqueuev1.EnqueueTaskRequest{IdempotencyKey: keyOf("dup", i), TaskType: "dup"})
+	}
+	resp, err := e.tasks.EnqueueTasks(ctx, req)
+	if err != nil {
+		t.Fatalf("enqueue %d duplicates of 250 KB tasks: %v", n, err)
+	}
+	if sz := proto.Size(resp); sz > grpcserver.DefaultMaxReplyBytes {
+		t.Errorf("reply is %d bytes, over the %d budget", sz, grpcserver.DefaultMaxReplyBytes)
+	}
+	for i, r := range resp.GetResults() {
+		if !r.GetDuplicate() || r.GetTask().GetIdempotencyKey() != keyOf("dup", i) {
+			t.Errorf("result %d: duplicate %v, key %q", i, r.GetDuplicate(), r.GetTask().GetIdempotencyKey())
+		}
+	}
+}

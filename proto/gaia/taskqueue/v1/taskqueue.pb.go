@@ -517,7 +517,9 @@ func (x *EnqueueTasksRequest) GetTasks() []*EnqueueTaskRequest {
 // EnqueueTasksResponse answers each task of the batch, in order.
 type EnqueueTasksResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// One result per task of the request, in order.
+	// One result per task of the request, in order. Where the tasks' payloads
+	// would take the reply past its byte budget (GRPC_MAX_REPLY_BYTES), the
+	// last tasks come without payload; GetTask has it.
 	Results       []*EnqueueTaskResponse `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1217,7 +1219,10 @@ func (x *CompletedClaimResult) GetMessage() string {
 // CompleteTasksResponse answers each claim of the batch, in order.
 type CompleteTasksResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// One result per claim of the request, in order.
+	// One result per claim of the request, in order. Where the tasks'
+	// payloads and results would take the reply past its byte budget
+	// (GRPC_MAX_REPLY_BYTES), the last tasks come without payload and result;
+	// GetTask has them.
 	Results       []*CompletedClaimResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -33,6 +33,32 @@ func (p *Servers) replyBudget() *grpcserver.ReplyBudget {
 	return grpcserver.NewReplyBudget(p.MaxReplyBytes)
 }
 
+// fitTasks keeps a batch's reply within its budget once the work is done:
+// every task is sent, and those whose payload and result would pass the
+// budget go without them (GetTask has them). A batch of 1,000 completions
+// whose tasks carry 256 KiB payloads would otherwise answer 256 MB, after
+// committing.
+func (p *Servers) fitTasks(tasks []*taskqueuev1.Task) {
+	budget := p.replyBudget()
+	bare := make([]int, len(tasks))
+	for i, t := range tasks {
+		if t == nil {
+			continue
+		}
+		b := proto.Clone(t).(*taskqueuev1.Task)
+		b.Payload, b.Result = nil, nil
+		bare[i] = proto.Size(b)
+		// Room for the bare task, its wrapper and their lengths, sent
+		// whatever else fits.
+		budget.Reserve(bare[i] + 16)
+	}
+	for i, t := range tasks {
+		if t != nil && !budget.AddBytes(proto.Size(t)-bare[i]) {
+			t.Payload, t.Result = nil, nil
+		}
+	}
+}
+
 // Register adds both services to s.
 func (p *Servers) Register(s *grpc.Server) {
 	taskqueuev1.RegisterTaskServiceServer(s, &taskServer{Servers: p})
@@ -74,11 +100,14 @@ func (s *taskServer) EnqueueTasks(ctx context.Context, req *taskqueuev1.EnqueueT
 		return nil, err
 	}
 	resp := &taskqueuev1.EnqueueTasksResponse{Results: make([]*taskqueuev1.EnqueueTaskResponse, n)}
+	sent := make([]*taskqueuev1.Task, n)
 	for i, e := range out {
 		if resp.Results[i], err = enqueuedToProto(e); err != nil {
 			return nil, err
 		}
+		sent[i] = resp.Results[i].GetTask()
 	}
+	s.fitTasks(sent)
 	return resp, nil
 }
 
@@ -229,6 +258,11 @@ func (s *taskServer) CompleteTasks(ctx context.Context, req *taskqueuev1.Complet
 		}
 		resp.Results[i] = &taskqueuev1.CompletedClaimResult{Task: pt}
 	}
+	sent := make([]*taskqueuev1.Task, n)
+	for i, r := range resp.Results {
+		sent[i] = r.GetTask()
+	}
+	s.fitTasks(sent)
 	return resp, nil
 }
 
