@@ -80,6 +80,7 @@ func TestDeregisterSessionWithManyLocksAnswersWithinTheReplyBudget(t *testing.T)
 		t.Errorf("the pages list %d locks (sorted %v), want %d in key order", len(listed), slices.IsSorted(listed), n)
 	}
 
+	events := watchEvents(t, cl, 0)
 	resp, err := cl.Sessions().DeregisterSession(ctxT(t, 10*time.Second), &coordinatorv1.DeregisterSessionRequest{SessionId: s.GetSessionId(), SessionToken: tok}, smallClient)
 	if err != nil {
 		t.Fatalf("deregister a session holding %d locks: %v", n, err)
@@ -94,6 +95,22 @@ func TestDeregisterSessionWithManyLocksAnswersWithinTheReplyBudget(t *testing.T)
 	for i, k := range keys {
 		if k != key(i) {
 			t.Fatalf("released_lock_keys[%d] = %q, want the keys in order from %q", i, k, key(0))
+		}
+	}
+	// The watch's event of it lists at most 1,000 keys and counts them all.
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case e := <-events:
+			if e.GetType() != coordinatorv1.SessionEventType_SESSION_EVENT_TYPE_DEREGISTERED {
+				continue
+			}
+			if e.GetReleasedLockCount() != n || len(e.GetReleasedLockKeys()) != 1000 || e.GetReleasedLockKeys()[0] != key(0) {
+				t.Errorf("deregistered event: released_lock_count %d with %d keys from %q; want %d with the first 1000", e.GetReleasedLockCount(), len(e.GetReleasedLockKeys()), e.GetReleasedLockKeys()[0], n)
+			}
+			return
+		case <-timeout:
+			t.Fatal("no deregistered event within 10 s")
 		}
 	}
 }
