@@ -2040,7 +2040,7 @@ export interface components {
         };
         /** @description ListAlertsResponse is one page of alerts. */
         ListAlertsResult: {
-            /** @description This page of alerts, newest first. */
+            /** @description This page of alerts, newest first: at most page_size, and fewer when more would pass the reply's byte budget (GRPC_MAX_REPLY_BYTES). */
             alerts: components["schemas"]["Alert"][];
             /** @description Pass as page_token to get the next page; empty on the last page. */
             next_page_token: string;
