@@ -22,13 +22,14 @@ const claimSet = `
 	RETURNING ` + taskColumns
 
 // claimCandidates wraps a query that picks and locks the next ready tasks
-// (columns t.*, in claim order, as "picked") so that the rows come back in
-// that order, cut once the JSON of those before them passes the byte budget
-// ($budget, NULL for none): the rows kept are all a reply could carry, since
-// a task's claim takes at least about its payload's length. n counts the rows
-// picked, so that the caller can tell the budget cut some. The exact size of
-// each claim is measured in Go.
-func claimCandidates(picked, order, budget string) string {
+// (columns t.*, in claim order, as "picked"; $1 the types, $2 the limit) so
+// that the rows come back in that order, cut once the JSON of those before
+// them passes the byte budget ($3, NULL for none): what is left out could
+// not have fitted, since a task's claim takes about its payload's length or
+// more, and is never sent over. n counts the rows picked, so that the
+// caller can tell the budget cut some. The exact size of each claim is
+// measured in Go.
+func claimCandidates(picked, order string) string {
 	return `
 		WITH picked AS (` + picked + `)
 		SELECT ` + taskColumns + `, n FROM (
@@ -36,7 +37,7 @@ func claimCandidates(picked, order, budget string) string {
 			       sum(coalesce(octet_length(p.payload::text), 0)) OVER (ORDER BY ` + order + ` ROWS UNBOUNDED PRECEDING)
 			         - coalesce(octet_length(p.payload::text), 0) AS before
 			FROM picked p) t
-		WHERE ` + budget + `::bigint IS NULL OR t.before <= ` + budget + `
+		WHERE $3::bigint IS NULL OR t.before <= $3
 		ORDER BY ` + order
 }
 
@@ -83,7 +84,7 @@ func (r *TaskPostgresRepository) Claim(ctx context.Context, req task.ClaimReques
 				budgetArg = &b
 			}
 			args = append([]any{types, want, budgetArg}, args...)
-			rows, err := tx.Query(ctx, claimCandidates(picked, order, "$3"), args...)
+			rows, err := tx.Query(ctx, claimCandidates(picked, order), args...)
 			if err != nil {
 				return false, err
 			}
