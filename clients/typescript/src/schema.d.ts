@@ -725,7 +725,7 @@ export interface paths {
         put?: never;
         /**
          * RecordIntervention records what a teacher did for the student of an alert.
-         * @description RecordIntervention records what a teacher did for the student of an alert.
+         * @description RecordIntervention records what a teacher did for the student of an alert. An alert keeps at most 100 interventions; the 101st is FAILED_PRECONDITION.
          *
          *     **Authorization:** a bearer credential of role `admin`, `teacher`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise. Also checked: the alert's classroom (RequireClassroom).
          */
