@@ -725,7 +725,7 @@ export interface paths {
         put?: never;
         /**
          * RecordIntervention records what a teacher did for the student of an alert.
-         * @description RecordIntervention records what a teacher did for the student of an alert.
+         * @description RecordIntervention records what a teacher did for the student of an alert. An alert keeps at most 100 interventions; the 101st is FAILED_PRECONDITION.
          *
          *     **Authorization:** a bearer credential of role `admin`, `teacher`. The request's `app_id`, `classroom_id(s)`, `teacher_id` and `project` must lie inside the credential's scope (its app and classrooms, the teacher's assigned classrooms, the operator's projects); PERMISSION_DENIED otherwise. Also checked: the alert's classroom (RequireClassroom).
          */
@@ -1341,6 +1341,8 @@ export interface components {
         ClaimTasksResult: {
             /** @description The claims granted; empty when no task was ready within wait. */
             claims: components["schemas"]["Claim"][];
+            /** @description True when the reply's byte budget (GRPC_MAX_REPLY_BYTES, 3 MiB by default) stopped the claim short of max_tasks and the session's free capacity: more tasks may be ready, so claim again. A task the reply could not carry is never claimed; the first task always is, whatever its size. */
+            more_available: boolean;
         };
         /** @description ClassroomAssignment links a teacher to a classroom. */
         ClassroomAssignment: {
@@ -1418,7 +1420,7 @@ export interface components {
         };
         /** @description CompleteTasksResponse answers each claim of the batch, in order. */
         CompleteTasksResult: {
-            /** @description One result per claim of the request, in order. */
+            /** @description One result per claim of the request, in order. Where the tasks' payloads and results would take the reply past its byte budget (GRPC_MAX_REPLY_BYTES), the last tasks come without payload and result; GetTask has them. */
             results: components["schemas"]["CompletedClaimResult"][];
         };
         /** @description CompletedClaim is one claim to settle as completed. */
@@ -1500,8 +1502,14 @@ export interface components {
         DeregisterSessionResult: {
             /** @description The session in its final state. */
             session?: components["schemas"]["Session"];
-            /** @description Keys of the locks released with the session. */
+            /** @description Keys of the locks released with the session, in key order: the first 1,000 at most, and fewer when they would pass the reply's byte budget (GRPC_MAX_REPLY_BYTES). released_lock_count says how many there were. */
             released_lock_keys: string[];
+            /**
+             * Format: int64
+             * @description How many locks were released with the session; more than released_lock_keys holds when that list was cut.
+             * @example 42
+             */
+            released_lock_count: string;
         };
         /** @description DetectionSettings are a classroom's detector settings. */
         DetectionSettings: {
@@ -1645,7 +1653,7 @@ export interface components {
         };
         /** @description EnqueueTasksResponse answers each task of the batch, in order. */
         EnqueueTasksResult: {
-            /** @description One result per task of the request, in order. */
+            /** @description One result per task of the request, in order. Where the tasks' payloads would take the reply past its byte budget (GRPC_MAX_REPLY_BYTES), the last tasks come without payload; GetTask has it. */
             results: components["schemas"]["EnqueueTaskResult"][];
         };
         /** @description Every error, of a unary call or as the last line of a stream, has this shape. */
@@ -2032,7 +2040,7 @@ export interface components {
         };
         /** @description ListAlertsResponse is one page of alerts. */
         ListAlertsResult: {
-            /** @description This page of alerts, newest first. */
+            /** @description This page of alerts, newest first: at most page_size, and fewer when more would pass the reply's byte budget (GRPC_MAX_REPLY_BYTES). */
             alerts: components["schemas"]["Alert"][];
             /** @description Pass as page_token to get the next page; empty on the last page. */
             next_page_token: string;
@@ -2065,14 +2073,14 @@ export interface components {
         };
         /** @description ListLessonsResponse is one page of lessons. */
         ListLessonsResult: {
-            /** @description This page of lessons. */
+            /** @description This page of lessons: at most page_size, and fewer when more would pass the reply's byte budget (GRPC_MAX_REPLY_BYTES). */
             lessons: components["schemas"]["Lesson"][];
             /** @description Pass as page_token to get the next page; empty on the last page. */
             next_page_token: string;
         };
         /** @description ListLocksResponse is one page of locks, ordered by key. */
         ListLocksResult: {
-            /** @description This page of held locks, ordered by key. */
+            /** @description This page of held locks, ordered by key: at most page_size, and fewer when more would pass the reply's byte budget (GRPC_MAX_REPLY_BYTES). */
             locks: components["schemas"]["Lock"][];
             /** @description Pass as page_token to get the next page; empty on the last page. */
             next_page_token: string;
@@ -2090,21 +2098,21 @@ export interface components {
         };
         /** @description ListSessionAffinitiesResponse is one page of affinities. */
         ListSessionAffinitiesResult: {
-            /** @description This page of affinities. */
+            /** @description This page of affinities: at most page_size, and fewer when more would pass the reply's byte budget (GRPC_MAX_REPLY_BYTES). */
             affinities: components["schemas"]["SessionAffinity"][];
             /** @description Pass as page_token to get the next page; empty on the last page. */
             next_page_token: string;
         };
         /** @description ListSessionsResponse is one page of sessions, ordered by name. */
         ListSessionsResult: {
-            /** @description This page of sessions, ordered by name. */
+            /** @description This page of sessions, ordered by name: at most page_size, and fewer when more would pass the reply's byte budget (GRPC_MAX_REPLY_BYTES). */
             sessions: components["schemas"]["Session"][];
             /** @description Empty on the last page. */
             next_page_token: string;
         };
         /** @description ListTasksResponse is one page of tasks. */
         ListTasksResult: {
-            /** @description This page of tasks, newest first. */
+            /** @description This page of tasks, newest first: at most page_size, and fewer when more would pass the reply's byte budget (GRPC_MAX_REPLY_BYTES). */
             tasks: components["schemas"]["Task"][];
             /** @description Pass as page_token to get the next page; empty on the last page. */
             next_page_token: string;
@@ -2482,8 +2490,14 @@ export interface components {
             session?: components["schemas"]["Session"];
             /** @description Leader time at which the change was committed. */
             occurred_at?: components["schemas"]["Timestamp"];
-            /** @description Locks released by this change (failed and deregistered events). */
+            /** @description Locks released by this change (failed and deregistered events), in key order: the first 1,000 at most. released_lock_count says how many there were. */
             released_lock_keys: string[];
+            /**
+             * Format: int64
+             * @description How many locks this change released; more than released_lock_keys holds when that list was cut.
+             * @example 42
+             */
+            released_lock_count: string;
         };
         /**
          * @description SessionEventType says what happened to a session.

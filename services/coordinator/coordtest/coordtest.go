@@ -47,6 +47,9 @@ type Options struct {
 	// GRPCLimits bound each node's gRPC connections and streams (defaults:
 	// the service's).
 	GRPCLimits grpcserver.Limits
+	// MaxReplyBytes is each node's reply byte budget (GRPC_MAX_REPLY_BYTES;
+	// default the service's).
+	MaxReplyBytes int
 	// Keys sign and verify the cluster's credentials; nil makes new ones.
 	// Every node verifies with them and issues with them; nodes join with
 	// an admin credential, and Client calls as admin.
@@ -162,6 +165,7 @@ func (c *Cluster) config(node *Node, dataDir string, bootstrap bool) service.Con
 	}
 	cfg.Auth = c.Keys.Config(c.t, c.AdminToken)
 	cfg.GRPCLimits = c.opts.GRPCLimits
+	cfg.MaxReplyBytes = c.opts.MaxReplyBytes
 	cfg.Raft = service.RaftConfig{
 		HeartbeatTimeout:  c.opts.HeartbeatTimeout,
 		ElectionTimeout:   c.opts.ElectionTimeout,

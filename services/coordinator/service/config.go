@@ -22,6 +22,10 @@ type Config struct {
 	// (GRPC_MAX_CONNECTIONS, GRPC_MAX_CONCURRENT_STREAMS,
 	// GRPC_MAX_STREAMS_PER_CLIENT); zero fields take the defaults.
 	GRPCLimits grpcserver.Limits
+	// MaxReplyBytes bounds every reply (GRPC_MAX_REPLY_BYTES, default
+	// 3 MiB): list pages and released lock keys stop short of it. Keep it
+	// under what clients accept (4 MiB by default); 0 takes the default.
+	MaxReplyBytes int
 	// AdvertiseAddr is the gRPC address other nodes forward to
 	// (COORDINATOR_ADVERTISE_ADDR); empty derives it from the listener.
 	AdvertiseAddr string
@@ -108,6 +112,7 @@ func LoadConfig(l *config.Loader) Config {
 		ListenAddr:       l.ListenAddr("COORDINATOR_LISTEN_ADDR", ":7001"),
 		HealthListenAddr: l.ListenAddr("COORDINATOR_HEALTH_LISTEN_ADDR", ""),
 		GRPCLimits:       grpcserver.LoadLimits(l),
+		MaxReplyBytes:    grpcserver.LoadMaxReplyBytes(l),
 		AdvertiseAddr:    l.DialAddr("COORDINATOR_ADVERTISE_ADDR", ""),
 		MetricsAddr:      l.ListenAddr("COORDINATOR_PROMETHEUS_LISTEN_ADDR", ""),
 		ShutdownTimeout:  l.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, time.Millisecond),

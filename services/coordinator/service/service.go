@@ -161,7 +161,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, opts ...Options) (*Se
 	s.metrics = &collector{s: s, store: store}
 	srv := grpcserver.New(grpcserver.Options{Name: "coordinator", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout, HealthListenAddr: cfg.HealthListenAddr, Limits: grpcLimits(cfg.GRPCLimits), TLS: grpcTLS, Auth: rt.Authorizer()},
 		grpc.ChainStreamInterceptor(s.metrics.countHeartbeats))
-	(&ports.Servers{App: coord, Forward: fwd}).Register(srv.GRPC())
+	(&ports.Servers{App: coord, Forward: fwd, MaxReplyBytes: cfg.MaxReplyBytes}).Register(srv.GRPC())
 
 	log.Info("coordinator ready",
 		zap.String("grpc_address", lis.Addr().String()),

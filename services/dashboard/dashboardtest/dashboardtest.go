@@ -30,6 +30,8 @@ type Options struct {
 	Disabled bool
 	// SubscriberBuffer is DASHBOARD_SUBSCRIBER_BUFFER (default 256).
 	SubscriberBuffer int
+	// MaxReplyBytes is GRPC_MAX_REPLY_BYTES (default 3 MiB).
+	MaxReplyBytes int
 	// Quiet logs only warnings and errors.
 	Quiet bool
 	// Keys sign and verify credentials; nil makes new ones.
@@ -79,6 +81,7 @@ func Start(t testing.TB, databaseURL string, opts Options) *Dashboard {
 		MetricsAddr:             opts.MetricsAddr,
 		TeacherDashboardEnabled: !opts.Disabled,
 		SubscriberBuffer:        opts.SubscriberBuffer,
+		MaxReplyBytes:           opts.MaxReplyBytes,
 		CoordinatorAddr:         "127.0.0.1:1",
 		Auth:                    opts.Keys.Config(t, opts.Keys.Service(t, "dashboard")),
 	}

@@ -29,6 +29,9 @@ type Options struct {
 	// MetricTaskTypes, when set, are the only task types with their own
 	// task_type label (TASK_METRIC_TYPES); default: the first 50 seen.
 	MetricTaskTypes []string
+	// MaxReplyBytes is the reply byte budget (GRPC_MAX_REPLY_BYTES);
+	// default 3 MiB.
+	MaxReplyBytes int
 	// Quiet logs only warnings and errors.
 	Quiet bool
 	// Keys are the coordinator's signing keys (coordtest's Cluster.Keys):
@@ -89,6 +92,7 @@ func Start(t testing.TB, databaseURL string, coordinatorAddrs []string, opts Opt
 		ReapInterval:       opts.ReapInterval,
 		MetricTaskTypes:    opts.MetricTaskTypes,
 		MetricMaxTaskTypes: 50,
+		MaxReplyBytes:      opts.MaxReplyBytes,
 		Auth:               opts.Keys.Config(t, opts.Keys.Service(t, "taskqueue")),
 	}
 	q.start()

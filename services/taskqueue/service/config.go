@@ -22,6 +22,11 @@ type Config struct {
 	// (GRPC_MAX_CONNECTIONS, GRPC_MAX_CONCURRENT_STREAMS,
 	// GRPC_MAX_STREAMS_PER_CLIENT); zero fields take the defaults.
 	GRPCLimits grpcserver.Limits
+	// MaxReplyBytes bounds every reply (GRPC_MAX_REPLY_BYTES, default
+	// 3 MiB): ClaimTasks claims no more than fits and list pages stop short
+	// of it, each saying so. Keep it under what clients accept (4 MiB by
+	// default in gRPC); 0 takes the default.
+	MaxReplyBytes int
 	// MetricsAddr serves Prometheus metrics at /metrics
 	// (TASKQUEUE_PROMETHEUS_LISTEN_ADDR; every service's Prometheus listener
 	// is <SERVICE>_PROMETHEUS_LISTEN_ADDR).
@@ -66,6 +71,7 @@ func LoadConfig(l *config.Loader) Config {
 		ListenAddr:         l.ListenAddr("TASKQUEUE_LISTEN_ADDR", ":7002"),
 		HealthListenAddr:   l.ListenAddr("TASKQUEUE_HEALTH_LISTEN_ADDR", ""),
 		GRPCLimits:         grpcserver.LoadLimits(l),
+		MaxReplyBytes:      grpcserver.LoadMaxReplyBytes(l),
 		MetricsAddr:        l.ListenAddr("TASKQUEUE_PROMETHEUS_LISTEN_ADDR", ":9102"),
 		DatabaseURL:        pg.URL(l, "DATABASE_URL", pg.DefaultURL),
 		ShutdownTimeout:    l.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, time.Millisecond),

@@ -105,7 +105,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	}, s.sessions, s.notifier, metrics, log)
 
 	s.grpc = grpcserver.New(grpcserver.Options{Name: "taskqueue", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout, HealthListenAddr: cfg.HealthListenAddr, Limits: cfg.GRPCLimits, TLS: serverTLS, Auth: s.auth.Authorizer()})
-	(&ports.Servers{Queue: s.queue}).Register(s.grpc.GRPC())
+	(&ports.Servers{Queue: s.queue, MaxReplyBytes: cfg.MaxReplyBytes}).Register(s.grpc.GRPC())
 	log.Info("taskqueue ready", zap.String("grpc_address", s.lis.GRPC.Addr().String()), zap.String("metrics_address", s.lis.Metrics.Addr().String()), zap.Strings("coordinator", cfg.CoordinatorAddrs))
 	return s, nil
 }

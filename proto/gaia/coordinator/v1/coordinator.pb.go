@@ -1200,7 +1200,8 @@ func (x *ListSessionsRequest) GetLabelSelector() string {
 // ListSessionsResponse is one page of sessions, ordered by name.
 type ListSessionsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// This page of sessions, ordered by name.
+	// This page of sessions, ordered by name: at most page_size, and fewer
+	// when more would pass the reply's byte budget (GRPC_MAX_REPLY_BYTES).
 	Sessions []*Session `protobuf:"bytes,1,rep,name=sessions,proto3" json:"sessions,omitempty"`
 	// Empty on the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
@@ -1312,10 +1313,15 @@ type DeregisterSessionResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The session in its final state.
 	Session *Session `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
-	// Keys of the locks released with the session.
+	// Keys of the locks released with the session, in key order: the first
+	// 1,000 at most, and fewer when they would pass the reply's byte budget
+	// (GRPC_MAX_REPLY_BYTES). released_lock_count says how many there were.
 	ReleasedLockKeys []string `protobuf:"bytes,2,rep,name=released_lock_keys,json=releasedLockKeys,proto3" json:"released_lock_keys,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// How many locks were released with the session; more than
+	// released_lock_keys holds when that list was cut.
+	ReleasedLockCount int64 `protobuf:"varint,3,opt,name=released_lock_count,json=releasedLockCount,proto3" json:"released_lock_count,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *DeregisterSessionResponse) Reset() {
@@ -1360,6 +1366,13 @@ func (x *DeregisterSessionResponse) GetReleasedLockKeys() []string {
 		return x.ReleasedLockKeys
 	}
 	return nil
+}
+
+func (x *DeregisterSessionResponse) GetReleasedLockCount() int64 {
+	if x != nil {
+		return x.ReleasedLockCount
+	}
+	return 0
 }
 
 // VerifySessionRequest names a session and the token to check.
@@ -1474,10 +1487,15 @@ type SessionEvent struct {
 	Session *Session `protobuf:"bytes,3,opt,name=session,proto3" json:"session,omitempty"`
 	// Leader time at which the change was committed.
 	OccurredAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
-	// Locks released by this change (failed and deregistered events).
+	// Locks released by this change (failed and deregistered events), in key
+	// order: the first 1,000 at most. released_lock_count says how many
+	// there were.
 	ReleasedLockKeys []string `protobuf:"bytes,5,rep,name=released_lock_keys,json=releasedLockKeys,proto3" json:"released_lock_keys,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// How many locks this change released; more than released_lock_keys
+	// holds when that list was cut.
+	ReleasedLockCount int64 `protobuf:"varint,6,opt,name=released_lock_count,json=releasedLockCount,proto3" json:"released_lock_count,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *SessionEvent) Reset() {
@@ -1543,6 +1561,13 @@ func (x *SessionEvent) GetReleasedLockKeys() []string {
 		return x.ReleasedLockKeys
 	}
 	return nil
+}
+
+func (x *SessionEvent) GetReleasedLockCount() int64 {
+	if x != nil {
+		return x.ReleasedLockCount
+	}
+	return 0
 }
 
 // WatchSessionsRequest starts or resumes a watch.
@@ -2298,7 +2323,8 @@ func (x *ListLocksRequest) GetPageToken() string {
 // ListLocksResponse is one page of locks, ordered by key.
 type ListLocksResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// This page of held locks, ordered by key.
+	// This page of held locks, ordered by key: at most page_size, and fewer
+	// when more would pass the reply's byte budget (GRPC_MAX_REPLY_BYTES).
 	Locks []*Lock `protobuf:"bytes,1,rep,name=locks,proto3" json:"locks,omitempty"`
 	// Pass as page_token to get the next page; empty on the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
@@ -3060,23 +3086,25 @@ const file_gaia_coordinator_v1_coordinator_proto_rawDesc = "" +
 	"\x18DeregisterSessionRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12#\n" +
-	"\rsession_token\x18\x02 \x01(\tR\fsessionToken\"\x81\x01\n" +
+	"\rsession_token\x18\x02 \x01(\tR\fsessionToken\"\xb1\x01\n" +
 	"\x19DeregisterSessionResponse\x126\n" +
 	"\asession\x18\x01 \x01(\v2\x1c.gaia.coordinator.v1.SessionR\asession\x12,\n" +
-	"\x12released_lock_keys\x18\x02 \x03(\tR\x10releasedLockKeys\"Z\n" +
+	"\x12released_lock_keys\x18\x02 \x03(\tR\x10releasedLockKeys\x12.\n" +
+	"\x13released_lock_count\x18\x03 \x01(\x03R\x11releasedLockCount\"Z\n" +
 	"\x14VerifySessionRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12#\n" +
 	"\rsession_token\x18\x02 \x01(\tR\fsessionToken\"O\n" +
 	"\x15VerifySessionResponse\x126\n" +
-	"\asession\x18\x01 \x01(\v2\x1c.gaia.coordinator.v1.SessionR\asession\"\x82\x02\n" +
+	"\asession\x18\x01 \x01(\v2\x1c.gaia.coordinator.v1.SessionR\asession\"\xb2\x02\n" +
 	"\fSessionEvent\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x129\n" +
 	"\x04type\x18\x02 \x01(\x0e2%.gaia.coordinator.v1.SessionEventTypeR\x04type\x126\n" +
 	"\asession\x18\x03 \x01(\v2\x1c.gaia.coordinator.v1.SessionR\asession\x12;\n" +
 	"\voccurred_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"occurredAt\x12,\n" +
-	"\x12released_lock_keys\x18\x05 \x03(\tR\x10releasedLockKeys\"t\n" +
+	"\x12released_lock_keys\x18\x05 \x03(\tR\x10releasedLockKeys\x12.\n" +
+	"\x13released_lock_count\x18\x06 \x01(\x03R\x11releasedLockCount\"t\n" +
 	"\x14WatchSessionsRequest\x12\x1f\n" +
 	"\vafter_index\x18\x01 \x01(\x04R\n" +
 	"afterIndex\x12;\n" +

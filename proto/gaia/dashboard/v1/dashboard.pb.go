@@ -840,7 +840,8 @@ func (x *ListAlertsRequest) GetPageToken() string {
 // ListAlertsResponse is one page of alerts.
 type ListAlertsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// This page of alerts, newest first.
+	// This page of alerts, newest first: at most page_size, and fewer when
+	// more would pass the reply's byte budget (GRPC_MAX_REPLY_BYTES).
 	Alerts []*Alert `protobuf:"bytes,1,rep,name=alerts,proto3" json:"alerts,omitempty"`
 	// Pass as page_token to get the next page; empty on the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`

@@ -51,6 +51,7 @@ type DashboardServiceClient interface {
 	// ResolveAlert closes an alert with an outcome.
 	ResolveAlert(ctx context.Context, in *ResolveAlertRequest, opts ...grpc.CallOption) (*ResolveAlertResponse, error)
 	// RecordIntervention records what a teacher did for the student of an alert.
+	// An alert keeps at most 100 interventions; the 101st is FAILED_PRECONDITION.
 	RecordIntervention(ctx context.Context, in *RecordInterventionRequest, opts ...grpc.CallOption) (*RecordInterventionResponse, error)
 	// AssignClassroom gives a teacher a classroom.
 	AssignClassroom(ctx context.Context, in *AssignClassroomRequest, opts ...grpc.CallOption) (*AssignClassroomResponse, error)
@@ -186,6 +187,7 @@ type DashboardServiceServer interface {
 	// ResolveAlert closes an alert with an outcome.
 	ResolveAlert(context.Context, *ResolveAlertRequest) (*ResolveAlertResponse, error)
 	// RecordIntervention records what a teacher did for the student of an alert.
+	// An alert keeps at most 100 interventions; the 101st is FAILED_PRECONDITION.
 	RecordIntervention(context.Context, *RecordInterventionRequest) (*RecordInterventionResponse, error)
 	// AssignClassroom gives a teacher a classroom.
 	AssignClassroom(context.Context, *AssignClassroomRequest) (*AssignClassroomResponse, error)

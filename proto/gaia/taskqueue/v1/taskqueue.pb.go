@@ -517,7 +517,9 @@ func (x *EnqueueTasksRequest) GetTasks() []*EnqueueTaskRequest {
 // EnqueueTasksResponse answers each task of the batch, in order.
 type EnqueueTasksResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// One result per task of the request, in order.
+	// One result per task of the request, in order. Where the tasks' payloads
+	// would take the reply past its byte budget (GRPC_MAX_REPLY_BYTES), the
+	// last tasks come without payload; GetTask has it.
 	Results       []*EnqueueTaskResponse `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -710,7 +712,13 @@ func (x *ClaimTasksRequest) GetWait() *durationpb.Duration {
 type ClaimTasksResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The claims granted; empty when no task was ready within wait.
-	Claims        []*Claim `protobuf:"bytes,1,rep,name=claims,proto3" json:"claims,omitempty"`
+	Claims []*Claim `protobuf:"bytes,1,rep,name=claims,proto3" json:"claims,omitempty"`
+	// True when the reply's byte budget (GRPC_MAX_REPLY_BYTES, 3 MiB by
+	// default) stopped the claim short of max_tasks and the session's free
+	// capacity: more tasks may be ready, so claim again. A task the reply
+	// could not carry is never claimed; the first task always is, whatever
+	// its size.
+	MoreAvailable bool `protobuf:"varint,2,opt,name=more_available,json=moreAvailable,proto3" json:"more_available,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -750,6 +758,13 @@ func (x *ClaimTasksResponse) GetClaims() []*Claim {
 		return x.Claims
 	}
 	return nil
+}
+
+func (x *ClaimTasksResponse) GetMoreAvailable() bool {
+	if x != nil {
+		return x.MoreAvailable
+	}
+	return false
 }
 
 // ExtendClaimRequest extends a claim's lease.
@@ -1204,7 +1219,10 @@ func (x *CompletedClaimResult) GetMessage() string {
 // CompleteTasksResponse answers each claim of the batch, in order.
 type CompleteTasksResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// One result per claim of the request, in order.
+	// One result per claim of the request, in order. Where the tasks'
+	// payloads and results would take the reply past its byte budget
+	// (GRPC_MAX_REPLY_BYTES), the last tasks come without payload and result;
+	// GetTask has them.
 	Results       []*CompletedClaimResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1800,7 +1818,8 @@ func (x *ListTasksRequest) GetPageToken() string {
 // ListTasksResponse is one page of tasks.
 type ListTasksResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// This page of tasks, newest first.
+	// This page of tasks, newest first: at most page_size, and fewer when more
+	// would pass the reply's byte budget (GRPC_MAX_REPLY_BYTES).
 	Tasks []*Task `protobuf:"bytes,1,rep,name=tasks,proto3" json:"tasks,omitempty"`
 	// Pass as page_token to get the next page; empty on the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
@@ -2284,7 +2303,8 @@ func (x *ListLessonsRequest) GetPageToken() string {
 // ListLessonsResponse is one page of lessons.
 type ListLessonsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// This page of lessons.
+	// This page of lessons: at most page_size, and fewer when more would
+	// pass the reply's byte budget (GRPC_MAX_REPLY_BYTES).
 	Lessons []*Lesson `protobuf:"bytes,1,rep,name=lessons,proto3" json:"lessons,omitempty"`
 	// Pass as page_token to get the next page; empty on the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
@@ -2761,7 +2781,8 @@ func (x *ListSessionAffinitiesRequest) GetPageToken() string {
 // ListSessionAffinitiesResponse is one page of affinities.
 type ListSessionAffinitiesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// This page of affinities.
+	// This page of affinities: at most page_size, and fewer when more would
+	// pass the reply's byte budget (GRPC_MAX_REPLY_BYTES).
 	Affinities []*SessionAffinity `protobuf:"bytes,1,rep,name=affinities,proto3" json:"affinities,omitempty"`
 	// Pass as page_token to get the next page; empty on the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
@@ -2963,9 +2984,10 @@ const file_gaia_taskqueue_v1_taskqueue_proto_rawDesc = "" +
 	"\n" +
 	"task_types\x18\x03 \x03(\tR\ttaskTypes\x12\x1b\n" +
 	"\tmax_tasks\x18\x04 \x01(\x05R\bmaxTasks\x12-\n" +
-	"\x04wait\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x04wait\"F\n" +
+	"\x04wait\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x04wait\"m\n" +
 	"\x12ClaimTasksResponse\x120\n" +
-	"\x06claims\x18\x01 \x03(\v2\x18.gaia.taskqueue.v1.ClaimR\x06claims\"\xcb\x01\n" +
+	"\x06claims\x18\x01 \x03(\v2\x18.gaia.taskqueue.v1.ClaimR\x06claims\x12%\n" +
+	"\x0emore_available\x18\x02 \x01(\bR\rmoreAvailable\"\xcb\x01\n" +
 	"\x12ExtendClaimRequest\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x1f\n" +
 	"\vclaim_token\x18\x02 \x01(\tR\n" +

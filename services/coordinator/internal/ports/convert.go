@@ -122,11 +122,12 @@ func lockToProto(l app.LockView) *coordinatorv1.Lock {
 
 func eventToProto(e app.SessionEvent) *coordinatorv1.SessionEvent {
 	return &coordinatorv1.SessionEvent{
-		Index:            e.Index,
-		Type:             eventTypeToProto[e.Type],
-		Session:          sessionToProto(e.Session),
-		OccurredAt:       timestamp(e.At),
-		ReleasedLockKeys: e.ReleasedLocks,
+		Index:             e.Index,
+		Type:              eventTypeToProto[e.Type],
+		Session:           sessionToProto(e.Session),
+		OccurredAt:        timestamp(e.At),
+		ReleasedLockKeys:  releasedKeys(e.ReleasedLocks, nil),
+		ReleasedLockCount: int64(len(e.ReleasedLocks)),
 	}
 }
 

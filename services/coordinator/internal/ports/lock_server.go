@@ -134,11 +134,17 @@ func (s *lockServer) ListLocks(ctx context.Context, req *coordinatorv1.ListLocks
 			return nil, err
 		}
 		resp := &coordinatorv1.ListLocksResponse{Locks: make([]*coordinatorv1.Lock, 0, len(locks))}
+		budget := s.replyBudget()
 		for _, l := range locks {
-			resp.Locks = append(resp.Locks, lockToProto(l))
+			pl := lockToProto(l)
+			if !budget.Add(pl) {
+				more = true
+				break
+			}
+			resp.Locks = append(resp.Locks, pl)
 		}
-		if more && len(locks) > 0 {
-			resp.NextPageToken = reqfield.PageToken(locks[len(locks)-1].Key)
+		if more && len(resp.Locks) > 0 {
+			resp.NextPageToken = reqfield.PageToken(resp.Locks[len(resp.Locks)-1].GetKey())
 		}
 		return resp, nil
 	})

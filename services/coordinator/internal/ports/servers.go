@@ -9,9 +9,11 @@ package ports
 
 import (
 	"context"
+	"slices"
 
 	"google.golang.org/grpc"
 
+	"github.com/gaia-platform/gaia/internal/grpcserver"
 	coordinatorv1 "github.com/gaia-platform/gaia/proto/gaia/coordinator/v1"
 	"github.com/gaia-platform/gaia/services/coordinator/internal/app"
 	"github.com/gaia-platform/gaia/services/coordinator/internal/forward"
@@ -21,6 +23,36 @@ import (
 type Servers struct {
 	App     *app.Coordinator
 	Forward *forward.Forwarder
+	// MaxReplyBytes bounds every reply (GRPC_MAX_REPLY_BYTES): list pages
+	// and released lock keys stop short of it. 0 is
+	// grpcserver.DefaultMaxReplyBytes.
+	MaxReplyBytes int
+}
+
+// replyBudget is the byte budget of one reply.
+func (p *Servers) replyBudget() *grpcserver.ReplyBudget {
+	return grpcserver.NewReplyBudget(p.MaxReplyBytes)
+}
+
+// maxReleasedKeys is the most released lock keys a reply or event lists;
+// the count says how many there were.
+const maxReleasedKeys = 1000
+
+// releasedKeys is the start of the released lock keys, in key order, that
+// fits in budget (nil: only maxReleasedKeys applies).
+func releasedKeys(keys []string, budget *grpcserver.ReplyBudget) []string {
+	keys = slices.Clone(keys)
+	slices.Sort(keys)
+	keys = keys[:min(len(keys), maxReleasedKeys)]
+	if budget == nil {
+		return keys
+	}
+	for i, k := range keys {
+		if !budget.AddBytes(grpcserver.ElementSize(len(k))) {
+			return keys[:i]
+		}
+	}
+	return keys
 }
 
 // Register adds the services to s.

@@ -216,12 +216,18 @@ func (s *sessionServer) ListSessions(ctx context.Context, req *coordinatorv1.Lis
 			return nil, err
 		}
 		resp := &coordinatorv1.ListSessionsResponse{Sessions: make([]*coordinatorv1.Session, 0, len(views))}
+		budget := s.replyBudget()
 		for _, v := range views {
-			resp.Sessions = append(resp.Sessions, sessionViewToProto(v))
+			ps := sessionViewToProto(v)
+			if !budget.Add(ps) {
+				more = true
+				break
+			}
+			resp.Sessions = append(resp.Sessions, ps)
 		}
-		if more && len(views) > 0 {
-			last := views[len(views)-1]
-			resp.NextPageToken = reqfield.PageToken(last.Name, last.ID)
+		if more && len(resp.Sessions) > 0 {
+			last := resp.Sessions[len(resp.Sessions)-1]
+			resp.NextPageToken = reqfield.PageToken(last.GetName(), last.GetSessionId())
 		}
 		return resp, nil
 	})
@@ -238,7 +244,15 @@ func (s *sessionServer) DeregisterSession(ctx context.Context, req *coordinatorv
 		if err != nil {
 			return nil, err
 		}
-		return &coordinatorv1.DeregisterSessionResponse{Session: sessionViewToProto(v), ReleasedLockKeys: released}, nil
+		// A session may hold SESSION_MAX_LOCKS locks (up to a million): its
+		// 40,000 released keys once made a reply no client would take, after
+		// the deregistration had committed. The reply lists the first keys
+		// and counts them all.
+		resp := &coordinatorv1.DeregisterSessionResponse{Session: sessionViewToProto(v), ReleasedLockCount: int64(len(released))}
+		budget := s.replyBudget()
+		budget.Add(resp)
+		resp.ReleasedLockKeys = releasedKeys(released, budget)
+		return resp, nil
 	})
 }
 

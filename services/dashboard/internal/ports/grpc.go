@@ -34,6 +34,9 @@ const (
 type DashboardServer struct {
 	dashboardv1.UnimplementedDashboardServiceServer
 	Dashboard *app.Dashboard
+	// MaxReplyBytes bounds every reply (GRPC_MAX_REPLY_BYTES); 0 is
+	// grpcserver.DefaultMaxReplyBytes.
+	MaxReplyBytes int
 }
 
 // maxClassrooms bounds classroom_ids in one request.
@@ -154,12 +157,23 @@ func (s *DashboardServer) ListAlerts(ctx context.Context, req *dashboardv1.ListA
 		return nil, err
 	}
 	resp := &dashboardv1.ListAlertsResponse{}
-	if len(alerts) == f.Limit {
+	more := len(alerts) == f.Limit
+	if more {
 		alerts = alerts[:f.Limit-1]
-		resp.NextPageToken = reqfield.PageToken("alert", strconv.FormatUint(alerts[len(alerts)-1].ID, 10))
 	}
+	// An alert carries its interventions' notes: a page of 1,000 can pass
+	// what a client takes, so it also ends at the reply's byte budget.
+	budget := grpcserver.NewReplyBudget(s.MaxReplyBytes)
 	for _, a := range alerts {
-		resp.Alerts = append(resp.Alerts, alertToProto(a))
+		pa := alertToProto(a)
+		if !budget.Add(pa) {
+			more = true
+			break
+		}
+		resp.Alerts = append(resp.Alerts, pa)
+	}
+	if more && len(resp.Alerts) > 0 {
+		resp.NextPageToken = reqfield.PageToken("alert", strconv.FormatUint(resp.Alerts[len(resp.Alerts)-1].GetAlertId(), 10))
 	}
 	return resp, nil
 }

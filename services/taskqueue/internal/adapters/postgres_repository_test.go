@@ -61,7 +61,7 @@ func enqueueOne(t *testing.T, r repositories) task.Task {
 
 func claimOne(t *testing.T, r repositories, tk task.Task, sessionID string) task.Claim {
 	t.Helper()
-	claims, err := r.tasks.Claim(context.Background(), task.ClaimRequest{
+	claims, _, err := r.tasks.Claim(context.Background(), task.ClaimRequest{
 		SessionID: sessionID, SessionName: sessionID, Types: []string{tk.Type}, Limit: 1, MaxConcurrent: 1,
 	})
 	if err != nil || len(claims) != 1 || claims[0].Task.ID != tk.ID {

@@ -18,22 +18,51 @@ const claimSet = `
 	UPDATE taskqueue.tasks t SET state = 'claimed', attempt = t.attempt + 1,
 	       claimed_by_session_id = $1, claimed_by_session_name = $2,
 	       claim_expires_at = now() + t.claim_timeout_ms * interval '1 millisecond', updated_at = now()
-	FROM picked WHERE t.task_id = picked.task_id
+	WHERE t.task_id = ANY($3::uuid[])
 	RETURNING ` + taskColumns
 
+// claimCandidates wraps a query that picks and locks the next ready tasks
+// (columns t.*, in claim order, as "picked"; $1 the types, $2 the limit) so
+// that the rows come back in that order, cut once the JSON of those before
+// them passes the byte budget ($3, NULL for none): what is left out could
+// not have fitted, since a task's claim takes about its payload's length or
+// more, and is never sent over. n counts the rows picked, so that the
+// caller can tell the budget cut some. The exact size of each claim is
+// measured in Go.
+func claimCandidates(picked, order string) string {
+	return `
+		WITH picked AS (` + picked + `)
+		SELECT ` + taskColumns + `, n FROM (
+			SELECT p.*, count(*) OVER () AS n,
+			       sum(coalesce(octet_length(p.payload::text), 0)) OVER (ORDER BY ` + order + ` ROWS UNBOUNDED PRECEDING)
+			         - coalesce(octet_length(p.payload::text), 0) AS before
+			FROM picked p) t
+		WHERE $3::bigint IS NULL OR t.before <= $3
+		ORDER BY ` + order
+}
+
 // Claim claims within the session's free capacity, serialised per session
-// so that two concurrent claims cannot both fill the same free slots.
-func (r *TaskPostgresRepository) Claim(ctx context.Context, req task.ClaimRequest) ([]task.Claim, error) {
-	var claimed []task.Task
+// so that two concurrent claims cannot both fill the same free slots. The
+// reply's byte budget is kept inside the transaction: candidates are
+// locked, measured as the reply will carry them, and only those that fit
+// are claimed; the rest stay pending for another claim, so no task is ever
+// claimed for a reply that cannot be delivered.
+func (r *TaskPostgresRepository) Claim(ctx context.Context, req task.ClaimRequest) ([]task.Claim, bool, error) {
+	var claimed []task.Claim
+	var more bool
 	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+		claimed, more = nil, false
 		// The claim queries below must walk their index in claim order and
 		// stop after the limit. With the queue's statistics missing or stale
 		// (a new table, a burst since the last analyze) the planner would
 		// rather gather and sort every pending task, at a cost that grows
 		// with the queue's depth; these settings, for this transaction
-		// only, rule that plan out without changing any result.
+		// only, rule that plan out without changing any result. The sort
+		// that remains, of the few rows picked (for their running size),
+		// then costs the plan enough to pass jit_above_cost, and compiling
+		// it took half a second a claim: no JIT here.
 		if _, err := tx.Exec(ctx, `SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true),
-			pg_advisory_xact_lock(hashtextextended($1, 7))`, req.SessionID); err != nil {
+			set_config('jit', 'off', true), pg_advisory_xact_lock(hashtextextended($1, 7))`, req.SessionID); err != nil {
 			return err
 		}
 		var held int
@@ -45,46 +74,106 @@ func (r *TaskPostgresRepository) Claim(ctx context.Context, req task.ClaimReques
 		if len(req.Types) > 0 {
 			types = req.Types
 		}
+		budget := req.MaxBytes
+		// claim claims the candidates one query picks, in order, while they
+		// fit what is left of the budget.
+		claim := func(picked, order string, args ...any) (bool, error) {
+			var budgetArg *int64
+			if req.MaxBytes > 0 {
+				b := int64(max(budget, 0))
+				budgetArg = &b
+			}
+			args = append([]any{types, want, budgetArg}, args...)
+			rows, err := tx.Query(ctx, claimCandidates(picked, order), args...)
+			if err != nil {
+				return false, err
+			}
+			cands, err := pgx.CollectRows(rows, scanCandidate)
+			if err != nil {
+				return false, err
+			}
+			stopped := len(cands) > 0 && cands[0].picked > len(cands)
+			var ids []string
+			for _, c := range cands {
+				if req.MaxBytes > 0 && req.Size != nil {
+					asClaimed := c.task
+					asClaimed.State, asClaimed.Attempt = task.Claimed, c.task.Attempt+1
+					asClaimed.ClaimedBySessionID, asClaimed.ClaimedBySessionName = req.SessionID, req.SessionName
+					asClaimed.ClaimExpiresAt, asClaimed.UpdatedAt = time.Now().Add(c.task.ClaimTimeout), time.Now()
+					n := req.Size(task.Claim{Task: asClaimed, Token: task.ClaimTokenOf(asClaimed)})
+					if n > budget && (len(claimed) > 0 || len(ids) > 0) {
+						stopped = true
+						break
+					}
+					budget -= n
+				}
+				ids = append(ids, c.task.ID)
+			}
+			if len(ids) == 0 {
+				return stopped, nil
+			}
+			got, err := queryTasks(ctx, tx, claimSet, req.SessionID, req.SessionName, ids)
+			if err != nil {
+				return false, err
+			}
+			byID := make(map[string]task.Task, len(got))
+			for _, t := range got {
+				byID[t.ID] = t
+			}
+			for _, id := range ids {
+				if t, ok := byID[id]; ok {
+					claimed = append(claimed, task.Claim{Task: t, Token: task.ClaimTokenOf(t)})
+				}
+			}
+			want -= len(got)
+			return stopped, nil
+		}
+		// The arguments after the first three are $4 on.
 		for _, lesson := range req.Lessons {
-			if want <= 0 {
+			if want <= 0 || more {
 				return nil
 			}
-			got, err := queryTasks(ctx, tx, `
-				WITH picked AS (
-					SELECT task_id FROM taskqueue.tasks
-					WHERE state = 'pending' AND lesson_id = $5 AND run_at <= now()
-					  AND ($3::text[] IS NULL OR task_type = ANY($3))
-					ORDER BY priority DESC, run_at, task_id
-					LIMIT $4 FOR UPDATE SKIP LOCKED)`+claimSet,
-				req.SessionID, req.SessionName, types, want, lesson)
+			var err error
+			more, err = claim(`
+				SELECT t.* FROM taskqueue.tasks t
+				WHERE t.state = 'pending' AND t.lesson_id = $4 AND t.run_at <= now()
+				  AND ($1::text[] IS NULL OR t.task_type = ANY($1))
+				ORDER BY t.priority DESC, t.run_at, t.task_id
+				LIMIT $2 FOR UPDATE SKIP LOCKED`, `priority DESC, run_at, task_id`, lesson)
 			if err != nil {
 				return err
 			}
-			claimed = append(claimed, got...)
-			want -= len(got)
 		}
-		if want <= 0 {
+		if want <= 0 || more {
 			return nil
 		}
-		got, err := queryTasks(ctx, tx, `
-			WITH picked AS (
-				SELECT task_id FROM taskqueue.tasks
-				WHERE state = 'pending' AND run_at <= now()
-				  AND ($3::text[] IS NULL OR task_type = ANY($3))
-				ORDER BY priority DESC, lesson_priority DESC, run_at, task_id
-				LIMIT $4 FOR UPDATE SKIP LOCKED)`+claimSet,
-			req.SessionID, req.SessionName, types, want)
-		claimed = append(claimed, got...)
+		var err error
+		more, err = claim(`
+			SELECT t.* FROM taskqueue.tasks t
+			WHERE t.state = 'pending' AND t.run_at <= now()
+			  AND ($1::text[] IS NULL OR t.task_type = ANY($1))
+			ORDER BY t.priority DESC, t.lesson_priority DESC, t.run_at, t.task_id
+			LIMIT $2 FOR UPDATE SKIP LOCKED`, `priority DESC, lesson_priority DESC, run_at, task_id`)
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	out := make([]task.Claim, len(claimed))
-	for i, t := range claimed {
-		out[i] = task.Claim{Task: t, Token: task.ClaimTokenOf(t)}
-	}
-	return out, nil
+	return claimed, more, nil
+}
+
+// candidate is a ready task locked for a claim, and how many were picked
+// with it before the byte budget cut the rows.
+type candidate struct {
+	task   task.Task
+	picked int
+}
+
+func scanCandidate(row pgx.CollectableRow) (candidate, error) {
+	var c candidate
+	var err error
+	c.task, err = scanTaskWith(row, &c.picked)
+	return c, err
 }
 
 // currentLessonPriority is, in an UPDATE of task t, its lesson's priority

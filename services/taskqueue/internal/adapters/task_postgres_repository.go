@@ -31,15 +31,19 @@ const taskColumns = `t.task_id::text, t.idempotency_key, t.task_type, t.payload,
 	t.state, t.attempt, t.max_attempts, t.run_at, t.claim_timeout_ms, coalesce(t.claimed_by_session_id, ''),
 	coalesce(t.claimed_by_session_name, ''), t.claim_expires_at, t.result, t.last_error, t.created_at, t.updated_at, t.finished_at`
 
-func scanTask(row pgx.CollectableRow) (task.Task, error) {
+func scanTask(row pgx.CollectableRow) (task.Task, error) { return scanTaskWith(row) }
+
+// scanTaskWith scans taskColumns and then any columns that follow them
+// into extra.
+func scanTaskWith(row pgx.CollectableRow, extra ...any) (task.Task, error) {
 	var t task.Task
 	var state string
 	var timeoutMS int64
 	var expires, finished *time.Time
 	var result []byte
-	err := row.Scan(&t.ID, &t.IdempotencyKey, &t.Type, &t.Payload, &t.Priority, &t.LessonID,
+	err := row.Scan(append([]any{&t.ID, &t.IdempotencyKey, &t.Type, &t.Payload, &t.Priority, &t.LessonID,
 		&state, &t.Attempt, &t.MaxAttempts, &t.RunAt, &timeoutMS, &t.ClaimedBySessionID,
-		&t.ClaimedBySessionName, &expires, &result, &t.LastError, &t.CreatedAt, &t.UpdatedAt, &finished)
+		&t.ClaimedBySessionName, &expires, &result, &t.LastError, &t.CreatedAt, &t.UpdatedAt, &finished}, extra...)...)
 	if err != nil {
 		return t, err
 	}
@@ -288,16 +292,29 @@ func (r *TaskPostgresRepository) List(ctx context.Context, f task.ListFilter) ([
 	if !f.AfterCreatedAt.IsZero() {
 		after = &f.AfterCreatedAt
 	}
+	var budget *int64
+	if f.MaxBytes > 0 {
+		b := int64(f.MaxBytes)
+		budget = &b
+	}
+	// A page of 1,000 tasks could carry 256 MB of payloads alone; the rows
+	// whose JSON before them already passes the reply's budget stay in
+	// PostgreSQL (the port cuts the page exactly).
+	const jsonSize = `coalesce(octet_length(t.payload::text), 0) + coalesce(octet_length(t.result::text), 0)`
 	return queryTasks(ctx, r.pool, `
-		SELECT `+taskColumns+` FROM taskqueue.tasks t
-		WHERE ($1::text[] IS NULL OR t.state = ANY($1))
-		  AND ($2::text[] IS NULL OR t.task_type = ANY($2))
-		  AND ($3::uuid IS NULL OR t.lesson_id = $3)
-		  AND ($4 = '' OR t.claimed_by_session_id = $4)
-		  AND ($5::timestamptz IS NULL OR (t.created_at, t.task_id) < ($5, $6::uuid))
-		  AND ($8::text[] IS NULL OR t.lesson_id IN (SELECT lesson_id FROM taskqueue.lessons WHERE project = ANY($8)))
-		ORDER BY t.created_at DESC, t.task_id DESC
-		LIMIT $7`, states, types, nullUUID(f.LessonID), f.ClaimedBySessionID, after, nullUUID(f.AfterID), f.Limit, nullStrings(f.Projects))
+		SELECT `+taskColumns+` FROM (
+			SELECT t.*, sum(`+jsonSize+`) OVER (ORDER BY t.created_at DESC, t.task_id DESC ROWS UNBOUNDED PRECEDING) - (`+jsonSize+`) AS before
+			FROM taskqueue.tasks t
+			WHERE ($1::text[] IS NULL OR t.state = ANY($1))
+			  AND ($2::text[] IS NULL OR t.task_type = ANY($2))
+			  AND ($3::uuid IS NULL OR t.lesson_id = $3)
+			  AND ($4 = '' OR t.claimed_by_session_id = $4)
+			  AND ($5::timestamptz IS NULL OR (t.created_at, t.task_id) < ($5, $6::uuid))
+			  AND ($8::text[] IS NULL OR t.lesson_id IN (SELECT lesson_id FROM taskqueue.lessons WHERE project = ANY($8)))
+			ORDER BY t.created_at DESC, t.task_id DESC
+			LIMIT $7) t
+		WHERE $9::bigint IS NULL OR t.before <= $9
+		ORDER BY t.created_at DESC, t.task_id DESC`, states, types, nullUUID(f.LessonID), f.ClaimedBySessionID, after, nullUUID(f.AfterID), f.Limit, nullStrings(f.Projects), budget)
 }
 
 // requeueSet takes a claim back; the attempt it used counts, so a task out

@@ -15,19 +15,24 @@ type ClaimInput struct {
 	Types     []string
 	Max       int
 	Wait      time.Duration
+	// MaxBytes bounds the claims' size in the reply, as Size measures one
+	// (task.ClaimRequest); 0 means no bound.
+	MaxBytes int
+	Size     func(task.Claim) int
 }
 
 // Claim claims up to Max ready tasks for an available session, waiting up
-// to Wait for work when there is none.
-func (q *Queue) Claim(ctx context.Context, in ClaimInput) ([]task.Claim, error) {
+// to Wait for work when there is none. more reports that the reply's byte
+// budget, not Max or the session's capacity, ended the claim.
+func (q *Queue) Claim(ctx context.Context, in ClaimInput) (claims []task.Claim, more bool, err error) {
 	start := q.now()
 	sess, err := q.availableSession(ctx, in.SessionID, in.Token, start)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	lessons, err := q.preferredLessons(ctx, sess.Name, start)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	req := task.ClaimRequest{
 		SessionID:     sess.ID,
@@ -36,30 +41,32 @@ func (q *Queue) Claim(ctx context.Context, in ClaimInput) ([]task.Claim, error) 
 		Limit:         in.Max,
 		MaxConcurrent: max(sess.MaxConcurrentTasks, 1),
 		Lessons:       lessons,
+		MaxBytes:      in.MaxBytes,
+		Size:          in.Size,
 	}
 	deadline := time.NewTimer(in.Wait)
 	defer deadline.Stop()
 	for {
 		woken := q.notifier.Wait()
-		claims, err := q.tasks.Claim(ctx, req)
+		claims, more, err := q.tasks.Claim(ctx, req)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if len(claims) > 0 || in.Wait <= 0 {
 			q.metrics.claimLatency.Observe(q.now().Sub(start).Seconds())
 			for _, c := range claims {
 				q.metrics.typed(q.metrics.claimed, c.Task.Type).Inc()
 			}
-			return claims, nil
+			return claims, more, nil
 		}
 		poll := time.NewTimer(q.cfg.PollInterval)
 		select {
 		case <-ctx.Done():
 			poll.Stop()
-			return nil, ctx.Err()
+			return nil, false, ctx.Err()
 		case <-deadline.C:
 			poll.Stop()
-			return nil, nil
+			return nil, false, nil
 		case <-woken:
 		case <-poll.C:
 		}
@@ -67,7 +74,7 @@ func (q *Queue) Claim(ctx context.Context, in ClaimInput) ([]task.Claim, error) 
 		// The session may have failed, or left its time windows, while it
 		// waited: a task must not go to a session that can no longer run it.
 		if _, err := q.availableSession(ctx, in.SessionID, in.Token, q.now()); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
 }

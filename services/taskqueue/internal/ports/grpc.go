@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gaia-platform/gaia/internal/domainerr"
@@ -22,6 +23,40 @@ import (
 // Servers holds the task queue's two gRPC services.
 type Servers struct {
 	Queue *app.Queue
+	// MaxReplyBytes bounds every reply (GRPC_MAX_REPLY_BYTES); claims and
+	// list pages stop short of it. 0 is grpcserver.DefaultMaxReplyBytes.
+	MaxReplyBytes int
+}
+
+// replyBudget is the byte budget of one reply.
+func (p *Servers) replyBudget() *grpcserver.ReplyBudget {
+	return grpcserver.NewReplyBudget(p.MaxReplyBytes)
+}
+
+// fitTasks keeps a batch's reply within its budget once the work is done:
+// every task is sent, and those whose payload and result would pass the
+// budget go without them (GetTask has them). A batch of 1,000 completions
+// whose tasks carry 256 KiB payloads would otherwise answer 256 MB, after
+// committing.
+func (p *Servers) fitTasks(tasks []*taskqueuev1.Task) {
+	budget := p.replyBudget()
+	bare := make([]int, len(tasks))
+	for i, t := range tasks {
+		if t == nil {
+			continue
+		}
+		b := proto.Clone(t).(*taskqueuev1.Task)
+		b.Payload, b.Result = nil, nil
+		bare[i] = proto.Size(b)
+		// Room for the bare task, its wrapper and their lengths, sent
+		// whatever else fits.
+		budget.Reserve(bare[i] + 16)
+	}
+	for i, t := range tasks {
+		if t != nil && !budget.AddBytes(proto.Size(t)-bare[i]) {
+			t.Payload, t.Result = nil, nil
+		}
+	}
 }
 
 // Register adds both services to s.
@@ -65,11 +100,14 @@ func (s *taskServer) EnqueueTasks(ctx context.Context, req *taskqueuev1.EnqueueT
 		return nil, err
 	}
 	resp := &taskqueuev1.EnqueueTasksResponse{Results: make([]*taskqueuev1.EnqueueTaskResponse, n)}
+	sent := make([]*taskqueuev1.Task, n)
 	for i, e := range out {
 		if resp.Results[i], err = enqueuedToProto(e); err != nil {
 			return nil, err
 		}
+		sent[i] = resp.Results[i].GetTask()
 	}
+	s.fitTasks(sent)
 	return resp, nil
 }
 
@@ -93,19 +131,43 @@ func (s *taskServer) ClaimTasks(ctx context.Context, req *taskqueuev1.ClaimTasks
 	if err != nil {
 		return nil, err
 	}
-	claims, err := s.Queue.Claim(ctx, app.ClaimInput{SessionID: req.GetSessionId(), Token: req.GetSessionToken(), Types: req.GetTaskTypes(), Max: n, Wait: wait})
+	// The budget is kept inside the claim, where a task that would not fit
+	// is left pending: one claimed and then dropped from the reply would sit
+	// invisible until its lease ran out, an attempt spent.
+	budget := s.replyBudget()
+	claims, more, err := s.Queue.Claim(ctx, app.ClaimInput{SessionID: req.GetSessionId(), Token: req.GetSessionToken(), Types: req.GetTaskTypes(), Max: n, Wait: wait,
+		MaxBytes: budget.Left(), Size: claimSize})
 	if err != nil {
 		return nil, err
 	}
-	resp := &taskqueuev1.ClaimTasksResponse{Claims: make([]*taskqueuev1.Claim, 0, len(claims))}
+	resp := &taskqueuev1.ClaimTasksResponse{Claims: make([]*taskqueuev1.Claim, 0, len(claims)), MoreAvailable: more}
 	for _, c := range claims {
-		pt, err := taskToProto(c.Task)
+		pc, err := claimToProto(c)
 		if err != nil {
 			return nil, err
 		}
-		resp.Claims = append(resp.Claims, &taskqueuev1.Claim{Task: pt, ClaimToken: c.Token.String(), LeaseExpiresAt: timestamppb.New(c.Task.ClaimExpiresAt)})
+		resp.Claims = append(resp.Claims, pc)
 	}
 	return resp, nil
+}
+
+func claimToProto(c task.Claim) (*taskqueuev1.Claim, error) {
+	pt, err := taskToProto(c.Task)
+	if err != nil {
+		return nil, err
+	}
+	return &taskqueuev1.Claim{Task: pt, ClaimToken: c.Token.String(), LeaseExpiresAt: timestamppb.New(c.Task.ClaimExpiresAt)}, nil
+}
+
+// claimSize is what a claim adds to a ClaimTasksResponse. A task whose
+// stored JSON does not convert is measured by its JSON, and fails the reply
+// later as it always would.
+func claimSize(c task.Claim) int {
+	pc, err := claimToProto(c)
+	if err != nil {
+		return grpcserver.ElementSize(len(c.Task.Payload) + len(c.Task.Result))
+	}
+	return grpcserver.ElementSize(proto.Size(pc))
 }
 
 // claimRef validates the fields every call about a claim carries.
@@ -196,6 +258,11 @@ func (s *taskServer) CompleteTasks(ctx context.Context, req *taskqueuev1.Complet
 		}
 		resp.Results[i] = &taskqueuev1.CompletedClaimResult{Task: pt}
 	}
+	sent := make([]*taskqueuev1.Task, n)
+	for i, r := range resp.Results {
+		sent[i] = r.GetTask()
+	}
+	s.fitTasks(sent)
 	return resp, nil
 }
 
@@ -306,23 +373,43 @@ func (s *taskServer) ListTasks(ctx context.Context, req *taskqueuev1.ListTasksRe
 	if f.AfterCreatedAt, f.AfterID, err = parseTimePageToken(req.GetPageToken()); err != nil {
 		return nil, err
 	}
+	budget := s.replyBudget()
+	f.MaxBytes = budget.Left()
 	tasks, err := s.Queue.List(ctx, f)
 	if err != nil {
 		return nil, err
 	}
 	resp := &taskqueuev1.ListTasksResponse{Tasks: make([]*taskqueuev1.Task, 0, len(tasks))}
+	// The page ends at page_size or where the reply's byte budget ends
+	// (the repository left out rows past it), whichever comes first.
+	full := len(tasks) == f.Limit || cutByBytes(tasks, f.MaxBytes)
 	for _, t := range tasks {
 		pt, err := taskToProto(t)
 		if err != nil {
 			return nil, err
 		}
+		if !budget.Add(pt) {
+			full = true
+			break
+		}
 		resp.Tasks = append(resp.Tasks, pt)
 	}
-	if len(tasks) == f.Limit {
-		last := tasks[len(tasks)-1]
-		resp.NextPageToken = timePageToken(last.CreatedAt, last.ID)
+	if full && len(resp.Tasks) > 0 {
+		last := resp.Tasks[len(resp.Tasks)-1]
+		resp.NextPageToken = timePageToken(last.GetCreatedAt().AsTime(), last.GetTaskId())
 	}
 	return resp, nil
+}
+
+// cutByBytes says whether the repository ended a page of tasks at maxBytes
+// rather than at its end: it keeps every task whose predecessors' JSON is
+// within maxBytes, so a page whose JSON passes maxBytes may have been cut.
+func cutByBytes(tasks []task.Task, maxBytes int) bool {
+	n := 0
+	for _, t := range tasks {
+		n += len(t.Payload) + len(t.Result)
+	}
+	return maxBytes > 0 && n > maxBytes
 }
 
 type lessonServer struct {
@@ -372,16 +459,21 @@ func (s *lessonServer) ListLessons(ctx context.Context, req *taskqueuev1.ListLes
 		return nil, err
 	}
 	resp := &taskqueuev1.ListLessonsResponse{Lessons: make([]*taskqueuev1.Lesson, 0, len(lessons))}
+	budget, full := s.replyBudget(), len(lessons) == f.Limit
 	for _, l := range lessons {
 		pl, err := lessonToProto(l)
 		if err != nil {
 			return nil, err
 		}
+		if !budget.Add(pl) {
+			full = true
+			break
+		}
 		resp.Lessons = append(resp.Lessons, pl)
 	}
-	if len(lessons) == f.Limit {
-		last := lessons[len(lessons)-1]
-		resp.NextPageToken = timePageToken(last.CreatedAt, last.ID)
+	if full && len(resp.Lessons) > 0 {
+		last := resp.Lessons[len(resp.Lessons)-1]
+		resp.NextPageToken = timePageToken(last.GetCreatedAt().AsTime(), last.GetLessonId())
 	}
 	return resp, nil
 }
@@ -443,12 +535,18 @@ func (s *lessonServer) ListSessionAffinities(ctx context.Context, req *taskqueue
 		return nil, err
 	}
 	resp := &taskqueuev1.ListSessionAffinitiesResponse{Affinities: make([]*taskqueuev1.SessionAffinity, 0, len(affs))}
+	budget, full := s.replyBudget(), len(affs) == f.Limit
 	for _, a := range affs {
-		resp.Affinities = append(resp.Affinities, affinityToProto(a))
+		pa := affinityToProto(a)
+		if !budget.Add(pa) {
+			full = true
+			break
+		}
+		resp.Affinities = append(resp.Affinities, pa)
 	}
-	if len(affs) == f.Limit {
-		last := affs[len(affs)-1]
-		resp.NextPageToken = reqfield.PageToken(last.SessionName, last.LessonID)
+	if full && len(resp.Affinities) > 0 {
+		last := resp.Affinities[len(resp.Affinities)-1]
+		resp.NextPageToken = reqfield.PageToken(last.GetSessionName(), last.GetLessonId())
 	}
 	return resp, nil
 }

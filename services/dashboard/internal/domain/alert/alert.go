@@ -59,18 +59,22 @@ type Action int32
 // The last action value; actions run from 1 to it.
 const maxAction Action = 7
 
-// Bounds of free text and ids.
+// Bounds of free text and ids, and of the interventions one alert keeps:
+// every reply carries an alert with all of them, so their number bounds the
+// alert's size (100 of 4 KiB notes: 400 KiB, within any reply's budget).
 const (
-	MaxIDLen    = 128
-	MaxNotesLen = 4 << 10
+	MaxIDLen              = 128
+	MaxNotesLen           = 4 << 10
+	MaxAlertInterventions = 100
 )
 
 // Domain errors.
 var (
-	ErrNotFound        = domainerr.New(domainerr.NotFound, "alert not found")
-	ErrResolved        = domainerr.New(domainerr.FailedPrecondition, "alert is already resolved")
-	ErrNoAssignment    = domainerr.New(domainerr.NotFound, "no such assignment")
-	ErrDashboardClosed = domainerr.New(domainerr.Unavailable, "the dashboard is shutting down")
+	ErrNotFound          = domainerr.New(domainerr.NotFound, "alert not found")
+	ErrResolved          = domainerr.New(domainerr.FailedPrecondition, "alert is already resolved")
+	ErrNoAssignment      = domainerr.New(domainerr.NotFound, "no such assignment")
+	ErrDashboardClosed   = domainerr.New(domainerr.Unavailable, "the dashboard is shutting down")
+	ErrInterventionsFull = domainerr.New(domainerr.FailedPrecondition, fmt.Sprintf("alert already has %d interventions, the most one alert keeps", MaxAlertInterventions))
 )
 
 // Event is one frustration event as the metrics service reported it.
@@ -152,6 +156,9 @@ func (a *Alert) Resolve(teacherID string, outcome Outcome, notes string, now tim
 // teacher may note what they did after resolving); an open alert becomes
 // acknowledged, since whoever helped has seen it.
 func (a *Alert) Intervene(in Intervention) error {
+	if len(a.Interventions) >= MaxAlertInterventions {
+		return ErrInterventionsFull
+	}
 	if a.State == StateOpen {
 		a.State, a.AcknowledgedAt, a.AcknowledgedBy = StateAcknowledged, in.RecordedAt, in.TeacherID
 	}

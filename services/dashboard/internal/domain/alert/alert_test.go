@@ -132,3 +132,21 @@ func TestIdleEndsWithTheStudentsNextEvent(t *testing.T) {
 		})
 	}
 }
+
+// An alert's interventions grew without bound, and every reply carries an
+// alert with all of them: 1,000 notes of 4 KiB made one alert larger than a
+// client takes. The 101st intervention is now refused.
+func TestAlertInterventionsAreCappedSoTheAlertFitsAReply(t *testing.T) {
+	a := &Alert{State: StateOpen}
+	for i := range MaxAlertInterventions {
+		if err := a.Intervene(Intervention{TeacherID: "t1", Action: 1}); err != nil {
+			t.Fatalf("intervention %d: %v", i+1, err)
+		}
+	}
+	if err := a.Intervene(Intervention{TeacherID: "t1", Action: 1}); !errors.Is(err, ErrInterventionsFull) {
+		t.Fatalf("intervention %d: %v, want ErrInterventionsFull", MaxAlertInterventions+1, err)
+	}
+	if len(a.Interventions) != MaxAlertInterventions {
+		t.Fatalf("alert keeps %d interventions, want %d", len(a.Interventions), MaxAlertInterventions)
+	}
+}

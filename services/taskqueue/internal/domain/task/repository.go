@@ -17,6 +17,13 @@ type ClaimRequest struct {
 	// Lessons are the lessons the session has affinity with now, best first;
 	// their tasks are claimed before any other.
 	Lessons []string
+	// MaxBytes, when positive, bounds the claims' size in the reply: a task
+	// whose claim would take the total past it is left pending, unclaimed,
+	// and the claim reports that more may be ready. The first task is
+	// claimed whatever its size. Size measures one claim as the reply will
+	// carry it (the task as claimed, with its token and lease).
+	MaxBytes int
+	Size     func(Claim) int
 }
 
 // ListFilter selects tasks for List. Results are newest first; After is the
@@ -32,6 +39,10 @@ type ListFilter struct {
 	AfterCreatedAt time.Time
 	AfterID        string
 	Limit          int
+	// MaxBytes, when positive, ends the page once the tasks before the next
+	// carry this many bytes of payload and result JSON: the reply could not
+	// hold it, so it is not read. The first task is always returned.
+	MaxBytes int
 }
 
 // LessonFilter selects lessons; newest first, keyset cursor After*.
@@ -72,8 +83,10 @@ type Repository interface {
 	// Enqueue inserts tasks, each idempotent by key; an existing key returns
 	// the existing task as a duplicate. Unknown lessons fail the whole batch.
 	Enqueue(ctx context.Context, tasks []NewTask) ([]Enqueued, error)
-	// Claim claims ready tasks for a session within its free capacity.
-	Claim(ctx context.Context, req ClaimRequest) ([]Claim, error)
+	// Claim claims ready tasks for a session within its free capacity and
+	// req.MaxBytes; more reports that the byte budget stopped it before
+	// req.Limit and the session's capacity.
+	Claim(ctx context.Context, req ClaimRequest) (claims []Claim, more bool, err error)
 	// Extend moves a held claim's expiry to now + d.
 	Extend(ctx context.Context, tok ClaimToken, sessionID string, d time.Duration) (time.Time, error)
 	// Complete settles a held claim as completed.
