@@ -142,7 +142,14 @@ func (b *procBeater) stream(ctx context.Context, n *proctest.Node) error {
 	}
 }
 
-// acksSince counts the acknowledgements received so far.
+// progress is how many beats were sent, and how the last stream ended.
+func (b *procBeater) progress() (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sent, b.lastErr
+}
+
+// ackCount counts the acknowledgements received so far.
 func (b *procBeater) ackCount() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
