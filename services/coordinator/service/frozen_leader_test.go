@@ -41,7 +41,7 @@ func TestFrozenLeaderFailsNoSessionBeatingThroughFollower(t *testing.T) {
 		rounds, margin = 10, 8*time.Second
 	}
 	freeze := frozenLease + margin
-	c := proctest.Start(t, frozenEnv())
+	c := proctest.Start(t, proctest.Options{Env: frozenEnv()})
 	id, tok := procRegister(t, c, "beats-through-follower")
 	for round := 1; round <= rounds; round++ {
 		lead := c.WaitConverged(30 * time.Second)
@@ -108,7 +108,7 @@ func TestFrozenLeaderAcksNoBeatOfFailedSession(t *testing.T) {
 	if chaosFull() {
 		rounds = 20
 	}
-	c := proctest.Start(t, frozenEnv())
+	c := proctest.Start(t, proctest.Options{Env: frozenEnv()})
 	var queued, answeredAfterThaw int
 	for round := 1; round <= rounds; round++ {
 		lead := c.WaitConverged(30 * time.Second)

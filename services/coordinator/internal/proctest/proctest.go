@@ -32,31 +32,17 @@ import (
 	"github.com/gaia-platform/gaia/services/coordinator/client"
 )
 
-var (
-	buildOnce sync.Once
-	buildDir  string
-	buildBin  string
-	buildErr  error
-)
-
-// Build compiles the coordinator once per test binary and returns its path.
+// Build compiles the coordinator into the test's temporary folder and
+// returns its path (the go command's cache makes every build after the
+// first a link).
 func Build(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "proctest-")
-		if buildErr != nil {
-			return
-		}
-		buildBin = filepath.Join(buildDir, "coordinator")
-		out, err := exec.Command("go", "build", "-o", buildBin, "github.com/gaia-platform/gaia/services/coordinator").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build services/coordinator: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	bin := filepath.Join(t.TempDir(), "coordinator")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/gaia-platform/gaia/services/coordinator").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build services/coordinator: %v\n%s", err, out)
 	}
-	return buildBin
+	return bin
 }
 
 // Node is one coordinator process, started again on the same ports and data
@@ -79,15 +65,28 @@ type Cluster struct {
 	t     testing.TB
 	bin   string
 	Nodes []*Node
+	// proxies[from][to] carries from's Raft connections to to (Partitions).
+	proxies map[int]map[int]*raftProxy
 	// AdminToken is the admin credential the nodes join with; tests read
 	// cluster status with it.
 	AdminToken string
 }
 
-// Start builds the coordinator, starts three processes with env added to
-// each (SESSION_LEASE_TIMEOUT=3s …) and waits until they form one cluster.
-// The processes are killed when the test ends.
-func Start(t testing.TB, env map[string]string) *Cluster {
+// Options shape a cluster.
+type Options struct {
+	// Env is added to each node's environment (SESSION_LEASE_TIMEOUT=3s …).
+	Env map[string]string
+	// Partitions puts a TCP proxy on every Raft path between two nodes, so
+	// that Isolate can cut a node's Raft traffic both ways. Each node then
+	// advertises a Raft name (raft-N.proctest) that its peers resolve,
+	// through their own GAIA_TEST_HOSTS file, to the proxy from them to it.
+	// The gRPC ports (clients, forwarding) are not proxied.
+	Partitions bool
+}
+
+// Start builds the coordinator, starts three processes and waits until they
+// form one cluster. The processes are killed when the test ends.
+func Start(t testing.TB, opts Options) *Cluster {
 	t.Helper()
 	c := &Cluster{t: t, bin: Build(t)}
 	dir := t.TempDir()
@@ -108,6 +107,7 @@ func Start(t testing.TB, env map[string]string) *Cluster {
 	}
 	member := pki.ClusterMember()
 	var first string
+	var raftAddrs []string
 	for i := 1; i <= 3; i++ {
 		grpcAddr, raftAddr := freeAddr(t), freeAddr(t)
 		n := &Node{ID: fmt.Sprintf("node-%d", i), GRPCAddr: grpcAddr, logPath: filepath.Join(dir, fmt.Sprintf("node-%d.log", i))}
@@ -129,12 +129,26 @@ func Start(t testing.TB, env map[string]string) *Cluster {
 		} else {
 			n.env = append(n.env, "AUTH_TOKEN_FILE="+tokenFile, "CLUSTER_DISCOVERY_NODES="+first)
 		}
-		for k, v := range env {
+		if opts.Partitions {
+			_, port, _ := net.SplitHostPort(raftAddr)
+			n.env = append(n.env, "CLUSTER_ADVERTISE_ADDR="+raftName(i)+":"+port,
+				"GAIA_TEST_HOSTS="+filepath.Join(dir, n.ID+".hosts"))
+		}
+		for k, v := range opts.Env {
 			n.env = append(n.env, k+"="+v)
 		}
 		c.Nodes = append(c.Nodes, n)
+		raftAddrs = append(raftAddrs, raftAddr)
+	}
+	if opts.Partitions {
+		c.startProxies(dir, raftAddrs)
 	}
 	t.Cleanup(func() {
+		for _, to := range c.proxies {
+			for _, p := range to {
+				p.close()
+			}
+		}
 		for _, n := range c.Nodes {
 			c.Kill(n)
 			if t.Failed() {
@@ -173,6 +187,8 @@ func (c *Cluster) Restart(n *Node) {
 	cmd := exec.Command(c.bin)
 	cmd.Env = n.env
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// A test killed before its cleanup leaves no coordinator behind.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		_ = logFile.Close()
 		c.t.Fatalf("start %s: %v", n.ID, err)
