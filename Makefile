@@ -85,8 +85,8 @@ test-typescript: $(TS_CLIENT)/node_modules/.package-lock.json ## Validate openap
 	cd $(TS_CLIENT) && npm run --silent validate && npm run --silent typecheck
 
 # The coordinator under faults (services/coordinator/service/chaos_test.go):
-# three coordinator processes, kill -9 and SIGSTOP of the leader and of a
-# follower, a lock history checked by porcupine, sessions that must never be
+# three coordinator processes, kill -9, SIGSTOP and Raft partitions of the
+# leader and of a follower, a lock history checked by porcupine, sessions that must never be
 # failed. `make test` runs TestChaos for 1 minute and the frozen-leader
 # regressions with 3 freezes each; this target runs CHAOS_DURATION and the
 # regressions at the issue's counts (10 freezes of lease + 8 s, 20 freezes
