@@ -111,13 +111,13 @@ func TestChaos(t *testing.T) {
 	}()
 	var workers []*linWorker
 	for i := range chaosLockWorkers {
-		// Two clients through each node, the rest through all of them.
+		// One client through each node, the rest through all of them.
 		node := -1
 		addrs := []string{}
 		for _, n := range c.Nodes {
 			addrs = append(addrs, n.GRPCAddr)
 		}
-		if i < 2*len(c.Nodes) {
+		if i < len(c.Nodes) {
 			node = i % len(c.Nodes)
 			addrs = []string{c.Nodes[node].GRPCAddr}
 		}
