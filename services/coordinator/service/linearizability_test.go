@@ -172,6 +172,12 @@ func linClient(t *testing.T, c *coordtest.Cluster, node int) *client.Client {
 	if node >= 0 {
 		addrs = []string{c.Nodes[node].GRPCAddr}
 	}
+	return linClientOf(t, addrs, c.AdminToken)
+}
+
+// linClientOf is a client of addrs that counts the attempts of each call.
+func linClientOf(t testing.TB, addrs []string, token string) *client.Client {
+	t.Helper()
 	// Added after the client's own interceptors, this one is the innermost
 	// and sees every attempt the retrying interceptor makes.
 	count := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
@@ -184,7 +190,7 @@ func linClient(t *testing.T, c *coordtest.Cluster, node int) *client.Client {
 		}
 		return err
 	}
-	cl, err := client.New(client.Options{Addrs: addrs, Token: c.AdminToken, DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(count)}})
+	cl, err := client.New(client.Options{Addrs: addrs, Token: token, DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(count)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -436,16 +442,28 @@ type linWorker struct {
 	sessions  map[string]int // session id → worker; read-only while running
 	rnd       *rand.Rand
 	belief    map[string]*linBelief
+	// keys, maxOps and pause shape the workload; zero values are this
+	// test's (linKeys, linMaxOpsPerClient, no pause).
+	keys   []string
+	maxOps int
+	pause  time.Duration
 }
 
 func (w *linWorker) run(stop <-chan struct{}) {
-	for range linMaxOpsPerClient {
+	keys, maxOps := w.keys, w.maxOps
+	if keys == nil {
+		keys = linKeys
+	}
+	if maxOps == 0 {
+		maxOps = linMaxOpsPerClient
+	}
+	for range maxOps {
 		select {
 		case <-stop:
 			return
-		default:
+		case <-time.After(w.pause):
 		}
-		key := linKeys[w.rnd.IntN(len(linKeys))]
+		key := keys[w.rnd.IntN(len(keys))]
 		b := w.belief[key]
 		if b == nil {
 			b = &linBelief{}
