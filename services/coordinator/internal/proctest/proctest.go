@@ -1,7 +1,8 @@
 // Package proctest runs three real coordinator processes on loopback, started
-// as the README's "coordinator cluster" section starts them (node-1
-// bootstraps, nodes 2 and 3 join through it with the admin credential, the
-// Raft port on mutual TLS), for tests that kill, freeze and restart them.
+// as the README's "coordinator cluster" section starts them (every node
+// names all three and presents the admin credential, node-1 may form the
+// cluster once the others answer that they have none, the Raft port on
+// mutual TLS), for tests that kill, freeze and restart them.
 //
 // It is for tests only: it builds the coordinator binary with the go command
 // and signals processes. It owns the processes and their temporary folders
@@ -106,10 +107,15 @@ func Start(t testing.TB, opts Options) *Cluster {
 		t.Fatal(err)
 	}
 	member := pki.ClusterMember()
-	var first string
-	var raftAddrs []string
+	// As the README runs them: every node names all three and presents the
+	// admin credential; node 1 may form the cluster.
+	var grpcAddrs, raftAddrs []string
+	for range 3 {
+		grpcAddrs = append(grpcAddrs, freeAddr(t))
+	}
+	peers := strings.Join(grpcAddrs, ",")
 	for i := 1; i <= 3; i++ {
-		grpcAddr, raftAddr := freeAddr(t), freeAddr(t)
+		grpcAddr, raftAddr := grpcAddrs[i-1], freeAddr(t)
 		n := &Node{ID: fmt.Sprintf("node-%d", i), GRPCAddr: grpcAddr, logPath: filepath.Join(dir, fmt.Sprintf("node-%d.log", i))}
 		n.env = append(os.Environ(),
 			"COORDINATOR_LISTEN_ADDR="+grpcAddr,
@@ -122,12 +128,11 @@ func Start(t testing.TB, opts Options) *Cluster {
 			"CLUSTER_TLS_CA_FILE="+member.CAFile,
 			"AUTH_PUBLIC_KEYS_FILE="+keys.PublicKeysFile,
 			"AUTH_SIGNING_KEY_FILE="+keys.SigningKeyFile,
+			"AUTH_TOKEN_FILE="+tokenFile,
+			"CLUSTER_DISCOVERY_NODES="+peers,
 		)
 		if i == 1 {
-			first = grpcAddr
 			n.env = append(n.env, "CLUSTER_BOOTSTRAP=true")
-		} else {
-			n.env = append(n.env, "AUTH_TOKEN_FILE="+tokenFile, "CLUSTER_DISCOVERY_NODES="+first)
 		}
 		if opts.Partitions {
 			_, port, _ := net.SplitHostPort(raftAddr)
