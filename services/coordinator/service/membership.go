@@ -205,15 +205,25 @@ func listed(st *coordinatorv1.GetClusterStatusResponse, id, raftAddr string) boo
 	return false
 }
 
-func (s *Service) peerStatus(ctx context.Context, addr string) (*coordinatorv1.GetClusterStatusResponse, error) {
+func (s *Service) peerStatus(ctx context.Context, addr string) (st *coordinatorv1.GetClusterStatusResponse, err error) {
+	err = s.callCluster(ctx, addr, 2*time.Second, func(cctx context.Context, c coordinatorv1.ClusterServiceClient) (err error) {
+		st, err = c.GetClusterStatus(cctx, &coordinatorv1.GetClusterStatusRequest{})
+		return err
+	})
+	return st, err
+}
+
+// callCluster makes one ClusterService call to addr on this node's own
+// behalf (withOwnCredential), within timeout, on a connection of its own.
+func (s *Service) callCluster(ctx context.Context, addr string, timeout time.Duration, call func(context.Context, coordinatorv1.ClusterServiceClient) error) error {
 	conn, err := s.dialGRPC(addr)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer conn.Close()
-	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	return coordinatorv1.NewClusterServiceClient(conn).GetClusterStatus(s.withOwnCredential(cctx), &coordinatorv1.GetClusterStatusRequest{})
+	return call(s.withOwnCredential(cctx), coordinatorv1.NewClusterServiceClient(conn))
 }
 
 func (s *Service) inConfiguration() bool {
@@ -230,35 +240,25 @@ func (s *Service) inConfiguration() bool {
 }
 
 func (s *Service) askToJoin(ctx context.Context, addr string) error {
-	conn, err := s.dialGRPC(addr)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
 	// Joining is a membership change: AUTH_TOKEN_FILE must hold an admin
 	// credential.
-	cctx = s.withOwnCredential(cctx)
-	_, err = coordinatorv1.NewClusterServiceClient(conn).AddVoter(cctx, &coordinatorv1.AddVoterRequest{
-		NodeId:      s.cfg.Cluster.NodeID,
-		RaftAddress: s.RaftAddr(),
-		GrpcAddress: s.grpcAddr,
+	return s.callCluster(ctx, addr, 10*time.Second, func(cctx context.Context, c coordinatorv1.ClusterServiceClient) error {
+		_, err := c.AddVoter(cctx, &coordinatorv1.AddVoterRequest{
+			NodeId:      s.cfg.Cluster.NodeID,
+			RaftAddress: s.RaftAddr(),
+			GrpcAddress: s.grpcAddr,
+		})
+		return err
 	})
-	return err
 }
 
 // askToRemoveSelf asks, through addr, for this node's id to be removed from
 // the configuration: an admin call, as joining is.
 func (s *Service) askToRemoveSelf(ctx context.Context, addr string) error {
-	conn, err := s.dialGRPC(addr)
-	if err != nil {
+	err := s.callCluster(ctx, addr, 10*time.Second, func(cctx context.Context, c coordinatorv1.ClusterServiceClient) error {
+		_, err := c.RemoveServer(cctx, &coordinatorv1.RemoveServerRequest{NodeId: s.cfg.Cluster.NodeID})
 		return err
-	}
-	defer conn.Close()
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	_, err = coordinatorv1.NewClusterServiceClient(conn).RemoveServer(s.withOwnCredential(cctx), &coordinatorv1.RemoveServerRequest{NodeId: s.cfg.Cluster.NodeID})
+	})
 	if status.Code(err) == codes.NotFound {
 		return nil // already gone
 	}
