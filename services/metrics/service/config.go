@@ -21,6 +21,9 @@ type Config struct {
 	// (GRPC_MAX_CONNECTIONS, GRPC_MAX_CONCURRENT_STREAMS,
 	// GRPC_MAX_STREAMS_PER_CLIENT); zero fields take the defaults.
 	GRPCLimits grpcserver.Limits
+	// MaxReplyBytes bounds every reply (GRPC_MAX_REPLY_BYTES, default
+	// 3 MiB): a list page stops short of it; 0 takes the default.
+	MaxReplyBytes int
 	// PrometheusAddr serves Prometheus metrics at /metrics
 	// (METRICS_PROMETHEUS_LISTEN_ADDR).
 	PrometheusAddr  string
@@ -80,6 +83,7 @@ func LoadConfig(l *config.Loader) Config {
 		ListenAddr:                  l.ListenAddr("METRICS_LISTEN_ADDR", ":7003"),
 		HealthListenAddr:            l.ListenAddr("METRICS_HEALTH_LISTEN_ADDR", ""),
 		GRPCLimits:                  grpcserver.LoadLimits(l),
+		MaxReplyBytes:               grpcserver.LoadMaxReplyBytes(l),
 		PrometheusAddr:              l.ListenAddr("METRICS_PROMETHEUS_LISTEN_ADDR", ":9103"),
 		DatabaseURL:                 pg.URL(l, "DATABASE_URL", pg.DefaultURL),
 		ShutdownTimeout:             l.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, time.Millisecond),

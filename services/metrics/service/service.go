@@ -162,7 +162,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	}
 
 	s.grpc = grpcserver.New(grpcserver.Options{Name: "metrics", Logger: log, ShutdownTimeout: cfg.ShutdownTimeout, HealthListenAddr: cfg.HealthListenAddr, Limits: cfg.GRPCLimits, MaxRecvMsgSize: MaxRecvMsgSize, TLS: serverTLS, Auth: s.auth.Authorizer()})
-	metricsv1.RegisterMetricsServiceServer(s.grpc.GRPC(), &ports.MetricsServer{Ingest: ingest, Ratings: ratings, Snapshots: snapshots, Frustration: frustration})
+	metricsv1.RegisterMetricsServiceServer(s.grpc.GRPC(), &ports.MetricsServer{Ingest: ingest, Ratings: ratings, Snapshots: snapshots, Frustration: frustration, MaxReplyBytes: cfg.MaxReplyBytes})
 	log.Info("metrics ready", zap.String("grpc_address", s.lis.GRPC.Addr().String()), zap.String("prometheus_address", s.lis.Metrics.Addr().String()),
 		zap.String("event_storage", s.mode), zap.Bool("usability_metrics_enabled", cfg.UsabilityMetricsEnabled), zap.Duration("retention", cfg.Retention),
 		zap.Bool("frustration_detection_enabled", cfg.FrustrationDetectionEnabled), zap.Int("detection_partitions", cfg.DetectionPartitions))

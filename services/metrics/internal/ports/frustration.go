@@ -12,6 +12,7 @@ import (
 
 	"github.com/gaia-platform/gaia/internal/auth"
 	"github.com/gaia-platform/gaia/internal/domainerr"
+	"github.com/gaia-platform/gaia/internal/grpcserver"
 	"github.com/gaia-platform/gaia/internal/reqfield"
 	metricsv1 "github.com/gaia-platform/gaia/proto/gaia/metrics/v1"
 	"github.com/gaia-platform/gaia/services/metrics/internal/domain/detect"
@@ -114,11 +115,16 @@ func (s *MetricsServer) ListFrustrationEvents(ctx context.Context, req *metricsv
 		return nil, err
 	}
 	resp := &metricsv1.ListFrustrationEventsResponse{}
+	budget := grpcserver.NewReplyBudget(s.MaxReplyBytes)
 	for i := range events {
-		resp.Events = append(resp.Events, frustrationToProto(&events[i]))
+		p := frustrationToProto(&events[i])
+		if !budget.Add(p) {
+			break
+		}
+		resp.Events = append(resp.Events, p)
 	}
-	if len(events) == f.Limit {
-		resp.NextPageToken = reqfield.PageToken("frustration", strconv.FormatUint(events[len(events)-1].ID, 10))
+	if n := len(resp.Events); n == f.Limit || n < len(events) {
+		resp.NextPageToken = reqfield.PageToken("frustration", strconv.FormatUint(events[n-1].ID, 10))
 	}
 	return resp, nil
 }

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/gaia-platform/gaia/internal/domainerr"
+	"github.com/gaia-platform/gaia/internal/grpcserver"
 	"github.com/gaia-platform/gaia/internal/reqfield"
 	metricsv1 "github.com/gaia-platform/gaia/proto/gaia/metrics/v1"
 	"github.com/gaia-platform/gaia/services/metrics/internal/app"
@@ -25,6 +26,9 @@ type MetricsServer struct {
 	Ratings     *app.Ratings
 	Snapshots   *app.Snapshots
 	Frustration *app.Frustration
+	// MaxReplyBytes bounds every list reply (GRPC_MAX_REPLY_BYTES); 0 is
+	// grpcserver.DefaultMaxReplyBytes.
+	MaxReplyBytes int
 }
 
 var kinds = map[metricsv1.EventKind]usability.Kind{
@@ -170,12 +174,14 @@ func (s *MetricsServer) ListClassroomSnapshots(ctx context.Context, req *metrics
 		return nil, err
 	}
 	resp := &metricsv1.ListClassroomSnapshotsResponse{}
-	if len(snaps) > size {
-		snaps = snaps[:size]
-		resp.NextPageToken = encodeMinuteToken(snaps[len(snaps)-1].Minute)
-	}
-	for _, sn := range snaps {
-		resp.Snapshots = append(resp.Snapshots, snapshotToProto(sn))
+	budget := grpcserver.NewReplyBudget(s.MaxReplyBytes)
+	for i, sn := range snaps {
+		p := snapshotToProto(sn)
+		if i == size || !budget.Add(p) {
+			resp.NextPageToken = encodeMinuteToken(snaps[i-1].Minute)
+			break
+		}
+		resp.Snapshots = append(resp.Snapshots, p)
 	}
 	return resp, nil
 }
@@ -209,13 +215,15 @@ func (s *MetricsServer) ListClassroomStudents(ctx context.Context, req *metricsv
 		return nil, err
 	}
 	resp := &metricsv1.ListClassroomStudentsResponse{}
-	if len(students) > size {
-		students = students[:size]
-		resp.NextPageToken = reqfield.PageToken("student", students[len(students)-1].StudentID)
-	}
-	for _, st := range students {
-		resp.Students = append(resp.Students, &metricsv1.ClassroomStudent{StudentId: st.StudentID, LastEventAt: timestamppb.New(st.LastEventAt),
-			Events: st.Events, CurrentItemId: st.CurrentItemID})
+	budget := grpcserver.NewReplyBudget(s.MaxReplyBytes)
+	for i, st := range students {
+		p := &metricsv1.ClassroomStudent{StudentId: st.StudentID, LastEventAt: timestamppb.New(st.LastEventAt),
+			Events: st.Events, CurrentItemId: st.CurrentItemID}
+		if i == size || !budget.Add(p) {
+			resp.NextPageToken = reqfield.PageToken("student", students[i-1].StudentID)
+			break
+		}
+		resp.Students = append(resp.Students, p)
 	}
 	return resp, nil
 }
