@@ -25,7 +25,7 @@ import (
 type coordinatorProcess struct {
 	id, grpcAddr, raftAddr string
 	cmd                    *exec.Cmd
-	stderr                 *bytes.Buffer
+	stderr                 *syncBuffer
 }
 
 func freeLoopbackAddr(t *testing.T) string {
@@ -95,7 +95,7 @@ func TestThreeCoordinatorProcesses(t *testing.T) {
 		}
 		n.cmd = exec.Command(filepath.Join(dir, "coordinator"))
 		n.cmd.Env = cleanEnv(env...)
-		n.stderr = &bytes.Buffer{}
+		n.stderr = &syncBuffer{}
 		n.cmd.Stderr = n.stderr
 		if err := n.cmd.Start(); err != nil {
 			t.Fatal(err)

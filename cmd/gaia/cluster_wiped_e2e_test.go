@@ -84,7 +84,7 @@ func TestWipedCoordinatorProcesses(t *testing.T) {
 		}
 		n.cmd = exec.Command(bin)
 		n.cmd.Env = cleanEnv(env...)
-		n.stderr = &bytes.Buffer{}
+		n.stderr = &syncBuffer{}
 		n.cmd.Stderr = n.stderr
 		if err := n.cmd.Start(); err != nil {
 			t.Fatal(err)
