@@ -19,6 +19,7 @@ func TestLeaderConfirmationNeverAnswersWithARoundThatBeganEarlier(t *testing.T) 
 		started <- int(rounds.Add(1))
 		return <-release
 	})
+	l.maxInFlight = 1 // so that the second caller must wait for round 1 to end
 
 	first := make(chan error, 1)
 	go func() { first <- l.confirm(context.Background()) }()
@@ -52,6 +53,7 @@ func TestLeaderConfirmationSharesARoundBetweenWaitingCallers(t *testing.T) {
 		<-release
 		return nil
 	})
+	l.maxInFlight = 1
 	// Round 1 holds the line while 50 callers queue for round 2.
 	go func() { _ = l.confirm(context.Background()) }()
 	waitFor(t, func() bool { return rounds.Load() == 1 })
@@ -70,6 +72,41 @@ func TestLeaderConfirmationSharesARoundBetweenWaitingCallers(t *testing.T) {
 	wg.Wait()
 	if n := rounds.Load(); n != 2 {
 		t.Errorf("%d rounds for 51 callers in two waves, want 2", n)
+	}
+}
+
+// A caller that arrives while a round is in flight starts the next round at
+// once (up to maxInFlight), rather than waiting for the first to end.
+func TestLeaderConfirmationStartsTheNextRoundWithoutWaiting(t *testing.T) {
+	release := make(chan struct{})
+	var rounds atomic.Int32
+	l := newLeaderConfirmer(func() error {
+		rounds.Add(1)
+		<-release
+		return nil
+	})
+	l.maxInFlight = 2
+	answered := make(chan error, 3)
+	for range 3 {
+		go func() { answered <- l.confirm(context.Background()) }()
+		n := rounds.Load()
+		waitFor(t, func() bool {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			return rounds.Load() > n || l.inFlight == l.maxInFlight && len(l.waiting) > 0
+		})
+	}
+	if n := rounds.Load(); n != 2 {
+		t.Fatalf("%d rounds in flight for 3 callers with at most 2, want 2", n)
+	}
+	close(release)
+	for range 3 {
+		if err := <-answered; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := rounds.Load(); n != 3 {
+		t.Errorf("%d rounds in all, want 3 (the third caller came after both began)", n)
 	}
 }
 
