@@ -93,7 +93,8 @@ func (s *Service) replicatedByLeader() bool {
 // reports that it joined or formed.
 func (s *Service) joinOrForm(ctx context.Context, mayBootstrap bool) (done bool, err error) {
 	others, answered, configured := 0, 0, 0
-	for _, addr := range s.discoveryNodes(ctx) {
+	known := s.discoveryNodes(ctx)
+	for _, addr := range known {
 		st, err := s.peerStatus(ctx, addr)
 		if err != nil {
 			if addr != s.grpcAddr {
@@ -134,7 +135,7 @@ func (s *Service) joinOrForm(ctx context.Context, mayBootstrap bool) (done bool,
 		case answered < others:
 			s.waitLogged = true
 			s.log.Warn("this node has no raft state and cannot reach every known node: it neither forms nor joins a cluster until it hears from them",
-				zap.Int("other_nodes", others), zap.Int("answered", answered), zap.Strings("discovery_nodes", s.discoveryNodes(ctx)))
+				zap.Int("other_nodes", others), zap.Int("answered", answered), zap.Strings("discovery_nodes", known))
 		case configured > 0:
 			// Every known node answers, some with a configuration, none
 			// with a leader: too few voters kept their data to elect one.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
@@ -101,50 +102,21 @@ func BenchmarkDetectionLatency(b *testing.B) {
 				received <- struct{}{}
 			}
 		}()
-		var sent atomic.Int64
-		var wg sync.WaitGroup
-		stop := make(chan struct{})
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tick := time.NewTicker(100 * time.Millisecond)
-			defer tick.Stop()
-			for k := 0; ; k++ {
-				select {
-				case <-stop:
-					return
-				case <-tick.C:
-				}
+		rec := probeUnderLoad(b, conns, fmt.Sprintf("det%d", i), 100*time.Millisecond, 10*time.Second, received,
+			func(k int) []*metricsv1.UsabilityEvent {
 				student := fmt.Sprintf("p%d", k)
 				at := time.Now().Add(-300 * time.Millisecond)
 				var evs []*metricsv1.UsabilityEvent
 				for c := range 3 {
 					evs = append(evs, clickAt(fmt.Sprintf("%s-%d-%d", student, i, c), probes[k%len(probes)], student, at.Add(time.Duration(c)*100*time.Millisecond), 50))
 				}
-				rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
-				_, err := metricsv1.NewMetricsServiceClient(conns[k%len(conns)]).RecordMetrics(rctx, &metricsv1.RecordMetricsRequest{Events: evs})
-				rcancel()
-				if err != nil {
-					b.Error(err)
-					return
-				}
+				return evs
+			},
+			func(k int) {
 				mu.Lock()
-				committed[student] = time.Now()
+				committed[fmt.Sprintf("p%d", k)] = time.Now()
 				mu.Unlock()
-				sent.Add(1)
-			}
-		}()
-		rec, _ := offerLoad(b, conns, metricsLatencyInterval, fmt.Sprintf("det%d", i))
-		close(stop)
-		wg.Wait()
-		deadline := time.After(10 * time.Second)
-		for got := 0; got < int(sent.Load()); got++ {
-			select {
-			case <-received:
-			case <-deadline:
-				b.Fatalf("%d of %d probes detected within 10 s of the end", got, sent.Load())
-			}
-		}
+			})
 		cancel()
 		mu.Lock()
 		b.ReportMetric(float64(metricsLatencyRate), "offered-events/s")
@@ -204,20 +176,8 @@ func BenchmarkDetectionIdleLatency(b *testing.B) {
 				received <- struct{}{}
 			}
 		}()
-		var sent atomic.Int64
-		var wg sync.WaitGroup
-		stop := make(chan struct{})
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tick := time.NewTicker(250 * time.Millisecond)
-			defer tick.Stop()
-			for k := 0; ; k++ {
-				select {
-				case <-stop:
-					return
-				case <-tick.C:
-				}
+		rec := probeUnderLoad(b, conns, fmt.Sprintf("idle%d", i), 250*time.Millisecond, idleTimeout+10*time.Second, received,
+			func(k int) []*metricsv1.UsabilityEvent {
 				student := fmt.Sprintf("quiet-%d", k)
 				classroom := probes[k%len(probes)]
 				now := time.Now()
@@ -225,27 +185,8 @@ func BenchmarkDetectionIdleLatency(b *testing.B) {
 				start.ItemId, start.Attrs = "fractions-7", map[string]string{"action": "start"}
 				key := event(fmt.Sprintf("%s-%d-key", student, i), classroom, student, metricsv1.EventKind_EVENT_KIND_KEYSTROKE, now)
 				key.ItemId = "fractions-7"
-				rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
-				_, err := metricsv1.NewMetricsServiceClient(conns[k%len(conns)]).RecordMetrics(rctx, &metricsv1.RecordMetricsRequest{Events: []*metricsv1.UsabilityEvent{start, key}})
-				rcancel()
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				sent.Add(1)
-			}
-		}()
-		rec, _ := offerLoad(b, conns, metricsLatencyInterval, fmt.Sprintf("idle%d", i))
-		close(stop)
-		wg.Wait()
-		deadline := time.After(idleTimeout + 10*time.Second)
-		for got := 0; got < int(sent.Load()); got++ {
-			select {
-			case <-received:
-			case <-deadline:
-				b.Fatalf("%d of %d quiet students reported idle within 10 s of their timeout", got, sent.Load())
-			}
-		}
+				return []*metricsv1.UsabilityEvent{start, key}
+			}, nil)
 		cancel()
 		mu.Lock()
 		if len(late) == 0 {
@@ -416,4 +357,52 @@ func waitRollupsFor(b *testing.B, promAddr string, n int) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// probeUnderLoad offers the latency benchmarks' load (offerLoad, its events
+// named after prefix) and meanwhile, every interval, stores probe(k)'s
+// events, calling stored(k) (if given) once they are; then it waits up to
+// within for one arrival on received per probe stored. It returns
+// RecordMetrics' latencies under the load.
+func probeUnderLoad(b *testing.B, conns []*grpc.ClientConn, prefix string, every, within time.Duration, received <-chan struct{},
+	probe func(k int) []*metricsv1.UsabilityEvent, stored func(k int)) []float64 {
+	var sent atomic.Int64
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for k := 0; ; k++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_, err := metricsv1.NewMetricsServiceClient(conns[k%len(conns)]).RecordMetrics(rctx, &metricsv1.RecordMetricsRequest{Events: probe(k)})
+			rcancel()
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			if stored != nil {
+				stored(k)
+			}
+			sent.Add(1)
+		}
+	}()
+	rec, _ := offerLoad(b, conns, metricsLatencyInterval, prefix)
+	close(stop)
+	wg.Wait()
+	deadline := time.After(within)
+	for got := 0; got < int(sent.Load()); got++ {
+		select {
+		case <-received:
+		case <-deadline:
+			b.Fatalf("%d of %d probes arrived within %s of the end of the load", got, sent.Load(), within)
+		}
+	}
+	return rec
 }
