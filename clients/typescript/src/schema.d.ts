@@ -205,7 +205,7 @@ export interface paths {
         };
         /**
          * WatchSessions streams session events in Raft index order, starting after after_index.
-         * @description WatchSessions streams session events in Raft index order, starting after after_index. A client that reconnects with the index of the last event it saw misses nothing and sees nothing twice.
+         * @description WatchSessions streams session events in Raft index order, starting after after_index. A client that reconnects with the index of the last event it saw misses nothing and sees nothing twice. Each node keeps the newest SESSION_EVENT_RETENTION events (a node restored from a Raft snapshot: the newest SESSION_SNAPSHOT_EVENTS); an after_index older than those starts over with SESSION_EVENT_TYPE_SNAPSHOT events of every live session.
          *
          *     **Authorization:** a bearer credential of role `admin`, `operator`, `service`.
          *

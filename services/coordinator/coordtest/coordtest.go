@@ -25,6 +25,7 @@ import (
 	"github.com/gaia-platform/gaia/internal/grpcserver"
 	"github.com/gaia-platform/gaia/internal/tlsconfig"
 	"github.com/gaia-platform/gaia/services/coordinator/client"
+	"github.com/gaia-platform/gaia/services/coordinator/internal/state"
 	"github.com/gaia-platform/gaia/services/coordinator/service"
 )
 
@@ -179,6 +180,8 @@ func (c *Cluster) config(node *Node, dataDir string, bootstrap bool) service.Con
 		FailoverGrace:     c.opts.FailoverGrace,
 		MaxLocks:          c.opts.MaxLocksPerSession,
 		MaxPerJoinSecret:  c.opts.MaxLiveSessions,
+		EventRetention:    state.DefaultEventRetention,
+		SnapshotEvents:    state.DefaultSnapshotEvents,
 	}
 	return cfg
 }

@@ -33,8 +33,9 @@ const (
 var chaosKeys = []string{"chaos/0", "chaos/1", "chaos/2", "chaos/3", linWaitKey}
 
 // chaosFaults are the nemesis's faults, taken in turn, each against the
-// leader and then against a follower.
-var chaosFaults = []string{"kill", "freeze-short", "freeze-long", "partition"}
+// leader and then against a follower; crash-all kills every node at once
+// (kill -9 of all three, then all restarted).
+var chaosFaults = []string{"kill", "freeze-short", "crash-all", "freeze-long", "partition"}
 
 // chaosWindow is one fault, from its start to the next fault's start.
 type chaosWindow struct {
@@ -54,7 +55,9 @@ func (w chaosWindow) kind() string {
 
 // TestChaos runs three coordinator processes, started as the README says,
 // under a nemesis that kills (kill -9, then a restart), freezes briefly
-// (SIGSTOP for 0.1-1.5 s), freezes past the lease (lease + 1 s) and
+// (SIGSTOP for 0.1-1.5 s), crashes every node at once (kill -9 of all three,
+// restarted after a second; snapshots are taken every 256 entries, so some
+// crashes land just after one), freezes past the lease (lease + 1 s) and
 // partitions (lease + 1 s), the leader and a follower in turn, while sessions beat every interval through
 // every node (a stream with no ack for 1.5 intervals moves to the next node,
 // as the Go client does) and lock workers acquire, renew, release and read
@@ -79,7 +82,12 @@ func TestChaos(t *testing.T) {
 		}
 		duration = d
 	}
-	c := proctest.Start(t, proctest.Options{Env: frozenEnv(), Partitions: true})
+	// Snapshots every few hundred entries, so that crashes land right after
+	// one and restarts and lagging nodes restore from them.
+	env := frozenEnv()
+	env["RAFT_SNAPSHOT_THRESHOLD"] = "256"
+	env["RAFT_SNAPSHOT_INTERVAL"] = "1s"
+	c := proctest.Start(t, proctest.Options{Env: env, Partitions: true})
 	hist := &linHistory{start: time.Now()}
 	admin := c.Client()
 	seed := uint64(time.Now().UnixNano())
@@ -183,11 +191,21 @@ func TestChaos(t *testing.T) {
 		time.Sleep(chaosQuiet)
 		w := chaosWindow{fault: chaosFaults[i%len(chaosFaults)], target: "leader", node: lead.ID, start: time.Now()}
 		victim := lead
-		if (i/len(chaosFaults))%2 == 1 {
+		switch {
+		case w.fault == "crash-all":
+			w.target, w.node = "all", "every node"
+		case (i/len(chaosFaults))%2 == 1:
 			victim = c.Followers(lead)[rnd.IntN(2)]
 			w.target, w.node = "follower", victim.ID
 		}
 		switch w.fault {
+		case "crash-all":
+			c.KillAll()
+			w.length = chaosDownTime
+			time.Sleep(w.length)
+			for _, n := range c.Nodes {
+				c.Restart(n)
+			}
 		case "kill":
 			c.Kill(victim)
 			w.length = chaosDownTime
@@ -231,6 +249,10 @@ func TestChaos(t *testing.T) {
 	report := map[string]*tally{}
 	kinds := []string{"none"}
 	for _, f := range chaosFaults {
+		if f == "crash-all" {
+			kinds = append(kinds, f+" all")
+			continue
+		}
 		kinds = append(kinds, f+" leader", f+" follower")
 	}
 	for _, k := range kinds {

@@ -3,12 +3,14 @@ package service
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/gaia-platform/gaia/internal/auth"
 	"github.com/gaia-platform/gaia/internal/config"
 	"github.com/gaia-platform/gaia/internal/grpcserver"
 	"github.com/gaia-platform/gaia/internal/tlsconfig"
+	"github.com/gaia-platform/gaia/services/coordinator/internal/state"
 )
 
 // Config is the coordinator's configuration, read from the environment.
@@ -100,6 +102,12 @@ type SessionConfig struct {
 	MaxLocks         int
 	MaxLabelBytes    int
 	MaxPerJoinSecret int
+	// EventRetention (SESSION_EVENT_RETENTION) is how many session events
+	// each node keeps in memory for watchers that resume; SnapshotEvents
+	// (SESSION_SNAPSHOT_EVENTS) how many of the newest a Raft snapshot
+	// carries beside the state.
+	EventRetention int
+	SnapshotEvents int
 }
 
 // LoadConfig reads the coordinator's variables; problems are recorded in l.
@@ -155,6 +163,11 @@ func LoadConfig(l *config.Loader) Config {
 	c.Session.MaxLocks = l.Int("SESSION_MAX_LOCKS", 1000, 1, 1_000_000)
 	c.Session.MaxLabelBytes = l.Int("SESSION_MAX_LABEL_BYTES", 4096, 64, 1<<20)
 	c.Session.MaxPerJoinSecret = l.Int("CLUSTER_JOIN_SECRET_MAX_SESSIONS", 10000, 1, 10_000_000)
+	c.Session.EventRetention = l.Int("SESSION_EVENT_RETENTION", state.DefaultEventRetention, 1, 10_000_000)
+	c.Session.SnapshotEvents = l.Int("SESSION_SNAPSHOT_EVENTS", min(state.DefaultSnapshotEvents, c.Session.EventRetention), 0, 10_000_000)
+	if c.Session.SnapshotEvents > c.Session.EventRetention {
+		l.Reject("SESSION_SNAPSHOT_EVENTS", strconv.Itoa(c.Session.SnapshotEvents), "at most SESSION_EVENT_RETENTION ("+strconv.Itoa(c.Session.EventRetention)+"): a snapshot carries part of the history a node keeps")
+	}
 	// A client gives up an unanswered stream after 1.5 intervals, then
 	// reconnects and beats: two intervals cover it.
 	c.Session.FailoverGrace = l.Duration("SESSION_FAILOVER_GRACE", 2*c.Session.HeartbeatInterval, 0)

@@ -60,3 +60,29 @@ func TestClusteredBootstrapNeedsTheOtherNodes(t *testing.T) {
 		})
 	}
 }
+
+// The session history a snapshot carries is part of what a node keeps: a
+// larger bound than the retention is refused, naming both variables.
+func TestSnapshotEventsWithinTheRetention(t *testing.T) {
+	for _, tc := range []struct {
+		env     map[string]string
+		refused bool
+	}{
+		{map[string]string{}, false},
+		{map[string]string{"SESSION_EVENT_RETENTION": "5000"}, false}, // the snapshot bound follows it down
+		{map[string]string{"SESSION_EVENT_RETENTION": "5000", "SESSION_SNAPSHOT_EVENTS": "5001"}, true},
+		{map[string]string{"SESSION_EVENT_RETENTION": "5000", "SESSION_SNAPSHOT_EVENTS": "5000"}, false},
+		{map[string]string{"SESSION_SNAPSHOT_EVENTS": "0"}, false},
+		{map[string]string{"SESSION_SNAPSHOT_EVENTS": "-1"}, true},
+	} {
+		l := config.NewLoader(func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok })
+		c := service.LoadConfig(l)
+		err := l.Err()
+		if tc.refused != (err != nil) || (err != nil && !strings.Contains(err.Error(), "SESSION_SNAPSHOT_EVENTS")) {
+			t.Errorf("%v: error %v, want refused=%v naming SESSION_SNAPSHOT_EVENTS", tc.env, err, tc.refused)
+		}
+		if err == nil && len(tc.env) == 0 && (c.Session.EventRetention != 100_000 || c.Session.SnapshotEvents != 10_000) {
+			t.Errorf("defaults: retention %d, snapshot events %d", c.Session.EventRetention, c.Session.SnapshotEvents)
+		}
+	}
+}

@@ -119,7 +119,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, opts ...Options) (*Se
 		log.Warn("a clustered bootstrap node that names no other node forms a new cluster whenever it starts with no raft state, also after losing its data; list the other nodes in CLUSTER_DISCOVERY_NODES",
 			zap.String("node_id", cfg.Cluster.NodeID))
 	}
-	store := state.NewStore(state.DefaultEventRetention)
+	store := state.NewStoreRetaining(cfg.Session.EventRetention, cfg.Session.SnapshotEvents)
 	machine := fsm.New(store)
 	node, err := raftnode.Start(raftnode.Config{
 		NodeID:        cfg.Cluster.NodeID,

@@ -72,7 +72,10 @@ type SessionServiceClient interface {
 	VerifySession(ctx context.Context, in *VerifySessionRequest, opts ...grpc.CallOption) (*VerifySessionResponse, error)
 	// WatchSessions streams session events in Raft index order, starting after
 	// after_index. A client that reconnects with the index of the last event it saw
-	// misses nothing and sees nothing twice.
+	// misses nothing and sees nothing twice. Each node keeps the newest
+	// SESSION_EVENT_RETENTION events (a node restored from a Raft snapshot: the
+	// newest SESSION_SNAPSHOT_EVENTS); an after_index older than those starts
+	// over with SESSION_EVENT_TYPE_SNAPSHOT events of every live session.
 	WatchSessions(ctx context.Context, in *WatchSessionsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchSessionsResponse], error)
 }
 
@@ -205,7 +208,10 @@ type SessionServiceServer interface {
 	VerifySession(context.Context, *VerifySessionRequest) (*VerifySessionResponse, error)
 	// WatchSessions streams session events in Raft index order, starting after
 	// after_index. A client that reconnects with the index of the last event it saw
-	// misses nothing and sees nothing twice.
+	// misses nothing and sees nothing twice. Each node keeps the newest
+	// SESSION_EVENT_RETENTION events (a node restored from a Raft snapshot: the
+	// newest SESSION_SNAPSHOT_EVENTS); an after_index older than those starts
+	// over with SESSION_EVENT_TYPE_SNAPSHOT events of every live session.
 	WatchSessions(*WatchSessionsRequest, grpc.ServerStreamingServer[WatchSessionsResponse]) error
 	mustEmbedUnimplementedSessionServiceServer()
 }

@@ -215,6 +215,16 @@ func (c *Cluster) Kill(n *Node) {
 	n.cmd, n.frozen = nil, false
 }
 
+// KillAll ends every node with SIGKILL at once, as a power cut does, and
+// waits for them all to be gone.
+func (c *Cluster) KillAll() {
+	var wg sync.WaitGroup
+	for _, n := range c.Nodes {
+		wg.Go(func() { c.Kill(n) })
+	}
+	wg.Wait()
+}
+
 // Freeze stops a node with SIGSTOP: its sockets stay open, nothing answers.
 func (c *Cluster) Freeze(n *Node) { c.signal(n, syscall.SIGSTOP, true) }
 

@@ -2,7 +2,9 @@ package state
 
 import "sort"
 
-// Dump is the whole state in a form that encodes deterministically.
+// Dump is the whole state in a form that encodes deterministically, with the
+// newest part of the session history: Events holds at most the store's
+// snapshot bound, and DroppedThrough names the newest event left out.
 type Dump struct {
 	Index    uint64    `json:"index"`
 	Sessions []Session `json:"sessions"`
@@ -15,17 +17,22 @@ type Dump struct {
 	DroppedThrough uint64       `json:"dropped_through"`
 }
 
-// Dump copies the whole state.
+// Dump copies the whole state and the newest snapshotEvents events.
 func (s *Store) Dump() Dump {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	events, droppedThrough := s.events, s.droppedThrough
+	if cut := len(events) - s.snapshotEvents; cut > 0 {
+		droppedThrough = events[cut-1].Index
+		events = events[cut:]
+	}
 	d := Dump{
 		Index:          s.index,
 		Sessions:       make([]Session, 0, len(s.sessions)),
 		Locks:          make([]Lock, 0, len(s.locks)),
 		Nodes:          make([]Node, 0, len(s.nodes)),
-		Events:         append([]Event(nil), s.events...),
-		DroppedThrough: s.droppedThrough,
+		Events:         append([]Event(nil), events...),
+		DroppedThrough: droppedThrough,
 	}
 	for _, x := range s.sessions {
 		d.Sessions = append(d.Sessions, *x)
@@ -75,8 +82,13 @@ func (s *Store) Restore(d Dump) {
 		c := d.Credentials[i]
 		s.credentials[c.ID] = &c
 	}
-	s.events = append([]Event(nil), d.Events...)
-	s.droppedThrough = d.DroppedThrough
+	events, droppedThrough := d.Events, d.DroppedThrough
+	if cut := len(events) - s.retention; cut > 0 {
+		droppedThrough = events[cut-1].Index
+		events = events[cut:]
+	}
+	s.events = append([]Event(nil), events...)
+	s.droppedThrough = droppedThrough
 	close(s.changed)
 	s.changed = make(chan struct{})
 }

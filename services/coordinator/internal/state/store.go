@@ -7,9 +7,16 @@ import (
 	"time"
 )
 
-// DefaultEventRetention is how many session events the store keeps for
-// watchers that resume; one further back gets a snapshot instead.
+// DefaultEventRetention is how many session events the store keeps in memory
+// for watchers that resume; one further back gets a snapshot instead.
 const DefaultEventRetention = 100_000
+
+// DefaultSnapshotEvents is how many of the newest retained events a Raft
+// snapshot carries. A snapshot is the state (sessions, locks, nodes,
+// credentials) plus this bounded tail of history: a node restored from it
+// answers a watcher resuming within the tail and sends any older one a
+// snapshot, as it does past the in-memory retention.
+const DefaultSnapshotEvents = 10_000
 
 // Store holds the replicated state. Its Apply* methods are for the FSM alone.
 type Store struct {
@@ -23,14 +30,28 @@ type Store struct {
 	credentials    map[string]*Credential
 	events         []Event
 	retention      int
+	snapshotEvents int    // how many of the newest events Dump keeps
 	droppedThrough uint64 // index of the newest event no longer retained
 	index          uint64 // last applied log index
 	changed        chan struct{}
 }
 
-// NewStore returns an empty store keeping up to retention events (at least 1).
+// NewStore returns an empty store keeping up to retention events (at least 1)
+// and snapshots that carry up to DefaultSnapshotEvents of them.
 func NewStore(retention int) *Store {
-	s := &Store{retention: max(retention, 1), changed: make(chan struct{})}
+	return NewStoreRetaining(retention, DefaultSnapshotEvents)
+}
+
+// NewStoreRetaining returns an empty store keeping up to retention events in
+// memory (at least 1) and the newest snapshotEvents of them (at most
+// retention, at least 0) in snapshots.
+func NewStoreRetaining(retention, snapshotEvents int) *Store {
+	retention = max(retention, 1)
+	s := &Store{
+		retention:      retention,
+		snapshotEvents: min(max(snapshotEvents, 0), retention),
+		changed:        make(chan struct{}),
+	}
 	s.reset()
 	return s
 }

@@ -2,6 +2,7 @@ package state
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -244,5 +245,50 @@ func TestDumpRestoreRoundTrip(t *testing.T) {
 	}
 	if _, ok := other.SessionByName("a"); !ok {
 		t.Error("the name index was not rebuilt")
+	}
+}
+
+// A snapshot carries the state and only the newest events: a node restored
+// from it resumes watchers within that tail and tells older ones they were
+// truncated (they start over from a snapshot), never hands them a gap.
+func TestSnapshotCarriesABoundedHistory(t *testing.T) {
+	s := NewStoreRetaining(1000, 10)
+	for i := 1; i <= 50; i++ {
+		id := fmt.Sprintf("s%02d", i)
+		if _, err := s.ApplyRegister(uint64(i), t0, Session{ID: id, Name: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := s.Dump()
+	if len(d.Events) != 10 || d.Events[0].Index != 41 || d.DroppedThrough != 40 {
+		t.Fatalf("dump holds %d events from index %d, dropped through %d; want 10 from 41, dropped through 40",
+			len(d.Events), d.Events[0].Index, d.DroppedThrough)
+	}
+	if len(d.Sessions) != 50 {
+		t.Fatalf("dump holds %d sessions, want all 50: the bound is on history, not state", len(d.Sessions))
+	}
+	// The store itself keeps its whole in-memory history.
+	if got, truncated := s.EventsAfter(0, 0); truncated || len(got) != 50 {
+		t.Fatalf("live store: %d events, truncated %v; want 50, false", len(got), truncated)
+	}
+
+	other := NewStoreRetaining(1000, 10)
+	other.Restore(d)
+	if _, truncated := other.EventsAfter(39, 0); !truncated {
+		t.Error("a watcher resuming before the snapshot's history was not told it was truncated")
+	}
+	got, truncated := other.EventsAfter(40, 0)
+	if truncated || len(got) != 10 || got[0].Index != 41 {
+		t.Errorf("resume after 40: %d events, truncated %v; want 10 from 41", len(got), truncated)
+	}
+
+	// A store with a smaller in-memory retention keeps only what it may.
+	small := NewStoreRetaining(4, 4)
+	small.Restore(d)
+	if got, truncated := small.EventsAfter(46, 0); truncated || len(got) != 4 || got[0].Index != 47 {
+		t.Errorf("restore into retention 4: %d events, truncated %v", len(got), truncated)
+	}
+	if _, truncated := small.EventsAfter(45, 0); !truncated {
+		t.Error("restore into retention 4: a resume at 45 was not truncated")
 	}
 }
