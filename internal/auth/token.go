@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -225,10 +226,32 @@ var (
 
 // Verifier checks credentials offline: the signature against the public key
 // its "kid" names, the expiry, and the revocation list.
+//
+// A token that verified is remembered (up to verifiedCacheSize of them, until
+// its expiry), so that a client presenting the same credential on every call
+// pays for the signature check once: Ed25519 verification and the JWT's
+// decoding cost about as much CPU as the rest of a small request. A
+// remembered token is still refused once it is revoked, once its key is no
+// longer accepted, and from its expiry on (when the full check, with its
+// clock-skew leeway, decides again).
 type Verifier struct {
 	keys    atomic.Pointer[map[string]ed25519.PublicKey]
 	revoked *Revocations
 	parser  *jwt.Parser
+	now     func() time.Time
+
+	mu       sync.RWMutex
+	verified map[string]verifiedToken
+}
+
+// verifiedCacheSize bounds the remembered tokens (a few MB at most); when
+// full, the cache starts over.
+const verifiedCacheSize = 4096
+
+type verifiedToken struct {
+	principal Principal
+	// key is the public key the signature was checked against.
+	key ed25519.PublicKey
 }
 
 // NewVerifier accepts tokens signed by any of keys (by key id) and refuses
@@ -238,7 +261,9 @@ func NewVerifier(keys map[string]ed25519.PublicKey, revoked *Revocations) *Verif
 		revoked = NewRevocations()
 	}
 	v := &Verifier{
-		revoked: revoked,
+		revoked:  revoked,
+		now:      time.Now,
+		verified: map[string]verifiedToken{},
 		// Only EdDSA: a token claiming "none" or an HMAC algorithm keyed with
 		// the public key is refused before any signature check.
 		parser: jwt.NewParser(
@@ -273,14 +298,22 @@ func (v *Verifier) Revocations() *Revocations { return v.revoked }
 
 // Verify returns the principal a token stands for.
 func (v *Verifier) Verify(token string) (Principal, error) {
+	if p, ok := v.remembered(token); ok {
+		if v.revoked.Has(p.CredentialID) {
+			return Principal{}, ErrRevoked
+		}
+		return p, nil
+	}
 	var c claims
 	var kid string
+	var key ed25519.PublicKey
 	_, err := v.parser.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
 		kid, _ = t.Header["kid"].(string)
 		pub, ok := (*v.keys.Load())[kid]
 		if !ok {
 			return nil, ErrUnknownKey
 		}
+		key = pub
 		return pub, nil
 	})
 	switch {
@@ -298,5 +331,38 @@ func (v *Verifier) Verify(token string) (Principal, error) {
 	if v.revoked.Has(c.ID) {
 		return Principal{}, ErrRevoked
 	}
-	return c.principal(kid), nil
+	p := c.principal(kid)
+	v.remember(token, p, key)
+	return p, nil
+}
+
+// remembered returns the principal of a token that verified before, while
+// it has not expired and its key is still accepted.
+func (v *Verifier) remembered(token string) (Principal, bool) {
+	v.mu.RLock()
+	t, ok := v.verified[token]
+	v.mu.RUnlock()
+	if !ok || !v.now().Before(t.principal.ExpiresAt) {
+		return Principal{}, false
+	}
+	if pub, ok := (*v.keys.Load())[t.principal.KeyID]; !ok || !pub.Equal(t.key) {
+		return Principal{}, false
+	}
+	p := t.principal
+	// The caller gets its own lists, as a fresh verification gives.
+	p.Classrooms, p.Projects = slices.Clone(p.Classrooms), slices.Clone(p.Projects)
+	return p, true
+}
+
+func (v *Verifier) remember(token string, p Principal, key ed25519.PublicKey) {
+	if p.ExpiresAt.IsZero() {
+		return
+	}
+	p.Classrooms, p.Projects = slices.Clone(p.Classrooms), slices.Clone(p.Projects)
+	v.mu.Lock()
+	if len(v.verified) >= verifiedCacheSize {
+		clear(v.verified)
+	}
+	v.verified[token] = verifiedToken{principal: p, key: key}
+	v.mu.Unlock()
 }

@@ -167,3 +167,35 @@ func signWith(t *testing.T, k *authtest.Keys, c jwt.MapClaims) string {
 func unsigned(header, payload string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(header)) + "." + base64.RawURLEncoding.EncodeToString([]byte(payload)) + "."
 }
+
+// A token is remembered once it verifies; what would refuse it afterwards
+// (a revocation, its key retired or replaced) still does.
+func TestRememberedTokenIsStillChecked(t *testing.T) {
+	k := authtest.New(t)
+	tok, p, err := k.Signer.Sign(auth.Spec{Role: auth.RoleApp, Name: "app", AppID: "a1", Classrooms: []string{"c1"}, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		got, err := k.Verifier.Verify(tok)
+		if err != nil || got.CredentialID != p.CredentialID || strings.Join(got.Classrooms, ",") != "c1" {
+			t.Fatalf("Verify = %+v, %v", got, err)
+		}
+		got.Classrooms[0] = "changed by the caller"
+	}
+	k.Verifier.Revocations().Add(p.CredentialID, p.ExpiresAt)
+	if _, err := k.Verifier.Verify(tok); !errors.Is(err, auth.ErrRevoked) {
+		t.Fatalf("after revocation: %v, want ErrRevoked", err)
+	}
+
+	other := authtest.New(t)
+	tok2 := k.Admin(t)
+	if _, err := k.Verifier.Verify(tok2); err != nil {
+		t.Fatal(err)
+	}
+	// The same key id now names another key: the signature no longer holds.
+	k.Verifier.SetKeys(map[string]ed25519.PublicKey{k.Signer.KeyID(): other.Signer.PublicKey()})
+	if _, err := k.Verifier.Verify(tok2); err == nil {
+		t.Fatal("a remembered token verified against a replaced key")
+	}
+}

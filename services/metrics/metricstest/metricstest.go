@@ -46,6 +46,10 @@ type Options struct {
 	// from, for a test without Detection (default 127.0.0.1:1, nothing:
 	// revocations never arrive). Detection's addresses win when set.
 	CoordinatorAddr string
+	// Writers and RollupInterval set the group committer's writers and
+	// the rollups' step interval (zero: the service's defaults).
+	Writers        int
+	RollupInterval time.Duration
 }
 
 // Detection configures the detector of a test service.
@@ -107,6 +111,8 @@ func Start(t testing.TB, databaseURL string, opts Options) *Metrics {
 		Retention:               opts.Retention,
 		PartitionInterval:       time.Hour,
 		Auth:                    opts.Keys.Config(t, opts.Keys.Service(t, "metrics")),
+		GroupCommitWriters:      opts.Writers,
+		RollupInterval:          opts.RollupInterval,
 	}
 	if opts.CoordinatorAddr != "" {
 		m.cfg.CoordinatorAddr = opts.CoordinatorAddr

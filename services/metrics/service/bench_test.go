@@ -5,9 +5,11 @@ package service_test
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -168,7 +170,7 @@ func dialN(b *testing.B, addr, token string, n int) []*grpc.ClientConn {
 func BenchmarkMetricsIngestThroughput(b *testing.B) {
 	n := metricsBenchEvents(b)
 	db := pgtest.NewDatabase(b)
-	svc := metricstest.Start(b, db, metricstest.Options{Quiet: true})
+	svc := metricstest.Start(b, db, metricsBenchOptions(b))
 	conns := dialN(b, svc.Addr, svc.AdminToken, metricsBenchConns)
 	pool := pgtest.Pool(b, db)
 	for i := 0; i < b.N; i++ {
@@ -256,7 +258,7 @@ func runParallel(b *testing.B, n, workers int, job func(ctx context.Context, wor
 // is off, since it is what this measures around, not what it measures.
 func BenchmarkMetricsIngestREST(b *testing.B) {
 	db := pgtest.NewDatabase(b)
-	svc := metricstest.Start(b, db, metricstest.Options{Quiet: true})
+	svc := metricstest.Start(b, db, metricsBenchOptions(b))
 	base := startGateway(b, svc.Addr, func(c *gateway.Config) { c.Auth.Limits.Rate = -1 })
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: metricsRESTClients, MaxConnsPerHost: metricsRESTClients}}
 	for i := 0; i < b.N; i++ {
@@ -314,9 +316,13 @@ func BenchmarkMetricsIngestREST(b *testing.B) {
 // gRPC (open loop: a request leaves on schedule whether or not the previous
 // ones were answered) for 10 s, and probes a bare gRPC health check of the
 // same server at the same request rate; it reports the percentiles of both.
+//
+// Beside them it reports, from the service's own histograms, where a
+// request waited: in the group committer until its group's write began
+// (wait), and for that write (COPY and commit).
 func BenchmarkMetricsLatency(b *testing.B) {
 	db := pgtest.NewDatabase(b)
-	svc := metricstest.Start(b, db, metricstest.Options{Quiet: true})
+	svc := metricstest.Start(b, db, metricsBenchOptions(b))
 	conns := dialN(b, svc.Addr, svc.AdminToken, metricsBenchConns)
 	for i := 0; i < b.N; i++ {
 		rec, health := offerLoad(b, conns, metricsLatencyInterval, fmt.Sprintf("lat%d", i))
@@ -326,6 +332,79 @@ func BenchmarkMetricsLatency(b *testing.B) {
 		b.ReportMetric(percentile(health, 50), "grpc-p50-ms")
 		b.ReportMetric(percentile(health, 99), "grpc-p99-ms")
 	}
+	m := scrape(b, svc.PrometheusAddr)
+	for _, h := range []struct{ name, unit string }{
+		{"gaia_metrics_group_commit_wait_seconds", "wait"},
+		{"gaia_metrics_write_duration_seconds", "write"},
+	} {
+		b.ReportMetric(1000*histogramQuantile(m, h.name, 0.5), h.unit+"-p50-ms")
+		b.ReportMetric(1000*histogramQuantile(m, h.name, 0.99), h.unit+"-p99-ms")
+	}
+	if groups := m["gaia_metrics_group_commit_requests_count"]; groups > 0 {
+		b.ReportMetric(m["gaia_metrics_group_commit_requests_sum"]/groups, "requests/commit")
+	}
+}
+
+// metricsBenchOptions are the service's settings for a benchmark:
+// GAIA_BENCH_METRICS_WRITERS and GAIA_BENCH_METRICS_ROLLUP_INTERVAL, when
+// set, change the group committer's writers and the rollups' interval, so
+// that settings can be compared run against run.
+func metricsBenchOptions(b *testing.B) metricstest.Options {
+	opts := metricstest.Options{Quiet: true}
+	if v := os.Getenv("GAIA_BENCH_METRICS_WRITERS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			b.Fatalf("GAIA_BENCH_METRICS_WRITERS=%q: want a positive number", v)
+		}
+		opts.Writers = n
+	}
+	if v := os.Getenv("GAIA_BENCH_METRICS_ROLLUP_INTERVAL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			b.Fatalf("GAIA_BENCH_METRICS_ROLLUP_INTERVAL=%q: want a positive duration", v)
+		}
+		opts.RollupInterval = d
+	}
+	return opts
+}
+
+// histogramQuantile estimates the q quantile of a scraped Prometheus
+// histogram, interpolating linearly inside the bucket that holds it (as
+// PromQL's histogram_quantile does); the top finite bound when it lies
+// beyond.
+func histogramQuantile(m map[string]float64, name string, q float64) float64 {
+	type bucket struct{ le, count float64 }
+	var buckets []bucket
+	prefix := name + `_bucket{le="`
+	for k, v := range m {
+		rest, ok := strings.CutPrefix(k, prefix)
+		if !ok {
+			continue
+		}
+		le, err := strconv.ParseFloat(strings.TrimSuffix(rest, `"}`), 64)
+		if err == nil {
+			buckets = append(buckets, bucket{le, v})
+		}
+	}
+	slices.SortFunc(buckets, func(a, b bucket) int { return cmp.Compare(a.le, b.le) })
+	if len(buckets) == 0 || buckets[len(buckets)-1].count == 0 {
+		return 0
+	}
+	rank := q * buckets[len(buckets)-1].count
+	lower, below := 0.0, 0.0
+	for _, bk := range buckets {
+		if bk.count >= rank {
+			if math.IsInf(bk.le, 1) {
+				return lower
+			}
+			if bk.count == below {
+				return bk.le
+			}
+			return lower + (bk.le-lower)*(rank-below)/(bk.count-below)
+		}
+		lower, below = bk.le, bk.count
+	}
+	return lower
 }
 
 // offerLoad sends metricsLatencyRate events a second in batches for d and

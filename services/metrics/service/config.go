@@ -55,6 +55,14 @@ type Config struct {
 	// DetectionPollInterval is how often the detector reads committed events
 	// (not a variable; tests may change it).
 	DetectionPollInterval time.Duration
+	// GroupCommitWriters is how many groups of events may be in flight at
+	// once, each on its own connection (not a variable; 0 takes the
+	// default; benchmarks compare settings).
+	GroupCommitWriters int
+	// RollupInterval is how often, while events keep coming, committed
+	// events are applied to the classroom rollups (not a variable; 0 takes
+	// the default, DefaultRollupInterval).
+	RollupInterval time.Duration
 	// MaxBatch is the most events one RecordMetrics may carry (USABILITY_MAX_BATCH).
 	MaxBatch int
 	// Retention keeps raw events this long; older ones are rejected and their
@@ -76,6 +84,10 @@ type Config struct {
 // cached: an unassignment in the dashboard takes effect within it, as a
 // revocation does within the revocation poll.
 const DefaultTeacherClassroomsTTL = 5 * time.Second
+
+// DefaultRollupInterval is how often the classroom rollups take in the
+// events committed since their last step while events keep coming.
+const DefaultRollupInterval = 100 * time.Millisecond
 
 // LoadConfig reads the metrics service's variables; problems are recorded in l.
 func LoadConfig(l *config.Loader) Config {

@@ -134,8 +134,12 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	}
 
 	events := adapters.NewEventPostgresRepository(s.pool, partitions)
-	s.committer = app.NewGroupCommitter(app.GroupCommitConfig{}, events, metrics, log.Named("group-commit"))
-	s.rollups = app.NewRollups(adapters.NewRollupPostgresConsumer(s.pool), 100*time.Millisecond, metrics, log.Named("rollups"))
+	s.committer = app.NewGroupCommitter(app.GroupCommitConfig{Writers: cfg.GroupCommitWriters}, events, metrics, log.Named("group-commit"))
+	rollupInterval := cfg.RollupInterval
+	if rollupInterval <= 0 {
+		rollupInterval = DefaultRollupInterval
+	}
+	s.rollups = app.NewRollups(adapters.NewRollupPostgresConsumer(s.pool), rollupInterval, metrics, log.Named("rollups"))
 	s.committer.OnCommit = s.rollups.Wake
 	ingest := app.NewIngest(app.IngestConfig{Enabled: cfg.UsabilityMetricsEnabled, MaxBatch: cfg.MaxBatch, Retention: cfg.Retention}, s.committer, metrics)
 	ratings := app.NewRatings(adapters.NewRatingPostgresRepository(s.pool), cfg.UsabilityMetricsEnabled, cfg.Retention, metrics)

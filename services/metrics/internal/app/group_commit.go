@@ -53,6 +53,9 @@ type GroupCommitter struct {
 type writeRequest struct {
 	events []usability.Event
 	done   chan writeResult
+	// queued is when the request reached the committer: the time to its
+	// group's write is queueing (behind the groups in flight), not storage.
+	queued time.Time
 }
 
 type writeResult struct {
@@ -80,7 +83,7 @@ func NewGroupCommitter(cfg GroupCommitConfig, store usability.EventStore, metric
 // and reports for each whether it was newly stored. An error means nothing
 // is acknowledged: the caller retries with the same events.
 func (g *GroupCommitter) Write(ctx context.Context, events []usability.Event) ([]bool, error) {
-	req := &writeRequest{events: events, done: make(chan writeResult, 1)}
+	req := &writeRequest{events: events, done: make(chan writeResult, 1), queued: g.now()}
 	select {
 	case g.in <- req:
 	case <-g.stopped:
@@ -213,6 +216,9 @@ func (g *GroupCommitter) fail(group []*writeRequest, carry *writeRequest) {
 // answers every request.
 func (g *GroupCommitter) writeGroup(group []*writeRequest) {
 	start := g.now()
+	for _, r := range group {
+		g.metrics.groupWait.Observe(start.Sub(r.queued).Seconds())
+	}
 	var unique []usability.Event
 	var refs [][]int // per request, per event: index into unique, or -1
 	first := map[usability.Key]int{}

@@ -20,6 +20,7 @@ type Metrics struct {
 	groupEvents   prometheus.Histogram
 	groupRequests prometheus.Histogram
 	writeLatency  prometheus.Histogram
+	groupWait     prometheus.Histogram
 	writeErrors   prometheus.Counter
 	ratings       *prometheus.CounterVec
 	rollupEvents  prometheus.Counter
@@ -45,6 +46,8 @@ func NewMetrics(reg prometheus.Registerer, partitions func(ctx context.Context) 
 		groupRequests: hist("group_commit_requests", "RecordMetrics requests merged into one group commit.", sizeBuckets),
 		writeLatency: hist("write_duration_seconds", "Time to write and commit one group of events.",
 			[]float64{.0005, .001, .002, .003, .005, .0075, .01, .015, .025, .05, .1, .25, .5, 1, 2.5}),
+		groupWait: hist("group_commit_wait_seconds", "Time a write waited in the group committer before its group's write began (queueing behind the groups in flight).",
+			[]float64{.0001, .00025, .0005, .001, .002, .003, .005, .0075, .01, .015, .025, .05, .1, .25, .5, 1, 2.5}),
 		writeErrors:  prometheus.NewCounter(prometheus.CounterOpts(opts("write_errors_total", "Group commits that failed (their callers were told to retry)."))),
 		ratings:      prometheus.NewCounterVec(prometheus.CounterOpts(opts("ratings_total", "Ratings received, by outcome: accepted, duplicate.")), []string{"outcome"}),
 		rollupEvents: prometheus.NewCounter(prometheus.CounterOpts(opts("rollup_events_total", "Events this replica applied to the classroom rollups."))),
@@ -54,7 +57,7 @@ func NewMetrics(reg prometheus.Registerer, partitions func(ctx context.Context) 
 	for _, o := range []string{"accepted", "duplicate", "rejected"} {
 		m.events.WithLabelValues(o)
 	}
-	reg.MustRegister(m.events, m.rejected, m.batchEvents, m.groupEvents, m.groupRequests, m.writeLatency, m.writeErrors, m.ratings, m.rollupEvents, m.rollupLag)
+	reg.MustRegister(m.events, m.rejected, m.batchEvents, m.groupEvents, m.groupRequests, m.writeLatency, m.groupWait, m.writeErrors, m.ratings, m.rollupEvents, m.rollupLag)
 	if partitions != nil {
 		reg.MustRegister(&partitionCollector{list: partitions})
 	}
