@@ -266,12 +266,11 @@ func (r *TaskPostgresRepository) Complete(ctx context.Context, tok task.ClaimTok
 		WHERE `+claimGuard+` RETURNING `+taskColumns, tok.TaskID, tok.Attempt, sessionID, res)
 }
 
-// CompleteMany settles a batch in one statement and one commit. The
-// progress trigger updates the lessons row by row, in whatever order the
-// update meets its tasks; so the batch first locks its lessons in lesson
-// order, or two batches would deadlock (and drag the single completions
-// queued behind them into the cycle). A deadlock with anything else is
-// retried.
+// CompleteMany settles a batch in one statement and one commit, a single
+// round trip. Lesson progress follows in the same statement, each lesson
+// written once and in lesson order (migration 0004), so batches need not
+// lock their lessons first. Two batches settling the same tasks in
+// different orders can still deadlock; that is retried.
 func (r *TaskPostgresRepository) CompleteMany(ctx context.Context, sessionID string, claims []task.Completion) ([]task.Task, []error, error) {
 	ids, attempts, results := make([]string, len(claims)), make([]int32, len(claims)), make([]*string, len(claims))
 	for i, c := range claims {
@@ -284,24 +283,14 @@ func (r *TaskPostgresRepository) CompleteMany(ctx context.Context, sessionID str
 	var rows []task.Task
 	var err error
 	for try := 0; try < 5; try++ {
-		err = pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, `
-				SELECT 1 FROM taskqueue.lessons
-				WHERE lesson_id IN (SELECT lesson_id FROM taskqueue.tasks WHERE task_id = ANY($1::uuid[]))
-				ORDER BY lesson_id FOR NO KEY UPDATE`, ids); err != nil {
-				return err
-			}
-			var err error
-			rows, err = queryTasks(ctx, tx, `
-				WITH input AS (
-					SELECT * FROM unnest($1::uuid[], $2::int[], $3::jsonb[]) AS i(task_id, attempt, result))
-				UPDATE taskqueue.tasks t SET state = 'completed', result = i.result, claim_expires_at = NULL,
-				       finished_at = now(), updated_at = now()
-				FROM input i
-				WHERE t.task_id = i.task_id AND t.attempt = i.attempt AND t.state = 'claimed' AND t.claimed_by_session_id = $4
-				RETURNING `+taskColumns, ids, attempts, results, sessionID)
-			return err
-		})
+		rows, err = queryTasks(ctx, r.pool, `
+			WITH input AS (
+				SELECT * FROM unnest($1::uuid[], $2::int[], $3::jsonb[]) AS i(task_id, attempt, result))
+			UPDATE taskqueue.tasks t SET state = 'completed', result = i.result, claim_expires_at = NULL,
+			       finished_at = now(), updated_at = now()
+			FROM input i
+			WHERE t.task_id = i.task_id AND t.attempt = i.attempt AND t.state = 'claimed' AND t.claimed_by_session_id = $4
+			RETURNING `+taskColumns, ids, attempts, results, sessionID)
 		if !pg.HasCode(err, pg.DeadlockDetected) {
 			break
 		}
