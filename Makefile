@@ -43,7 +43,7 @@ BENCH_TIME   ?= 2s
 # after River works the same number of jobs on the same PostgreSQL server
 # (bench/river, a module of its own so that River stays out of go.mod).
 QUEUE_BENCH_JOBS   ?= 50000
-QUEUE_BENCHES      := ^BenchmarkTaskQueue(Throughput|ClaimLatency)$$
+QUEUE_BENCHES      := ^BenchmarkTaskQueue(Throughput|BurnDown|ClaimLatency)$$
 # The metrics service's load generators also run apart (one op is a whole
 # measurement); METRICS_BENCH_SOAK is the memory run's length.
 METRICS_BENCHES      := ^Benchmark(Metrics(IngestThroughput|IngestREST|Latency|Memory)|Detection(Latency|IdleLatency|Throughput|BacklogThroughput))$$
@@ -187,24 +187,34 @@ bench: ## Run the benchmarks and print their figures
 	@$(MAKE) --no-print-directory bench-metrics
 	@$(MAKE) --no-print-directory bench-dashboard
 
-# Each program makes its own database on the server and drops it after. The
-# last line sets the two throughputs side by side.
-bench-taskqueue: ## The task queue against River: the same jobs on the same PostgreSQL
+# Each program makes its own database on the server and drops it after. Two
+# modes, each system in both: stream (workers running while the jobs are
+# inserted, timed from the first insert) and burn-down (every job inserted
+# first, timed from the workers' start, as `river bench` times it). The last
+# lines set the throughputs side by side.
+bench-taskqueue: ## The task queue against River: the same jobs on the same PostgreSQL, streamed and burnt down
 	@set -o pipefail; out=$$(mktemp -d); trap 'rm -rf "$$out"' EXIT; \
-	echo "== River: $(QUEUE_BENCH_JOBS) jobs (bench/river)"; \
-	(cd bench/river && $(GO) run . -jobs $(QUEUE_BENCH_JOBS) -db '$(BENCH_DATABASE_URL)') | tee "$$out/river" || exit 1; \
-	echo "== GAIA: $(QUEUE_BENCH_JOBS) jobs, then claim latency at a moderate load"; \
+	echo "== River: $(QUEUE_BENCH_JOBS) jobs (bench/river), stream then burn-down; load average $$(cut -d' ' -f1-3 /proc/loadavg)"; \
+	(cd bench/river && $(GO) build -o "$$out/riverbench" .) || exit 1; \
+	"$$out/riverbench" -mode stream -jobs $(QUEUE_BENCH_JOBS) -db '$(BENCH_DATABASE_URL)' | tee "$$out/river" || exit 1; \
+	"$$out/riverbench" -mode burndown -jobs $(QUEUE_BENCH_JOBS) -db '$(BENCH_DATABASE_URL)' | tee -a "$$out/river" || exit 1; \
+	echo "== GAIA: $(QUEUE_BENCH_JOBS) jobs streamed, burnt down, then claim latency at a moderate load"; \
 	GAIA_BENCH_QUEUE_JOBS=$(QUEUE_BENCH_JOBS) GAIA_TEST_DATABASE_URL='$(BENCH_DATABASE_URL)' \
 		$(GO) test -run '^$$' -bench '$(QUEUE_BENCHES)' -benchtime 1x ./services/taskqueue/service | tee "$$out/gaia" || exit 1; \
+	echo "== load average after: $$(cut -d' ' -f1-3 /proc/loadavg)"; \
 	cat "$$out/river" "$$out/gaia" | awk -v jobs=$(QUEUE_BENCH_JOBS) ' \
 		function metric(unit,   i) { for (i = 2; i < NF; i++) if ($$(i+1) == unit) return $$i; return "" } \
-		$$1 == "river-jobs/s" { river = $$2 } \
-		/^BenchmarkTaskQueueThroughput/ { gaia = metric("jobs/s") } \
+		$$1 == "river-stream-jobs/s" { river["stream"] = $$2 } \
+		$$1 == "river-burndown-jobs/s" { river["burndown"] = $$2 } \
+		/^BenchmarkTaskQueueThroughput/ { gaia["stream"] = metric("jobs/s") } \
+		/^BenchmarkTaskQueueBurnDown/ { gaia["burndown"] = metric("jobs/s") } \
 		/^BenchmarkTaskQueueClaimLatency/ { p50 = metric("claim-p50-ms"); p99 = metric("claim-p99-ms"); \
 			h50 = metric("health-p50-ms"); h99 = metric("health-p99-ms"); rate = metric("offered-jobs/s") } \
-		END { if (river == "" || gaia == "") { print "task queue comparison: a figure is missing"; exit 1 } \
-			printf "Task queue, %d jobs each on one PostgreSQL: GAIA %.0f jobs/s, River %.0f jobs/s, GAIA/River %.2f\n", jobs, gaia, river, gaia / river; \
-			if (p50 != "") printf "Task queue claim latency at %d jobs/s: p50 %.2f ms, p99 %.2f ms (health check p50 %.2f ms, p99 %.2f ms)\n", rate, p50, p99, h50, h99 }'
+		function line(mode, what) { if (river[mode] == "" || gaia[mode] == "") { print "task queue comparison, " what ": a figure is missing"; bad = 1; return } \
+			printf "Task queue, %s, %d jobs each on one PostgreSQL: GAIA %.0f jobs/s, River %.0f jobs/s, GAIA/River %.2f\n", what, jobs, gaia[mode], river[mode], gaia[mode] / river[mode] } \
+		END { line("stream", "stream"); line("burndown", "burn-down"); \
+			if (p50 != "") printf "Task queue claim latency at %d jobs/s: p50 %.2f ms, p99 %.2f ms (health check p50 %.2f ms, p99 %.2f ms)\n", rate, p50, p99, h50, h99; \
+			exit bad }'
 
 # The last lines set GAIA's figures beside etcd's from the same run. The
 # benchmark's full output (the clusters' warnings included) stays in

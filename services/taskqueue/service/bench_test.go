@@ -77,10 +77,19 @@ const (
 
 // BenchmarkTaskQueueThroughput enqueues N jobs in batches of 500 from 4
 // producers while 16 sessions (max_concurrent_tasks 100) claim up to 100 at
-// a time and complete each claim at once, and reports jobs/s: N over the
-// time from the first EnqueueTasks call to the last CompleteTask answer. One
-// op is N jobs (GAIA_BENCH_QUEUE_JOBS, default 50,000) on a fresh database.
-func BenchmarkTaskQueueThroughput(b *testing.B) {
+// a time and complete each claimed batch at once, and reports jobs/s: N over
+// the time from the first EnqueueTasks call to the last CompleteTasks
+// answer. One op is N jobs (GAIA_BENCH_QUEUE_JOBS, default 50,000) on a
+// fresh database.
+func BenchmarkTaskQueueThroughput(b *testing.B) { queueBenchThroughput(b, false) }
+
+// BenchmarkTaskQueueBurnDown enqueues the N jobs first, the same way, and
+// only then starts the 16 sessions; it reports N over the time from their
+// start to the last CompleteTasks answer, as River's own benchmark times
+// its burn-down mode (bench/river -mode burndown).
+func BenchmarkTaskQueueBurnDown(b *testing.B) { queueBenchThroughput(b, true) }
+
+func queueBenchThroughput(b *testing.B, burnDown bool) {
 	jobs := queueBenchJobs(b)
 	coord := coordtest.Start(b, 1, queueBenchCoordOptions)
 	var jobsPerSec []float64
@@ -89,10 +98,14 @@ func BenchmarkTaskQueueThroughput(b *testing.B) {
 		q := queuetest.Start(b, pgtest.NewDatabase(b), coord.Addrs(), queuetest.Options{Quiet: true, ReapInterval: time.Second, Keys: coord.Keys})
 		conns := queueBenchDial(b, q.Addr, q.AdminToken, queueBenchConns)
 		sessions := queueBenchRegister(b, coord, queueBenchSessions, queueBenchSessionCapacity)
+		keyPrefix := fmt.Sprintf("op%d", i)
+		if burnDown {
+			queueBenchEnqueue(b, conns, jobs, keyPrefix)
+		}
 		cpu := queueBenchCPU()
 		b.StartTimer()
 
-		elapsed := queueBenchRun(b, conns, sessions, jobs, fmt.Sprintf("op%d", i))
+		elapsed := queueBenchRun(b, conns, sessions, jobs, keyPrefix, !burnDown)
 		jobsPerSec = append(jobsPerSec, float64(jobs)/elapsed.Seconds())
 		b.ReportMetric(float64(queueBenchCPU()-cpu)/float64(elapsed), "cpu-cores")
 		b.StopTimer()
@@ -190,9 +203,11 @@ func queueBenchDial(b *testing.B, addr, token string, n int) []*grpc.ClientConn 
 	return conns
 }
 
-// queueBenchRun enqueues jobs and works them to completion, and returns the
-// time from the first enqueue to the last completion.
-func queueBenchRun(b *testing.B, conns []*grpc.ClientConn, sessions []queueBenchSession, jobs int, keyPrefix string) time.Duration {
+// queueBenchRun works jobs to completion, enqueueing them alongside when
+// enqueue is set (else they are in the queue already), and returns the time
+// from the start (the first enqueue, or the sessions' start) to the last
+// completion.
+func queueBenchRun(b *testing.B, conns []*grpc.ClientConn, sessions []queueBenchSession, jobs int, keyPrefix string, enqueue bool) time.Duration {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), queueBenchTimeout)
 	defer cancel()
@@ -200,7 +215,6 @@ func queueBenchRun(b *testing.B, conns []*grpc.ClientConn, sessions []queueBench
 		wg        sync.WaitGroup
 		errOnce   sync.Once
 		firstErr  error
-		next      atomic.Int64 // the next job number to enqueue
 		completed atomic.Int64
 		lastDone  atomic.Int64 // unix nanos of the last completion
 	)
@@ -208,6 +222,7 @@ func queueBenchRun(b *testing.B, conns []*grpc.ClientConn, sessions []queueBench
 		errOnce.Do(func() { firstErr = err })
 		cancel()
 	}
+	start := time.Now()
 	for w, s := range sessions {
 		tasks := taskqueuev1.NewTaskServiceClient(conns[w%len(conns)])
 		wg.Add(1)
@@ -218,7 +233,42 @@ func queueBenchRun(b *testing.B, conns []*grpc.ClientConn, sessions []queueBench
 			}
 		}()
 	}
-	start := time.Now()
+	if enqueue {
+		start = time.Now()
+		queueBenchProduce(ctx, &wg, conns, jobs, keyPrefix, fail)
+	}
+	wg.Wait()
+	if firstErr != nil {
+		b.Fatalf("after %d of %d jobs: %v", completed.Load(), jobs, firstErr)
+	}
+	return time.Unix(0, lastDone.Load()).Sub(start)
+}
+
+// queueBenchEnqueue enqueues jobs as queueBenchRun does, with no one
+// claiming, and returns once they are all in the queue.
+func queueBenchEnqueue(b *testing.B, conns []*grpc.ClientConn, jobs int, keyPrefix string) {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), queueBenchTimeout)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	queueBenchProduce(ctx, &wg, conns, jobs, keyPrefix, func(err error) {
+		errOnce.Do(func() { firstErr = err })
+		cancel()
+	})
+	wg.Wait()
+	if firstErr != nil {
+		b.Fatal(firstErr)
+	}
+}
+
+// queueBenchProduce starts queueBenchProducers goroutines, counted in wg,
+// that enqueue jobs in batches of queueBenchEnqueueBatch.
+func queueBenchProduce(ctx context.Context, wg *sync.WaitGroup, conns []*grpc.ClientConn, jobs int, keyPrefix string, fail func(error)) {
+	var next atomic.Int64 // the next job number to enqueue
 	for p := range queueBenchProducers {
 		tasks := taskqueuev1.NewTaskServiceClient(conns[p%len(conns)])
 		wg.Add(1)
@@ -240,11 +290,6 @@ func queueBenchRun(b *testing.B, conns []*grpc.ClientConn, sessions []queueBench
 			}
 		}()
 	}
-	wg.Wait()
-	if firstErr != nil {
-		b.Fatalf("after %d of %d jobs: %v", completed.Load(), jobs, firstErr)
-	}
-	return time.Unix(0, lastDone.Load()).Sub(start)
 }
 
 // queueBenchWork claims and completes until every job is done.

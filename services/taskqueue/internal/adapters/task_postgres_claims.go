@@ -42,25 +42,76 @@ func claimCandidates(picked, order string) string {
 }
 
 // Claim claims within the session's free capacity, serialised per session
-// so that two concurrent claims cannot both fill the same free slots. The
-// reply's byte budget is kept inside the transaction: candidates are
-// locked, measured as the reply will carry them, and only those that fit
-// are claimed; the rest stay pending for another claim, so no task is ever
-// claimed for a reply that cannot be delivered.
+// so that two concurrent claims cannot both fill the same free slots. It is
+// one statement, taskqueue.claim_tasks (migration 0003): the session's lock,
+// the count of its claims, its affinity lessons, the candidates and the
+// claim, in one round trip and one commit.
+//
+// The reply's byte budget is kept inside the claim, so that no task is ever
+// claimed for a reply that cannot carry it. The statement keeps it with a
+// bound on each claim's size; when the bound stops it short (payloads in
+// the tens of kilobytes) the claims are measured exactly here and the claim
+// goes on with what is left of the budget (claimExact).
 func (r *TaskPostgresRepository) Claim(ctx context.Context, req task.ClaimRequest) ([]task.Claim, bool, error) {
+	var types []string
+	if len(req.Types) > 0 {
+		types = req.Types
+	}
+	var budget *int64
+	if req.MaxBytes > 0 {
+		b := int64(req.MaxBytes)
+		budget = &b
+	}
+	at := req.Now
+	if at.IsZero() {
+		at = time.Now()
+	}
+	rows, err := r.pool.Query(ctx, `
+		SELECT `+taskColumns+`, c.cut
+		FROM taskqueue.claim_tasks($1, $2, $3, $4, $5, $6, $7) c CROSS JOIN LATERAL (SELECT (c.claimed).*) t
+		ORDER BY c.pos`, req.SessionID, req.SessionName, types, req.Limit, req.MaxConcurrent, budget, at)
+	if err != nil {
+		return nil, false, err
+	}
+	var cut bool
+	got, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (task.Task, error) { return scanTaskWith(row, &cut) })
+	if err != nil {
+		return nil, false, err
+	}
+	claimed := make([]task.Claim, len(got))
+	for i, t := range got {
+		claimed[i] = task.Claim{Task: t, Token: task.ClaimTokenOf(t)}
+	}
+	if !cut {
+		return claimed, false, nil
+	}
+	left := req.MaxBytes
+	if req.Size != nil {
+		for _, c := range claimed {
+			left -= req.Size(c)
+		}
+	}
+	rest, more, err := r.claimExact(ctx, req, len(claimed), left, at)
+	if err != nil {
+		// What was claimed is committed and must reach its session, or it
+		// would sit invisible until its lease ran out: hand it out, and say
+		// that more may be ready, which the next claim will find.
+		return claimed, true, nil
+	}
+	return append(claimed, rest...), more, nil
+}
+
+// claimExact claims on after a claim whose size bound stopped short: after
+// claims already made, within budget bytes measured exactly by req.Size.
+// Candidates are locked, measured as the reply will carry them, and only
+// those that fit are claimed; the rest stay pending for another claim.
+func (r *TaskPostgresRepository) claimExact(ctx context.Context, req task.ClaimRequest, after, budget int, at time.Time) ([]task.Claim, bool, error) {
 	var claimed []task.Claim
 	var more bool
 	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
 		claimed, more = nil, false
-		// The claim queries below must walk their index in claim order and
-		// stop after the limit. With the queue's statistics missing or stale
-		// (a new table, a burst since the last analyze) the planner would
-		// rather gather and sort every pending task, at a cost that grows
-		// with the queue's depth; these settings, for this transaction
-		// only, rule that plan out without changing any result. The sort
-		// that remains, of the few rows picked (for their running size),
-		// then costs the plan enough to pass jit_above_cost, and compiling
-		// it took half a second a claim: no JIT here.
+		// The settings are claim_tasks's (migration 0003), for the same
+		// reasons.
 		if _, err := tx.Exec(ctx, `SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true),
 			set_config('jit', 'off', true), pg_advisory_xact_lock(hashtextextended($1, 7))`, req.SessionID); err != nil {
 			return err
@@ -69,21 +120,27 @@ func (r *TaskPostgresRepository) Claim(ctx context.Context, req task.ClaimReques
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM taskqueue.tasks WHERE state = 'claimed' AND claimed_by_session_id = $1`, req.SessionID).Scan(&held); err != nil {
 			return err
 		}
-		want := min(req.Limit, req.MaxConcurrent-held)
+		want := min(req.Limit-after, req.MaxConcurrent-held)
+		if want <= 0 {
+			return nil
+		}
+		lrows, err := tx.Query(ctx, `SELECT l::text FROM taskqueue.session_lessons($1, $2) l`, req.SessionName, at)
+		if err != nil {
+			return err
+		}
+		lessons, err := pgx.CollectRows(lrows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
 		var types []string
 		if len(req.Types) > 0 {
 			types = req.Types
 		}
-		budget := req.MaxBytes
 		// claim claims the candidates one query picks, in order, while they
 		// fit what is left of the budget.
 		claim := func(picked, order string, args ...any) (bool, error) {
-			var budgetArg *int64
-			if req.MaxBytes > 0 {
-				b := int64(max(budget, 0))
-				budgetArg = &b
-			}
-			args = append([]any{types, want, budgetArg}, args...)
+			b := int64(max(budget, 0))
+			args = append([]any{types, want, &b}, args...)
 			rows, err := tx.Query(ctx, claimCandidates(picked, order), args...)
 			if err != nil {
 				return false, err
@@ -95,13 +152,13 @@ func (r *TaskPostgresRepository) Claim(ctx context.Context, req task.ClaimReques
 			stopped := len(cands) > 0 && cands[0].picked > len(cands)
 			var ids []string
 			for _, c := range cands {
-				if req.MaxBytes > 0 && req.Size != nil {
+				if req.Size != nil {
 					asClaimed := c.task
 					asClaimed.State, asClaimed.Attempt = task.Claimed, c.task.Attempt+1
 					asClaimed.ClaimedBySessionID, asClaimed.ClaimedBySessionName = req.SessionID, req.SessionName
 					asClaimed.ClaimExpiresAt, asClaimed.UpdatedAt = time.Now().Add(c.task.ClaimTimeout), time.Now()
 					n := req.Size(task.Claim{Task: asClaimed, Token: task.ClaimTokenOf(asClaimed)})
-					if n > budget && (len(claimed) > 0 || len(ids) > 0) {
+					if n > budget {
 						stopped = true
 						break
 					}
@@ -129,11 +186,10 @@ func (r *TaskPostgresRepository) Claim(ctx context.Context, req task.ClaimReques
 			return stopped, nil
 		}
 		// The arguments after the first three are $4 on.
-		for _, lesson := range req.Lessons {
+		for _, lesson := range lessons {
 			if want <= 0 || more {
 				return nil
 			}
-			var err error
 			more, err = claim(`
 				SELECT t.* FROM taskqueue.tasks t
 				WHERE t.state = 'pending' AND t.lesson_id = $4 AND t.run_at <= now()
@@ -147,7 +203,6 @@ func (r *TaskPostgresRepository) Claim(ctx context.Context, req task.ClaimReques
 		if want <= 0 || more {
 			return nil
 		}
-		var err error
 		more, err = claim(`
 			SELECT t.* FROM taskqueue.tasks t
 			WHERE t.state = 'pending' AND t.run_at <= now()
@@ -211,12 +266,11 @@ func (r *TaskPostgresRepository) Complete(ctx context.Context, tok task.ClaimTok
 		WHERE `+claimGuard+` RETURNING `+taskColumns, tok.TaskID, tok.Attempt, sessionID, res)
 }
 
-// CompleteMany settles a batch in one statement and one commit. The
-// progress trigger updates the lessons row by row, in whatever order the
-// update meets its tasks; so the batch first locks its lessons in lesson
-// order, or two batches would deadlock (and drag the single completions
-// queued behind them into the cycle). A deadlock with anything else is
-// retried.
+// CompleteMany settles a batch in one statement and one commit, a single
+// round trip. Lesson progress follows in the same statement, each lesson
+// written once and in lesson order (migration 0004), so batches need not
+// lock their lessons first. Two batches settling the same tasks in
+// different orders can still deadlock; that is retried.
 func (r *TaskPostgresRepository) CompleteMany(ctx context.Context, sessionID string, claims []task.Completion) ([]task.Task, []error, error) {
 	ids, attempts, results := make([]string, len(claims)), make([]int32, len(claims)), make([]*string, len(claims))
 	for i, c := range claims {
@@ -229,24 +283,14 @@ func (r *TaskPostgresRepository) CompleteMany(ctx context.Context, sessionID str
 	var rows []task.Task
 	var err error
 	for try := 0; try < 5; try++ {
-		err = pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, `
-				SELECT 1 FROM taskqueue.lessons
-				WHERE lesson_id IN (SELECT lesson_id FROM taskqueue.tasks WHERE task_id = ANY($1::uuid[]))
-				ORDER BY lesson_id FOR NO KEY UPDATE`, ids); err != nil {
-				return err
-			}
-			var err error
-			rows, err = queryTasks(ctx, tx, `
-				WITH input AS (
-					SELECT * FROM unnest($1::uuid[], $2::int[], $3::jsonb[]) AS i(task_id, attempt, result))
-				UPDATE taskqueue.tasks t SET state = 'completed', result = i.result, claim_expires_at = NULL,
-				       finished_at = now(), updated_at = now()
-				FROM input i
-				WHERE t.task_id = i.task_id AND t.attempt = i.attempt AND t.state = 'claimed' AND t.claimed_by_session_id = $4
-				RETURNING `+taskColumns, ids, attempts, results, sessionID)
-			return err
-		})
+		rows, err = queryTasks(ctx, r.pool, `
+			WITH input AS (
+				SELECT * FROM unnest($1::uuid[], $2::int[], $3::jsonb[]) AS i(task_id, attempt, result))
+			UPDATE taskqueue.tasks t SET state = 'completed', result = i.result, claim_expires_at = NULL,
+			       finished_at = now(), updated_at = now()
+			FROM input i
+			WHERE t.task_id = i.task_id AND t.attempt = i.attempt AND t.state = 'claimed' AND t.claimed_by_session_id = $4
+			RETURNING `+taskColumns, ids, attempts, results, sessionID)
 		if !pg.HasCode(err, pg.DeadlockDetected) {
 			break
 		}

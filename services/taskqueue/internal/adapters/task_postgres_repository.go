@@ -120,10 +120,6 @@ func (r *TaskPostgresRepository) Enqueue(ctx context.Context, tasks []task.NewTa
 				SELECT i.task_id, i.key, i.task_type, i.payload, i.priority, i.lesson_id,
 				       coalesce(l.priority, 0), coalesce(i.run_at, now()), i.max_attempts, i.claim_timeout_ms
 				FROM input i LEFT JOIN taskqueue.lessons l ON l.lesson_id = i.lesson_id
-				-- Rows go in lesson order, so the lesson-progress trigger
-				-- locks the lessons in that order too: two batches naming
-				-- the same lessons in different orders would deadlock.
-				ORDER BY i.lesson_id
 				ON CONFLICT (idempotency_key) DO NOTHING
 				RETURNING `+taskColumns, ids, keys, types, payloads, priorities, lessons, runAts, attempts, timeouts)
 			if err != nil {

@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"sort"
 	"time"
 
 	"github.com/gaia-platform/gaia/services/taskqueue/internal/domain/task"
@@ -30,17 +29,12 @@ func (q *Queue) Claim(ctx context.Context, in ClaimInput) (claims []task.Claim, 
 	if err != nil {
 		return nil, false, err
 	}
-	lessons, err := q.preferredLessons(ctx, sess.Name, start)
-	if err != nil {
-		return nil, false, err
-	}
 	req := task.ClaimRequest{
 		SessionID:     sess.ID,
 		SessionName:   sess.Name,
 		Types:         in.Types,
 		Limit:         in.Max,
 		MaxConcurrent: max(sess.MaxConcurrentTasks, 1),
-		Lessons:       lessons,
 		MaxBytes:      in.MaxBytes,
 		Size:          in.Size,
 	}
@@ -48,6 +42,7 @@ func (q *Queue) Claim(ctx context.Context, in ClaimInput) (claims []task.Claim, 
 	defer deadline.Stop()
 	for {
 		woken := q.notifier.Wait()
+		req.Now = q.now()
 		claims, more, err := q.tasks.Claim(ctx, req)
 		if err != nil {
 			return nil, false, err
@@ -86,25 +81,4 @@ func (q *Queue) availableSession(ctx context.Context, id, token string, now time
 		return task.Session{}, err
 	}
 	return sess, sess.CanClaim(now)
-}
-
-// preferredLessons are the lessons the session has affinity with now, best
-// score first.
-func (q *Queue) preferredLessons(ctx context.Context, sessionName string, now time.Time) ([]string, error) {
-	affs, err := q.affinities.ListAffinities(ctx, task.AffinityFilter{SessionName: sessionName, Limit: 1000})
-	if err != nil {
-		return nil, err
-	}
-	var active []task.Affinity
-	for _, a := range affs {
-		if a.Window == nil || a.Window.Contains(now) {
-			active = append(active, a)
-		}
-	}
-	sort.SliceStable(active, func(i, j int) bool { return active[i].Score > active[j].Score })
-	out := make([]string, len(active))
-	for i, a := range active {
-		out[i] = a.LessonID
-	}
-	return out, nil
 }

@@ -14,9 +14,10 @@ type ClaimRequest struct {
 	Limit       int
 	// MaxConcurrent is the session's capacity; claims it holds count against it.
 	MaxConcurrent int
-	// Lessons are the lessons the session has affinity with now, best first;
-	// their tasks are claimed before any other.
-	Lessons []string
+	// Now is the moment the session's affinity time windows are read at:
+	// the tasks of the lessons it has affinity with then, best first, are
+	// claimed before any other. Zero means the clock's now.
+	Now time.Time
 	// MaxBytes, when positive, bounds the claims' size in the reply: a task
 	// whose claim would take the total past it is left pending, unclaimed,
 	// and the claim reports that more may be ready. The first task is
