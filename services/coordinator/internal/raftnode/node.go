@@ -90,7 +90,8 @@ func Start(cfg Config, fsm raft.FSM) (*Node, error) {
 	// Group commit: the leader takes up to this many queued applies per log batch.
 	rc.MaxAppendEntries = 1024
 	rc.BatchApplyCh = true
-	rc.Logger = newHCLogger(cfg.Logger.Named("raft"))
+	guard := newStorageGuard(cfg.DataDir, cfg.Logger)
+	rc.Logger = newHCLogger(cfg.Logger.Named("raft"), guard.quiet)
 	if err := raft.ValidateConfig(rc); err != nil {
 		return nil, fmt.Errorf("raft configuration: %w", err)
 	}
@@ -146,7 +147,6 @@ func Start(cfg Config, fsm raft.FSM) (*Node, error) {
 		return nil, fmt.Errorf("inspect raft state: %w", err)
 	}
 	admission := newAdmissionTransport(transport, existing || !cfg.AwaitAdmission)
-	guard := newStorageGuard(cfg.DataDir, cfg.Logger)
 	var trans raft.Transport = campaignGate{admissionTransport: admission, guard: guard}
 	if cfg.WrapTransport != nil {
 		trans = cfg.WrapTransport(trans)

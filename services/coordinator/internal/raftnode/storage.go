@@ -164,6 +164,23 @@ func (g *storageGuard) campaignHeld() bool {
 	return g.err != nil
 }
 
+// heldCampaignNoise are the records Raft writes at every turn of a
+// campaign the guard holds, and at every append a follower on a full disk
+// fails: the guard has logged the cause once.
+var heldCampaignNoise = map[string]bool{
+	"heartbeat timeout reached, starting election":           true,
+	"entering candidate state":                               true,
+	"pre-vote campaign failed, waiting for election timeout": true,
+	"Election timeout reached, restarting election":          true,
+	"failed to append to logs":                               true,
+}
+
+// quiet says which of Raft's records to write at debug level: while the
+// storage is unwritable, those that repeat for as long as it stays so.
+func (g *storageGuard) quiet(msg string) bool {
+	return heldCampaignNoise[msg] && g.campaignHeld()
+}
+
 // leadership is the part of *raft.Raft the guard uses.
 type leadership interface {
 	State() raft.RaftState

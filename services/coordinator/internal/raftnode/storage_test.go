@@ -46,6 +46,9 @@ func TestStorageGuardHoldsCampaignUntilAProbeSucceeds(t *testing.T) {
 		return vresp.Granted
 	}
 
+	if g.quiet("entering candidate state") {
+		t.Fatal("raft's campaign records are quieted while the storage is writable")
+	}
 	full.Store(true)
 	for range 50 {
 		g.failed("write raft log", syscall.ENOSPC)
@@ -54,6 +57,9 @@ func TestStorageGuardHoldsCampaignUntilAProbeSucceeds(t *testing.T) {
 		t.Fatalf("after failed writes: held %v, status %+v", g.campaignHeld(), g.status())
 	}
 	askVote()
+	if !g.quiet("entering candidate state") || g.quiet("entering leader state") {
+		t.Fatal("while the campaign is held, only the records it repeats are quieted")
+	}
 	if err := g.check(); err == nil {
 		t.Fatal("check passes while the storage is unwritable")
 	}
