@@ -25,6 +25,10 @@ func renderClusterStatus(w io.Writer, st *coordinatorv1.GetClusterStatusResponse
 	fmt.Fprintf(tw, "sessions:\t%d\n", st.GetSessions())
 	fmt.Fprintf(tw, "locks:\t%d\n", st.GetLocks())
 	fmt.Fprintf(tw, "answered by:\t%s\n", orDash(st.GetAnsweredBy()))
+	if e := st.GetStorageError(); e != "" {
+		// The answering node stands for no election until it can write.
+		fmt.Fprintf(tw, "storage:\tcannot write: %s\n", e)
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}

@@ -1783,6 +1783,8 @@ export interface components {
              * @example 42
              */
             locks: string;
+            /** @description Why the answering node cannot write its Raft log or stable store (a full disk, an I/O error, a read-only file system); empty while it can. Such a node stands for no election, hands leadership over and is not ready until a write to its data directory succeeds again. */
+            storage_error: string;
         };
         /** @description GetDetectionSettingsResponse carries the settings, with the effective thresholds (preset and explicit ones resolved). */
         GetDetectionSettingsResult: {

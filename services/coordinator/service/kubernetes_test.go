@@ -403,6 +403,7 @@ func TestReadinessNeedsALeader(t *testing.T) {
 		m := ss.scrape(p)
 		for name, want := range map[string]float64{
 			"gaia_coordinator_ready":                        1,
+			"gaia_coordinator_storage_writable":             1,
 			"gaia_coordinator_has_leader":                   1,
 			"gaia_coordinator_raft_voters":                  3,
 			`gaia_coordinator_sessions{state="registered"}`: 0,

@@ -30,6 +30,8 @@ var (
 	descHeartbeats    = prometheus.NewDesc("gaia_coordinator_heartbeats_total", "Heartbeats received by this node (rate() gives heartbeats/s).", nil, nil)
 	descForwarded     = prometheus.NewDesc("gaia_coordinator_forwarded_calls_total", "Calls this node passed on to the leader.", nil, nil)
 	descDeadRemovedOK = prometheus.NewDesc("gaia_coordinator_dead_servers_removed_total", "Voters this node removed as gone for good.", nil, nil)
+	descStorageOK     = prometheus.NewDesc("gaia_coordinator_storage_writable", "1 while this node can write its Raft log and stable store; 0 (a full disk, an I/O error, a read-only file system) while it cannot: it then stands for no election and gives up leadership.", nil, nil)
+	descStorageFailed = prometheus.NewDesc("gaia_coordinator_storage_failures_total", "Times this node found its Raft storage unwritable.", nil, nil)
 )
 
 // collector reads the node for Prometheus.
@@ -41,7 +43,7 @@ type collector struct {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLeader, descHasLeader, descReady, descTerm, descCommitIndex, descAppliedIndex, descLastIndex, descVoters, descSessions, descLocks, descHeartbeats, descForwarded, descDeadRemovedOK} {
+	for _, d := range []*prometheus.Desc{descLeader, descHasLeader, descReady, descTerm, descCommitIndex, descAppliedIndex, descLastIndex, descVoters, descSessions, descLocks, descHeartbeats, descForwarded, descDeadRemovedOK, descStorageOK, descStorageFailed} {
 		ch <- d
 	}
 }
@@ -81,6 +83,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descHeartbeats, prometheus.CounterValue, float64(c.heartbeats.Load()))
 	ch <- prometheus.MustNewConstMetric(descForwarded, prometheus.CounterValue, float64(c.s.forward.Forwarded()))
 	ch <- prometheus.MustNewConstMetric(descDeadRemovedOK, prometheus.CounterValue, float64(c.deadRemoved.Load()))
+	storage := c.s.node.Storage()
+	gauge(descStorageOK, b2f(storage.Err == nil))
+	ch <- prometheus.MustNewConstMetric(descStorageFailed, prometheus.CounterValue, float64(storage.Failures))
 }
 
 func b2f(b bool) float64 {

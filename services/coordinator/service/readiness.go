@@ -9,8 +9,9 @@ import (
 )
 
 // ReadinessService is the gRPC health service name whose status is this
-// node's readiness: SERVING only while it is a voter with a leader and has
-// applied everything the leader told it is committed. Kubernetes' readiness
+// node's readiness: SERVING only while it is a voter with a leader, can
+// write its Raft storage and has applied everything the leader told it is
+// committed. Kubernetes' readiness
 // probe asks for it (grpc.service: readiness); liveness asks for "" (the
 // process serves gRPC at all), so a node cut off from its peers is taken out
 // of the Service but not restarted.
@@ -36,6 +37,10 @@ func (s *Service) Ready() (bool, string) {
 		return false, "no leader"
 	case !s.inConfiguration():
 		return false, "not in the cluster configuration"
+	case s.node.Storage().Err != nil:
+		// It cannot take a write as leader, nor append the leader's
+		// entries as follower.
+		return false, "cannot write its raft storage"
 	case r.State() == raft.Leader:
 		return true, "leader"
 	case time.Since(r.LastContact()) > 2*s.cfg.Raft.HeartbeatTimeout+time.Second:

@@ -154,6 +154,8 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, opts ...Options) (*Se
 		JoinSecret:        cfg.Cluster.JoinSecret,
 		Signer:            signer,
 		Limits:            app.Limits{MaxLocksPerSession: cfg.Session.MaxLocks, MaxLabelBytes: cfg.Session.MaxLabelBytes, MaxSessionsPerJoinSecret: cfg.Session.MaxPerJoinSecret},
+		CheckStorage:      node.CheckStorage,
+		StorageError:      func() error { return node.Storage().Err },
 	}, node.Raft, node.Snapshots, machine, log)
 	fwd := forward.New(cfg.Cluster.NodeID, coord, grpcclient.WithTLS(grpcTLS))
 	fwd.Dial = s.dialGRPC

@@ -2599,7 +2599,12 @@ type GetClusterStatusResponse struct {
 	// Live sessions and held locks in the answering node's state.
 	Sessions int64 `protobuf:"varint,9,opt,name=sessions,proto3" json:"sessions,omitempty"`
 	// Held locks in the answering node's state.
-	Locks         int64 `protobuf:"varint,10,opt,name=locks,proto3" json:"locks,omitempty"`
+	Locks int64 `protobuf:"varint,10,opt,name=locks,proto3" json:"locks,omitempty"`
+	// Why the answering node cannot write its Raft log or stable store (a
+	// full disk, an I/O error, a read-only file system); empty while it can.
+	// Such a node stands for no election, hands leadership over and is not
+	// ready until a write to its data directory succeeds again.
+	StorageError  string `protobuf:"bytes,11,opt,name=storage_error,json=storageError,proto3" json:"storage_error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2702,6 +2707,13 @@ func (x *GetClusterStatusResponse) GetLocks() int64 {
 		return x.Locks
 	}
 	return 0
+}
+
+func (x *GetClusterStatusResponse) GetStorageError() string {
+	if x != nil {
+		return x.StorageError
+	}
+	return ""
 }
 
 // AddVoterRequest names the node to add.
@@ -3174,7 +3186,7 @@ const file_gaia_coordinator_v1_coordinator_proto_rawDesc = "" +
 	"\btaken_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\atakenAt\x12\x1d\n" +
 	"\n" +
 	"size_bytes\x18\x05 \x01(\x03R\tsizeBytes\"\x19\n" +
-	"\x17GetClusterStatusRequest\"\x9d\x03\n" +
+	"\x17GetClusterStatusRequest\"\xc2\x03\n" +
 	"\x18GetClusterStatusResponse\x127\n" +
 	"\x06leader\x18\x01 \x01(\v2\x1f.gaia.coordinator.v1.LeaderInfoR\x06leader\x12/\n" +
 	"\x05nodes\x18\x02 \x03(\v2\x19.gaia.coordinator.v1.NodeR\x05nodes\x12\x12\n" +
@@ -3187,7 +3199,8 @@ const file_gaia_coordinator_v1_coordinator_proto_rawDesc = "" +
 	"answeredBy\x12\x1a\n" +
 	"\bsessions\x18\t \x01(\x03R\bsessions\x12\x14\n" +
 	"\x05locks\x18\n" +
-	" \x01(\x03R\x05locks\"p\n" +
+	" \x01(\x03R\x05locks\x12#\n" +
+	"\rstorage_error\x18\v \x01(\tR\fstorageError\"p\n" +
 	"\x0fAddVoterRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12!\n" +

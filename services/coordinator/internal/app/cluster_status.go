@@ -45,6 +45,9 @@ type ClusterStatus struct {
 	AnsweredBy        string
 	// Live sessions and held locks in this node's state.
 	Sessions, Locks int
+	// StorageError is why this node cannot write its Raft storage; empty
+	// while it can.
+	StorageError string
 }
 
 // Status reports the configuration, the leader and the Raft indexes as this
@@ -67,6 +70,11 @@ func (c *Coordinator) Status(ctx context.Context) (ClusterStatus, error) {
 	}
 	st.LeaderGRPCAddress, _ = c.store.NodeAddress(string(leaderID))
 	st.Sessions, st.Locks = c.store.Counts()
+	if c.cfg.StorageError != nil {
+		if err := c.cfg.StorageError(); err != nil {
+			st.StorageError = err.Error()
+		}
+	}
 	for _, s := range future.Configuration().Servers {
 		n := NodeStatus{ID: string(s.ID), RaftAddress: string(s.Address), Suffrage: strings.ToLower(s.Suffrage.String()), State: "follower"}
 		switch {

@@ -44,6 +44,15 @@ type Config struct {
 	// SessionRetention is how long failed and deregistered sessions stay
 	// visible before they are purged.
 	SessionRetention time.Duration
+	// CheckStorage, when set, probes this node's Raft storage and returns
+	// why it cannot be written. A node that has just been elected calls it
+	// before it serves, and serves only if it returns nil: one that cannot
+	// write its log would fail every write it takes. The Raft node's
+	// storage guard hands leadership over in that case.
+	CheckStorage func() error
+	// StorageError, when set, is why this node cannot write its Raft
+	// storage now, nil while it can (cluster status).
+	StorageError func() error
 }
 
 // Coordinator runs the coordinator's use cases on one node. Writes go
@@ -158,6 +167,14 @@ func (c *Coordinator) syncLeadership(ctx context.Context) {
 }
 
 func (c *Coordinator) gainLeadership(ctx context.Context) {
+	if c.cfg.CheckStorage != nil {
+		if err := c.cfg.CheckStorage(); err != nil {
+			// Logged, once, by the storage guard, which hands leadership
+			// over; until it has, this is asked again every check.
+			c.log.Debug("not serving as leader: the raft storage cannot be written", zap.Error(err))
+			return
+		}
+	}
 	// Apply everything committed by earlier leaders before judging anyone.
 	if err := c.raft.Barrier(c.cfg.ApplyTimeout).Error(); err != nil {
 		c.log.Warn("leadership barrier failed", zap.Error(err))

@@ -31,6 +31,7 @@ func (s *clusterServer) GetClusterStatus(ctx context.Context, _ *coordinatorv1.G
 		Sessions:     int64(st.Sessions),
 		Locks:        int64(st.Locks),
 		Nodes:        nodesToProto(st.Nodes),
+		StorageError: st.StorageError,
 	}
 	if st.LeaderID != "" {
 		resp.Leader = &coordinatorv1.LeaderInfo{NodeId: st.LeaderID, RaftAddress: st.LeaderAddress, GrpcAddress: st.LeaderGRPCAddress}

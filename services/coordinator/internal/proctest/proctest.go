@@ -51,8 +51,10 @@ func Build(t testing.TB) string {
 type Node struct {
 	ID       string
 	GRPCAddr string
-	env      []string
-	logPath  string
+	// DataDir is the node's CLUSTER_DATA_DIR.
+	DataDir string
+	env     []string
+	logPath string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -83,6 +85,12 @@ type Options struct {
 	// through their own GAIA_TEST_HOSTS file, to the proxy from them to it.
 	// The gRPC ports (clients, forwarding) are not proxied.
 	Partitions bool
+	// DataDirTmpfsSize, when set (such as "32m"), puts each node's data
+	// directory on a tmpfs of its own of that size, so that a test can fill
+	// one node's disk. Mounting needs root (or CAP_SYS_ADMIN); where it is
+	// not permitted the test is skipped. The mounts are removed when the
+	// test ends, after the processes.
+	DataDirTmpfsSize string
 }
 
 // Start builds the coordinator, starts three processes and waits until they
@@ -116,13 +124,17 @@ func Start(t testing.TB, opts Options) *Cluster {
 	peers := strings.Join(grpcAddrs, ",")
 	for i := 1; i <= 3; i++ {
 		grpcAddr, raftAddr := grpcAddrs[i-1], freeAddr(t)
-		n := &Node{ID: fmt.Sprintf("node-%d", i), GRPCAddr: grpcAddr, logPath: filepath.Join(dir, fmt.Sprintf("node-%d.log", i))}
+		n := &Node{ID: fmt.Sprintf("node-%d", i), GRPCAddr: grpcAddr, DataDir: filepath.Join(dir, fmt.Sprintf("node-%d", i)),
+			logPath: filepath.Join(dir, fmt.Sprintf("node-%d.log", i))}
+		if opts.DataDirTmpfsSize != "" {
+			mountTmpfs(t, n.DataDir, opts.DataDirTmpfsSize)
+		}
 		n.env = append(os.Environ(),
 			"COORDINATOR_LISTEN_ADDR="+grpcAddr,
 			"CLUSTER_ENABLED=true",
 			"CLUSTER_NODE_ID="+n.ID,
 			"CLUSTER_BIND_ADDR="+raftAddr,
-			"CLUSTER_DATA_DIR="+filepath.Join(dir, n.ID),
+			"CLUSTER_DATA_DIR="+n.DataDir,
 			"CLUSTER_TLS_CERT_FILE="+member.CertFile,
 			"CLUSTER_TLS_KEY_FILE="+member.KeyFile,
 			"CLUSTER_TLS_CA_FILE="+member.CAFile,
@@ -166,6 +178,40 @@ func Start(t testing.TB, opts Options) *Cluster {
 	}
 	c.WaitConverged(60 * time.Second)
 	return c
+}
+
+// mountTmpfs mounts a tmpfs of the given size on dir (created) and
+// unmounts it when the test ends: cleanups run last-registered first, so
+// after the processes, which Start's later cleanup kills, have let go of it.
+func mountTmpfs(t testing.TB, dir, size string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, "size="+size+",mode=0750"); err != nil {
+		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
+			t.Skipf("this test puts a node's data directory on a tmpfs, and mounting one is not permitted here (%v): run it as root or with CAP_SYS_ADMIN", err)
+		}
+		t.Fatalf("mount a tmpfs on %s: %v", dir, err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, 0); err != nil {
+			// Something still holds a file there: detach it now, the
+			// kernel frees it when the last user lets go.
+			if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+				t.Errorf("unmount the tmpfs on %s: %v", dir, err)
+			}
+		}
+	})
+}
+
+// Log is everything a node has written to its log so far.
+func (c *Cluster) Log(n *Node) string {
+	b, err := os.ReadFile(n.logPath)
+	if err != nil {
+		return err.Error()
+	}
+	return string(b)
 }
 
 func freeAddr(t testing.TB) string {

@@ -9,19 +9,23 @@ import (
 
 // newHCLogger gives hashicorp/raft an hclog.Logger whose records go to zap, so
 // that the coordinator writes one log stream in one format. zap filters by level.
-func newHCLogger(log *zap.Logger) hclog.Logger {
+// A record for which quiet (when set) returns true is written at debug level.
+func newHCLogger(log *zap.Logger, quiet func(msg string) bool) hclog.Logger {
 	l := hclog.NewInterceptLogger(&hclog.LoggerOptions{
 		Name:   "raft",
 		Level:  hclog.Off,
 		Output: io.Discard,
 	})
-	l.RegisterSink(zapSink{log: log})
+	l.RegisterSink(&zapSink{log: log, quiet: quiet}) // a pointer: hclog keeps sinks as map keys
 	return l
 }
 
-type zapSink struct{ log *zap.Logger }
+type zapSink struct {
+	log   *zap.Logger
+	quiet func(msg string) bool
+}
 
-func (s zapSink) Accept(name string, level hclog.Level, msg string, args ...interface{}) {
+func (s *zapSink) Accept(name string, level hclog.Level, msg string, args ...interface{}) {
 	fields := make([]zap.Field, 0, len(args)/2)
 	for i := 0; i+1 < len(args); i += 2 {
 		key, ok := args[i].(string)
@@ -29,6 +33,9 @@ func (s zapSink) Accept(name string, level hclog.Level, msg string, args ...inte
 			continue
 		}
 		fields = append(fields, zap.Any(key, args[i+1]))
+	}
+	if level > hclog.Debug && s.quiet != nil && s.quiet(msg) {
+		level = hclog.Debug
 	}
 	switch level {
 	case hclog.Trace, hclog.Debug:

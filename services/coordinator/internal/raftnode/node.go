@@ -60,6 +60,9 @@ type Node struct {
 	Snapshots *raft.FileSnapshotStore
 	store     *raftboltdb.BoltStore
 	admission *admissionTransport
+	storage   *storageGuard
+	stopGuard context.CancelFunc
+	guardDone chan struct{}
 	id        raft.ServerID
 	log       *zap.Logger
 	existing  bool
@@ -87,7 +90,8 @@ func Start(cfg Config, fsm raft.FSM) (*Node, error) {
 	// Group commit: the leader takes up to this many queued applies per log batch.
 	rc.MaxAppendEntries = 1024
 	rc.BatchApplyCh = true
-	rc.Logger = newHCLogger(cfg.Logger.Named("raft"))
+	guard := newStorageGuard(cfg.DataDir, cfg.Logger)
+	rc.Logger = newHCLogger(cfg.Logger.Named("raft"), guard.quiet)
 	if err := raft.ValidateConfig(rc); err != nil {
 		return nil, fmt.Errorf("raft configuration: %w", err)
 	}
@@ -143,17 +147,25 @@ func Start(cfg Config, fsm raft.FSM) (*Node, error) {
 		return nil, fmt.Errorf("inspect raft state: %w", err)
 	}
 	admission := newAdmissionTransport(transport, existing || !cfg.AwaitAdmission)
-	var trans raft.Transport = admission
+	var trans raft.Transport = campaignGate{admissionTransport: admission, guard: guard}
 	if cfg.WrapTransport != nil {
-		trans = cfg.WrapTransport(admission)
+		trans = cfg.WrapTransport(trans)
 	}
-	r, err := raft.NewRaft(rc, fsm, store, store, snapshots, trans)
+	stores := guardedStore{BoltStore: store, guard: guard}
+	r, err := raft.NewRaft(rc, fsm, stores, stores, snapshots, trans)
 	if err != nil {
 		_ = admission.Close()
 		_ = store.Close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
-	n := &Node{Raft: r, Transport: transport, Snapshots: snapshots, store: store, admission: admission, id: rc.LocalID, log: cfg.Logger, existing: existing}
+	guardCtx, stopGuard := context.WithCancel(context.Background())
+	n := &Node{Raft: r, Transport: transport, Snapshots: snapshots, store: store, admission: admission,
+		storage: guard, stopGuard: stopGuard, guardDone: make(chan struct{}),
+		id: rc.LocalID, log: cfg.Logger, existing: existing}
+	go func() {
+		defer close(n.guardDone)
+		guard.run(guardCtx, r)
+	}()
 	if cfg.Bootstrap {
 		if err := n.Bootstrap(); err != nil {
 			_ = n.Shutdown()
@@ -217,8 +229,20 @@ func (n *Node) WaitForLeader(ctx context.Context) error {
 	}
 }
 
+// Storage reports whether the node can write its Raft storage (see
+// storage.go).
+func (n *Node) Storage() StorageStatus { return n.storage.status() }
+
+// CheckStorage writes and syncs a small file beside the Raft stores, unless
+// they are already known unwritable, and returns why they cannot be
+// written, if so. A node that has just won an election calls it before it
+// serves; a failure makes the node hand leadership over.
+func (n *Node) CheckStorage() error { return n.storage.check() }
+
 // Shutdown stops the node and closes its stores.
 func (n *Node) Shutdown() error {
+	n.stopGuard()
+	<-n.guardDone
 	err := n.Raft.Shutdown().Error()
 	if cerr := n.admission.Close(); cerr != nil && err == nil {
 		err = cerr
