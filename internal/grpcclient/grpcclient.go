@@ -28,10 +28,13 @@ const (
 
 // retryServiceConfig retries every method on UNAVAILABLE, which is what a
 // restarting replica, a draining server or a follower answers; four
-// attempts with backoff ride out a leader election. Retrying is safe for
-// every method only because UNAVAILABLE means "did not run": GAIA servers
-// must never return it after acting. gRPC retries a stream only until its
-// first response message.
+// attempts with backoff ride out a leader election. UNAVAILABLE means "did
+// not run", with one exception: a coordinator write whose leader lost its
+// leadership while committing it may still have been committed by the next
+// leader; its repeat is answered by the state it finds (ALREADY_EXISTS for a
+// registration, the same grant for a lock its session holds). Every other
+// GAIA server must never return UNAVAILABLE after acting. gRPC retries a
+// stream only until its first response message.
 const retryServiceConfig = `{
 	"methodConfig": [{
 		"name": [{}],

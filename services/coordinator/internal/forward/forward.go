@@ -9,8 +9,10 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/gaia-platform/gaia/internal/domainerr"
@@ -86,6 +88,20 @@ func outgoing(ctx context.Context, nodeID string) context.Context {
 	return metadata.NewOutgoingContext(ctx, out)
 }
 
+// reconnect is how a connection to a leader address that went down is
+// tried again: every 50 ms growing to at most ReconnectMaxDelay. gRPC's
+// default grows to 120 s, so a node down for a minute that came back and
+// won an election would, through this connection, stay unreachable long
+// after it leads.
+var reconnect = grpc.WithConnectParams(grpc.ConnectParams{
+	Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: ReconnectMaxDelay},
+	MinConnectTimeout: 5 * time.Second,
+})
+
+// ReconnectMaxDelay bounds the wait between attempts to reach a leader
+// address that refused or dropped the connection.
+const ReconnectMaxDelay = time.Second
+
 func (f *Forwarder) conn(addr string) (*grpc.ClientConn, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -95,7 +111,7 @@ func (f *Forwarder) conn(addr string) (*grpc.ClientConn, error) {
 	// No retries here: a forward to a leader that just died must fail at
 	// once, so that the client retries and finds the new leader, rather than
 	// the follower retrying the dead address.
-	c, err := f.Dial(addr, append(append([]grpc.DialOption(nil), f.dialOpts...), grpc.WithDisableRetry())...)
+	c, err := f.Dial(addr, append(append([]grpc.DialOption(nil), f.dialOpts...), grpc.WithDisableRetry(), reconnect)...)
 	if err != nil {
 		return nil, err
 	}
