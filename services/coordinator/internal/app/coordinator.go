@@ -44,6 +44,9 @@ type Config struct {
 	// SessionRetention is how long failed and deregistered sessions stay
 	// visible before they are purged.
 	SessionRetention time.Duration
+	// LogEncoding is how commands are written to the log (the state machine
+	// reads every encoding).
+	LogEncoding fsm.Encoding
 }
 
 // Coordinator runs the coordinator's use cases on one node. Writes go
@@ -255,7 +258,7 @@ func (c *Coordinator) notLeader() error {
 // apply commits a command and returns the state machine's result. A result
 // that is an error is returned as the error.
 func (c *Coordinator) apply(ctx context.Context, t fsm.CommandType, cmd any) (any, error) {
-	data, err := fsm.Encode(t, cmd)
+	data, err := c.cfg.LogEncoding.Encode(t, cmd)
 	if err != nil {
 		return nil, err
 	}

@@ -141,7 +141,7 @@ func TestWriteJSONLogFixture(t *testing.T) {
 	h := newHarness(t)
 	var entries []fixtureEntry
 	for _, c := range jsonLogScenario() {
-		data, err := Encode(c.typ, c.cmd)
+		data, err := JSON.Encode(c.typ, c.cmd)
 		if err != nil {
 			t.Fatal(err)
 		}
