@@ -211,7 +211,7 @@ func (e Encoding) Encode(t CommandType, cmd any) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("encode %s: %w", t, err)
 		}
-		// One allocation, the entry itself: the size first, then the
+		// The entry is allocated once, at its final size, and the
 		// message marshalled straight after the two framing bytes.
 		buf := make([]byte, 2, 2+proto.Size(m))
 		buf[0], buf[1] = byte(t), formatProtobuf
