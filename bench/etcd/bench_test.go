@@ -96,6 +96,7 @@ var (
 	benchStreams       = flag.Int("streams", 10_000, "keep-alive streams (one lease or session each)")
 	gaiaRaftHeartbeat  = flag.Duration("gaia-raft-heartbeat", 500*time.Millisecond, "GAIA's Raft heartbeat timeout")
 	gaiaRaftElection   = flag.Duration("gaia-raft-election", time.Second, "GAIA's Raft election timeout")
+	gaiaLogEncoding    = flag.String("gaia-log-encoding", "", "GAIA's Raft log encoding (RAFT_LOG_ENCODING: protobuf or json; default the coordinator's)")
 	etcdHeartbeatMs    = flag.Uint("etcd-heartbeat-ms", 100, "etcd's --heartbeat-interval")
 	etcdElectionMs     = flag.Uint("etcd-election-ms", 1000, "etcd's --election-timeout")
 	benchValueBytes    = flag.Int("value-bytes", 256, "etcd put value size")
@@ -302,6 +303,7 @@ func startGAIA(b *testing.B) *gaiaCluster {
 	c := coordtest.Start(b, 3, coordtest.Options{
 		Quiet: true, LeaseTimeout: 10 * time.Minute, HeartbeatInterval: 10 * time.Second,
 		HeartbeatTimeout: *gaiaRaftHeartbeat, ElectionTimeout: *gaiaRaftElection,
+		LogEncoding:     *gaiaLogEncoding,
 		MaxLiveSessions: 1 << 20, // etcd has no such cap
 	})
 	return &gaiaCluster{c: c}

@@ -10,6 +10,7 @@ import (
 	"flag"
 
 	"google.golang.org/protobuf/compiler/protogen"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/pluginpb"
 
 	"github.com/gaia-platform/gaia/internal/openapigen"
@@ -22,9 +23,29 @@ func main() {
 	out := flags.String("out", "openapi.json", "output file, relative to the plugin's out directory")
 	protogen.Options{ParamFunc: flags.Set}.Run(func(gen *protogen.Plugin) error {
 		gen.SupportedFeatures = uint64(pluginpb.CodeGeneratorResponse_FEATURE_PROTO3_OPTIONAL)
+		// The document covers the API: files that declare services and the
+		// files they import. Others, such as the coordinator's Raft log
+		// format (gaia.coordinator.raftlog.v1), are storage, and their
+		// message names would otherwise clash with the API's.
+		api := map[string]bool{}
+		var mark func(fd protoreflect.FileDescriptor)
+		mark = func(fd protoreflect.FileDescriptor) {
+			if api[fd.Path()] {
+				return
+			}
+			api[fd.Path()] = true
+			for i := range fd.Imports().Len() {
+				mark(fd.Imports().Get(i).FileDescriptor)
+			}
+		}
+		for _, f := range gen.Files {
+			if f.Generate && f.Desc.Services().Len() > 0 {
+				mark(f.Desc)
+			}
+		}
 		var files []*protogen.File
 		for _, f := range gen.Files {
-			if f.Generate {
+			if f.Generate && api[f.Desc.Path()] {
 				files = append(files, f)
 			}
 		}

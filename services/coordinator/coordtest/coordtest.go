@@ -25,6 +25,7 @@ import (
 	"github.com/gaia-platform/gaia/internal/grpcserver"
 	"github.com/gaia-platform/gaia/internal/tlsconfig"
 	"github.com/gaia-platform/gaia/services/coordinator/client"
+	"github.com/gaia-platform/gaia/services/coordinator/internal/fsm"
 	"github.com/gaia-platform/gaia/services/coordinator/internal/state"
 	"github.com/gaia-platform/gaia/services/coordinator/service"
 )
@@ -37,6 +38,7 @@ type Options struct {
 	HeartbeatTimeout  time.Duration // Raft; default 150ms
 	ElectionTimeout   time.Duration // Raft; default 300ms
 	SnapshotThreshold int           // default 8192
+	LogEncoding       string        // RAFT_LOG_ENCODING; default protobuf
 	JoinSecret        string
 	// GRPCTLS serves the nodes' gRPC ports over TLS too (the Raft port is
 	// always mutual TLS, with the cluster's own CA in PKI).
@@ -173,6 +175,13 @@ func (c *Cluster) config(node *Node, dataDir string, bootstrap bool) service.Con
 		SnapshotInterval:  time.Second,
 		SnapshotRetain:    2,
 		SnapshotThreshold: c.opts.SnapshotThreshold,
+	}
+	if c.opts.LogEncoding != "" {
+		enc, err := fsm.ParseEncoding(c.opts.LogEncoding)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		cfg.Raft.LogEncoding = enc
 	}
 	cfg.Session = service.SessionConfig{
 		LeaseTimeout:      c.opts.LeaseTimeout,

@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
 	"sync"
@@ -189,6 +190,9 @@ func BenchmarkMemoryPerSession(b *testing.B) {
 // goroutines counted, rather than waiting for the test timeout.
 func benchStart(b *testing.B, nodes int, opts coordtest.Options) *coordtest.Cluster {
 	b.Helper()
+	// GAIA_BENCH_LOG_ENCODING=json measures the log encoding coordinators
+	// wrote before protobuf, for a same-binary comparison.
+	opts.LogEncoding = os.Getenv("GAIA_BENCH_LOG_ENCODING")
 	var watchdog *time.Timer
 	b.Cleanup(func() { // runs after the cluster has stopped
 		if watchdog != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/gaia-platform/gaia/internal/config"
 	"github.com/gaia-platform/gaia/internal/grpcserver"
 	"github.com/gaia-platform/gaia/internal/tlsconfig"
+	"github.com/gaia-platform/gaia/services/coordinator/internal/fsm"
 	"github.com/gaia-platform/gaia/services/coordinator/internal/state"
 )
 
@@ -88,6 +89,10 @@ type RaftConfig struct {
 	SnapshotInterval  time.Duration
 	SnapshotRetain    int
 	SnapshotThreshold int
+	// LogEncoding is how this node writes commands while it leads
+	// (RAFT_LOG_ENCODING): protobuf, or json while the cluster still has
+	// nodes from before protobuf entries. Every node reads both.
+	LogEncoding fsm.Encoding
 }
 
 // SessionConfig times session liveness.
@@ -157,6 +162,7 @@ func LoadConfig(l *config.Loader) Config {
 	c.Raft.SnapshotInterval = l.Duration("RAFT_SNAPSHOT_INTERVAL", 120*time.Second, 5*time.Millisecond)
 	c.Raft.SnapshotRetain = l.Int("RAFT_SNAPSHOT_RETAIN", 2, 1, 100)
 	c.Raft.SnapshotThreshold = l.Int("RAFT_SNAPSHOT_THRESHOLD", 8192, 1, 1<<30)
+	c.Raft.LogEncoding, _ = fsm.ParseEncoding(l.Enum("RAFT_LOG_ENCODING", fsm.Protobuf.String(), fsm.Protobuf.String(), fsm.JSON.String()))
 
 	c.Session.LeaseTimeout = l.Duration("SESSION_LEASE_TIMEOUT", 30*time.Second, 10*time.Millisecond)
 	c.Session.HeartbeatInterval = l.Duration("SESSION_HEARTBEAT_INTERVAL", 10*time.Second, 5*time.Millisecond)

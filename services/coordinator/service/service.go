@@ -152,6 +152,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, opts ...Options) (*Se
 		HeartbeatInterval: cfg.Session.HeartbeatInterval,
 		FailoverGrace:     cfg.Session.FailoverGrace,
 		JoinSecret:        cfg.Cluster.JoinSecret,
+		LogEncoding:       cfg.Raft.LogEncoding,
 		Signer:            signer,
 		Limits:            app.Limits{MaxLocksPerSession: cfg.Session.MaxLocks, MaxLabelBytes: cfg.Session.MaxLabelBytes, MaxSessionsPerJoinSecret: cfg.Session.MaxPerJoinSecret},
 		CheckStorage:      node.CheckStorage,

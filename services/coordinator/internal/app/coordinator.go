@@ -53,6 +53,9 @@ type Config struct {
 	// StorageError, when set, is why this node cannot write its Raft
 	// storage now, nil while it can (cluster status).
 	StorageError func() error
+	// LogEncoding is how commands are written to the log (the state machine
+	// reads every encoding).
+	LogEncoding fsm.Encoding
 }
 
 // Coordinator runs the coordinator's use cases on one node. Writes go
@@ -272,7 +275,7 @@ func (c *Coordinator) notLeader() error {
 // apply commits a command and returns the state machine's result. A result
 // that is an error is returned as the error.
 func (c *Coordinator) apply(ctx context.Context, t fsm.CommandType, cmd any) (any, error) {
-	data, err := fsm.Encode(t, cmd)
+	data, err := c.cfg.LogEncoding.Encode(t, cmd)
 	if err != nil {
 		return nil, err
 	}
@@ -342,8 +345,10 @@ func hashToken(token string) []byte {
 	return h[:]
 }
 
-func tokenMatches(s state.Session, token string) bool {
-	return subtle.ConstantTimeCompare(s.TokenHash, hashToken(token)) == 1
+// tokenMatches hashes into an array on the stack: it runs on every beat.
+func tokenMatches(s *state.Session, token string) bool {
+	h := sha256.Sum256([]byte(token))
+	return subtle.ConstantTimeCompare(s.TokenHash, h[:]) == 1
 }
 
 // authenticate finds a session and checks its token; the session may be in
@@ -353,7 +358,7 @@ func (c *Coordinator) authenticate(sessionID, token string) (state.Session, erro
 	if !ok {
 		return state.Session{}, state.ErrSessionNotFound
 	}
-	if !tokenMatches(s, token) {
+	if !tokenMatches(&s, token) {
 		return state.Session{}, state.ErrWrongToken
 	}
 	return s, nil

@@ -132,9 +132,11 @@ func (c *Coordinator) Heartbeat(ctx context.Context, in HeartbeatInput) (Heartbe
 		return HeartbeatAck{}, err
 	}
 	// The session as it is now that leadership is confirmed (this leader may
-	// have judged it while the round ran).
-	if s, err = c.authenticate(in.SessionID, in.Token); err != nil {
-		return HeartbeatAck{}, err
+	// have judged it while the round ran). Its token was checked above and a
+	// session's token never changes, so it is not hashed again.
+	var ok bool
+	if s, ok = c.store.Session(in.SessionID); !ok {
+		return HeartbeatAck{}, state.ErrSessionNotFound
 	}
 	if err := state.LiveErr(&s); err != nil {
 		return HeartbeatAck{}, err

@@ -5,12 +5,22 @@ import (
 	"fmt"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/gaia-platform/gaia/services/coordinator/internal/state"
 )
 
 // CommandType says which command a log entry carries; it is the entry's first
-// byte, followed by the command as JSON. Values are part of the log format:
-// never renumber them.
+// byte. Values are part of the log format: never renumber them.
+//
+// After the type comes the command, in one of two encodings, which the byte
+// after the type tells apart:
+//
+//	type, '{', JSON…            coordinators before issue 15 (still read)
+//	type, 0x01, protobuf…       raftlog.v1 messages (what Encode writes)
+//
+// A JSON body is an object, so it always starts with '{'; no JSON text starts
+// with 0x01.
 type CommandType uint8
 
 // Command types.
@@ -148,13 +158,80 @@ type CredentialResult struct {
 	Err        error
 }
 
-// Encode frames a command for the log.
+// formatProtobuf, after the command type, marks a protobuf body.
+const formatProtobuf byte = 0x01
+
+// Encoding is how Encode writes a command. Apply reads both, whichever a
+// node writes.
+type Encoding uint8
+
+// Encodings.
+const (
+	// Protobuf is the raftlog.v1 message of the command: about a third of
+	// JSON's size, and several times faster to decode on every node.
+	Protobuf Encoding = iota
+	// JSON is what coordinators wrote before issue 15. A leader must keep
+	// writing it while any node of its cluster predates protobuf entries,
+	// since such a node cannot apply them.
+	JSON
+)
+
+func (e Encoding) String() string {
+	switch e {
+	case Protobuf:
+		return "protobuf"
+	case JSON:
+		return "json"
+	}
+	return fmt.Sprintf("encoding(%d)", uint8(e))
+}
+
+// ParseEncoding reads an Encoding's name.
+func ParseEncoding(s string) (Encoding, error) {
+	switch s {
+	case "protobuf":
+		return Protobuf, nil
+	case "json":
+		return JSON, nil
+	}
+	return 0, fmt.Errorf("unknown log encoding %q (protobuf or json)", s)
+}
+
+// Encode frames a command for the log in protobuf.
 func Encode(t CommandType, cmd any) ([]byte, error) {
+	return Protobuf.Encode(t, cmd)
+}
+
+// Encode frames a command for the log in e. A command protobuf cannot carry
+// (a string that is not UTF-8) is written as JSON, which replaces such bytes
+// but never fails on them, as the coordinator always did.
+func (e Encoding) Encode(t CommandType, cmd any) ([]byte, error) {
+	if e == Protobuf {
+		m, err := commandMessage(cmd)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s: %w", t, err)
+		}
+		// The entry is allocated once, at its final size, and the
+		// message marshalled straight after the two framing bytes.
+		buf := make([]byte, 2, 2+proto.Size(m))
+		buf[0], buf[1] = byte(t), formatProtobuf
+		if buf, err = marshalProto.MarshalAppend(buf, m); err == nil {
+			return buf, nil
+		}
+	}
 	body, err := json.Marshal(cmd)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", t, err)
 	}
 	return append([]byte{byte(t)}, body...), nil
+}
+
+// decodeBody decodes a command's body, in either encoding, into v.
+func decodeBody(body []byte, v any) error {
+	if len(body) > 0 && body[0] == formatProtobuf {
+		return decodeProto(body[1:], v)
+	}
+	return json.Unmarshal(body, v)
 }
 
 // Results of Apply, by command.

@@ -74,7 +74,7 @@ func (f *FSM) apply(index uint64, data []byte) (result any, freedLocks []string)
 	}
 	t, body := CommandType(data[0]), data[1:]
 	decode := func(v any) error {
-		if err := json.Unmarshal(body, v); err != nil {
+		if err := decodeBody(body, v); err != nil {
 			return fmt.Errorf("decode %s at index %d: %w", t, index, err)
 		}
 		return nil

@@ -38,11 +38,28 @@ func persist(t *testing.T, f *FSM) []byte {
 	return sink.Bytes()
 }
 
-// commandSeeds are one well-formed entry of every command type, as the
-// leader writes them, plus framing that must be refused.
+// commandSeeds are one well-formed entry of every command type in each
+// encoding the log holds, plus framing that must be refused.
 func commandSeeds(t testing.TB) [][]byte {
+	var seeds [][]byte
+	for _, e := range []Encoding{Protobuf, JSON} {
+		seeds = append(seeds, encodedSeeds(t, e)...)
+	}
+	return append(seeds,
+		[]byte{},
+		[]byte{byte(CmdAcquireLock)},
+		[]byte{byte(CmdRenewLock), '{', '}'},
+		[]byte{byte(CmdRenewLock), formatProtobuf},
+		[]byte{byte(CmdRenewLock), formatProtobuf, 0xff},
+		[]byte{byte(CmdExpireLocks), formatProtobuf, 0x12, 0x02, 0x0a, 0x7f},
+		[]byte{0xff, 'n', 'u', 'l', 'l'},
+		[]byte{0xff, formatProtobuf},
+	)
+}
+
+func encodedSeeds(t testing.TB, e Encoding) [][]byte {
 	enc := func(typ CommandType, cmd any) []byte {
-		b, err := Encode(typ, cmd)
+		b, err := e.Encode(typ, cmd)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,10 +76,9 @@ func commandSeeds(t testing.TB) [][]byte {
 		enc(CmdSetNode, SetNode{Node: state.Node{ID: "node-2", GRPCAddress: "127.0.0.1:7002"}}),
 		enc(CmdRemoveNode, RemoveNode{ID: "node-2"}),
 		enc(CmdPurgeSessions, PurgeSessions{At: at, Before: at.Add(time.Hour)}),
-		{},
-		{byte(CmdAcquireLock)},
-		{byte(CmdRenewLock), '{', '}'},
-		{0xff, 'n', 'u', 'l', 'l'},
+		enc(CmdIssueCredential, IssueCredential{Credential: state.Credential{ID: "c1", Role: "teacher", Classrooms: []string{"c"}, IssuedAt: at, ExpiresAt: at.Add(time.Hour)}}),
+		enc(CmdRevokeCredential, RevokeCredential{At: at, ID: "c1", By: "admin"}),
+		enc(CmdRevokeCredential, RevokeCredential{At: at, ID: "c2", ExpiresAt: at.Add(time.Hour)}),
 	}
 }
 
