@@ -51,7 +51,7 @@ func TestForwarderReachesALeaderThatCameBack(t *testing.T) {
 
 	l, err = net.Listen("tcp", addr)
 	if err != nil {
-		t.Skipf("the leader's port was taken meanwhile: %v", err)
+		t.Fatalf("listen again on the leader's port (something else took it meanwhile?): %v", err)
 	}
 	srv := grpc.NewServer()
 	healthpb.RegisterHealthServer(srv, health.NewServer())

@@ -131,13 +131,13 @@ func errString(err error) string {
 	return err.Error()
 }
 
-// TestWriteJSONLogFixture rewrites the fixture, with -update-json-log only:
-// it is the record of an encoding the coordinator no longer writes, and
-// regenerating it with a later encoder would defeat it.
-func TestWriteJSONLogFixture(t *testing.T) {
-	if !*updateJSONLog {
-		t.Skip("rewrites testdata/jsonlog only with -update-json-log")
-	}
+// TestJSONEncoderWritesTheFixture checks that the JSON encoder
+// (RAFT_LOG_ENCODING=json, what a cluster runs while it upgrades) still
+// writes, byte for byte, the entries of the fixture, which nodes older than
+// the protobuf encoding wrote and can read. With -update-json-log it
+// rewrites the fixture instead: only for a new command type, never to
+// follow a change of the old encoding, which would defeat it.
+func TestJSONEncoderWritesTheFixture(t *testing.T) {
 	h := newHarness(t)
 	var entries []fixtureEntry
 	for _, c := range jsonLogScenario() {
@@ -148,6 +148,18 @@ func TestWriteJSONLogFixture(t *testing.T) {
 		h.index++
 		res := h.fsm.Apply(&raft.Log{Index: h.index, Type: raft.LogCommand, Data: data})
 		entries = append(entries, fixtureEntry{Index: h.index, Command: c.typ.String(), Data: hex.EncodeToString(data), Err: errString(resultErr(res))})
+	}
+	if !*updateJSONLog {
+		recorded, _ := readJSONLogFixture(t)
+		if len(recorded) != len(entries) {
+			t.Fatalf("the scenario makes %d entries, the fixture holds %d", len(entries), len(recorded))
+		}
+		for i := range entries {
+			if entries[i] != recorded[i] {
+				t.Errorf("entry %d (%s): the JSON encoder now writes %s, the fixture holds %s", entries[i].Index, entries[i].Command, entries[i].Data, recorded[i].Data)
+			}
+		}
+		return
 	}
 	out, err := json.MarshalIndent(entries, "", "  ")
 	if err != nil {
