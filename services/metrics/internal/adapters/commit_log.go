@@ -29,7 +29,14 @@ type Committed struct {
 // checkpoint, never skipping a row that commits late: it returns only rows
 // written by transactions below the xmin of a fresh snapshot, and every
 // transaction below xmin has finished, so nothing can appear later behind a
-// position once read. This is what the frustration detector consumes.
+// position once read.
+//
+// It walks the global commit-order index (commit_xid, commit_ord) and keeps
+// the classroom's rows: there is no per-classroom commit-order index (migration
+// metrics/0005 dropped it, a third random B-tree insertion on every write), so
+// a read costs the events of every classroom between the position and the
+// limit. It is for tests and tools; the consumers (the classroom rollups, the
+// frustration detector) read the global order themselves.
 type CommitLog struct {
 	pool *pgxpool.Pool
 }
