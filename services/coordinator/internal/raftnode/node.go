@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.uber.org/zap"
 
 	"github.com/gaia-platform/gaia/internal/tlsconfig"
@@ -58,7 +57,7 @@ type Node struct {
 	Raft      *raft.Raft
 	Transport *raft.NetworkTransport
 	Snapshots *raft.FileSnapshotStore
-	store     *raftboltdb.BoltStore
+	store     raftStore
 	admission *admissionTransport
 	storage   *storageGuard
 	stopGuard context.CancelFunc
@@ -96,7 +95,7 @@ func Start(cfg Config, fsm raft.FSM) (*Node, error) {
 		return nil, fmt.Errorf("raft configuration: %w", err)
 	}
 
-	store, err := raftboltdb.NewBoltStore(filepath.Join(cfg.DataDir, "raft.db"))
+	store, err := openLogStore(cfg.DataDir, rc.Logger, cfg.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("open raft log store: %w", err)
 	}
@@ -151,7 +150,7 @@ func Start(cfg Config, fsm raft.FSM) (*Node, error) {
 	if cfg.WrapTransport != nil {
 		trans = cfg.WrapTransport(trans)
 	}
-	stores := guardedStore{BoltStore: store, guard: guard}
+	stores := guardedStore{raftStore: store, guard: guard}
 	r, err := raft.NewRaft(rc, fsm, stores, stores, snapshots, trans)
 	if err != nil {
 		_ = admission.Close()
@@ -289,7 +288,7 @@ const PeersFile = "peers.json"
 
 // recoverFromPeersFile applies PeersFile when present (raft.RecoverCluster),
 // then renames it so that it applies once.
-func recoverFromPeersFile(cfg Config, rc *raft.Config, fsm raft.FSM, store *raftboltdb.BoltStore, snapshots raft.SnapshotStore, trans raft.Transport) error {
+func recoverFromPeersFile(cfg Config, rc *raft.Config, fsm raft.FSM, store raftStore, snapshots raft.SnapshotStore, trans raft.Transport) error {
 	path := filepath.Join(cfg.DataDir, PeersFile)
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return nil

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.uber.org/zap"
 )
 
@@ -34,10 +33,15 @@ import (
 //   - it is not ready (readiness), and says why in its cluster status and
 //     metrics.
 //
-// A probe runs every storageProbeInterval while the storage is writable (it
-// finds a full disk on a node that writes nothing), and every
-// storageRecoveryInterval while it is not, so that the node takes part again
-// on its own when space returns.
+// A probe runs every storageProbeInterval while the storage is writable, and
+// every storageRecoveryInterval while it is not, so that the node takes part
+// again on its own when space returns. The probe is what finds a full disk
+// on a node that writes nothing, and on a busy leader too: the WAL writes
+// into segment files preallocated to their full size, so its appends keep
+// succeeding on a full disk until the segment is used up and the next one
+// cannot be created. Stepping out at the probe's first failure hands
+// leadership over while the leader can still write, instead of at a failed
+// rotation.
 
 const (
 	// storageProbeFile is written, synced and removed by every probe.
@@ -48,7 +52,7 @@ const (
 	// room for a few batches of the log, so that a disk with a few
 	// kilobytes freed does not bring the node back only to fail again.
 	storageRecoveryBytes = 1 << 20
-	storageProbeInterval = 10 * time.Second
+	storageProbeInterval = time.Second
 	// storageRecoveryInterval is how often unwritable storage is probed.
 	storageRecoveryInterval = time.Second
 )
@@ -285,10 +289,10 @@ func (g *storageGuard) writeProbe(size int) (err error) {
 	return f.Sync()
 }
 
-// guardedStore is the bolt store as Raft sees it: every failed write is
+// guardedStore is the log and stable store as Raft sees it: every failed write is
 // reported to the guard.
 type guardedStore struct {
-	*raftboltdb.BoltStore
+	raftStore
 	guard *storageGuard
 }
 
@@ -301,27 +305,27 @@ func (s guardedStore) report(op string, err error) error {
 
 // StoreLog implements raft.LogStore.
 func (s guardedStore) StoreLog(l *raft.Log) error {
-	return s.report("write raft log", s.BoltStore.StoreLog(l))
+	return s.report("write raft log", s.raftStore.StoreLog(l))
 }
 
 // StoreLogs implements raft.LogStore.
 func (s guardedStore) StoreLogs(logs []*raft.Log) error {
-	return s.report("write raft log", s.BoltStore.StoreLogs(logs))
+	return s.report("write raft log", s.raftStore.StoreLogs(logs))
 }
 
 // DeleteRange implements raft.LogStore.
 func (s guardedStore) DeleteRange(lo, hi uint64) error {
-	return s.report("delete raft log range", s.BoltStore.DeleteRange(lo, hi))
+	return s.report("delete raft log range", s.raftStore.DeleteRange(lo, hi))
 }
 
 // Set implements raft.StableStore.
 func (s guardedStore) Set(k, v []byte) error {
-	return s.report("write raft stable store", s.BoltStore.Set(k, v))
+	return s.report("write raft stable store", s.raftStore.Set(k, v))
 }
 
 // SetUint64 implements raft.StableStore.
 func (s guardedStore) SetUint64(k []byte, v uint64) error {
-	return s.report("write raft stable store", s.BoltStore.SetUint64(k, v))
+	return s.report("write raft stable store", s.raftStore.SetUint64(k, v))
 }
 
 // campaignGate is the transport as Raft sees it: while the guard holds the
