@@ -99,8 +99,9 @@ func (ndjson) StreamContentType(any) string { return "application/x-ndjson" }
 // NewDecoder parses a Body (a unary request's, read whole) with protojson
 // alone. grpc-gateway's own decoder first scans the value with
 // encoding/json to cut it out of the stream, then parses it again with
-// protojson; for a small request that scan and its buffers are a tenth of
-// the gateway's CPU. Any other reader (a stream's) gets that decoder.
+// protojson; for a 1-event RecordMetrics that scan and its buffers are about
+// 5% of the gateway's CPU, and more for larger bodies. Any other reader (a
+// stream's) gets that decoder.
 func (m ndjson) NewDecoder(r io.Reader) runtime.Decoder {
 	if b, ok := r.(*Body); ok {
 		return &bodyDecoder{body: b, opts: m.UnmarshalOptions, slow: m.JSONPb}
