@@ -7,7 +7,6 @@
 package service
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -209,7 +208,7 @@ func limitBody(next http.Handler, max int64) http.Handler {
 			writeError(w, http.StatusBadRequest, 3, "request body: "+err.Error())
 			return
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.Body = rest.NewBody(body) // which the REST decoder parses in one pass
 		next.ServeHTTP(w, r)
 	})
 }

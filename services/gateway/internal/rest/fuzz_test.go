@@ -9,6 +9,7 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 )
@@ -121,6 +122,42 @@ func FuzzDecodeRequestBody(f *testing.F) {
 			t.Fatalf("%s does not survive a round trip: %s then %s (%v)", mt.Descriptor().FullName(), out, out2, err)
 		}
 	})
+}
+
+// FuzzBodyDecoderMatchesGrpcGateway holds the one-pass decoder of a Body to
+// grpc-gateway's own JSON decoder: for any bytes and request type, the same
+// message or the same error, and the same answer to a second Decode.
+func FuzzBodyDecoderMatchesGrpcGateway(f *testing.F) {
+	for _, s := range bodySeeds {
+		f.Add(indexOf(f, s.msg), []byte(s.body))
+	}
+	metrics := indexOf(f, "gaia.metrics.v1.RecordMetricsRequest")
+	for _, body := range []string{"", " \n", "{}", " {} \n", "{}{}", "{} x", "null", "[]", `{"events":[`, `{"events":[{"x":1e999}]}`,
+		`{"events":[{"event_id":"a","event_id":"b"}]}`, `{"nope":1}`, "{\"events\":[{\"event_id\":\"\xff\"}]}", "\xef\xbb\xbf{}"} {
+		f.Add(metrics, []byte(body))
+	}
+	m := Marshaler()
+	theirs := m.(ndjson).JSONPb
+	f.Fuzz(func(t *testing.T, which uint16, body []byte) {
+		mt := requestType(which)
+		got, want := mt.New().Interface(), mt.New().Interface()
+		gotDec, wantDec := m.NewDecoder(NewBody(body)), theirs.NewDecoder(bytes.NewReader(body))
+		gotErr, wantErr := gotDec.Decode(got), wantDec.Decode(want)
+		if errText(gotErr) != errText(wantErr) || !proto.Equal(got, want) {
+			t.Fatalf("%s from %q: got %v, %v; grpc-gateway's decoder: %v, %v", mt.Descriptor().FullName(), body, got, gotErr, want, wantErr)
+		}
+		again, againWant := mt.New().Interface(), mt.New().Interface()
+		if g, w := errText(gotDec.Decode(again)), errText(wantDec.Decode(againWant)); g != w {
+			t.Fatalf("%s from %q: second Decode: %s, grpc-gateway's decoder: %s", mt.Descriptor().FullName(), body, g, w)
+		}
+	})
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "<nil>"
+	}
+	return err.Error()
 }
 
 // querySeeds are query strings of the GET routes.

@@ -53,7 +53,7 @@ func PresentFieldsMask(next http.Handler) http.Handler {
 			fields["update_mask"] = json.RawMessage(strconv.Quote(strings.Join(paths, ",")))
 			body, _ = json.Marshal(fields)
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.Body = NewBody(body)
 		r.ContentLength = int64(len(body))
 		r.Header.Set("Content-Length", strconv.Itoa(len(body)))
 		next.ServeHTTP(w, r)
