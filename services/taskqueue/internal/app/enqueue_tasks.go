@@ -17,7 +17,7 @@ func (q *Queue) Enqueue(ctx context.Context, tasks []task.NewTask) ([]task.Enque
 	}
 	for i := range tasks {
 		t := &tasks[i]
-		id, err := uuid.NewRandom()
+		id, err := uuid.NewV7()
 		if err != nil {
 			return nil, fmt.Errorf("generate task id: %w", err)
 		}
