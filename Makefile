@@ -148,6 +148,7 @@ FUZZTIME ?= 1m
 FUZZ_TARGETS := \
 	./services/gateway/internal/rest:FuzzDecodeRequestBody \
 	./services/gateway/internal/rest:FuzzDecodeQuery \
+	./services/gateway/internal/rest:FuzzBodyDecoderMatchesGrpcGateway \
 	./services/coordinator/internal/fsm:FuzzApplyCommand \
 	./services/coordinator/internal/fsm:FuzzEncodingRoundTrip \
 	./services/coordinator/internal/fsm:FuzzFencingToken \
