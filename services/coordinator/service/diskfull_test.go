@@ -101,8 +101,17 @@ func (l *diskFullLoad) end() {
 	l.wg.Wait()
 }
 
+// diskFullPace spaces each writer's writes: steady, and well below the
+// per-credential rate limit (1,000 requests a second, each node counting
+// what it forwards too) that unpaced writers pass now that a write commits
+// in a few milliseconds: about 500 writes a second reach the leader.
+const diskFullPace = 10 * time.Millisecond
+
 func (l *diskFullLoad) throughCluster(cl *client.Client, w int) {
+	pace := time.NewTicker(diskFullPace)
+	defer pace.Stop()
 	for i := 0; !l.stopped(); i++ {
+		<-pace.C
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		name := fmt.Sprintf("diskfull-%d-%d", w, i)
 		resp, err := cl.Sessions().RegisterSession(ctx, &coordinatorv1.RegisterSessionRequest{
@@ -137,7 +146,10 @@ func (l *diskFullLoad) throughCluster(cl *client.Client, w int) {
 
 func (l *diskFullLoad) straightTo(n *proctest.Node) {
 	sessions := coordinatorv1.NewSessionServiceClient(l.c.Conn(n))
+	pace := time.NewTicker(diskFullPace)
+	defer pace.Stop()
 	for i := 0; !l.stopped(); i++ {
+		<-pace.C
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		var trailer metadata.MD
 		resp, err := sessions.RegisterSession(ctx, &coordinatorv1.RegisterSessionRequest{
@@ -277,8 +289,14 @@ func TestFullDiskOnLeader(t *testing.T) {
 		t.Fatalf("the full node's status names no storage error: %v", st)
 	}
 	t.Logf("full node's status: storage_error %q", st.GetStorageError())
-	if got := readiness(t, c, full); got != healthpb.HealthCheckResponse_NOT_SERVING {
-		t.Errorf("full node's readiness is %v, want NOT_SERVING", got)
+	// Readiness is re-evaluated every 100 ms; the probe can find the full
+	// disk, and leadership move, within one such tick.
+	var ready healthpb.HealthCheckResponse_ServingStatus
+	if !pollUntil(time.Now().Add(time.Second), func() bool {
+		ready = readiness(t, c, full)
+		return ready == healthpb.HealthCheckResponse_NOT_SERVING
+	}) {
+		t.Errorf("full node's readiness is %v a second after its status named the storage error, want NOT_SERVING", ready)
 	}
 
 	// The disk stays full for many election timeouts: the full node must
