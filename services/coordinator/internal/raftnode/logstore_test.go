@@ -201,3 +201,49 @@ func TestOpenLogStoreFinishesAMigrationCutShortAfterTheRename(t *testing.T) {
 		t.Errorf("%s is still there (%v)", boltFile, err)
 	}
 }
+
+// A follower whose log conflicts with a new leader's clears its log's tail
+// (DeleteRange up to the last index) and appends the leader's entries; a
+// crash after that must leave a log that opens. raft-wal v0.4.0 marked the
+// truncated segment sealed without writing its index block, and the next
+// start panicked in raft.NewRaft ("sealed segment has no index block"),
+// found by the chaos suite; v0.4.1 seals it (hashicorp/raft-wal#31).
+func TestLogStoreReopensAfterATailTruncation(t *testing.T) {
+	dir := t.TempDir()
+	s := openTestLogStore(t, dir)
+	var logs []*raft.Log
+	for i := uint64(1); i <= 100; i++ {
+		logs = append(logs, boltEraLog(i))
+	}
+	if err := s.StoreLogs(logs); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteRange(91, 100); err != nil {
+		t.Fatal(err)
+	}
+	replaced := []*raft.Log{boltEraLog(91), boltEraLog(92)}
+	for _, l := range replaced {
+		l.Term = 99
+	}
+	if err := s.StoreLogs(replaced); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = openTestLogStore(t, dir)
+	defer s.Close()
+	if got, err := s.LastIndex(); err != nil || got != 92 {
+		t.Fatalf("last index %d (%v) after the truncation, want 92", got, err)
+	}
+	for i := uint64(1); i <= 92; i++ {
+		var l raft.Log
+		if err := s.GetLog(i, &l); err != nil {
+			t.Fatalf("entry %d after reopening: %v", i, err)
+		}
+		if want := uint64(99); i > 90 && l.Term != want {
+			t.Fatalf("entry %d has term %d, want the new leader's %d", i, l.Term, want)
+		}
+	}
+}
