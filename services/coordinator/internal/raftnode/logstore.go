@@ -125,8 +125,16 @@ func migrateBoltStore(dataDir string, hl hclog.Logger, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	first, _ := src.FirstIndex()
-	last, _ := src.LastIndex()
+	first, err := src.FirstIndex()
+	if err != nil {
+		_ = dst.Close()
+		return err
+	}
+	last, err := src.LastIndex()
+	if err != nil {
+		_ = dst.Close()
+		return err
+	}
 	log.Info("moving the Raft log from raft-boltdb into the WAL", zap.Uint64("first_index", first), zap.Uint64("last_index", last))
 	// An empty bolt store has nothing to copy (CopyLogs would ask for entry 0).
 	if last > 0 {
@@ -139,7 +147,7 @@ func migrateBoltStore(dataDir string, hl hclog.Logger, log *zap.Logger) error {
 		_ = dst.Close()
 		return err
 	}
-	// Every append and Set above was synced by the WAL; closing seals it.
+	// The WAL synced every append and Set above before returning.
 	if err := dst.Close(); err != nil {
 		return err
 	}
