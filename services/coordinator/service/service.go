@@ -157,6 +157,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, opts ...Options) (*Se
 		Limits:            app.Limits{MaxLocksPerSession: cfg.Session.MaxLocks, MaxLabelBytes: cfg.Session.MaxLabelBytes, MaxSessionsPerJoinSecret: cfg.Session.MaxPerJoinSecret},
 		CheckStorage:      node.CheckStorage,
 		StorageError:      func() error { return node.Storage().Err },
+		ConfirmLeadership: node.ConfirmLeadership,
 	}, node.Raft, node.Snapshots, machine, log)
 	fwd := forward.New(cfg.Cluster.NodeID, coord, grpcclient.WithTLS(grpcTLS))
 	fwd.Dial = s.dialGRPC

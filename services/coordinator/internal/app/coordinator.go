@@ -56,6 +56,12 @@ type Config struct {
 	// LogEncoding is how commands are written to the log (the state machine
 	// reads every encoding).
 	LogEncoding fsm.Encoding
+	// ConfirmLeadership asks the voters, with requests sent after the call,
+	// whether this node still leads, and returns nil once a quorum says so
+	// (raftnode.Node.ConfirmLeadership). It backs linearizable reads and
+	// heartbeat acks. Nil falls back to a Raft barrier, which proves the same
+	// with a log entry.
+	ConfirmLeadership func(timeout time.Duration) error
 }
 
 // Coordinator runs the coordinator's use cases on one node. Writes go
@@ -70,11 +76,11 @@ type Coordinator struct {
 	log       *zap.Logger
 	now       func() time.Time
 
-	leases    *liveness.Tracker
-	waiters   *lockWaiters
-	confirmer *leaderConfirmer // reads: a quorum's word (VerifyLeader)
-	// beats: a quorum's acceptance of an entry written after the call
-	// (Barrier); see confirmBeat.
+	leases  *liveness.Tracker
+	waiters *lockWaiters
+	// A quorum's word, given after the call, that this node leads
+	// (Config.ConfirmLeadership): one confirmer for reads, one for beats.
+	confirmer     *leaderConfirmer
 	beatConfirmer *leaderConfirmer
 
 	mu          sync.Mutex
@@ -122,8 +128,14 @@ func New(cfg Config, r *raft.Raft, snapshots raft.SnapshotStore, f *fsm.FSM, log
 			return err
 		}
 	}
-	c.confirmer = newLeaderConfirmer(safe("verify-leader", func() error { return r.VerifyLeader().Error() }))
-	c.beatConfirmer = newLeaderConfirmer(safe("beat-barrier", func() error { return r.Barrier(c.cfg.ApplyTimeout).Error() }))
+	confirm := cfg.ConfirmLeadership
+	if confirm == nil {
+		confirm = func(timeout time.Duration) error { return r.Barrier(timeout).Error() }
+	}
+	// Reads and beats have confirmers of their own, so that a storm of one
+	// does not hold up the other's rounds.
+	c.confirmer = newLeaderConfirmer(safe("confirm-leader-read", func() error { return confirm(c.cfg.ApplyTimeout) }))
+	c.beatConfirmer = newLeaderConfirmer(safe("confirm-leader-beat", func() error { return confirm(c.cfg.ApplyTimeout) }))
 	f.OnLockFreed(c.waiters.freed)
 	return c
 }
@@ -313,18 +325,20 @@ func (c *Coordinator) apply(ctx context.Context, t fsm.CommandType, cmd any) (an
 // that began after the call, that this node still leads. Concurrent callers
 // share a round (see leaderConfirmer). Whether the node leads at all was
 // checked once, by the port that routed the request here (see Leading).
+//
+// Raft's own VerifyLeader is not used: it counts a follower's answer to an
+// RPC sent before the call, so a leader frozen past an election (SIGSTOP, a
+// long GC pause) could, on waking, read an answer that sat in its socket
+// during the freeze and take it for a quorum's word. Config.ConfirmLeadership
+// counts only answers to requests sent after the call.
 func (c *Coordinator) verifyLeader(ctx context.Context) error {
 	return c.confirmWith(ctx, c.confirmer)
 }
 
-// confirmBeat backs a heartbeat's ack. VerifyLeader is not enough there: it
-// counts a follower's answer to an RPC sent before the call, so a leader
-// frozen past an election (SIGSTOP, a long GC pause) could, on waking, read
-// an answer that sat in its socket during the freeze and take it for a
-// quorum's word. A barrier is an entry written after the call, which only
-// followers that still take this node as leader can accept: no stale answer
-// can commit it. Concurrent beats share one barrier, so a beat storm costs
-// one small log entry per round, not per beat.
+// confirmBeat backs a heartbeat's ack with the same check as a read: the
+// beat is acked only once a quorum has said, after it arrived, that this
+// node still leads. Concurrent beats share one round, so a beat storm costs
+// one heartbeat to each voter per round, not per beat.
 func (c *Coordinator) confirmBeat(ctx context.Context) error {
 	return c.confirmWith(ctx, c.beatConfirmer)
 }

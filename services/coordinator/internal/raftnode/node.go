@@ -57,6 +57,7 @@ type Node struct {
 	Raft      *raft.Raft
 	Transport *raft.NetworkTransport
 	Snapshots *raft.FileSnapshotStore
+	trans     raft.Transport // as Raft sees it: gated, and wrapped in tests
 	store     raftStore
 	admission *admissionTransport
 	storage   *storageGuard
@@ -158,7 +159,7 @@ func Start(cfg Config, fsm raft.FSM) (*Node, error) {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	guardCtx, stopGuard := context.WithCancel(context.Background())
-	n := &Node{Raft: r, Transport: transport, Snapshots: snapshots, store: store, admission: admission,
+	n := &Node{Raft: r, Transport: transport, Snapshots: snapshots, trans: trans, store: store, admission: admission,
 		storage: guard, stopGuard: stopGuard, guardDone: make(chan struct{}),
 		id: rc.LocalID, log: cfg.Logger, existing: existing}
 	go func() {
