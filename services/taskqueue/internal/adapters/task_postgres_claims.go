@@ -43,9 +43,10 @@ func claimCandidates(picked, order string) string {
 
 // Claim claims within the session's free capacity, serialised per session
 // so that two concurrent claims cannot both fill the same free slots. It is
-// one statement, taskqueue.claim_tasks (migration 0003): the session's lock,
-// the count of its claims, its affinity lessons, the candidates and the
-// claim, in one round trip and one commit.
+// one statement, made together with the claims of other callers that
+// arrive meanwhile (claimCombiner, taskqueue.claim_tasks_many in migration
+// 0005): the sessions' locks, the counts of their claims, their affinity
+// lessons, the candidates and the claims, in one round trip and one commit.
 //
 // The reply's byte budget is kept inside the claim, so that no task is ever
 // claimed for a reply that cannot carry it. The statement keeps it with a
@@ -53,34 +54,14 @@ func claimCandidates(picked, order string) string {
 // the tens of kilobytes) the claims are measured exactly here and the claim
 // goes on with what is left of the budget (claimExact).
 func (r *TaskPostgresRepository) Claim(ctx context.Context, req task.ClaimRequest) ([]task.Claim, bool, error) {
-	var types []string
-	if len(req.Types) > 0 {
-		types = req.Types
-	}
-	var budget *int64
-	if req.MaxBytes > 0 {
-		b := int64(req.MaxBytes)
-		budget = &b
-	}
 	at := req.Now
 	if at.IsZero() {
 		at = time.Now()
 	}
-	rows, err := r.pool.Query(ctx, `
-		SELECT `+taskColumns+`, c.cut
-		FROM taskqueue.claim_tasks($1, $2, $3, $4, $5, $6, $7) c CROSS JOIN LATERAL (SELECT (c.claimed).*) t
-		ORDER BY c.pos`, req.SessionID, req.SessionName, types, req.Limit, req.MaxConcurrent, budget, at)
+	req.Now = at
+	claimed, cut, err := r.claims.claim(ctx, req)
 	if err != nil {
 		return nil, false, err
-	}
-	var cut bool
-	got, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (task.Task, error) { return scanTaskWith(row, &cut) })
-	if err != nil {
-		return nil, false, err
-	}
-	claimed := make([]task.Claim, len(got))
-	for i, t := range got {
-		claimed[i] = task.Claim{Task: t, Token: task.ClaimTokenOf(t)}
 	}
 	if !cut {
 		return claimed, false, nil
