@@ -42,11 +42,13 @@ type claimCombiner struct {
 	queue   []*claimWaiter
 	running bool
 
-	// Test hooks, nil outside tests: taken is called with a batch's requests
-	// before its statement, made after its statement and before its claims
-	// are handed over.
-	taken func([]task.ClaimRequest)
-	made  func()
+	// Test hooks, nil outside tests: queued is called with the number of
+	// claims waiting once one more waits, taken with a statement's requests
+	// before it runs, made after it ran and before its claims are handed
+	// over.
+	queued func(int)
+	taken  func([]task.ClaimRequest)
+	made   func()
 }
 
 // maxClaimBatch bounds the requests of one statement: 64 claims of up to
@@ -93,11 +95,15 @@ func (c *claimCombiner) claim(ctx context.Context, req task.ClaimRequest) ([]tas
 	w := &claimWaiter{req: req, done: make(chan struct{})}
 	c.mu.Lock()
 	c.queue = append(c.queue, w)
+	waiting := len(c.queue)
 	if !c.running {
 		c.running = true
 		go c.run()
 	}
 	c.mu.Unlock()
+	if c.queued != nil {
+		c.queued(waiting)
+	}
 	select {
 	case <-w.done:
 		return w.claims, w.cut, w.err
