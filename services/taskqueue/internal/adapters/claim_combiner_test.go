@@ -3,6 +3,7 @@ package adapters
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -12,7 +13,8 @@ import (
 	"github.com/gaia-platform/gaia/services/taskqueue/internal/domain/task"
 )
 
-// combinerRig holds a repository's claim combiner at its first statement
+// combinerRig holds a repository's claim combiner, allowed one statement
+// in flight, at its first statement
 // (a claim of nothing), so that the claims a test starts meanwhile all wait
 // and go together in the next one, whose requests it records.
 type combinerRig struct {
@@ -29,6 +31,7 @@ func newCombinerRig(t *testing.T, r repositories) *combinerRig {
 	t.Helper()
 	repo := r.tasks.(*TaskPostgresRepository)
 	rig := &combinerRig{repo: repo, queued: make(chan int, 100), release: make(chan struct{}), blocked: make(chan struct{})}
+	repo.claims.statements = 1
 	first := true
 	repo.claims.queued = func(n int) { rig.queued <- n }
 	repo.claims.taken = func(reqs []task.ClaimRequest) {
@@ -316,5 +319,63 @@ func TestClaimCombinerCallerGone(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestClaimCombinerManyClaimers: sixteen sessions claiming at once, with
+// as many statements in flight as the combiner allows, take every task
+// exactly once and none beyond its capacity.
+func TestClaimCombinerManyClaimers(t *testing.T) {
+	r := openRepositories(t)
+	typ := "comb-many-" + uuid.NewString()[:8]
+	const sessions, capacity, limit = 16, 30, 7
+	want := enqueueOf(t, r, typ, "", 0, 400)
+	var mu sync.Mutex
+	owner := make(map[string]string)
+	var wg sync.WaitGroup
+	for s := range sessions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprintf("comb-many-%d", s)
+			held := 0
+			for {
+				claims, _, err := r.tasks.Claim(context.Background(), task.ClaimRequest{SessionID: id, SessionName: id, Types: []string{typ}, Limit: limit, MaxConcurrent: capacity})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(claims) == 0 {
+					return
+				}
+				if held += len(claims); held > capacity {
+					t.Errorf("%s holds %d claims, over its capacity %d", id, held, capacity)
+				}
+				mu.Lock()
+				for _, c := range claims {
+					if prev, ok := owner[c.Task.ID]; ok {
+						t.Errorf("task %s claimed by %s and by %s", c.Task.ID, prev, id)
+					}
+					owner[c.Task.ID] = id
+				}
+				mu.Unlock()
+				if held == capacity {
+					// Settle them, so that the session claims on.
+					comps := make([]task.Completion, len(claims))
+					for i, c := range claims {
+						comps[i] = task.Completion{Token: c.Token}
+					}
+					held -= len(claims)
+					if _, _, err := r.tasks.CompleteMany(context.Background(), id, comps); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(owner) != len(want) {
+		t.Fatalf("%d of %d tasks claimed", len(owner), len(want))
 	}
 }

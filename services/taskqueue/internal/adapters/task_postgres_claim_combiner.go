@@ -22,10 +22,11 @@ import (
 // request keeps, inside the combined statement, its session's lock,
 // capacity, affinities, types, limit and byte budget.
 //
-// One statement is in flight at a time. The claims that arrive meanwhile
-// wait and go together in the next, at most maxClaimBatch of them and one
-// per session (a session's second claim goes in a later statement, after
-// its first has taken its share of the session's capacity).
+// At most claimStatements statements are in flight at a time, so that
+// claims use both cores of a small machine. The claims that arrive
+// meanwhile wait and go together in the next, at most maxClaimBatch of them
+// and one per session: a session's second claim goes in a later statement,
+// after its first has taken its share of the session's capacity.
 //
 // A caller that leaves (its context done) before its claims are made is
 // dropped from the statement, or, when it was in one already, its claims are
@@ -38,9 +39,13 @@ type claimCombiner struct {
 	pool *pgxpool.Pool
 	log  *zap.Logger
 
-	mu      sync.Mutex
-	queue   []*claimWaiter
-	running bool
+	mu       sync.Mutex
+	queue    []*claimWaiter
+	running  int             // statements' goroutines
+	sessions map[string]bool // the sessions of the statements in flight
+	// statements is how many statements may be in flight at once:
+	// claimStatements, or 1 in tests that gather claims into one.
+	statements int
 
 	// Test hooks, nil outside tests: queued is called with the number of
 	// claims waiting once one more waits, taken with a statement's requests
@@ -50,6 +55,9 @@ type claimCombiner struct {
 	taken  func([]task.ClaimRequest)
 	made   func()
 }
+
+// claimStatements is how many claim statements may be in flight at once.
+const claimStatements = 2
 
 // maxClaimBatch bounds the requests of one statement: 64 claims of up to
 // 100 tasks each.
@@ -84,7 +92,7 @@ type claimResult struct {
 }
 
 func newClaimCombiner(pool *pgxpool.Pool, log *zap.Logger) *claimCombiner {
-	return &claimCombiner{pool: pool, log: log}
+	return &claimCombiner{pool: pool, log: log, sessions: make(map[string]bool), statements: claimStatements}
 }
 
 // claim makes req's claim with whatever other claims are waiting.
@@ -96,8 +104,8 @@ func (c *claimCombiner) claim(ctx context.Context, req task.ClaimRequest) ([]tas
 	c.mu.Lock()
 	c.queue = append(c.queue, w)
 	waiting := len(c.queue)
-	if !c.running {
-		c.running = true
+	if c.running < c.statements {
+		c.running++
 		go c.run()
 	}
 	c.mu.Unlock()
@@ -135,7 +143,7 @@ func (c *claimCombiner) run() {
 		c.mu.Lock()
 		batch := c.take()
 		if len(batch) == 0 {
-			c.running = false
+			c.running--
 			c.mu.Unlock()
 			return
 		}
@@ -162,16 +170,16 @@ func (c *claimCombiner) run() {
 }
 
 // take removes from the queue, under the mutex, the next statement's
-// requests: in arrival order, one per session, at most maxClaimBatch.
+// requests: in arrival order, one per session and none of a session in
+// another statement, at most maxClaimBatch.
 func (c *claimCombiner) take() []*claimWaiter {
 	var batch, rest []*claimWaiter
-	sessions := make(map[string]bool)
 	for _, w := range c.queue {
-		if len(batch) == maxClaimBatch || sessions[w.req.SessionID] {
+		if len(batch) == maxClaimBatch || c.sessions[w.req.SessionID] {
 			rest = append(rest, w)
 			continue
 		}
-		sessions[w.req.SessionID] = true
+		c.sessions[w.req.SessionID] = true
 		batch = append(batch, w)
 	}
 	c.queue = rest
@@ -184,6 +192,7 @@ func (c *claimCombiner) handOver(batch []*claimWaiter, results []claimResult, er
 	var gone []*claimWaiter
 	c.mu.Lock()
 	for i, w := range batch {
+		delete(c.sessions, w.req.SessionID)
 		if w.abandoned {
 			if err == nil && len(results[i].claims) > 0 {
 				w.claims = results[i].claims
