@@ -63,11 +63,18 @@ $$;
 -- first, as claim_tasks does; then the requests that still want tasks and
 -- were not stopped by their budget claim any task together, those with the
 -- same types in one claim_any_many, in request order. Each row returned has
--- its request, its place pos in that request's claims and whether the
--- request's budget cut it (as claim_tasks's cut).
+-- its request and its place pos in that request's claims. A row of a
+-- lesson's part has cut, which says that the budget cut that part short;
+-- a row of the "any task" part has picked, the number of tasks that part
+-- gave its request, of which fewer were claimed when the budget cut it
+-- short. The request was cut (claim_tasks's cut) when a row says so, or
+-- picked exceeds the rows of its "any task" part. The rows come in no
+-- particular order. The "any task" part's rows go
+-- straight from its UPDATE to the result, not through PL/pgSQL variables,
+-- which cost a fifth of the statement's time with 1,600 claims.
 CREATE FUNCTION claim_tasks_many(p_session_ids text[], p_session_names text[], p_types jsonb, p_limits int[],
                                  p_max_concurrent int[], p_budgets bigint[], p_ats timestamptz[])
-RETURNS TABLE (req int, claimed taskqueue.tasks, pos int, cut boolean)
+RETURNS TABLE (req int, claimed taskqueue.tasks, pos int, cut boolean, picked bigint)
 LANGUAGE plpgsql
 SET enable_bitmapscan = off SET enable_sort = off SET jit = off
 AS $$
@@ -77,9 +84,6 @@ DECLARE
     v_left    bigint[] := p_budgets;
     v_cut     boolean[] := array_fill(false, ARRAY[v_n]);
     v_count   int[] := array_fill(0, ARRAY[v_n]);
-    v_got     int[];
-    v_used    bigint[];
-    v_picked  bigint[];
     v_out_req int[] := '{}';
     v_out_pos int[] := '{}';
     v_out     taskqueue.tasks[] := '{}';
@@ -141,26 +145,12 @@ BEGIN
                         ORDER BY k);
         v_types := CASE WHEN jsonb_typeof(v_group) = 'array' THEN ARRAY(SELECT jsonb_array_elements_text(v_group)) END;
         v_first := ARRAY(SELECT v_count[k] = 0 FROM generate_series(1, v_n) k ORDER BY k);
-        v_got := array_fill(0, ARRAY[v_n]);
-        v_used := array_fill(0::bigint, ARRAY[v_n]);
-        v_picked := array_fill(0::bigint, ARRAY[v_n]);
-        FOR r IN SELECT * FROM taskqueue.claim_any_many(v_types, v_reqs, p_session_ids, p_session_names,
-                                                        v_want, v_left, v_first) LOOP
-            v_k := v_k + 1;
-            v_out_req[v_k] := r.req;
-            v_out_pos[v_k] := v_count[r.req] + r.n;
-            v_out[v_k] := r.task;
-            v_got[r.req] := v_got[r.req] + 1;
-            v_used[r.req] := greatest(v_used[r.req], r.upto);
-            v_picked[r.req] := r.picked;
-        END LOOP;
-        FOREACH i IN ARRAY v_reqs LOOP
-            v_count[i] := v_count[i] + v_got[i];
-            v_cut[i] := v_picked[i] > v_got[i];
-        END LOOP;
+        RETURN QUERY
+            SELECT a.req, a.task, (v_count[a.req] + a.n)::int, false, a.picked
+            FROM taskqueue.claim_any_many(v_types, v_reqs, p_session_ids, p_session_names, v_want, v_left, v_first) a;
     END LOOP;
 
-    RETURN QUERY SELECT v_out_req[k], v_out[k], v_out_pos[k], v_cut[v_out_req[k]]
+    RETURN QUERY SELECT v_out_req[k], v_out[k], v_out_pos[k], v_cut[v_out_req[k]], NULL::bigint
                  FROM generate_series(1, v_k) k;
 END
 $$;

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -266,24 +267,56 @@ func (c *claimCombiner) claimMany(ctx context.Context, batch []*claimWaiter) ([]
 		return nil, err
 	}
 	rows, err := c.pool.Query(ctx, `
-		SELECT `+taskColumns+`, c.req, c.cut
-		FROM taskqueue.claim_tasks_many($1, $2, $3::jsonb, $4, $5, $6, $7) c CROSS JOIN LATERAL (SELECT (c.claimed).*) t
-		ORDER BY c.req, c.pos`, ids, names, string(typesJSON), limits, capacities, budgets, ats)
+		SELECT `+taskColumns+`, c.req, c.pos, c.cut, c.picked
+		FROM taskqueue.claim_tasks_many($1, $2, $3::jsonb, $4, $5, $6, $7) c CROSS JOIN LATERAL (SELECT (c.claimed).*) t`,
+		ids, names, string(typesJSON), limits, capacities, budgets, ats)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	results := make([]claimResult, n)
+	positions := make([][]int, n)
+	// Of each request's "any task" part: the tasks it was given, and
+	// claimed.
+	picked, anyClaimed := make([]int64, n), make([]int64, n)
 	for rows.Next() {
-		var req int
+		var req, pos int
 		var cut bool
-		t, err := scanTaskWith(rows, &req, &cut)
+		var given *int64
+		t, err := scanTaskWith(rows, &req, &pos, &cut, &given)
 		if err != nil {
 			return nil, err
 		}
-		res := &results[req-1]
-		res.claims = append(res.claims, task.Claim{Task: t, Token: task.ClaimTokenOf(t)})
-		res.cut = cut
+		i := req - 1
+		results[i].claims = append(results[i].claims, task.Claim{Task: t, Token: task.ClaimTokenOf(t)})
+		results[i].cut = results[i].cut || cut
+		positions[i] = append(positions[i], pos)
+		if given != nil {
+			picked[i] = *given
+			anyClaimed[i]++
+		}
 	}
-	return results, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i := range results {
+		results[i].cut = results[i].cut || picked[i] > anyClaimed[i]
+		// The rows come in no order; each request's claims go in claim
+		// order.
+		sort.Sort(claimsByPos{results[i].claims, positions[i]})
+	}
+	return results, nil
+}
+
+// claimsByPos sorts claims by their places in their request's claim order.
+type claimsByPos struct {
+	claims []task.Claim
+	pos    []int
+}
+
+func (c claimsByPos) Len() int           { return len(c.claims) }
+func (c claimsByPos) Less(i, j int) bool { return c.pos[i] < c.pos[j] }
+func (c claimsByPos) Swap(i, j int) {
+	c.claims[i], c.claims[j] = c.claims[j], c.claims[i]
+	c.pos[i], c.pos[j] = c.pos[j], c.pos[i]
 }
