@@ -7,7 +7,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/gaia-platform/gaia/internal/pg"
 	"github.com/gaia-platform/gaia/services/taskqueue/internal/domain/task"
 )
 
@@ -248,34 +247,12 @@ func (r *TaskPostgresRepository) Complete(ctx context.Context, tok task.ClaimTok
 }
 
 // CompleteMany settles a batch in one statement and one commit, a single
-// round trip. Lesson progress follows in the same statement, each lesson
-// written once and in lesson order (migration 0004), so batches need not
-// lock their lessons first. Two batches settling the same tasks in
-// different orders can still deadlock; that is retried.
+// round trip, together with the batches of other callers that arrive
+// meanwhile (completionCombiner). Lesson progress follows in the same
+// statement, each lesson written once and in lesson order (migrations 0004
+// and 0006), so batches need not lock their lessons first.
 func (r *TaskPostgresRepository) CompleteMany(ctx context.Context, sessionID string, claims []task.Completion) ([]task.Task, []error, error) {
-	ids, attempts, results := make([]string, len(claims)), make([]int32, len(claims)), make([]*string, len(claims))
-	for i, c := range claims {
-		ids[i], attempts[i] = c.Token.TaskID, int32(c.Token.Attempt)
-		if c.Result != nil {
-			s := string(c.Result)
-			results[i] = &s
-		}
-	}
-	var rows []task.Task
-	var err error
-	for try := 0; try < 5; try++ {
-		rows, err = queryTasks(ctx, r.pool, `
-			WITH input AS (
-				SELECT * FROM unnest($1::uuid[], $2::int[], $3::jsonb[]) AS i(task_id, attempt, result))
-			UPDATE taskqueue.tasks t SET state = 'completed', result = i.result, claim_expires_at = NULL,
-			       finished_at = now(), updated_at = now()
-			FROM input i
-			WHERE t.task_id = i.task_id AND t.attempt = i.attempt AND t.state = 'claimed' AND t.claimed_by_session_id = $4
-			RETURNING `+taskColumns, ids, attempts, results, sessionID)
-		if !pg.HasCode(err, pg.DeadlockDetected) {
-			break
-		}
-	}
+	rows, err := r.completions.complete(ctx, sessionID, claims)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -15,14 +15,15 @@ import (
 
 // TaskPostgresRepository implements task.Repository on the taskqueue schema.
 type TaskPostgresRepository struct {
-	pool   *pgxpool.Pool
-	claims *claimCombiner
+	pool        *pgxpool.Pool
+	claims      *claimCombiner
+	completions *completionCombiner
 }
 
 // NewTaskPostgresRepository returns a repository over pool; log hears of
 // claims that could not be put back (task_postgres_claim_combiner.go).
 func NewTaskPostgresRepository(pool *pgxpool.Pool, log *zap.Logger) *TaskPostgresRepository {
-	return &TaskPostgresRepository{pool: pool, claims: newClaimCombiner(pool, log)}
+	return &TaskPostgresRepository{pool: pool, claims: newClaimCombiner(pool, log), completions: newCompletionCombiner(pool)}
 }
 
 var _ task.Repository = (*TaskPostgresRepository)(nil)
