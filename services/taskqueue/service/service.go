@@ -80,7 +80,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		return nil, fmt.Errorf("coordinator client: %w", err)
 	}
 
-	tasks := adapters.NewTaskPostgresRepository(s.pool)
+	tasks := adapters.NewTaskPostgresRepository(s.pool, log.Named("tasks"))
 	s.notifier = adapters.NewReadyNotifier(s.pool, log)
 	s.sessions = adapters.NewCoordinatorSessions(s.coord, log)
 	s.registry = telemetry.NewRegistry()

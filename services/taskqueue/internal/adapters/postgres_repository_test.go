@@ -39,7 +39,7 @@ func openRepositories(t *testing.T) repositories {
 	}
 	t.Cleanup(pool.Close)
 	return repositories{
-		tasks:      NewTaskPostgresRepository(pool),
+		tasks:      NewTaskPostgresRepository(pool, zaptest.NewLogger(t)),
 		lessons:    NewLessonPostgresRepository(pool),
 		affinities: NewAffinityPostgresRepository(pool),
 	}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/gaia-platform/gaia/internal/pg"
 	"github.com/gaia-platform/gaia/services/taskqueue/internal/domain/task"
 )
 
@@ -43,9 +42,10 @@ func claimCandidates(picked, order string) string {
 
 // Claim claims within the session's free capacity, serialised per session
 // so that two concurrent claims cannot both fill the same free slots. It is
-// one statement, taskqueue.claim_tasks (migration 0003): the session's lock,
-// the count of its claims, its affinity lessons, the candidates and the
-// claim, in one round trip and one commit.
+// one statement, made together with the claims of other callers that
+// arrive meanwhile (claimCombiner, taskqueue.claim_tasks_many in migration
+// 0005): the sessions' locks, the counts of their claims, their affinity
+// lessons, the candidates and the claims, in one round trip and one commit.
 //
 // The reply's byte budget is kept inside the claim, so that no task is ever
 // claimed for a reply that cannot carry it. The statement keeps it with a
@@ -53,34 +53,14 @@ func claimCandidates(picked, order string) string {
 // the tens of kilobytes) the claims are measured exactly here and the claim
 // goes on with what is left of the budget (claimExact).
 func (r *TaskPostgresRepository) Claim(ctx context.Context, req task.ClaimRequest) ([]task.Claim, bool, error) {
-	var types []string
-	if len(req.Types) > 0 {
-		types = req.Types
-	}
-	var budget *int64
-	if req.MaxBytes > 0 {
-		b := int64(req.MaxBytes)
-		budget = &b
-	}
 	at := req.Now
 	if at.IsZero() {
 		at = time.Now()
 	}
-	rows, err := r.pool.Query(ctx, `
-		SELECT `+taskColumns+`, c.cut
-		FROM taskqueue.claim_tasks($1, $2, $3, $4, $5, $6, $7) c CROSS JOIN LATERAL (SELECT (c.claimed).*) t
-		ORDER BY c.pos`, req.SessionID, req.SessionName, types, req.Limit, req.MaxConcurrent, budget, at)
+	req.Now = at
+	claimed, cut, err := r.claims.claim(ctx, req)
 	if err != nil {
 		return nil, false, err
-	}
-	var cut bool
-	got, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (task.Task, error) { return scanTaskWith(row, &cut) })
-	if err != nil {
-		return nil, false, err
-	}
-	claimed := make([]task.Claim, len(got))
-	for i, t := range got {
-		claimed[i] = task.Claim{Task: t, Token: task.ClaimTokenOf(t)}
 	}
 	if !cut {
 		return claimed, false, nil
@@ -267,34 +247,12 @@ func (r *TaskPostgresRepository) Complete(ctx context.Context, tok task.ClaimTok
 }
 
 // CompleteMany settles a batch in one statement and one commit, a single
-// round trip. Lesson progress follows in the same statement, each lesson
-// written once and in lesson order (migration 0004), so batches need not
-// lock their lessons first. Two batches settling the same tasks in
-// different orders can still deadlock; that is retried.
+// round trip, together with the batches of other callers that arrive
+// meanwhile (completionCombiner). Lesson progress follows in the same
+// statement, each lesson written once and in lesson order (migrations 0004
+// and 0006), so batches need not lock their lessons first.
 func (r *TaskPostgresRepository) CompleteMany(ctx context.Context, sessionID string, claims []task.Completion) ([]task.Task, []error, error) {
-	ids, attempts, results := make([]string, len(claims)), make([]int32, len(claims)), make([]*string, len(claims))
-	for i, c := range claims {
-		ids[i], attempts[i] = c.Token.TaskID, int32(c.Token.Attempt)
-		if c.Result != nil {
-			s := string(c.Result)
-			results[i] = &s
-		}
-	}
-	var rows []task.Task
-	var err error
-	for try := 0; try < 5; try++ {
-		rows, err = queryTasks(ctx, r.pool, `
-			WITH input AS (
-				SELECT * FROM unnest($1::uuid[], $2::int[], $3::jsonb[]) AS i(task_id, attempt, result))
-			UPDATE taskqueue.tasks t SET state = 'completed', result = i.result, claim_expires_at = NULL,
-			       finished_at = now(), updated_at = now()
-			FROM input i
-			WHERE t.task_id = i.task_id AND t.attempt = i.attempt AND t.state = 'claimed' AND t.claimed_by_session_id = $4
-			RETURNING `+taskColumns, ids, attempts, results, sessionID)
-		if !pg.HasCode(err, pg.DeadlockDetected) {
-			break
-		}
-	}
+	rows, err := r.completions.complete(ctx, sessionID, claims)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
 
 	"github.com/gaia-platform/gaia/internal/domainerr"
 	"github.com/gaia-platform/gaia/services/taskqueue/internal/domain/task"
@@ -14,12 +15,15 @@ import (
 
 // TaskPostgresRepository implements task.Repository on the taskqueue schema.
 type TaskPostgresRepository struct {
-	pool *pgxpool.Pool
+	pool        *pgxpool.Pool
+	claims      *claimCombiner
+	completions *completionCombiner
 }
 
-// NewTaskPostgresRepository returns a repository over pool.
-func NewTaskPostgresRepository(pool *pgxpool.Pool) *TaskPostgresRepository {
-	return &TaskPostgresRepository{pool: pool}
+// NewTaskPostgresRepository returns a repository over pool; log hears of
+// claims that could not be put back (task_postgres_claim_combiner.go).
+func NewTaskPostgresRepository(pool *pgxpool.Pool, log *zap.Logger) *TaskPostgresRepository {
+	return &TaskPostgresRepository{pool: pool, claims: newClaimCombiner(pool, log), completions: newCompletionCombiner(pool)}
 }
 
 var _ task.Repository = (*TaskPostgresRepository)(nil)
