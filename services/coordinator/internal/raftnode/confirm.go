@@ -76,7 +76,6 @@ func askQuorum(trans raft.Transport, self raft.ServerID, term uint64, servers []
 		req := &raft.AppendEntriesRequest{
 			RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte(self), Addr: peer},
 			Term:      term,
-			Leader:    peer,
 		}
 		go func() {
 			var resp raft.AppendEntriesResponse
