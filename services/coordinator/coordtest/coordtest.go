@@ -8,7 +8,6 @@ package coordtest
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -23,6 +22,7 @@ import (
 	"github.com/gaia-platform/gaia/internal/auth/authtest"
 	"github.com/gaia-platform/gaia/internal/grpcclient"
 	"github.com/gaia-platform/gaia/internal/grpcserver"
+	"github.com/gaia-platform/gaia/internal/testnet"
 	"github.com/gaia-platform/gaia/internal/tlsconfig"
 	"github.com/gaia-platform/gaia/services/coordinator/client"
 	"github.com/gaia-platform/gaia/services/coordinator/internal/fsm"
@@ -440,13 +440,8 @@ func (c *Cluster) eventually(timeout time.Duration, what string, ok func() bool)
 	}
 }
 
-// freeAddr reserves a loopback port by listening on it and letting it go.
+// freeAddr is a loopback address free now (testnet.FreeAddr).
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return testnet.FreeAddr(t)
 }

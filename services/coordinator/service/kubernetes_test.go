@@ -40,6 +40,7 @@ import (
 	"github.com/gaia-platform/gaia/internal/auth/authtest"
 	"github.com/gaia-platform/gaia/internal/config"
 	"github.com/gaia-platform/gaia/internal/grpcclient"
+	"github.com/gaia-platform/gaia/internal/testnet"
 	"github.com/gaia-platform/gaia/internal/tlsconfig"
 	coordinatorv1 "github.com/gaia-platform/gaia/proto/gaia/coordinator/v1"
 	"github.com/gaia-platform/gaia/services/coordinator/client"
@@ -146,12 +147,7 @@ func newStatefulSet(t *testing.T, replicas int, deadServerGrace string) *statefu
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return testnet.FreePort(t)
 }
 
 // env is the pod's environment as the StatefulSet gives it (see

@@ -3,7 +3,6 @@ package service_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/gaia-platform/gaia/internal/grpcclient"
 	"github.com/gaia-platform/gaia/internal/pgtest"
+	"github.com/gaia-platform/gaia/internal/testnet"
 	metricsv1 "github.com/gaia-platform/gaia/proto/gaia/metrics/v1"
 	"github.com/gaia-platform/gaia/services/coordinator/coordtest"
 	"github.com/gaia-platform/gaia/services/metrics/internal/domain/detect"
@@ -22,12 +22,7 @@ import (
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lis.Close()
-	return lis.Addr().String()
+	return testnet.FreeAddr(t)
 }
 
 // classScript is one student's lesson, in three phases: rage clicks, then ten

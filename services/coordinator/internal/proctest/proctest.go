@@ -28,6 +28,7 @@ import (
 
 	"github.com/gaia-platform/gaia/internal/auth"
 	"github.com/gaia-platform/gaia/internal/grpcclient"
+	"github.com/gaia-platform/gaia/internal/testnet"
 	"github.com/gaia-platform/gaia/internal/tlsconfig"
 	coordinatorv1 "github.com/gaia-platform/gaia/proto/gaia/coordinator/v1"
 	"github.com/gaia-platform/gaia/services/coordinator/client"
@@ -217,12 +218,8 @@ func (c *Cluster) Log(n *Node) string {
 }
 
 func freeAddr(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Helper()
+	return testnet.FreeAddr(t)
 }
 
 // Restart starts a node's process (again, on its data folder).
